@@ -1,0 +1,41 @@
+"""Samples: what a dataset yields and a codec consumes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+
+@dataclass
+class Sample:
+    """One test or training item.
+
+    x: the image to code, float CxHxW in [0,1]. side: the side view (same size), or None.
+    source: index of the encoder / source in distributed protocols (0 otherwise). name: stable identifier."""
+
+    x: torch.Tensor
+    side: torch.Tensor | None = None
+    source: int = 0
+    name: str = ""
+    label: int | None = None
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor
+    side: torch.Tensor | None
+    source: torch.Tensor
+    names: list[str]
+
+    def to(self, device: Any) -> "Batch":
+        return Batch(self.x.to(device), None if self.side is None else self.side.to(device), self.source.to(device), self.names)
+
+
+def collate_samples(items: Sequence[Sample]) -> Batch:
+    """DataLoader collate_fn for Samples."""
+    x = torch.stack([s.x for s in items])
+    sides = [s.side for s in items]
+    side = torch.stack(sides) if all(s is not None for s in sides) else None
+    source = torch.tensor([s.source for s in items], dtype=torch.long)
+    return Batch(x, side, source, [s.name for s in items])

@@ -1,0 +1,38 @@
+"""Protocols: what makes results comparable (split, pairing, preprocessing, rate accounting, metric settings)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    dataset: str
+    description: str  # one line, shown by `bench list protocols`
+    rate_unit: str = "bpp"  # "bpp" for images, "bits/sample" for scalar sources
+    ms_ssim_win: int = 11
+    anchor: str = "jpeg"  # codec the leaderboard's BD-rate is measured against
+    split_rule: str = ""
+    preprocessing: str = ""
+    rate_accounting: str = "bits of x only, from the bytes of the suite's container; side information uncounted"
+    psnr: str = "10*log10(1/MSE) per image on the decoded image clamped to [0,1] and rounded to 8 bits, then mean over images"
+    fixed_bpps: tuple[float, ...] = (0.1, 0.25, 0.5)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method config overrides
+    options: dict[str, Any] = field(default_factory=dict)  # dataset options (direction, sources, ...)
+
+    def options_for(self, method: str) -> dict[str, Any]:
+        return dict(self.method_options.get(method, {}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "description": self.description,
+            "rate_unit": self.rate_unit,
+            "ms_ssim_win": self.ms_ssim_win,
+            "anchor": self.anchor,
+            "split_rule": self.split_rule,
+            "preprocessing": self.preprocessing,
+            "psnr": self.psnr,
+        }
