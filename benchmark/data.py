@@ -39,3 +39,19 @@ def collate_samples(items: Sequence[Sample]) -> Batch:
     side = torch.stack(sides) if all(s is not None for s in sides) else None
     source = torch.tensor([s.source for s in items], dtype=torch.long)
     return Batch(x, side, source, [s.name for s in items])
+
+
+@dataclass
+class SplitReport:
+    """What `bench datasets check` found for one split of a local dataset copy."""
+
+    split: str
+    found: int
+    expected: int | None = None
+    missing: list[str] | None = None  # first few missing paths (relative to the root)
+    n_missing: int = 0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.n_missing == 0 and (self.expected is None or self.found >= self.expected)
