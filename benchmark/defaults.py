@@ -1,0 +1,7 @@
+"""What `bench run` with no arguments runs: the main job on the embedded sample."""
+from __future__ import annotations
+
+DEFAULT_DATASET = "middlebury_sample"
+DEFAULT_BUDGET = "quick"
+# Classical codecs, then the learned baselines (trained at the quick budget on the embedded sample).
+DEFAULT_METHODS: tuple[str, ...] = ("jpeg", "webp", "avif", "jpeg2000")
