@@ -1,0 +1,149 @@
+"""Classical image codecs through Pillow: JPEG, WebP, AVIF, JPEG 2000 (scenario `separate`).
+
+The payload is exactly the file Pillow writes; the suite's container adds a ~10-byte header (reported
+separately as bpp_payload vs bpp). Quality sweeps follow the field: JPEG and WebP quality 5..95 step 5
+(CompressAI's Kodak anchors), AVIF quality 10..90 step 10, JPEG 2000 compression ratios 200:1 .. 8:1."""
+from __future__ import annotations
+
+import io
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image, features
+
+from benchmark.codec import Codec, MethodMeta, Scenario
+from benchmark.container import Container
+from benchmark.errors import BitstreamError, ConfigError
+from benchmark.registry import register_method
+
+
+def _to_pil(x: torch.Tensor) -> Image.Image:
+    arr = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0], mode="L")
+    if arr.shape[0] == 3:
+        return Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)), mode="RGB")
+    raise ConfigError(f"classical codecs code 1- or 3-channel images, got {arr.shape[0]} channels")
+
+
+class PillowCodec(Codec):
+    """Base class: subclasses name a Pillow format, the sweep and how a point maps to save() arguments."""
+
+    pil_format: ClassVar[str]
+    feature: ClassVar[str | None] = None
+
+    def __init__(self, protocol: Any = None, qualities: list[int] | None = None, **options: Any):
+        super().__init__(protocol, **options)
+        if self.feature and not features.check(self.feature):
+            raise ConfigError(f"this Pillow build cannot write {self.pil_format}; install Pillow with {self.feature} support")
+        self.qualities = list(qualities) if qualities is not None else self.default_qualities()
+
+    def default_qualities(self) -> list[int]:
+        raise NotImplementedError
+
+    def save_args(self, q: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def rate_points(self) -> list[str]:
+        return [f"q={q}" for q in self.qualities]
+
+    def encode_file(self, x: torch.Tensor, point: str) -> bytes:
+        """The bytes Pillow writes for `x` at `point` (exposed so tests can compare against Pillow)."""
+        q = self._quality(point)
+        buf = io.BytesIO()
+        _to_pil(x).save(buf, format=self.pil_format, **self.save_args(q))
+        return buf.getvalue()
+
+    def _quality(self, point: str) -> int:
+        if point not in self.rate_points():
+            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(self.rate_points())}")
+        return int(point.split("=", 1)[1])
+
+    def compress(self, x, *, side=None, source=0, point):
+        payload = self.encode_file(x, point)
+        idx = self.rate_points().index(point)
+        return Container(self.meta.name, idx, tuple(x.shape), [payload]).to_bytes()
+
+    def decompress(self, data, *, side=None, source=0):
+        c = Container.from_bytes(data, self.meta.name)
+        if len(c.streams) != 1 or len(c.shape) != 3:
+            raise BitstreamError(f"{self.meta.name}: expected one image stream and a CxHxW shape, got {len(c.streams)} streams, shape {c.shape}")
+        try:
+            with Image.open(io.BytesIO(c.streams[0])) as im:
+                im.load()
+                im = im.convert("L" if c.shape[0] == 1 else "RGB")
+        except Exception as exc:  # Pillow raises many types on corrupt input
+            raise BitstreamError(f"{self.meta.name}: corrupt {self.pil_format} payload: {exc}") from exc
+        arr = np.asarray(im, dtype=np.uint8)
+        if arr.ndim == 2:
+            arr = arr[None]
+        else:
+            arr = arr.transpose(2, 0, 1)
+        out = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
+        if tuple(out.shape) != tuple(c.shape):
+            raise BitstreamError(f"{self.meta.name}: decoded {tuple(out.shape)} but header says {c.shape}")
+        return out
+
+    def info(self):
+        return {**super().info(), "qualities": self.qualities, "pillow_format": self.pil_format, "save_args": self.save_args(self.qualities[0])}
+
+
+@register_method
+class JPEG(PillowCodec):
+    meta = MethodMeta("jpeg", Scenario.SEPARATE, paper="ITU-T T.81 (libjpeg via Pillow)", licence="Pillow (HPND) / libjpeg", description="JPEG, 4:2:0, Pillow defaults, quality 5..95 step 5")
+    pil_format = "JPEG"
+
+    def default_qualities(self):
+        return list(range(5, 100, 5))
+
+    def save_args(self, q):
+        return {"quality": q}
+
+
+@register_method
+class WebP(PillowCodec):
+    meta = MethodMeta("webp", Scenario.SEPARATE, paper="WebP (libwebp via Pillow)", licence="Pillow / libwebp (BSD)", description="lossy WebP, method 6, quality 5..95 step 5")
+    pil_format = "WEBP"
+    feature = "webp"
+
+    def default_qualities(self):
+        return list(range(5, 100, 5))
+
+    def save_args(self, q):
+        return {"quality": q, "method": 6, "lossless": False}
+
+
+@register_method
+class AVIF(PillowCodec):
+    meta = MethodMeta("avif", Scenario.SEPARATE, paper="AV1 Image File Format (libavif via Pillow)", licence="Pillow / libavif (BSD)", description="AVIF, 4:4:4, speed 6, quality 10..90 step 10")
+    pil_format = "AVIF"
+    feature = "avif"
+
+    def default_qualities(self):
+        return list(range(10, 100, 10))
+
+    def save_args(self, q):
+        return {"quality": q, "speed": 6, "subsampling": "4:4:4"}
+
+
+@register_method
+class JPEG2000(PillowCodec):
+    meta = MethodMeta("jpeg2000", Scenario.SEPARATE, paper="ISO/IEC 15444-1 (OpenJPEG via Pillow)", licence="Pillow / OpenJPEG (BSD)", description="JPEG 2000, irreversible 9/7, one layer at compression ratios 200:1 .. 8:1")
+    pil_format = "JPEG2000"
+    feature = "jpg_2000"
+
+    def default_qualities(self):
+        # compression ratio (uncompressed 24-bit size / coded size): higher = fewer bits
+        return [200, 150, 100, 75, 50, 35, 25, 16, 12, 8]
+
+    def rate_points(self):
+        return [f"ratio={r}" for r in self.qualities]
+
+    def _quality(self, point):
+        if point not in self.rate_points():
+            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(self.rate_points())}")
+        return int(point.split("=", 1)[1])
+
+    def save_args(self, q):
+        return {"quality_mode": "rates", "quality_layers": [q], "irreversible": True}

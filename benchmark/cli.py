@@ -1,0 +1,270 @@
+"""`bench`: list, run, train, validate, leaderboard, datasets check."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="Benchmark suite for learned distributed image compression.")
+datasets_app = typer.Typer(help="Inspect local dataset copies.")
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_kv(items: List[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"{what} must look like key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip().replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip().replace("-", "_")] = v
+    return out
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command("list")
+def list_cmd(
+    what: str = typer.Argument("methods", help="methods | datasets | protocols"),
+    pattern: Optional[str] = typer.Option(None, "--pattern", "-p", help="wildcard filter, e.g. 'balle*'"),
+) -> None:
+    """List registered methods, datasets or protocols."""
+    from .registry import DATASETS, METHODS, PROTOCOLS
+
+    what = what.lower().rstrip("s") + "s"
+    if what == "methods":
+        t = Table("method", "scenario", "trainable", "scalable", "paper")
+        for name in METHODS.names(pattern):
+            m = METHODS.get(name).meta
+            t.add_row(name, m.scenario.value, "yes" if m.trainable else "no", "yes" if m.scalable else "no", m.paper)
+    elif what == "datasets":
+        t = Table("dataset", "embedded", "protocols", "description")
+        for name in DATASETS.names(pattern):
+            d = DATASETS.get(name)
+            t.add_row(name, "yes" if d.embedded else "no (--root)", ", ".join(d.protocols), d.description)
+    elif what == "protocols":
+        t = Table("protocol", "dataset", "anchor", "description")
+        for name in PROTOCOLS.names(pattern):
+            p = PROTOCOLS.get(name)
+            t.add_row(name, p.dataset, p.anchor, p.description)
+    else:
+        _fail(BenchError(f"cannot list {what!r}; choose methods, datasets or protocols"))
+        return
+    console.print(t)
+
+
+def _spec_kwargs(**kw: Any) -> dict[str, Any]:
+    return kw
+
+
+def _dataset_options(sources, direction, skip_bad, dataset_option, variant) -> dict[str, Any]:
+    opts = _parse_kv(dataset_option, "--dataset-option")
+    if sources is not None:
+        opts["sources"] = sources
+    if direction is not None:
+        opts["direction"] = direction
+    if skip_bad:
+        opts["skip_bad"] = True
+    if variant is not None:
+        opts["variant"] = variant
+    return opts
+
+
+@app.command()
+def run(
+    method: Optional[List[str]] = typer.Option(None, "--method", "-m", help="method name (repeatable); default: the main-job set"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset name; default middlebury_sample"),
+    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="protocol; default: the dataset's first"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N test samples"),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="results folder"),
+    budget: Optional[str] = typer.Option(None, "--budget", help="training budget: smoke | quick | paper"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    seed: int = typer.Option(0, "--seed"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="evaluate these trained weights instead of training"),
+    retrain: bool = typer.Option(False, "--retrain", help="train even if weights from an earlier run exist in --out"),
+    sources: Optional[int] = typer.Option(None, "--sources", help="number of sources M (distributed protocols)"),
+    direction: Optional[str] = typer.Option(None, "--direction", help="stereo direction: left | right | both"),
+    variant: Optional[str] = typer.Option(None, "--variant", help="dataset variant, e.g. wrong_side"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable images with a warning"),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="method option key=value (repeatable)"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option", help="dataset option key=value (repeatable)"),
+    leaderboard: Optional[bool] = typer.Option(None, "--leaderboard/--no-leaderboard", help="regenerate the leaderboard afterwards (default: on for the main job)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
+    from .defaults import DEFAULT_BUDGET, DEFAULT_DATASET, DEFAULT_METHODS
+    from .runner import RunSpec
+    from .runner import run as run_one
+
+    main_job = not method and dataset is None
+    methods = list(method) if method else list(DEFAULT_METHODS)
+    dataset = dataset or DEFAULT_DATASET
+    budget = budget or DEFAULT_BUDGET
+    if leaderboard is None:
+        leaderboard = main_job
+    t_start = time.perf_counter()
+    written = []
+    for m in methods:
+        spec = RunSpec(method=m, dataset=dataset, root=root, protocol=protocol, limit=limit, out=out, budget=budget,
+                       device=device, seed=seed, weights=weights, retrain=retrain,
+                       method_options=_parse_kv(option, "--option"),
+                       dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
+                       progress=not quiet and sys.stderr.isatty() or (not quiet and main_job))
+        try:
+            t0 = time.perf_counter()
+            path, result = run_one(spec, console=console)
+        except BenchError as exc:
+            _fail(exc)
+            return
+        written.append(path)
+        _print_result(path, result, time.perf_counter() - t0)
+    if leaderboard:
+        _build_leaderboard([out], out / "leaderboard")
+    if len(methods) > 1:
+        console.print(f"[bold]done[/]: {len(written)} result files in {time.perf_counter() - t_start:.1f} s")
+
+
+def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
+    unit = result["rate_unit"]
+    t = Table(title=f"{result['method']}{'.' + result['variant'] if result.get('variant') else ''} on {result['protocol']} ({result['scenario']})")
+    for col in ("point", unit, f"{unit} (payload)", f"{unit} (estimate)", "PSNR dB", "MS-SSIM", "enc s", "dec s"):
+        t.add_column(col, justify="right")
+    f = lambda v, p=4: "—" if v is None else f"{v:.{p}f}"
+    for p in result["points"]:
+        t.add_row(p["rate_point"], f(p["bpp"]), f(p.get("bpp_payload")), f(p.get("bpp_estimated")), f(p["psnr"], 2),
+                  f(p.get("ms_ssim")), f(p.get("encode_s"), 3), f(p.get("decode_s"), 3))
+    console.print(t)
+    console.print(f"wrote [bold]{path}[/] ({seconds:.1f} s)")
+
+
+@app.command()
+def train(
+    method: str = typer.Option(..., "--method", "-m"),
+    dataset: str = typer.Option("middlebury_sample", "--dataset", "-d"),
+    root: Optional[Path] = typer.Option(None, "--root"),
+    protocol: Optional[str] = typer.Option(None, "--protocol"),
+    out: Path = typer.Option(Path("results"), "--out", "-o"),
+    budget: str = typer.Option("quick", "--budget"),
+    device: str = typer.Option("cpu", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    sources: Optional[int] = typer.Option(None, "--sources"),
+    direction: Optional[str] = typer.Option(None, "--direction"),
+    option: Optional[List[str]] = typer.Option(None, "--option"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+) -> None:
+    """Train a learned method and save its weights (safetensors + manifest) under <out>/<protocol>/weights/."""
+    from .runner import RunSpec, train_only
+
+    spec = RunSpec(method=method, dataset=dataset, root=root, protocol=protocol, out=out, budget=budget, device=device,
+                   seed=seed, retrain=True, method_options=_parse_kv(option, "--option"),
+                   dataset_options=_dataset_options(sources, direction, False, dataset_option, None))
+    try:
+        path, info = train_only(spec, console=console)
+    except BenchError as exc:
+        _fail(exc)
+        return
+    console.print(f"weights in [bold]{path}[/]; evaluate with `bench run --method {method} --dataset {dataset} --weights {path}`")
+
+
+@app.command()
+def validate(paths: List[Path] = typer.Argument(..., help="result or published-curve files, or folders to scan")) -> None:
+    """Check result and published-curve files against the schema; exit non-zero naming the offending field."""
+    from .errors import ResultSchemaError
+    from .results import validate_file
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*.json")):
+                if any(part in ("weights", "train", "compressai") for part in f.relative_to(p).parts[:-1]):
+                    continue
+                if f.name == "manifest.json":
+                    continue
+                files.append(f)
+        else:
+            files.append(p)
+    bad = 0
+    for f in files:
+        try:
+            kind, _ = validate_file(f)
+            console.print(f"[green]ok[/]   {f} ({kind})")
+        except ResultSchemaError as exc:
+            bad += 1
+            err_console.print(f"[red]FAIL[/] {f}: field {exc}")
+    if not files:
+        err_console.print("no files to validate")
+        raise typer.Exit(code=2)
+    if bad:
+        raise typer.Exit(code=1)
+
+
+def _build_leaderboard(results: list[Path], out: Path) -> None:
+    from leaderboard.build import build
+
+    written = build(results, out)
+    console.print(f"leaderboard: {len(written)} files in [bold]{out}[/] (open {out / 'README.md'})")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: List[Path] = typer.Option([Path("results")], "--results", "-r", help="folders of result files"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: <first results folder>/leaderboard)"),
+) -> None:
+    """Regenerate the leaderboard (tables, BD-rate, plots, published curves) from result files."""
+    try:
+        _build_leaderboard(list(results), out or results[0] / "leaderboard")
+    except BenchError as exc:
+        _fail(exc)
+
+
+@datasets_app.command("check")
+def datasets_check(
+    name: str = typer.Argument(..., help="dataset name"),
+    root: Optional[Path] = typer.Option(None, "--root"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+) -> None:
+    """Report per split what was found and what is missing; exit non-zero if a split is incomplete."""
+    from .registry import get_dataset
+
+    try:
+        info = get_dataset(name)
+        if info.check is None:
+            console.print(f"{name}: embedded dataset, nothing to check" if info.embedded else f"{name}: no checker")
+            return
+        reports = info.check(root, **_parse_kv(dataset_option, "--dataset-option"))
+    except BenchError as exc:
+        _fail(exc)
+        return
+    t = Table("split", "found", "expected", "missing", "first missing", "note")
+    for r in reports:
+        t.add_row(r.split, str(r.found), "?" if r.expected is None else str(r.expected), str(r.n_missing),
+                  ", ".join((r.missing or [])[:3]), r.note)
+    console.print(t)
+    if not all(r.ok for r in reports):
+        console.print(f"[yellow]incomplete[/]: {info.how_to_obtain}")
+        raise typer.Exit(code=1)
+    console.print("[green]complete[/]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

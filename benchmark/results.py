@@ -1,0 +1,209 @@
+"""Result files: versioned JSON schema, atomic writes, validation naming the offending field.
+
+A result file holds one method evaluated under one protocol. Its per-image rows live in a CSV beside it.
+The schema is versioned (`schema_version`); older versions are upgraded on load through `_MIGRATIONS`."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ResultSchemaError
+
+SCHEMA_VERSION = 1
+RESULT_KIND = "result"
+SCENARIOS = ("separate", "decoder_side_info", "joint", "distributed")
+
+# version -> function upgrading a dict of that version to version+1
+_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a crash leaves either the old file or the new one, never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """JSON cannot hold inf/nan: store them as null (validation rejects non-finite numbers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+# ---------------------------------------------------------------- validation
+_TYPES = {
+    "str": (str,),
+    "int": (int,),
+    "num": (int, float),
+    "dict": (dict,),
+    "list": (list,),
+    "bool": (bool,),
+}
+
+
+def _check(obj: dict, key: str, kind: str, where: str, *, optional: bool = False, nullable: bool = False) -> Any:
+    field = f"{where}.{key}" if where else key
+    if key not in obj:
+        if optional:
+            return None
+        raise ResultSchemaError(field, "missing required field")
+    val = obj[key]
+    if val is None:
+        if nullable or optional:
+            return None
+        raise ResultSchemaError(field, f"must be {kind}, got null")
+    types = _TYPES[kind]
+    if isinstance(val, bool) and kind in ("int", "num"):
+        raise ResultSchemaError(field, f"must be {kind}, got bool")
+    if not isinstance(val, types):
+        raise ResultSchemaError(field, f"must be {kind}, got {type(val).__name__} ({val!r:.60})")
+    if kind == "num" and not math.isfinite(float(val)):
+        raise ResultSchemaError(field, f"must be a finite number, got {val!r}")
+    return val
+
+
+def _check_numbers_finite(obj: Any, where: str) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ResultSchemaError(where, f"must be a finite number, got {obj!r}")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_numbers_finite(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _check_numbers_finite(v, f"{where}[{i}]")
+
+
+def upgrade(obj: dict[str, Any]) -> dict[str, Any]:
+    version = obj.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultSchemaError("schema_version", f"must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in _MIGRATIONS):
+        raise ResultSchemaError(
+            "schema_version",
+            f"unknown schema version {version}; this suite reads versions "
+            f"{sorted(set(_MIGRATIONS) | {SCHEMA_VERSION})} (upgrade dsc-bench to read newer files)",
+        )
+    while obj["schema_version"] < SCHEMA_VERSION:
+        obj = _MIGRATIONS[obj["schema_version"]](dict(obj))
+    return obj
+
+
+def validate_result(obj: Any) -> dict[str, Any]:
+    """Check a result dict; return it upgraded to the current schema. Raises ResultSchemaError(field, ...)."""
+    if not isinstance(obj, dict):
+        raise ResultSchemaError("<root>", f"a result file holds a JSON object, got {type(obj).__name__}")
+    obj = upgrade(obj)
+    _check_numbers_finite(obj, "")
+    kind = _check(obj, "kind", "str", "")
+    if kind != RESULT_KIND:
+        raise ResultSchemaError("kind", f"expected {RESULT_KIND!r}, got {kind!r}")
+    for key in ("method", "dataset", "protocol", "scenario", "rate_unit", "created"):
+        _check(obj, key, "str", "")
+    if obj["scenario"] not in SCENARIOS:
+        raise ResultSchemaError("scenario", f"must be one of {SCENARIOS}, got {obj['scenario']!r}")
+    _check(obj, "variant", "str", "", nullable=True)
+    _check(obj, "dataset_options", "dict", "", optional=True)
+    ra = _check(obj, "rate_accounting", "dict", "")
+    for key in ("rate_source", "divided_by", "side_information"):
+        _check(ra, key, "str", "rate_accounting")
+    _check(obj, "metrics", "dict", "")
+    _check(obj, "per_image_csv", "str", "", nullable=True)
+    _check(obj, "training", "dict", "", nullable=True)
+    env = _check(obj, "environment", "dict", "")
+    for key in ("versions", "device", "command"):
+        _check(env, key, "dict" if key == "versions" else "str", "environment")
+    _check(env, "git_commit", "str", "environment", nullable=True)
+    points = _check(obj, "points", "list", "")
+    if not points:
+        raise ResultSchemaError("points", "must hold at least one rate point")
+    for i, p in enumerate(points):
+        where = f"points[{i}]"
+        if not isinstance(p, dict):
+            raise ResultSchemaError(where, "must be an object")
+        _check(p, "rate_point", "str", where)
+        _check(p, "bpp", "num", where)
+        _check(p, "psnr", "num", where, nullable=True)
+        _check(p, "n_images", "int", where)
+        for key in ("bpp_payload", "bpp_estimated", "ms_ssim", "ms_ssim_db", "mse", "encode_s", "decode_s"):
+            _check(p, key, "num", where, optional=True, nullable=True)
+        if p.get("ms_ssim") is not None and not (0.0 <= p["ms_ssim"] <= 1.0):
+            raise ResultSchemaError(f"{where}.ms_ssim", f"must lie in [0, 1], got {p['ms_ssim']}")
+        if p["bpp"] < 0:
+            raise ResultSchemaError(f"{where}.bpp", f"must be >= 0, got {p['bpp']}")
+        per_source = _check(p, "per_source", "list", where, optional=True)
+        for j, s in enumerate(per_source or []):
+            _check(s, "source", "int", f"{where}.per_source[{j}]")
+            _check(s, "bpp", "num", f"{where}.per_source[{j}]")
+            _check(s, "psnr", "num", f"{where}.per_source[{j}]", nullable=True)
+        _check(p, "extra", "dict", where, optional=True)
+    return obj
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResultSchemaError("<file>", f"{path} is not valid JSON: {exc}") from exc
+    return validate_result(obj)
+
+
+def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
+    """Validate a result or a published curve (dispatch on `kind`). Returns (kind, upgraded object)."""
+    if isinstance(obj, dict) and obj.get("kind") == "published_curve":
+        from leaderboard.published import validate_published
+
+        return "published_curve", validate_published(obj)
+    return RESULT_KIND, validate_result(obj)
+
+
+def validate_file(path: Path) -> tuple[str, dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ResultSchemaError("<file>", f"{path} does not exist or is not a file")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultSchemaError("<file>", f"not valid JSON: {exc}") from exc
+    return validate_any(obj)
+
+
+def to_compressai_json(result: dict[str, Any]) -> dict[str, Any]:
+    """Export in CompressAI's result format so the field's plotting scripts can overlay our curves."""
+    pts = result["points"]
+    return {
+        "name": result["method"] + (f"-{result['variant']}" if result.get("variant") else ""),
+        "description": f"dsc-bench {result['protocol']} ({result['scenario']}); {result['rate_accounting']['rate_source']}",
+        "results": {
+            "bpp": [p["bpp"] for p in pts],
+            "psnr-rgb": [p["psnr"] for p in pts],
+            "ms-ssim-rgb": [p.get("ms_ssim") for p in pts],
+            "encoding_time": [p.get("encode_s") for p in pts],
+            "decoding_time": [p.get("decode_s") for p in pts],
+        },
+    }

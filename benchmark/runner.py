@@ -1,0 +1,407 @@
+"""The evaluation loop: train or load, code every test sample to real bytes, measure, write the result.
+
+The runner enforces the scenario (who sees the side view): the encoder gets `side` only in scenario
+`joint`; the decoder gets it in `joint` and `decoder_side_info`. Rate is always the length of the bytes
+the codec returned (the suite's container), divided by the pixels of the coded image."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from . import metrics
+from .codec import Codec, LearnedCodec, Scenario
+from .container import Container
+from .environment import environment
+from .errors import BenchError, ConfigError, DatasetError, WeightsError
+from .protocol import Protocol
+from .registry import DatasetInfo, get_dataset, get_method, get_protocol
+from .results import SCHEMA_VERSION, atomic_write_text, validate_result, write_json, _finite_or_null
+
+BUDGETS = ("smoke", "quick", "paper")
+
+CSV_FIELDS = [
+    "image", "source", "rate_point", "bytes", "payload_bytes", "bpp", "bpp_payload", "bpp_estimated",
+    "mse", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s", "height", "width",
+]
+
+
+@dataclass
+class RunSpec:
+    method: str
+    dataset: str
+    root: Path | None = None
+    protocol: str | None = None
+    limit: int | None = None
+    out: Path = Path("results")
+    budget: str = "quick"
+    device: str = "cpu"
+    seed: int = 0
+    weights: Path | None = None
+    retrain: bool = False
+    method_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
+    info = get_dataset(dataset)
+    name = protocol or info.default_protocol
+    proto = get_protocol(name)
+    if name not in info.protocols:
+        raise ConfigError(
+            f"dataset {dataset!r} does not support protocol {name!r}; it supports: {', '.join(info.protocols)}"
+        )
+    return info, proto
+
+
+def protocol_dir(out: Path, protocol: str) -> Path:
+    return Path(out) / Path(*protocol.split("/"))
+
+
+def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
+    cls = get_method(spec.method)
+    options = {**protocol.options_for(spec.method), **spec.method_options}
+    try:
+        return cls(protocol=protocol, **options)
+    except TypeError as exc:
+        raise ConfigError(f"bad option for method {spec.method!r}: {exc}") from exc
+
+
+def result_key(codec: Codec, spec: RunSpec) -> tuple[str, str | None]:
+    parts = [p for p in (getattr(codec, "variant", None), spec.dataset_options.get("variant")) if p]
+    variant = "+".join(str(p) for p in parts) or None
+    return (codec.meta.name + (f".{variant}" if variant else "")), variant
+
+
+def build_split(info: DatasetInfo, spec: RunSpec, protocol: Protocol, split: str):
+    opts = {**protocol.options, **spec.dataset_options}
+    return info.factory(spec.root, protocol, split, **opts)
+
+
+def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: RunSpec, key: str, console=None) -> dict[str, Any] | None:
+    """Load weights (given, or left by an earlier run in the same --out) or train and save them."""
+    if not isinstance(codec, LearnedCodec):
+        if spec.weights:
+            raise ConfigError(f"{spec.method} has no weights; drop --weights")
+        return None
+    pdir = protocol_dir(spec.out, protocol.name)
+    weights_dir = pdir / "weights" / key
+    if spec.weights:
+        return {"loaded_from": str(spec.weights), **(codec.load_weights(Path(spec.weights)) or {})}
+    if weights_dir.exists() and not spec.retrain:
+        try:
+            loaded = codec.load_weights(weights_dir) or {}
+        except WeightsError as exc:
+            if console:
+                console.print(f"[yellow]ignoring weights in {weights_dir}: {exc}; retraining[/]")
+        else:
+            if loaded.get("budget") in (None, spec.budget) and loaded.get("seed", spec.seed) == spec.seed:
+                return {"loaded_from": str(weights_dir), **loaded}
+    train = build_split(info, spec, protocol, "train")
+    try:
+        val = build_split(info, spec, protocol, "val")
+    except DatasetError:
+        val = None
+    workdir = pdir / "train" / key
+    info_fit = codec.fit(train, val, budget=spec.budget, device=spec.device, workdir=workdir, seed=spec.seed)
+    codec.save_weights(weights_dir)
+    return info_fit
+
+
+# ---------------------------------------------------------------- evaluation
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def evaluate(
+    codec: Codec,
+    samples: Any,
+    protocol: Protocol,
+    *,
+    limit: int | None = None,
+    progress: bool = True,
+    partial_csv: Path | None = None,
+    fingerprint: str = "",
+) -> list[dict[str, Any]]:
+    """Code every sample at every rate point; return one row per (sample, source, point).
+
+    Rows already present in `partial_csv` under the same fingerprint are reused (resume)."""
+    scenario = codec.meta.scenario
+    points = codec.rate_points()
+    n = len(samples) if limit is None else min(limit, len(samples))
+    n_sources = int(getattr(samples, "num_sources", 1)) if scenario is Scenario.DISTRIBUTED else 1
+    image_protocol = protocol.rate_unit == "bpp"
+
+    done: dict[tuple[str, int, str], dict[str, Any]] = {}
+    writer = None
+    fh = None
+    if partial_csv is not None:
+        done = _read_partial(partial_csv, fingerprint)
+        partial_csv.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not done
+        fh = open(partial_csv, "w" if fresh else "a", newline="", encoding="utf-8")
+        writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+        if fresh:
+            writer.writeheader()
+
+    rows: list[dict[str, Any]] = []
+    try:
+        with _progress(progress) as prog:
+            task = prog.add_task(f"{codec.meta.name} on {protocol.name}", total=n * n_sources * len(points)) if prog else None
+            for idx in range(n):
+                sample = samples[idx]
+                name = sample.name or f"{idx:06d}"
+                sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
+                for source in sources:
+                    todo = [p for p in points if (name, int(source), p) not in done]
+                    for p in points:
+                        if (name, int(source), p) in done:
+                            rows.append(done[(name, int(source), p)])
+                    if todo:
+                        for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol):
+                            rows.append(row)
+                            if writer is not None:
+                                writer.writerow({"fingerprint": fingerprint, **row})
+                                fh.flush()
+                    if prog:
+                        prog.advance(task, len(points))
+    finally:
+        if fh is not None:
+            fh.close()
+    return rows
+
+
+def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, image_protocol):
+    x = sample.x
+    side = sample.side
+    enc_side = side if scenario.encoder_sees_side else None
+    dec_side = side if scenario.decoder_sees_side else None
+    pixels = x.shape[-2] * x.shape[-1] if image_protocol else x.numel()
+    streams: dict[str, tuple[bytes, float]] = {}
+    if codec.meta.scalable:
+        t0 = time.perf_counter()
+        full = codec.compress(x, side=enc_side, source=source, point=points[-1])
+        t_enc = time.perf_counter() - t0
+        for p in todo:
+            streams[p] = (full if p == points[-1] else codec.truncate(full, p), t_enc)
+    else:
+        for p in todo:
+            t0 = time.perf_counter()
+            data = codec.compress(x, side=enc_side, source=source, point=p)
+            streams[p] = (data, time.perf_counter() - t0)
+    for p in todo:
+        data, t_enc = streams[p]
+        if not isinstance(data, (bytes, bytearray)):
+            raise BenchError(f"{codec.meta.name}.compress returned {type(data).__name__}, expected bytes")
+        t0 = time.perf_counter()
+        x_hat = codec.decompress(bytes(data), side=dec_side, source=source)
+        t_dec = time.perf_counter() - t0
+        if tuple(x_hat.shape) != tuple(x.shape):
+            raise BenchError(f"{codec.meta.name} decoded shape {tuple(x_hat.shape)} differs from input {tuple(x.shape)}")
+        payload = Container.from_bytes(bytes(data), codec.meta.name).payload_bytes
+        est = codec.estimate_bits(x, side=enc_side, source=source, point=p)
+        row = {
+            "image": name, "source": source, "rate_point": p,
+            "bytes": len(data), "payload_bytes": payload,
+            "bpp": 8.0 * len(data) / pixels, "bpp_payload": 8.0 * payload / pixels,
+            "bpp_estimated": None if est is None else float(est) / pixels,
+            "encode_s": t_enc, "decode_s": t_dec,
+            "height": int(x.shape[-2]), "width": int(x.shape[-1]),
+        }
+        row.update(measure(x, x_hat, protocol, image_protocol))
+        yield row
+
+
+def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_protocol: bool = True) -> dict[str, Any]:
+    """Distortion of the decoded output as the protocol states (8-bit rounded images, or raw MSE)."""
+    if image_protocol:
+        a, b = metrics.to_8bit(x), metrics.to_8bit(x_hat)
+    else:
+        a, b = x.double(), x_hat.detach().double()
+    m = metrics.mse(a, b)
+    out: dict[str, Any] = {"mse": m, "psnr": metrics.psnr(a, b) if m > 0 else float("inf"), "ms_ssim": None, "ms_ssim_db": None}
+    if image_protocol:
+        v, reason = metrics.msssim(a, b, protocol.ms_ssim_win)
+        out["ms_ssim"] = v
+        out["ms_ssim_db"] = metrics.ms_ssim_db(v)
+        out["_ms_ssim_reason"] = reason
+    return out
+
+
+def _read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], dict[str, Any]]:
+    if not path.exists():
+        return {}
+    done = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            if rec.get("fingerprint") != fingerprint:
+                return {}  # another configuration: start over
+            row = {k: _parse(k, rec.get(k, "")) for k in CSV_FIELDS}
+            done[(row["image"], int(row["source"]), row["rate_point"])] = row
+    return done
+
+
+def _parse(key: str, val: str) -> Any:
+    if key in ("image", "rate_point"):
+        return val
+    if val in ("", "None"):
+        return None
+    if key in ("source", "bytes", "payload_bytes", "height", "width"):
+        return int(val)
+    return float(val)
+
+
+class _NullProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+
+
+# ---------------------------------------------------------------- aggregation
+def _mean(vals: Iterable[Any]) -> float | None:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return float(sum(vals) / len(vals))
+
+
+def aggregate(rows: list[dict[str, Any]], points: list[str], scenario: Scenario) -> list[dict[str, Any]]:
+    out = []
+    for p in points:
+        rs = [r for r in rows if r["rate_point"] == p]
+        if not rs:
+            continue
+        ms = [r["ms_ssim"] for r in rs]
+        ms_mean = _mean(ms) if all(v is not None for v in ms) else None
+        psnrs = [r["psnr"] for r in rs]
+        point = {
+            "rate_point": p,
+            "bpp": _mean(r["bpp"] for r in rs),
+            "bpp_payload": _mean(r["bpp_payload"] for r in rs),
+            "bpp_estimated": _mean(r["bpp_estimated"] for r in rs) if all(r["bpp_estimated"] is not None for r in rs) else None,
+            "psnr": _mean(psnrs) if all(math.isfinite(v) for v in psnrs) else None,
+            "mse": _mean(r["mse"] for r in rs),
+            "ms_ssim": ms_mean,
+            "ms_ssim_db": metrics.ms_ssim_db(ms_mean),
+            "encode_s": _mean(r["encode_s"] for r in rs),
+            "decode_s": _mean(r["decode_s"] for r in rs),
+            "n_images": len({r["image"] for r in rs}),
+        }
+        if ms_mean is None:
+            reasons = {r.get("_ms_ssim_reason") for r in rs if r.get("_ms_ssim_reason")}
+            if reasons:
+                point["ms_ssim_null_reason"] = sorted(reasons)[0]
+        if scenario is Scenario.DISTRIBUTED:
+            per = []
+            for s in sorted({r["source"] for r in rs}):
+                srs = [r for r in rs if r["source"] == s]
+                per.append({"source": s, "bpp": _mean(r["bpp"] for r in srs), "psnr": _mean(r["psnr"] for r in srs),
+                            "ms_ssim": _mean(r["ms_ssim"] for r in srs)})
+            point["per_source"] = per
+            vals = [s["psnr"] for s in per if s["psnr"] is not None]
+            if vals:
+                point["psnr_min"], point["psnr_max"] = min(vals), max(vals)
+        out.append(point)
+    return out
+
+
+# ---------------------------------------------------------------- the whole job
+def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
+    """Train or load, evaluate, write `<out>/<protocol>/<method>[.variant].json` + CSV. Returns (path, result)."""
+    if spec.budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {spec.budget!r}; choose one of {', '.join(BUDGETS)}")
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    test = build_split(info, spec, protocol, "test")
+    if len(test) == 0:
+        raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
+    codec = make_codec(spec, protocol)
+    key, variant = result_key(codec, spec)
+    torch.manual_seed(spec.seed)
+    training = ensure_trained(codec, info, protocol, spec, key, console)
+
+    pdir = protocol_dir(spec.out, protocol.name)
+    partial = pdir / f".{key}.partial.csv"
+    fp = _fingerprint({"method": key, "options": codec.info(), "training": training, "dataset": spec.dataset,
+                       "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
+                       "points": codec.rate_points()})
+    rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp)
+    points = aggregate(rows, codec.rate_points(), codec.meta.scenario)
+
+    csv_path = pdir / f"{key}.csv"
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(csv_path, buf.getvalue())
+
+    image_protocol = protocol.rate_unit == "bpp"
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "result",
+        "method": codec.meta.name,
+        "variant": variant,
+        "dataset": spec.dataset,
+        "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
+        "protocol": protocol.name,
+        "scenario": codec.meta.scenario.value,
+        "rate_unit": protocol.rate_unit,
+        "rate_accounting": {
+            "rate_source": "bytes of the suite's bitstream container (header included; bpp_payload excludes it)"
+            + ("; bpp_estimated: the codec's likelihood estimate" if any(p.get("bpp_estimated") is not None for p in points) else ""),
+            "divided_by": "pixels (H*W) of the coded image x" if image_protocol else "number of coded samples",
+            "side_information": codec.meta.scenario.rate_accounting,
+            "codec_notes": str(codec.info().get("rate_notes", "")),
+        },
+        "metrics": {
+            "psnr": protocol.psnr if image_protocol else "10*log10(1/MSE) on raw values (not rounded)",
+            "ms_ssim": f"pytorch_msssim, win_size={protocol.ms_ssim_win}, data_range=1, per image then mean; "
+                       "ms_ssim_db = -10*log10(1 - mean MS-SSIM)" if image_protocol else "not applicable",
+            "aggregation": "mean over test images (and over sources for distributed codecs)",
+            "limit": spec.limit,
+        },
+        "points": points,
+        "per_image_csv": csv_path.name,
+        "training": training,
+        "method_meta": codec.meta.as_dict(),
+        "codec_info": codec.info(),
+        "environment": environment(spec.device),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    result = _finite_or_null(result)
+    validate_result(result)
+    path = pdir / f"{key}.json"
+    write_json(path, result)
+    partial.unlink(missing_ok=True)
+    return path, result
+
+
+def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    codec = make_codec(spec, protocol)
+    if not isinstance(codec, LearnedCodec):
+        raise ConfigError(f"{spec.method} is not trainable (classical codec); nothing to train")
+    key, _ = result_key(codec, spec)
+    training = ensure_trained(codec, info, protocol, spec, key, console)
+    return protocol_dir(spec.out, protocol.name) / "weights" / key, training

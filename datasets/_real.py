@@ -1,0 +1,209 @@
+"""Helpers shared by the real-image dataset modules (KITTI, Cityscapes, CelebA-HQ, MNIST, embedded stand-ins).
+
+Options, split names and protocol names are checked here so that every dataset answers a typo the same way;
+the paired-image reader streams files from disk in ``__getitem__`` and applies the training-time flip.
+
+Augmentation (random horizontal flip of x and side together, split "train" only): the coin for item ``i`` is
+drawn from ``numpy.random.default_rng([seed, epoch, i])``, so it does not depend on worker processes or on
+the order in which items are read. A training loop that wants a fresh draw per epoch calls
+``dataset.set_epoch(epoch)`` (as with torch's DistributedSampler); without it every epoch sees the same flips.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from benchmark.data import Sample
+from benchmark.errors import ConfigError, DatasetError
+
+from ._io import open_rgb, to_tensor, warn_skip
+
+SPLITS = ("train", "val", "test")
+# Options every real dataset understands (the runner may pass them to any dataset).
+COMMON_OPTIONS: dict[str, Any] = {"seed": 0, "augment": None, "skip_bad": False}
+
+
+def protocol_name(protocol: Any) -> str:
+    return protocol if isinstance(protocol, str) else getattr(protocol, "name", str(protocol))
+
+
+def check_protocol(protocol: Any, allowed: Iterable[str], dataset: str) -> str:
+    name = protocol_name(protocol)
+    allowed = tuple(allowed)
+    if name not in allowed:
+        raise ConfigError(f"dataset {dataset!r} does not follow protocol {name!r}; it supports {', '.join(allowed)}")
+    return name
+
+
+def check_split(split: str, dataset: str) -> str:
+    if split not in SPLITS:
+        raise ConfigError(f"{dataset}: unknown split {split!r}; valid splits are {', '.join(SPLITS)}")
+    return split
+
+
+def resolve_options(dataset: str, protocol: Any, options: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """Defaults (common + dataset's own) <- the protocol's options <- the caller's options (None = not given).
+
+    An option the dataset does not know raises ConfigError naming the valid ones."""
+    defaults = {**COMMON_OPTIONS, **own}
+    given = {k: v for k, v in {**dict(getattr(protocol, "options", {}) or {}), **options}.items() if v is not None}
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"{dataset}: unknown option(s) {', '.join(repr(u) for u in unknown)}; valid options are "
+            f"{', '.join(sorted(defaults))}"
+        )
+    out = {**defaults, **given}
+    try:
+        out["seed"] = int(out["seed"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{dataset}: option seed must be an integer, got {out['seed']!r}") from None
+    out["skip_bad"] = _as_bool(out["skip_bad"], "skip_bad", dataset)
+    if out["augment"] is not None:
+        out["augment"] = _as_bool(out["augment"], "augment", dataset)
+    return out
+
+
+def _as_bool(value: Any, name: str, dataset: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"{dataset}: option {name} must be true or false, got {value!r}")
+
+
+def choice(value: Any, name: str, valid: Iterable[str], dataset: str) -> str:
+    valid = tuple(valid)
+    if value not in valid:
+        raise ConfigError(f"{dataset}: option {name}={value!r} is not valid; choose one of {', '.join(valid)}")
+    return value
+
+
+def flip_coin(seed: int, epoch: int, index: int) -> bool:
+    """Deterministic fair coin for the horizontal flip of item ``index`` (see the module docstring)."""
+    return bool(np.random.default_rng([seed & 0xFFFFFFFF, epoch, index]).random() < 0.5)
+
+
+def header_ok(path: Path) -> Exception | None:
+    """Cheap readability test (opens the header only); returns the error or None."""
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - touching the header
+        return None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return exc
+
+
+class UnreadableImage(DatasetError):
+    """An image file that cannot be decoded (the only failure ``skip_bad`` skips)."""
+
+
+def read_rgb(path: Path) -> Image.Image:
+    try:
+        return open_rgb(path)
+    except DatasetError as exc:
+        raise UnreadableImage(str(exc)) from exc.__cause__
+
+
+@dataclass(frozen=True)
+class PairItem:
+    x: Path
+    side: Path | None
+    name: str
+
+
+class AugmentedSplit(Dataset):
+    """Base of the image readers: split, seed, epoch and the flip switch."""
+
+    def __init__(self, split: str, seed: int, augment: bool | None):
+        self.split = split
+        self.seed = seed
+        self.augment = (split == "train") if augment is None else (bool(augment) and split == "train")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _flip(self, index: int) -> bool:
+        return self.augment and flip_coin(self.seed, self.epoch, index)
+
+
+class PairedImages(AugmentedSplit):
+    """Map-style dataset of (x, side) file pairs, read and preprocessed on access.
+
+    ``prepare(img, path)`` maps a PIL RGB image to the protocol's PIL image (crop/resize) or raises
+    DatasetError. With ``skip_bad`` the file headers are checked once here (pairs with an unreadable file are
+    dropped with a warning), and a file that fails to decode later is replaced by the next readable pair,
+    again with a warning."""
+
+    def __init__(self, items: list[PairItem], prepare: Callable[[Image.Image, Path], Image.Image], *,
+                 split: str, seed: int = 0, augment: bool | None = None, skip_bad: bool = False, dataset: str = ""):
+        super().__init__(split, seed, augment)
+        self.dataset = dataset
+        self.prepare = prepare
+        self.skip_bad = skip_bad
+        if skip_bad:
+            kept = []
+            for it in items:
+                bad = next(((p, e) for p in (it.x, it.side) if p is not None and (e := header_ok(p)) is not None), None)
+                if bad is None:
+                    kept.append(it)
+                else:
+                    warn_skip(*bad)
+            items = kept
+        if not items:
+            raise DatasetError(f"{dataset}: no readable pairs left in split {split!r}")
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _read(self, it: PairItem) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a = read_rgb(it.x)
+        if it.side is None:
+            return to_tensor(self.prepare(a, it.x)), None
+        b = read_rgb(it.side)
+        if a.size != b.size:
+            raise DatasetError(
+                f"{self.dataset}: the two views of {it.name!r} differ in size: {str(it.x)!r} is "
+                f"{a.size[0]}x{a.size[1]}, {str(it.side)!r} is {b.size[0]}x{b.size[1]}; both views of a pair must "
+                f"have the same size (re-extract them from the same release)"
+            )
+        return to_tensor(self.prepare(a, it.x)), to_tensor(self.prepare(b, it.side))
+
+    def __getitem__(self, index: int) -> Sample:
+        n = len(self.items)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        for attempt in range(n):
+            it = self.items[(index + attempt) % n]
+            try:
+                x, side = self._read(it)
+            except UnreadableImage as exc:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"{self.dataset}: {exc}; using the next pair instead", stacklevel=2)
+                continue
+            if self._flip(index):
+                x = x.flip(-1)
+                side = None if side is None else side.flip(-1)
+            return Sample(x=x, side=side, source=0, name=it.name)
+        raise DatasetError(f"{self.dataset}: no readable pair in split {self.split!r}")
+
+
+def rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,215 @@
+"""KITTI Stereo under the DSIN / NDIC / Neural DSC protocol (``kitti-stereo/ndic``).
+
+Layout read (as KITTI distributes the two multi-view zips, each unzipped into a folder of its own name)::
+
+    ROOT/data_stereo_flow_multiview/{training,testing}/{image_2,image_3}/NNNNNN_FF.png   (KITTI 2012)
+    ROOT/data_scene_flow_multiview/{training,testing}/{image_2,image_3}/NNNNNN_FF.png    (KITTI 2015)
+
+Either folder alone is accepted (with a warning: the published split needs both). A root that *is* one
+unzipped release (ROOT/{training,testing}/...) is read as a single set. The two zips cannot be merged into
+one folder: their file names collide (both start at 000000_10.png).
+
+Split rule (the papers' lists follow it): train = frames _10 and _11 of every ``training/`` scene
+(194 + 200 scenes -> 788 pairs), val = frame _11 of every ``testing/`` scene (195 + 200 -> 395 pairs),
+test = frame _10 of the ``testing/`` scenes (395 pairs); each pair in both directions by default
+(1576 / 790 / 790 samples). Preprocessing: RGB, centre crop 370x740, PIL bilinear resize to 128x256, [0,1].
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from benchmark.data import SplitReport
+from benchmark.errors import DatasetError
+from benchmark.protocol import Protocol
+from benchmark.registry import register_dataset, register_protocol
+
+from ._io import require_dir
+from ._real import PairedImages, PairItem, check_protocol, check_split, choice, rel, resolve_options
+
+NAME = "kitti"
+PROTOCOL = "kitti-stereo/ndic"
+CROP = (370, 740)  # H, W
+SIZE = (128, 256)  # H, W
+DIRECTIONS = ("both", "left", "right")
+# folder -> (tag, training scenes, testing scenes)
+SETS: dict[str, tuple[str, int, int]] = {
+    "data_stereo_flow_multiview": ("kitti2012", 194, 195),
+    "data_scene_flow_multiview": ("kitti2015", 200, 200),
+}
+SPLIT_RULE = {"train": ("training", ("10", "11")), "val": ("testing", ("11",)), "test": ("testing", ("10",))}
+EXPECTED = {"train": 1576, "val": 790, "test": 790}
+_FILE = re.compile(r"^(\d{6})_(\d{2})\.png$")
+
+HOW_TO_OBTAIN = (
+    "Register at https://www.cvlibs.net/datasets/kitti/ and download two zips: 'data_stereo_flow_multiview.zip' "
+    "(Stereo 2012 page, 'multi-view extension') and 'data_scene_flow_multiview.zip' (Scene Flow 2015 page, "
+    "'multi-view extension'). Unzip each into a folder named like the zip under ROOT, so that "
+    "ROOT/data_stereo_flow_multiview/training/image_2/000000_10.png and "
+    "ROOT/data_scene_flow_multiview/testing/image_3/000000_10.png exist (only image_2 = left and image_3 = right "
+    "are read). Then: bench datasets check kitti --root ROOT"
+)
+
+register_protocol(Protocol(
+    name=PROTOCOL,
+    dataset=NAME,
+    description=(
+        "KITTI 2012+2015 stereo (DSIN/NDIC/Neural DSC split): train 1576 / val 790 / test 790 samples (pairs in "
+        "both directions); centre crop 370x740 -> 128x256 bilinear; bpp = bits of x / (128*256), side view free; "
+        "MS-SSIM win 7"
+    ),
+    ms_ssim_win=7,
+    anchor="balle2018",
+    split_rule=(
+        "train: frames _10 and _11 of every training/ scene of KITTI 2012 (194) and 2015 (200) = 788 pairs; "
+        "val: frame _11 of every testing/ scene (195 + 200) = 395 pairs; test: frame _10 of the testing/ scenes = "
+        "395 pairs; each pair in both directions (left codes with right as side information and the reverse)"
+    ),
+    preprocessing=(
+        "RGB; centre crop 370x740 (offsets floor((H-370)/2), floor((W-740)/2)); resize to 128x256 with PIL "
+        "bilinear; values /255 in [0,1]; training only: random horizontal flip of x and side together"
+    ),
+    rate_accounting="only x is transmitted: bpp = bits of x's bytes / (128*256); the side view is available "
+                    "uncompressed at the decoder and costs nothing",
+    fixed_bpps=(0.05, 0.1, 0.2),
+    options={"direction": "both"},
+))
+
+
+def find_sets(root: Path) -> list[tuple[Path, str, int | None, int | None]]:
+    """The KITTI releases under ``root``: (folder, tag, training scenes, testing scenes)."""
+    found = [(root / d, tag, ntr, nte) for d, (tag, ntr, nte) in SETS.items() if (root / d).is_dir()]
+    if found:
+        return found
+    if (root / "training").is_dir() or (root / "testing").is_dir():
+        return [(root, "kitti", None, None)]
+    raise DatasetError(
+        f"kitti: {str(root)!r} holds neither data_stereo_flow_multiview/ nor data_scene_flow_multiview/ (nor a "
+        f"training/ or testing/ folder of one release). {HOW_TO_OBTAIN}"
+    )
+
+
+def _names(folder: Path, frames: tuple[str, ...]) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    with os.scandir(folder) as it:
+        return {e.name for e in it if (m := _FILE.match(e.name)) and m.group(2) in frames}
+
+
+def _crop_resize(im: Image.Image, path: Path) -> Image.Image:
+    w, h = im.size
+    ch, cw = CROP
+    if h < ch or w < cw:
+        raise DatasetError(
+            f"kitti: image {str(path)!r} is {w}x{h} (WxH), smaller than the protocol's centre crop {cw}x{ch}; "
+            f"KITTI multi-view frames are about 1242x375 - is this the original, unscaled file?"
+        )
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return im.crop((left, top, left + cw, top + ch)).resize((SIZE[1], SIZE[0]), Image.BILINEAR)
+
+
+def pairs(root: Path, split: str, *, skip_bad: bool = False) -> list[tuple[str, str, Path, Path]]:
+    """(tag, stem, left path, right path) of every stereo pair of ``split``, sorted."""
+    part, frames = SPLIT_RULE[split]
+    sets = find_sets(root)
+    if len(sets) == 1 and sets[0][1] != "kitti":
+        warnings.warn(
+            f"kitti: only {sets[0][0].name}/ found under {str(root)!r}; the published split uses both KITTI 2012 "
+            f"and 2015, so results are not comparable with the papers", stacklevel=3,
+        )
+    out = []
+    for folder, tag, _, _ in sets:
+        d2, d3 = folder / part / "image_2", folder / part / "image_3"
+        if not d2.is_dir() and not d3.is_dir():
+            raise DatasetError(
+                f"kitti: split {split!r} needs {rel(d2, root)}/ and {rel(d3, root)}/ but neither exists; unzip the "
+                f"whole multi-view zip (it holds training/ and testing/)"
+            )
+        left, right = _names(d2, frames), _names(d3, frames)
+        for name in sorted(left ^ right):
+            have, lack = (d2, d3) if name in left else (d3, d2)
+            msg = (f"kitti: {rel(have / name, root)} has no partner {rel(lack / name, root)}; every frame needs both "
+                   f"views (image_2 = left, image_3 = right) - re-extract the zip, or pass skip_bad to skip the pair")
+            if not skip_bad:
+                raise DatasetError(msg)
+            warnings.warn(msg, stacklevel=3)
+        for name in sorted(left & right):
+            out.append((f"{tag}/{part}", name[:-4], d2 / name, d3 / name))
+    if not out:
+        raise DatasetError(
+            f"kitti: no frames {' or '.join('_' + f for f in frames)} found in {part}/image_2 under {str(root)!r}. "
+            f"{HOW_TO_OBTAIN}"
+        )
+    return out
+
+
+def items_for(found: list[tuple[str, str, Path, Path]], direction: str) -> list[PairItem]:
+    items = []
+    for tag, stem, left, right in found:
+        if direction in ("both", "left"):
+            items.append(PairItem(left, right, f"{tag}/{stem}/left"))
+        if direction in ("both", "right"):
+            items.append(PairItem(right, left, f"{tag}/{stem}/right"))
+    return items
+
+
+def check_kitti(root: Path | str | None, **options: Any) -> list[SplitReport]:
+    """Per split: samples found (pairs x directions) against the published counts, and missing files."""
+    root = require_dir(root, NAME, HOW_TO_OBTAIN)
+    direction = options.get("direction") or "both"
+    per_pair = 2 if direction == "both" else 1
+    sets = find_sets(root)
+    single = sets[0][1] == "kitti"
+    if not single:  # report missing releases too
+        sets = [(root / d, tag, ntr, nte) for d, (tag, ntr, nte) in SETS.items()]
+    reports = []
+    for split, (part, frames) in SPLIT_RULE.items():
+        found = 0
+        missing: list[str] = []
+        expected_pairs = 0
+        for folder, _tag, ntr, nte in sets:
+            d2, d3 = folder / part / "image_2", folder / part / "image_3"
+            left, right = _names(d2, frames), _names(d3, frames)
+            found += len(left & right)
+            n = ntr if part == "training" else nte
+            wanted = set(left | right) if n is None else {f"{i:06d}_{f}.png" for i in range(n) for f in frames}
+            expected_pairs += len(wanted)
+            for name in sorted(wanted):
+                for d, have in ((d2, left), (d3, right)):
+                    if name not in have:
+                        missing.append(rel(d / name, root))
+        reports.append(SplitReport(
+            split=split,
+            found=found * per_pair,
+            expected=None if single else expected_pairs * per_pair,
+            missing=missing[:5],
+            n_missing=len(missing),
+            note=("one release unpacked directly under the root; the published split needs both "
+                  "data_stereo_flow_multiview/ and data_scene_flow_multiview/") if single else
+                 f"{part}/ frames {'+'.join('_' + f for f in frames)}, {direction} direction(s)",
+        ))
+    return reports
+
+
+@register_dataset(
+    NAME,
+    description="KITTI Stereo 2012+2015 multi-view (left/right camera pairs), local copy",
+    protocols=(PROTOCOL,),
+    how_to_obtain=HOW_TO_OBTAIN,
+    check=check_kitti,
+)
+def kitti(root: Path | str | None, protocol: Any, split: str, **options: Any) -> PairedImages:
+    """Stereo pairs of ``split``; options: direction (both|left|right), augment, seed, skip_bad."""
+    check_protocol(protocol, (PROTOCOL,), NAME)
+    check_split(split, NAME)
+    opts = resolve_options(NAME, protocol, options, {"direction": "both"})
+    direction = choice(opts["direction"], "direction", DIRECTIONS, NAME)
+    root = require_dir(root, NAME, HOW_TO_OBTAIN)
+    items = items_for(pairs(root, split, skip_bad=opts["skip_bad"]), direction)
+    return PairedImages(items, _crop_resize, split=split, seed=opts["seed"], augment=opts["augment"],
+                        skip_bad=opts["skip_bad"], dataset=NAME)
