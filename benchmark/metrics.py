@@ -15,8 +15,19 @@ def to_8bit(img: torch.Tensor) -> torch.Tensor:
     return torch.round(img.detach().float().clamp(0.0, 1.0) * 255.0) / 255.0
 
 
+def mse_8bit(a: torch.Tensor, b: torch.Tensor) -> float:
+    """MSE on the [0,1] scale computed exactly from 8-bit code values (clamped, rounded)."""
+    ia = torch.round(a.detach().double().clamp(0, 1) * 255.0)
+    ib = torch.round(b.detach().double().clamp(0, 1) * 255.0)
+    return float(torch.mean((ia - ib) ** 2)) / 255.0**2
+
+
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.mean((a.double() - b.double()) ** 2))
+
+
+def psnr_from_mse(m: float, data_range: float = 1.0) -> float:
+    return float("inf") if m == 0.0 else 10.0 * math.log10(data_range**2 / m)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:

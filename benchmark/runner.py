@@ -225,10 +225,11 @@ def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_prot
     """Distortion of the decoded output as the protocol states (8-bit rounded images, or raw MSE)."""
     if image_protocol:
         a, b = metrics.to_8bit(x), metrics.to_8bit(x_hat)
+        m = metrics.mse_8bit(x, x_hat)  # exact: integer code values, then / 255^2
     else:
         a, b = x.double(), x_hat.detach().double()
-    m = metrics.mse(a, b)
-    out: dict[str, Any] = {"mse": m, "psnr": metrics.psnr(a, b) if m > 0 else float("inf"), "ms_ssim": None, "ms_ssim_db": None}
+        m = metrics.mse(a, b)
+    out: dict[str, Any] = {"mse": m, "psnr": metrics.psnr_from_mse(m), "ms_ssim": None, "ms_ssim_db": None}
     if image_protocol:
         v, reason = metrics.msssim(a, b, protocol.ms_ssim_win)
         out["ms_ssim"] = v

@@ -159,9 +159,9 @@ class LayeredWZ(nn.Module):
             mse = F.mse_loss(xh[k], x)
             ce_other = -(p.detach() * q_other[k]).sum(-1).mean() / LN2
             total = total + rate + lam * mse + ce_other
-            rates.append(float(rate))
-            mses.append(float(mse))
-            aux.append(float(ce_other))
+            rates.append(float(rate.detach()))
+            mses.append(float(mse.detach()))
+            aux.append(float(ce_other.detach()))
         return total, {"rate": rates, "mse": mses, "ce_other": aux}
 
     # ---- inference ---------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def train_model(model: LayeredWZ, data: Iterator[tuple[torch.Tensor, torch.Tenso
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        last = {"step": step + 1, "loss": float(loss), "tau": tau, "lr": lr, **parts}
+        last = {"step": step + 1, "loss": float(loss.detach()), "tau": tau, "lr": lr, **parts}
         if log_every and (step + 1) % log_every == 0:
             hist.append(last)
             if log:
