@@ -31,7 +31,7 @@ from . import celeba, mnist
 from ._real import AugmentedSplit, check_protocol, check_split, choice, resolve_options
 
 SPLIT_SEED = 0  # fixed: the test set must not move with the run's seed
-DIGITS_TEST_FRACTION = 0.2
+DIGITS_TEST = 360  # 20% of 1,797, rounded up
 LFW_FACES = 100
 LFW_SIZE = 64
 LFW_SPLIT = {"train": (0, 70), "val": (70, 80), "test": (80, 100)}
@@ -50,7 +50,7 @@ def digits_split() -> tuple[np.ndarray, np.ndarray]:
     """(pool indices, test indices) into load_digits' 1,797 images."""
     n = len(_digits()[1])
     perm = np.random.default_rng(SPLIT_SEED).permutation(n)
-    n_pool = n - int(round(n * DIGITS_TEST_FRACTION))
+    n_pool = n - DIGITS_TEST
     return perm[:n_pool], perm[n_pool:]
 
 
