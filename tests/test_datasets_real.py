@@ -62,7 +62,7 @@ def test_kitti_flip_moves_x_and_side_together(kitti_root):
     aug = build("kitti", kitti_root, "train", seed=3)
     assert aug.augment and not build("kitti", kitti_root, "val").augment
     flips = []
-    for i in range(len(plain)):
+    for i in range(8):
         a, b = plain[i], aug[i]
         flipped = torch.equal(b.x, a.x.flip(-1))
         assert flipped or torch.equal(b.x, a.x)
@@ -70,7 +70,9 @@ def test_kitti_flip_moves_x_and_side_together(kitti_root):
         flips.append(flipped)
     assert 0 < sum(flips) < len(flips)
     again = build("kitti", kitti_root, "train", seed=3)
-    assert all(torch.equal(again[i].x, aug[i].x) for i in range(4))
+    assert [aug._flip(i) for i in range(len(aug))] == [again._flip(i) for i in range(len(aug))]
+    aug.set_epoch(1)
+    assert [aug._flip(i) for i in range(len(aug))] != [again._flip(i) for i in range(len(aug))]
 
 
 def test_kitti_single_release_layout(tmp_path):
