@@ -143,12 +143,16 @@ def run(
 def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
     unit = result["rate_unit"]
     t = Table(title=f"{result['method']}{'.' + result['variant'] if result.get('variant') else ''} on {result['protocol']} ({result['scenario']})")
-    for col in ("point", unit, f"{unit} (payload)", f"{unit} (estimate)", "PSNR dB", "MS-SSIM", "enc s", "dec s"):
-        t.add_column(col, justify="right")
-    f = lambda v, p=4: "—" if v is None else f"{v:.{p}f}"
-    for p in result["points"]:
-        t.add_row(p["rate_point"], f(p["bpp"]), f(p.get("bpp_payload")), f(p.get("bpp_estimated")), f(p["psnr"], 2),
-                  f(p.get("ms_ssim")), f(p.get("encode_s"), 3), f(p.get("decode_s"), 3))
+    pts = result["points"]
+    cols = [("point", "rate_point", None), (unit, "bpp", 4), (f"{unit} payload", "bpp_payload", 4),
+            (f"{unit} estimate", "bpp_estimated", 4), ("PSNR dB", "psnr", 2), ("PSNR min", "psnr_min", 2),
+            ("PSNR max", "psnr_max", 2), ("MS-SSIM", "ms_ssim", 4), ("enc s", "encode_s", 3), ("dec s", "decode_s", 3)]
+    cols = [c for c in cols if any(p.get(c[1]) is not None for p in pts)]  # hide columns with no values
+    for name, _, _ in cols:
+        t.add_column(name, justify="right")
+    f = lambda v, prec: "—" if v is None else (v if prec is None else f"{v:.{prec}f}")
+    for p in pts:
+        t.add_row(*[f(p.get(key), prec) for _, key, prec in cols])
     console.print(t)
     console.print(f"wrote [bold]{path}[/] ({seconds:.1f} s)")
 

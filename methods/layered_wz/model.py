@@ -26,6 +26,8 @@ class ModelConfig:
     layers: int = 2
     cell: str = "elman"  # "elman" (LeakyReLU, the paper) or "gru"
     slope: float = 0.01  # LeakyReLU negative slope
+    in_scale: float = 1.0  # x and y enter the RNNs multiplied by this (1/σ puts the noise scale at 1)
+    residual: bool = False  # decoder outputs y + g(h)/in_scale instead of g(h)
 
     @property
     def K(self) -> int:
@@ -43,7 +45,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return cls(alphabets=tuple(int(a) for a in d["alphabets"]), hidden=int(d["hidden"]), layers=int(d["layers"]),
-                   cell=str(d["cell"]), slope=float(d["slope"]))
+                   cell=str(d["cell"]), slope=float(d["slope"]), in_scale=float(d.get("in_scale", 1.0)),
+                   residual=bool(d.get("residual", False)))
 
 
 class StackedRNN(nn.Module):
@@ -100,7 +103,7 @@ class LayeredWZ(nn.Module):
     def encoder_logits(self, x: torch.Tensor, K: int | None = None) -> list[torch.Tensor]:
         """[logits of p(m_k | m_<k, x)] for k = 1..K; x: (B,)."""
         K = K or self.cfg.K
-        inp = x.unsqueeze(-1)
+        inp = x.unsqueeze(-1) * self.cfg.in_scale
         st = self.enc.init_state(x.shape[0], inp)
         out = []
         for _ in range(K):
@@ -110,12 +113,13 @@ class LayeredWZ(nn.Module):
 
     def decode(self, y: torch.Tensor, codes: list[torch.Tensor]) -> list[torch.Tensor]:
         """[x̂_k] from one-hot (or relaxed) codes m_1..m_k and side information y."""
-        yi = y.unsqueeze(-1)
+        yi = y.unsqueeze(-1) * self.cfg.in_scale
         st = self.dec.init_state(y.shape[0], yi)
         out = []
         for m in codes:
             h, st = self.dec.step(torch.cat([yi, m], dim=-1), st)
-            out.append(self.dec_out(h).squeeze(-1))
+            g = self.dec_out(h).squeeze(-1)
+            out.append(y + g / self.cfg.in_scale if self.cfg.residual else g)
         return out
 
     def prior_logits(self, codes: list[torch.Tensor], y: torch.Tensor | None, kind: str, B: int, K: int) -> list[torch.Tensor]:
@@ -127,7 +131,7 @@ class LayeredWZ(nn.Module):
         prev = ref.new_zeros(B, M)
         out = []
         for k in range(K):
-            inp = prev if kind == "marginal" else torch.cat([y.unsqueeze(-1), prev], dim=-1)
+            inp = prev if kind == "marginal" else torch.cat([y.unsqueeze(-1) * self.cfg.in_scale, prev], dim=-1)
             h, st = rnn.step(inp, st)
             out.append(F.log_softmax(heads[k](h), dim=-1))
             if k < len(codes):

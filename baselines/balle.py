@@ -1,0 +1,443 @@
+"""CompressAI's Ballé family as learned baselines (scenario `separate`), trained through the suite's trainer.
+
+- ``balle2017``: bmshj2018-factorized (Ballé et al., ICLR 2017 architecture as CompressAI implements it)
+- ``balle2018``: bmshj2018-hyperprior (scale hyperprior, Ballé et al., ICLR 2018)
+- ``minnen2018``: mbt2018-mean (mean-scale hyperprior, Minnen et al., NeurIPS 2018, without context model)
+
+One model per λ (CompressAI's MSE table, quality 1..8 → 0.0018 ... 0.18; loss λ·255²·MSE + bpp). Rate points
+are named ``lambda=<λ>``. Images are padded to the stride (64 for hyperprior models, 16 for the factorized
+one) by edge replication and cropped back. After training, ``update(force=True, update_quantiles=True)``
+computes the entropy coder's tables once; they are stored with the weights, so the tables used to decode
+are exactly those used to encode. The bytes are CompressAI's rANS strings (one container stream per
+string: y, then z) in the suite's container.
+
+``RDCodec`` is the reusable base: a subclass says how to build a model and how to run it; the base
+handles budgets, training (benchmark.trainer), weights (benchmark.weights), padding, the container and the
+likelihood estimate. ``baselines/joint.py`` builds the side-information variants on it."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.container import Container
+from benchmark.data import Batch
+from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
+from benchmark.registry import register_method
+from benchmark.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
+from benchmark.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
+
+# CompressAI's MSE lambdas for quality 1..8.
+COMPRESSAI_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
+_MAX_PIXELS = 1 << 26  # refuse to decode implausible sizes from a damaged header
+_GUARD = b"\x00" * 256  # appended (not transmitted) so a damaged rANS stream cannot read past its buffer
+
+# Budgets of the Ballé family. N/M None: CompressAI's zoo widths per quality (paper). The quick budget is
+# sized so that `bench run` trains five learned methods in about 7 minutes on 2 CPU cores.
+_SMALL_TRAIN = dict(batch_size=8, crop=64, lr=1e-3, aux_lr=1e-2, schedule="cosine", clip_grad=1.0,
+                    val_samples=4, checkpoint_every=100, restore="last")
+BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"N": 32, "M": 48, "lambdas": (0.0035, 0.0130, 0.0483),
+              "train": TrainConfig(steps=150, **_SMALL_TRAIN)},
+    "quick": {"N": 48, "M": 64, "lambdas": (0.0035, 0.0130, 0.0483),
+              "train": TrainConfig(steps=500, val_every=250, **_SMALL_TRAIN)},
+    # CompressAI zoo training (approximation): 256x256 crops, batch 16, Adam lr 1e-4 (aux 1e-3),
+    # plateau decay x0.1 on validation loss, ~1M steps; zoo widths per quality.
+    "paper": {"N": None, "M": None, "lambdas": COMPRESSAI_LAMBDAS,
+              "train": TrainConfig(steps=1_000_000, batch_size=16, crop=256, lr=1e-4, aux_lr=1e-3, schedule="plateau",
+                                   gamma=0.1, plateau_patience=10, clip_grad=1.0, val_every=5000, val_samples=64,
+                                   checkpoint_every=1000, restore="best", num_workers=4)},
+}
+
+_TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "val_every", "val_samples", "clip_grad",
+                  "checkpoint_every", "hflip", "num_workers", "restore")
+
+
+def point_name(lmbda: float) -> str:
+    return f"lambda={lmbda:g}"
+
+
+def _parse_list(value: Any, what: str) -> tuple[float, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",") if v.strip()]
+        except ValueError as exc:
+            raise ConfigError(f"option {what}: cannot parse {text!r} as a list of numbers") from exc
+    if isinstance(value, (int, float)):
+        value = [value]
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"option {what}: expected a list of numbers, got {value!r}") from exc
+    if not out or any(not (v > 0 and math.isfinite(v)) for v in out):
+        raise ConfigError(f"option {what}: expected positive numbers, got {value!r}")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"option {what}: duplicate values in {value!r}")
+    return tuple(sorted(out))
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        v = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"option {what}: expected an integer, got {value!r}") from exc
+    if v <= 0:
+        raise ConfigError(f"option {what}: expected a positive integer, got {v}")
+    return v
+
+
+def pad_to(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pad an NCHW tensor at the bottom/right to a multiple of `stride` by edge replication."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+class RDCodec(LearnedCodec):
+    """Base of the suite's CompressAI-style codecs: one model per λ, real rANS bytes, likelihood estimates."""
+
+    meta: ClassVar[MethodMeta]
+    stride: ClassVar[int] = 64
+    n_streams: ClassVar[int] = 2
+    arch: ClassVar[str] = ""
+    budgets: ClassVar[dict[str, dict[str, Any]]] = BUDGETS
+
+    def __init__(self, protocol: Any = None, *, lambdas: Any = None, N: Any = None, M: Any = None, metric: str = "mse",
+                 **options: Any):
+        unknown = set(options) - set(_TRAIN_OPTIONS)
+        if unknown:
+            raise ConfigError(f"{self.meta.name}: unknown option(s) {', '.join(sorted(unknown))}; known: lambdas, N, M, metric, "
+                              + ", ".join(_TRAIN_OPTIONS))
+        super().__init__(protocol, lambdas=lambdas, N=N, M=M, metric=metric, **options)
+        if metric not in ("mse", "ms-ssim"):
+            raise ConfigError(f"{self.meta.name}: metric must be 'mse' or 'ms-ssim', got {metric!r}")
+        self._opt_lambdas = None if lambdas is None else _parse_list(lambdas, "lambdas")
+        self._opt_N, self._opt_M = _opt_int(N, "N"), _opt_int(M, "M")
+        self.metric = metric
+        self._train_overrides = {k: options[k] for k in _TRAIN_OPTIONS if k in options}
+        self.lambdas: tuple[float, ...] = self._opt_lambdas or COMPRESSAI_LAMBDAS
+        self.config: dict[str, Any] = {}
+        self.models: list[torch.nn.Module] = []
+        self.training_info: dict[str, Any] = {}
+
+    # ---- what a subclass provides ------------------------------------------------------------
+    def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def train_forward(self, model: torch.nn.Module, batch: Batch) -> Mapping[str, Any]:
+        return model(batch.x)
+
+    def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
+        return model(x)
+
+    def encode(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> list[bytes]:
+        out = model.compress(x)
+        return [s[0] for s in out["strings"]]
+
+    def decode(self, model: torch.nn.Module, streams: list[bytes], shape: tuple[int, int], side: torch.Tensor | None) -> torch.Tensor:
+        return model.decompress([[s] for s in streams], shape)["x_hat"]
+
+    def latent_shape(self, h: int, w: int) -> tuple[int, int]:
+        """Spatial shape CompressAI's decompress() wants, for a padded input of h x w."""
+        return (h // self.stride, w // self.stride)
+
+    # ---- configuration -------------------------------------------------------------------------
+    def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
+        if budget not in self.budgets:
+            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(self.budgets)}")
+        b = self.budgets[budget]
+        overrides = dict(self._train_overrides)
+        for k in ("steps", "batch_size", "crop", "val_every", "val_samples", "checkpoint_every", "num_workers"):
+            if k in overrides and overrides[k] is not None:
+                overrides[k] = int(overrides[k])
+        for k in ("lr", "aux_lr", "clip_grad"):
+            if k in overrides and overrides[k] is not None:
+                overrides[k] = float(overrides[k])
+        if "hflip" in overrides and isinstance(overrides["hflip"], str):
+            overrides["hflip"] = overrides["hflip"].lower() in ("1", "true", "yes")
+        tc = resolve_budget(b["train"], None, **overrides)
+        cfg = {
+            "architecture": self.arch,
+            "N": self._opt_N if self._opt_N is not None else b["N"],
+            "M": self._opt_M if self._opt_M is not None else b["M"],
+            "lambdas": list(self._opt_lambdas or b["lambdas"]),
+            "metric": self.metric,
+            "stride": self.stride,
+            "budget": budget,
+        }
+        return cfg, tc
+
+    def rate_points(self) -> list[str]:
+        return [point_name(l) for l in self.lambdas]
+
+    def point_index(self, point: str) -> int:
+        pts = self.rate_points()
+        if point not in pts:
+            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(pts)}")
+        return pts.index(point)
+
+    def _instantiate(self, cfg: Mapping[str, Any], seed: int = 0) -> None:
+        self.config = dict(cfg)
+        self.lambdas = tuple(float(l) for l in cfg["lambdas"])
+        self.models = []
+        for i, l in enumerate(self.lambdas):
+            torch.manual_seed(seed * 1009 + i)  # deterministic initialisation per rate point
+            self.models.append(self.build_model(cfg.get("N"), cfg.get("M"), l))
+
+    def _require_models(self) -> None:
+        if not self.models:
+            raise WeightsError(f"{self.meta.name} has no weights: train it (bench run / bench train) or pass --weights DIR")
+
+    # ---- training ------------------------------------------------------------------------------
+    def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
+            progress: bool | None = None) -> dict[str, Any]:
+        cfg, tc = self.resolve_config(budget)
+        dev = check_device(device)
+        t0 = time.perf_counter()
+        self._instantiate(cfg, seed)
+        per_point = {}
+        run_root = Path(workdir) / f"{budget}-seed{seed}"
+        for lmbda, model in zip(self.lambdas, self.models):
+            p = point_name(lmbda)
+            loss_fn = rd_loss_fn(lmbda, "ms-ssim" if self.metric == "ms-ssim" else "mse", forward=self.train_forward)
+            info = train(model, loss_fn, train_ds, val_ds, config=tc, workdir=run_root / p, seed=seed, device=str(dev),
+                         tag=f"{self.meta.name} {p}", progress=progress)
+            model.to("cpu").eval()
+            self._update(model, quantiles=True)
+            info["weights_sha256"] = state_dict_sha256(model)
+            per_point[p] = {k: info[k] for k in ("steps", "wall_s", "resumed_at", "final_train", "best_val", "best_step",
+                                                  "restored", "weights_sha256")}
+        self.training_info = {
+            "budget": budget,
+            "seed": seed,
+            "device": str(dev),
+            "steps": tc.steps,
+            "models": len(self.models),
+            "config": {**cfg, "train": tc.as_dict()},
+            "lambdas": list(self.lambdas),
+            "points": per_point,
+            "wall_s": round(time.perf_counter() - t0, 2),
+            "entropy_tables": "update(force=True, update_quantiles=True) after training; tables stored with the weights",
+        }
+        return self.training_info
+
+    @staticmethod
+    def _update(model: torch.nn.Module, quantiles: bool = False) -> None:
+        with torch.no_grad():
+            model.update(force=True, update_quantiles=quantiles)
+
+    # ---- weights -------------------------------------------------------------------------------
+    def save_weights(self, directory: Path) -> Path:
+        self._require_models()
+        proto = getattr(self.protocol, "name", None)
+        return save_weights(directory, method=self.meta.name, models=dict(zip(self.rate_points(), self.models)),
+                            config=self.config, points=self.rate_points(), protocol=proto, training=self.training_info)
+
+    def load_weights(self, directory: Path) -> dict[str, Any]:
+        loaded: LoadedWeights = load_weights(directory, method=self.meta.name)
+        cfg = loaded.config
+        for key in ("lambdas", "architecture"):
+            if key not in cfg:
+                raise WeightsError(f"weights manifest in {directory} lacks config.{key}")
+        if cfg.get("architecture") != self.arch:
+            raise WeightsError(f"weights in {directory} are a {cfg.get('architecture')!r} model, {self.meta.name} needs {self.arch!r}")
+        for opt, key in ((self._opt_N, "N"), (self._opt_M, "M")):
+            if opt is not None and cfg.get(key) != opt:
+                raise WeightsError(f"weights in {directory} have {key}={cfg.get(key)}, but the options ask for {key}={opt}")
+        if self._opt_lambdas is not None and tuple(sorted(float(l) for l in cfg["lambdas"])) != self._opt_lambdas:
+            raise WeightsError(f"weights in {directory} cover lambdas {cfg['lambdas']}, the options ask for {list(self._opt_lambdas)}")
+        self._instantiate(cfg)
+        for p, model in zip(self.rate_points(), self.models):
+            if p not in loaded.tensors:
+                raise WeightsError(f"weights in {directory} have no model for {p}")
+            load_into(model, loaded.tensors[p], f"{self.meta.name} {p}")
+            model.eval()
+            if any(getattr(m, "_quantized_cdf", torch.empty(0)).numel() == 0 for m in model.modules()
+                   if hasattr(m, "_quantized_cdf")):
+                self._update(model)
+        self.training_info = loaded.training
+        return loaded.summary()
+
+    # ---- coding ----------------------------------------------------------------------------------
+    def _check_image(self, x: torch.Tensor, what: str = "x") -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3:
+            raise ConfigError(f"{self.meta.name} codes 3xHxW image tensors; got {what} of shape "
+                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+
+    def _side(self, side: torch.Tensor | None, shape: tuple[int, ...], where: str) -> torch.Tensor:
+        if side is None:
+            raise ConfigError(f"{self.meta.name} needs the side view at the {where}; none was given")
+        self._check_image(side, "side")
+        if tuple(side.shape) != tuple(shape):
+            raise ConfigError(f"{self.meta.name}: side view shape {tuple(side.shape)} differs from the image shape {tuple(shape)}")
+        return pad_to(side.detach().float().cpu()[None], self.stride)
+
+    def uses_side_at_encoder(self) -> bool:
+        return self.meta.scenario.encoder_sees_side
+
+    def uses_side_at_decoder(self) -> bool:
+        return self.meta.scenario.decoder_sees_side
+
+    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
+        self._require_models()
+        self._check_image(x)
+        idx = self.point_index(point)
+        xp = pad_to(x.detach().float().cpu()[None], self.stride)
+        sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
+        with torch.no_grad():
+            streams = self.encode(self.models[idx], xp, sp)
+        if len(streams) != self.n_streams:
+            raise RuntimeError(f"{self.meta.name}: model produced {len(streams)} strings, expected {self.n_streams}")
+        return Container(self.meta.name, idx, tuple(int(d) for d in x.shape), [bytes(s) for s in streams]).to_bytes()
+
+    def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
+        self._require_models()
+        c = Container.from_bytes(data, self.meta.name)
+        if c.point >= len(self.models):
+            raise BitstreamError(f"{self.meta.name}: bitstream names rate point #{c.point}, these weights have {len(self.models)}")
+        if len(c.shape) != 3 or c.shape[0] != 3 or min(c.shape[1:]) < 1 or c.shape[1] * c.shape[2] > _MAX_PIXELS:
+            raise BitstreamError(f"{self.meta.name}: implausible image shape {c.shape} in the bitstream header")
+        if len(c.streams) != self.n_streams:
+            raise BitstreamError(f"{self.meta.name}: bitstream has {len(c.streams)} streams, expected {self.n_streams}")
+        _, h, w = c.shape
+        hp, wp = h + (-h) % self.stride, w + (-w) % self.stride
+        sp = self._side(side, tuple(c.shape), "decoder") if self.uses_side_at_decoder() else None
+        try:
+            with torch.no_grad():
+                x_hat = self.decode(self.models[c.point], [s + _GUARD for s in c.streams], self.latent_shape(hp, wp), sp)
+        except BitstreamError:
+            raise
+        except Exception as exc:  # the rANS decoder or the networks choked on a damaged payload
+            raise BitstreamError(f"{self.meta.name}: cannot decode the payload ({type(exc).__name__}: {exc}); "
+                                 "the bitstream is corrupt or was made with other weights") from exc
+        if tuple(x_hat.shape[-2:]) != (hp, wp) or not torch.isfinite(x_hat).all():
+            raise BitstreamError(f"{self.meta.name}: the payload decoded to an invalid image; the bitstream is corrupt")
+        return x_hat[0, :, :h, :w].clamp(0.0, 1.0).contiguous()
+
+    def reconstruct(self, x: torch.Tensor, *, side: torch.Tensor | None = None, point: str) -> torch.Tensor:
+        """The model's own reconstruction (forward pass in eval mode, quantised latents), cropped and clamped."""
+        self._require_models()
+        idx = self.point_index(point)
+        xp = pad_to(x.detach().float().cpu()[None], self.stride)
+        sp = None if side is None else pad_to(side.detach().float().cpu()[None], self.stride)
+        with torch.no_grad():
+            out = self.eval_forward(self.models[idx], xp, sp)
+        return out["x_hat"][0, :, : x.shape[-2], : x.shape[-1]].clamp(0.0, 1.0)
+
+    def estimate_bits(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> float | None:
+        """-log2 of the model's likelihoods of the quantised latents of the padded image (what the coder codes)."""
+        self._require_models()
+        self._check_image(x)
+        idx = self.point_index(point)
+        xp = pad_to(x.detach().float().cpu()[None], self.stride)
+        sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
+        with torch.no_grad():
+            out = self.eval_forward(self.models[idx], xp, sp)
+        return float(bits_from_likelihoods(out["likelihoods"]))
+
+    def info(self) -> dict[str, Any]:
+        base = super().info()
+        return {
+            **base,
+            "architecture": self.arch,
+            "config": self.config,
+            "lambdas": list(self.lambdas),
+            "stride": self.stride,
+            "rate_notes": (f"CompressAI rANS strings ({self.n_streams} per image) in the suite's container; image padded to a "
+                           f"multiple of {self.stride} by edge replication (padding is coded, bpp divides by the original pixels)"),
+        }
+
+
+# ------------------------------------------------------------------------------ the zoo models
+def _zoo_quality(lmbda: float) -> int | None:
+    for q, l in enumerate(COMPRESSAI_LAMBDAS, start=1):
+        if abs(l - lmbda) < 1e-9:
+            return q
+    return None
+
+
+class _ZooCodec(RDCodec):
+    zoo_builder: ClassVar[str]
+    zoo_key: ClassVar[str]
+    model_class: ClassVar[str]
+
+    def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
+        import compressai.models as cm
+        from compressai import zoo
+        from compressai.zoo.image import cfgs
+
+        q = _zoo_quality(lmbda)
+        if N is None and M is None and q is not None:
+            return getattr(zoo, self.zoo_builder)(quality=q, metric="mse", pretrained=False)
+        if N is None or M is None:
+            # widths of the nearest CompressAI quality
+            qq = q or min(range(1, 9), key=lambda i: abs(math.log(COMPRESSAI_LAMBDAS[i - 1] / lmbda)))
+            dn, dm = cfgs[self.zoo_key][qq]
+            N, M = N or dn, M or dm
+        return getattr(cm, self.model_class)(N=N, M=M)
+
+
+@register_method
+class Balle2017(_ZooCodec):
+    meta = MethodMeta(
+        name="balle2017",
+        scenario=Scenario.SEPARATE,
+        paper="J. Ballé, V. Laparra, E. P. Simoncelli, End-to-end Optimized Image Compression, ICLR 2017 "
+              "(CompressAI bmshj2018-factorized)",
+        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
+        trainable=True,
+        description="factorized-prior autoencoder (GDN), one model per lambda, CompressAI rANS bytes",
+    )
+    stride = 16
+    n_streams = 1
+    arch = "bmshj2018-factorized"
+    zoo_builder = "bmshj2018_factorized"
+    zoo_key = "bmshj2018-factorized"
+    model_class = "FactorizedPrior"
+
+
+@register_method
+class Balle2018(_ZooCodec):
+    meta = MethodMeta(
+        name="balle2018",
+        scenario=Scenario.SEPARATE,
+        paper="J. Ballé, D. Minnen, S. Singh, S. J. Hwang, N. Johnston, Variational Image Compression with a Scale "
+              "Hyperprior, ICLR 2018 (CompressAI bmshj2018-hyperprior)",
+        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
+        trainable=True,
+        description="scale-hyperprior autoencoder, one model per lambda, CompressAI rANS bytes",
+    )
+    stride = 64
+    arch = "bmshj2018-hyperprior"
+    zoo_builder = "bmshj2018_hyperprior"
+    zoo_key = "bmshj2018-hyperprior"
+    model_class = "ScaleHyperprior"
+
+
+@register_method
+class Minnen2018(_ZooCodec):
+    meta = MethodMeta(
+        name="minnen2018",
+        scenario=Scenario.SEPARATE,
+        paper="D. Minnen, J. Ballé, G. Toderici, Joint Autoregressive and Hierarchical Priors for Learned Image "
+              "Compression, NeurIPS 2018 (CompressAI mbt2018-mean: mean-scale hyperprior, no context model)",
+        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
+        trainable=True,
+        description="mean-scale hyperprior autoencoder, one model per lambda, CompressAI rANS bytes",
+    )
+    stride = 64
+    arch = "mbt2018-mean"
+    zoo_builder = "mbt2018_mean"
+    zoo_key = "mbt2018-mean"
+    model_class = "MeanScaleHyperprior"
