@@ -58,10 +58,11 @@ def list_cmd(
             d = DATASETS.get(name)
             t.add_row(name, "yes" if d.embedded else "no (--root)", ", ".join(d.protocols), d.description)
     elif what == "protocols":
-        t = Table("protocol", "dataset", "anchor", "description")
+        # one line per protocol, however narrow the terminal
         for name in PROTOCOLS.names(pattern):
             p = PROTOCOLS.get(name)
-            t.add_row(name, p.dataset, p.anchor, p.description)
+            typer.echo(f"{name:<26} {p.description} [anchor: {p.anchor}]")
+        return
     else:
         _fail(BenchError(f"cannot list {what!r}; choose methods, datasets or protocols"))
         return
@@ -267,6 +268,10 @@ def datasets_check(
 
 
 def main() -> None:
+    import warnings
+
+    # compressai's import triggers torch's TorchScript deprecation notice; it says nothing about the user's run
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     app()
 
 

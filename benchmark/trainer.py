@@ -430,7 +430,7 @@ class _NoBar:
     def __exit__(self, *a):
         return False
 
-    def update(self, **kw):
+    def update(self, *a, **kw):
         pass
 
 

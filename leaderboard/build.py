@@ -73,6 +73,11 @@ class Inputs:
     ignored: int = 0  # JSON files that are not results (weights manifests, exports, ...)
 
 
+def natural_key(text: str) -> list[Any]:
+    """Sort "M=2" before "M=10"."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
 def _looks_like_result(obj: Any) -> bool:
     """A file is a result candidate if it says so, or has no kind but carries result-like fields."""
     if not isinstance(obj, dict):
@@ -95,7 +100,7 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
         elif d.is_dir():
             files.extend(p for p in d.rglob("*.json") if not any(part.startswith(".") for part in p.relative_to(d).parts))
         else:
-            skipped.append((d, "results folder does not exist"))
+            skipped.append((d, "results folder does not exist (nothing measured read from it)"))
     for path in sorted(set(files)):
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
@@ -128,7 +133,8 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
 def gather(results_dirs: Iterable[Path], published_dirs: Iterable[Path] | None) -> Inputs:
     measured, skipped, ignored = discover_results(results_dirs)
     good, bad = scan_published(list(published_dirs) if published_dirs is not None else [PUBLISHED_DIR])
-    curves = sorted((Curve(p, c) for p, c in good), key=lambda c: (c.protocol, c.curve["label"], c.curve["metric"], c.curve["rate"], str(c.path)))
+    curves = sorted((Curve(p, c) for p, c in good),
+                    key=lambda c: (c.protocol, natural_key(c.curve["label"]), c.curve["metric"], c.curve["rate"], str(c.path)))
     return Inputs(measured, curves, skipped + [(p, f"invalid published curve: {why}") for p, why in bad], ignored)
 
 
@@ -208,6 +214,7 @@ def _at(xs: Sequence[float], ys: Sequence[float], target: float, fmt: str) -> st
     return NA if v is None else fmt.format(v)
 
 
+_MARKERS = ("v", "s", "^", "D", "P", "X", "<", ">")
 _VALUE_FMT = {"psnr": "{:.2f}", "ms_ssim": "{:.4f}", "ms_ssim_db": "{:.2f} dB"}
 _METRIC_NAME = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)"}
 
@@ -271,9 +278,9 @@ def measured_table(measured: list[Measured], anchor: Measured | None, info: Prot
 
 def published_table(curves: list[Curve], anchor: Measured | None, info: ProtocolInfo) -> list[str]:
     unit = info.rate_unit
-    aname = anchor.key if anchor else "measured anchor"
+    aname = f"measured {anchor.key}" if anchor else "measured anchor"
     header = ["published curve", "origin", "scenario", "metric", "rate", "points", "rate range",
-              f"BD-rate vs measured {aname}†", f"BD-PSNR vs measured {aname}†"]
+              f"BD-rate vs {aname}†", f"BD-PSNR vs {aname}†"]
     header += [f"@ {b:g} {unit}" for b in info.fixed_bpps] + ["ref"]
     a_xy = measured_xy(anchor) if anchor else None
     rows, refs = [], []
@@ -303,7 +310,8 @@ def published_table(curves: list[Curve], anchor: Measured | None, info: Protocol
 
 def _plot(info: ProtocolInfo, measured: list[Measured], curves: list[Curve], kind: str, path: Path) -> bool:
     """Draw measured (solid, markers; per-source band) and published (dashed) curves. False if nothing to draw."""
-    series: list[tuple[str, list[float], list[float], bool, tuple[list[float], list[float], list[float]] | None]] = []
+    # (legend, xs, ys, measured?, band, colour group, marker)
+    series: list[tuple[str, list[float], list[float], bool, Any, str, str]] = []
     for m in measured:
         metric = "psnr" if kind == "psnr" else "ms_ssim"
         xs, ys = measured_xy(m, metric)
@@ -319,20 +327,23 @@ def _plot(info: ProtocolInfo, measured: list[Measured], curves: list[Curve], kin
                     hi.append(p["psnr_max"])
             band = (bx, lo, hi) if bx else None
         order = sorted(range(len(xs)), key=xs.__getitem__)
-        series.append((m.label, [xs[i] for i in order], [ys[i] for i in order], True, band))
+        series.append((m.label, [xs[i] for i in order], [ys[i] for i in order], True, band, "measured:" + m.key, "o"))
     if kind == "psnr":
         chosen = [c for c in curves if c.curve["metric"] == "psnr"]
     else:
         linear = {(c.curve["method"], c.curve["rate"], c.curve["label"]) for c in curves if c.curve["metric"] == "ms_ssim"}
         chosen = [c for c in curves if c.curve["metric"] == "ms_ssim"
                   or (c.curve["metric"] == "ms_ssim_db" and (c.curve["method"], c.curve["rate"], c.curve["label"]) not in linear)]
+    source_counts = {c.curve["sources"] for c in chosen if c.curve.get("sources")}
     for c in chosen:
         xs, ys = curve_xy(c)
         if c.curve["metric"] == "ms_ssim_db":
             ys = [1.0 - 10.0 ** (-v / 10.0) for v in ys]
         order = sorted(range(len(xs)), key=xs.__getitem__)
         if xs:
-            series.append((c.legend, [xs[i] for i in order], [ys[i] for i in order], False, None))
+            family = re.sub(r"\.m\d+$", "", c.curve["method"]) + ":" + c.curve["rate"]
+            marker = _MARKERS[sorted(source_counts).index(c.curve["sources"]) % len(_MARKERS)] if c.curve.get("sources") else "."
+            series.append((c.legend, [xs[i] for i in order], [ys[i] for i in order], False, None, family, marker))
     if not series:
         return False
 
@@ -341,28 +352,31 @@ def _plot(info: ProtocolInfo, measured: list[Measured], curves: list[Curve], kin
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    groups = list(dict.fromkeys(s[5] for s in series))
     try:
         import seaborn as sns
 
-        colors = sns.color_palette("tab10" if len(series) <= 10 else "husl", len(series))
+        palette = sns.color_palette("tab10" if len(groups) <= 10 else "husl", len(groups))
         style = sns.axes_style("whitegrid")
     except Exception:  # seaborn missing: plain matplotlib still draws the same figure
         import contextlib
 
-        cmap = plt.get_cmap("tab10" if len(series) <= 10 else "hsv")
-        colors = [cmap(i / max(1, len(series)) if len(series) > 10 else i) for i in range(len(series))]
+        cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "hsv")
+        palette = [cmap(i / len(groups) if len(groups) > 10 else i) for i in range(len(groups))]
         style = contextlib.nullcontext()
     with style:
         fig, ax = plt.subplots(figsize=(9.5, 5.5))
         try:
-            for (label, xs, ys, is_measured, band), color in zip(series, colors):
+            for label, xs, ys, is_measured, band, group, marker in series:
+                color = palette[groups.index(group)]
                 if is_measured:
                     ax.plot(xs, ys, "-o", color=color, label=f"{label} (measured)", linewidth=2, markersize=5, zorder=3)
                     if band:
                         ax.fill_between(band[0], band[1], band[2], color=color, alpha=0.2, linewidth=0,
                                         label=f"{label}: per-source min–max")
                 else:
-                    ax.plot(xs, ys, "--", marker=".", color=color, label=label, linewidth=1.4, markersize=4, alpha=0.9, zorder=2)
+                    ax.plot(xs, ys, "--", marker=marker, color=color, label=label, linewidth=1.4,
+                            markersize=4 if marker == "." else 3.5, alpha=0.9, zorder=2)
             ax.set_xlabel(f"rate ({info.rate_unit}; published curves: rate type in brackets)")
             ax.set_ylabel("PSNR (dB)" if kind == "psnr" else "MS-SSIM")
             ax.set_title(f"{info.name}: {'PSNR' if kind == 'psnr' else 'MS-SSIM'} vs rate — measured solid, published dashed",

@@ -1,0 +1,292 @@
+"""`layered_wz`: the learned successive-refinement Wyner–Ziv coder as a suite codec (paper 004_*).
+
+One stream per stage inside the suite's container, so the stream is scalable: the first k streams decode
+to stage k (`truncate`). Each stage's indices are coded for real with a range coder (constriction) under
+the marginal prior q_m(m_k | m_<k), tabulated as 16-bit integer frequencies stored with the weights.
+
+Rates, honestly labelled:
+  bytes            real range-coded bits under q_m (no side information used by the entropy coder)
+  bpp_estimated    the paper's ideal rate: cross-entropy under the training prior, i.e. q_m (ideal entropy
+                   coder) or q_c(m_k | m_<k, y) (ideal Slepian–Wolf coder, which is not built here)
+For prior="conditional" the bytes are therefore those of a non-Slepian–Wolf coder (an auxiliary q_m trained
+on the frozen codes), above the ideal Slepian–Wolf rate by about I(M; Y)."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import constriction
+import numpy as np
+import torch
+
+from benchmark.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.container import Container
+from benchmark.errors import BitstreamError, ConfigError, WeightsError
+from benchmark.registry import register_method
+
+from . import _weights
+from .model import LayeredWZ, ModelConfig
+from .train import batches_from_blocks, schedule_for, train_model
+
+PAPER = ("B. Joukovsky, B. De Weerd, N. Deligiannis, \"Learned layered coding for successive refinement in the "
+         "Wyner-Ziv problem\" (RNN encoders/decoders, Gaussian source with decoder side information)")
+
+# λ of the loss Σ_k [rate_k + λ·MSE_k]; the paper does not state it. Per (config kind, σ²): chosen so that
+# every stage fills its alphabet (see README.md, "Operating point").
+DEFAULT_LAM = {0.1: 300.0, 0.01: 3000.0}
+
+
+def parse_config(config: str) -> tuple[int, ...]:
+    """'222' -> (2, 2, 2); '44' -> (4, 4); 'mono8' -> (8,) (the monolithic K = 1 coder, 2..16 bins)."""
+    config = str(config)
+    m = re.fullmatch(r"mono(\d+)", config)
+    if m:
+        n = int(m.group(1))
+        if not 2 <= n <= 16:
+            raise ConfigError(f"layered_wz: monolithic coder needs 2..16 bins, got {config!r}")
+        return (n,)
+    if re.fullmatch(r"[2-9]{1,4}", config) and len(set(config)) == 1:
+        return tuple(int(c) for c in config)
+    raise ConfigError(f"layered_wz: config {config!r} not understood; use '222', '44' (K stages of alphabet M, "
+                      f"one digit per stage, all equal) or 'mono2'..'mono16'")
+
+
+def _default_lam(sigma2: float) -> float:
+    if sigma2 in DEFAULT_LAM:
+        return DEFAULT_LAM[sigma2]
+    return 30.0 / sigma2  # same λ·σ² as the tabulated values
+
+
+@register_method
+class LayeredWZCodec(LearnedCodec):
+    meta = MethodMeta(
+        name="layered_wz",
+        scenario=Scenario.DECODER_SIDE_INFO,
+        paper=PAPER,
+        trainable=True,
+        variable_rate=True,
+        scalable=True,
+        description="RNN successive-refinement Wyner–Ziv coder for scalar sources; K stages of alphabet M "
+        "(configs 222, 44, monoN); ideal-rate estimate under q_m or q_c, real bytes under q_m",
+        modalities=("scalar",),
+    )
+
+    def __init__(self, protocol: Any = None, *, config: str = "222", prior: str = "conditional", lam: float | None = None,
+                 sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",
+                 in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = 0.2,
+                 steps: int | None = None, lr: float = 1e-3, batch: int = 1000, **options: Any):
+        if options:
+            raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
+        if prior not in ("conditional", "marginal"):
+            raise ConfigError(f"layered_wz: prior must be 'conditional' or 'marginal', got {prior!r}")
+        if sigma2 is None:
+            sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
+        sigma2 = float(sigma2)
+        self.alphabets = parse_config(config)
+        lam = _default_lam(sigma2) if lam is None else float(lam)
+        in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else float(in_scale)
+        super().__init__(protocol, config=str(config), prior=prior, lam=lam, sigma2=sigma2, hidden=int(hidden),
+                         layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
+                         tau1=float(tau1), steps=steps, lr=float(lr), batch=int(batch))
+        self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
+        self.variant = f"{self.config}.{prior[:4]}.s{sigma2:g}"
+        self.model = LayeredWZ(self.model_config())
+        self.model.eval()
+        self.training_info: dict[str, Any] = {}
+
+    def model_config(self) -> ModelConfig:
+        o = self.options
+        return ModelConfig(self.alphabets, hidden=o["hidden"], layers=o["layers"], cell=o["cell"],
+                           in_scale=o["in_scale"], residual=o["residual"])
+
+    # ---- rate points ---------------------------------------------------------------------------------
+    @property
+    def K(self) -> int:
+        return len(self.alphabets)
+
+    @property
+    def M(self) -> int:
+        return self.alphabets[0]
+
+    def rate_points(self) -> list[str]:
+        return [f"stage={k}" for k in range(1, self.K + 1)]
+
+    def _stage(self, point: str) -> int:
+        try:
+            return self.rate_points().index(point) + 1
+        except ValueError:
+            raise ConfigError(f"layered_wz ({self.config}): unknown rate point {point!r}; use one of {self.rate_points()}") from None
+
+    # ---- coding ----------------------------------------------------------------------------------------
+    def _codes(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        dev = next(self.model.parameters()).device
+        return self.model.encode(x.reshape(-1).float().to(dev), k).cpu()
+
+    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
+        """Encode x (any shape; samples are coded independently). `side` is never used (Wyner–Ziv encoder)."""
+        k = self._stage(point)
+        probs = self.model.entropy_probs().numpy()
+        codes = self._codes(x, k)
+        streams = []
+        for j in range(k):
+            rows = LayeredWZ.history_index(codes, j, self.M).numpy()
+            enc = constriction.stream.queue.RangeEncoder()
+            enc.encode(codes[:, j].numpy().astype(np.int32), constriction.stream.model.Categorical(perfect=False), probs[rows])
+            streams.append(enc.get_compressed().astype("<u4").tobytes())
+        return Container(self.meta.name, k - 1, tuple(int(d) for d in x.shape), streams).to_bytes()
+
+    def decode_codes(self, data: bytes) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """(codes (n, k), shape) from bytes; no side information needed (the entropy model is q_m)."""
+        c = Container.from_bytes(data, self.meta.name)
+        k = c.point + 1
+        if k > self.K:
+            raise BitstreamError(f"layered_wz ({self.config}) has {self.K} stages; the stream claims stage {k}")
+        if len(c.streams) != k:
+            raise BitstreamError(f"stage-{k} stream must hold {k} sub-streams, found {len(c.streams)}")
+        n = int(np.prod(c.shape)) if c.shape else 1
+        probs = self.model.entropy_probs().numpy()
+        codes = torch.zeros(n, k, dtype=torch.long)
+        for j, s in enumerate(c.streams):
+            if len(s) % 4:
+                raise BitstreamError(f"stage {j + 1} sub-stream has {len(s)} bytes, not a whole number of 32-bit words")
+            rows = LayeredWZ.history_index(codes, j, self.M).numpy()
+            try:
+                dec = constriction.stream.queue.RangeDecoder(np.frombuffer(s, dtype="<u4").astype(np.uint32))
+                sym = dec.decode(constriction.stream.model.Categorical(perfect=False), probs[rows])
+            except Exception as exc:  # constriction raises on streams it cannot decode
+                raise BitstreamError(f"corrupt stage-{j + 1} sub-stream: {exc}") from exc
+            sym = np.asarray(sym)
+            if sym.shape != (n,) or sym.min(initial=0) < 0 or sym.max(initial=0) >= self.M:
+                raise BitstreamError(f"corrupt stage-{j + 1} sub-stream (decoded symbols out of range)")
+            codes[:, j] = torch.from_numpy(sym.astype(np.int64))
+        return codes, tuple(c.shape)
+
+    def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
+        codes, shape = self.decode_codes(data)
+        if side is None:
+            raise ConfigError("layered_wz is a Wyner–Ziv decoder: it needs the side information y (side=...)")
+        y = side.reshape(-1).float()
+        if y.numel() != codes.shape[0]:
+            raise ConfigError(f"side information has {y.numel()} samples, the stream codes {codes.shape[0]}")
+        return self.reconstruct(codes, y).reshape(shape)
+
+    @torch.no_grad()
+    def reconstruct(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x̂ at stage codes.shape[1] from codes and y."""
+        dev = next(self.model.parameters()).device
+        return self.model.reconstruct(codes.to(dev), y.to(dev))[-1].cpu()
+
+    def truncate(self, data: bytes, point: str) -> bytes:
+        k = self._stage(point)
+        c = Container.from_bytes(data, self.meta.name)
+        if k > c.point + 1:
+            raise BitstreamError(f"cannot extend a stage-{c.point + 1} stream to stage {k}; truncation only drops stages")
+        return Container(self.meta.name, k - 1, c.shape, list(c.streams[:k])).to_bytes()
+
+    @torch.no_grad()
+    def estimate_bits(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> float | None:
+        """Ideal code length (bits) of the first k stages under the training prior: Σ −log2 q_m(m_k|m_<k) for
+        prior=marginal, Σ −log2 q_c(m_k|m_<k, y) (ideal Slepian–Wolf) for prior=conditional (needs side; None without)."""
+        k = self._stage(point)
+        codes = self._codes(x, k)
+        if self.prior == "conditional":
+            if side is None:
+                return None
+            y = side.reshape(-1).float()
+            return float(self.model.code_lengths(codes, y, "conditional").sum())
+        return float(self.model.code_lengths(codes, None, "marginal").sum())
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out.update({
+            "variant": self.variant,
+            "stages": self.K,
+            "alphabet": self.M,
+            "model": self.model.cfg.as_dict(),
+            "rate_notes": (
+                "bytes: one range-coded (constriction) sub-stream per stage under the marginal prior q_m, 16-bit "
+                "integer tables stored with the weights; bpp_estimated: ideal cross-entropy under "
+                + ("q_c(m_k|m_<k,y), the rate of an ideal Slepian-Wolf coder, which is NOT built: the bytes use an "
+                   "auxiliary q_m trained on the frozen codes, so bytes exceed the estimate by about I(M;Y)"
+                   if self.prior == "conditional" else "q_m (ideal entropy coder)")
+            ),
+        })
+        if self.training_info:
+            out["training"] = {k: v for k, v in self.training_info.items() if k != "log"}
+        return out
+
+    # ---- training ----------------------------------------------------------------------------------------
+    def fit(self, train: Iterable, val: Iterable | None, *, budget: str, device: str = "cpu", workdir: Path | None = None,
+            seed: int = 0) -> dict[str, Any]:
+        data_s2 = getattr(train, "sigma2", None)
+        if data_s2 is not None and abs(float(data_s2) - self.sigma2) > 1e-12:
+            raise ConfigError(f"layered_wz was built for sigma2={self.sigma2:g} but the training data has sigma2={data_s2:g}; "
+                              f"pass the method option sigma2={data_s2:g} too (it selects λ, input scaling and the result name)")
+        torch.manual_seed(seed)
+        self.model = LayeredWZ(self.model_config()).to(device)
+        o = self.options
+        sched = schedule_for(budget, steps=o["steps"], lr=o["lr"], batch=o["batch"], tau1=o["tau1"])
+        t0 = time.time()
+        dev_batches = ((x.to(device), y.to(device)) for x, y in batches_from_blocks(train, sched.batch))
+        info = train_model(self.model, dev_batches, sched, prior=self.prior, lam=self.lam, hard=o["hard"])
+        self.model.to("cpu").eval()
+        self.model.freeze_entropy_tables()
+        self.training_info = {"budget": budget, "seed": seed, "steps": info["steps"], "seconds": round(time.time() - t0, 1),
+                              "schedule": info["schedule"], "final": info["last"], "lam": self.lam, "prior": self.prior,
+                              "config": self.config, "sigma2": self.sigma2}
+        if val is not None:
+            self.training_info["val"] = self.evaluate_ideal(val)
+        return dict(self.training_info)
+
+    @torch.no_grad()
+    def evaluate_ideal(self, blocks: Iterable, max_samples: int = 1_000_000) -> list[dict[str, float]]:
+        """Per stage: ideal rates (conditional, marginal, cumulative bits/sample) and MSE over `blocks`."""
+        xs, ys = [], []
+        n = 0
+        for s in blocks:
+            xs.append(s.x.reshape(-1).float())
+            ys.append(s.side.reshape(-1).float())
+            n += xs[-1].numel()
+            if n >= max_samples:
+                break
+        x, y = torch.cat(xs), torch.cat(ys)
+        codes = self.model.encode(x)
+        xh = self.model.reconstruct(codes, y)
+        lc = self.model.code_lengths(codes, y, "conditional").mean(0).cumsum(0)
+        lm = self.model.code_lengths(codes, None, "marginal").mean(0).cumsum(0)
+        return [{"stage": k + 1, "rate_conditional": float(lc[k]), "rate_marginal": float(lm[k]),
+                 "mse": float(((xh[k] - x) ** 2).mean())} for k in range(self.K)]
+
+    # ---- weights -----------------------------------------------------------------------------------------
+    def _manifest_config(self) -> dict[str, Any]:
+        return {"config": self.config, "prior": self.prior, "lam": self.lam, "sigma2": self.sigma2,
+                "model": self.model.cfg.as_dict()}
+
+    def save_weights(self, directory: Path) -> Path:
+        if self.model.qm_freq.numel() == 0:
+            self.model.freeze_entropy_tables()
+        training = {k: v for k, v in self.training_info.items() if k in ("budget", "seed", "steps", "seconds", "val")}
+        return _weights.save(Path(directory), self.meta.name, self.model.state_dict(), self._manifest_config(), training)
+
+    def load_weights(self, directory: Path) -> dict[str, Any]:
+        state, manifest = _weights.load(Path(directory), self.meta.name)
+        cfg = manifest.get("config") or {}
+        for key, mine in (("config", self.config), ("prior", self.prior), ("sigma2", self.sigma2)):
+            if cfg.get(key) != mine:
+                raise WeightsError(f"weights were trained with {key}={cfg.get(key)!r}, this codec has {key}={mine!r}; "
+                                   f"construct it with {key}={cfg.get(key)!r} or retrain")
+        try:
+            model = LayeredWZ(ModelConfig.from_dict(cfg["model"]))
+            model.qm_freq = state["qm_freq"].to(torch.int32)
+            model.load_state_dict(state, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"weights do not fit the layered_wz model described by their manifest: {exc}") from exc
+        if model.qm_freq.shape != (sum(self.M**k for k in range(self.K)), self.M) or bool((model.qm_freq <= 0).any()):
+            raise WeightsError("weights hold an invalid entropy-coder table (qm_freq)")
+        self.model = model.eval()
+        self.lam = float(cfg.get("lam", self.lam))
+        self.training_info = dict(manifest.get("training") or {})
+        return dict(self.training_info)
