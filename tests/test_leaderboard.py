@@ -1,0 +1,212 @@
+"""Leaderboard build on tiny hand-made result files: BD-rate sign, no-overlap, published rows, figures, exports."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from benchmark.results import validate_result, write_json
+from leaderboard.build import build
+
+PROTO = "stereo/pairs"  # registered, anchor "jpeg", fixed rates 0.1 / 0.25 / 0.5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_imports():
+    """Pay the one-off import cost (protocol registry, matplotlib, seaborn) once, outside the timed tests."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import seaborn  # noqa: F401
+
+    from benchmark.registry import discover
+
+    discover()
+
+
+def make_result(method: str, curve: list[tuple[float, float]], *, protocol: str = PROTO, scenario: str = "separate",
+                variant: str | None = None, band: float | None = None) -> dict:
+    """A minimal valid result with the runner's field names (per_source band for distributed results)."""
+    points = []
+    for i, (bpp, psnr) in enumerate(curve):
+        mse = 10 ** (-psnr / 10)
+        ms = 1 - 10 ** (-psnr / 25)
+        p = {"rate_point": f"q={i}", "bpp": bpp, "bpp_payload": bpp * 0.97, "bpp_estimated": None, "psnr": psnr,
+             "mse": mse, "ms_ssim": ms, "ms_ssim_db": -10 * math.log10(1 - ms), "encode_s": 0.01, "decode_s": 0.01,
+             "n_images": 4}
+        if band is not None:
+            p["per_source"] = [{"source": 0, "bpp": bpp, "psnr": psnr - band, "ms_ssim": ms},
+                               {"source": 1, "bpp": bpp, "psnr": psnr + band, "ms_ssim": ms}]
+            p["psnr_min"], p["psnr_max"] = psnr - band, psnr + band
+        points.append(p)
+    result = {
+        "schema_version": 1, "kind": "result", "method": method, "variant": variant, "dataset": "stereo",
+        "protocol": protocol, "scenario": scenario, "rate_unit": "bpp",
+        "rate_accounting": {"rate_source": "bytes of the container", "divided_by": "pixels of x",
+                            "side_information": "not counted"},
+        "metrics": {"psnr": "per image then mean"}, "points": points, "per_image_csv": None, "training": None,
+        "environment": {"versions": {}, "device": "cpu", "command": "test", "git_commit": None},
+        "created": "2024-01-01T00:00:00+00:00",
+    }
+    return validate_result(result)
+
+
+ANCHOR = [(0.1, 28.0), (0.2, 30.0), (0.4, 32.0), (0.8, 34.0)]
+BETTER = [(b * 0.7, q) for b, q in ANCHOR]  # same quality for 30 % fewer bits
+DISJOINT = [(2.0, 40.0), (4.0, 44.0)]  # higher than every anchor point in rate and quality
+
+
+def published(tmp: Path, **over) -> Path:
+    d = tmp / "pub"
+    d.mkdir(exist_ok=True)
+    curve = {"kind": "published_curve", "schema_version": 1, "method": "paper_codec", "label": "Paper codec",
+             "protocol": PROTO, "scenario": "decoder_side_info", "metric": "psnr", "rate": "bpp",
+             "points": [{"bpp": 0.1, "value": 29.0}, {"bpp": 0.3, "value": 32.0}, {"bpp": 0.6, "value": 34.0}],
+             "source": "Somebody et al., Fig. 2", "provenance": "exact", "accuracy": "exact", "notes": "test", **over}
+    (d / f"{curve['method']}.json").write_text(json.dumps(curve))
+    return d
+
+
+def table_rows(md: str, heading: str) -> list[dict[str, str]]:
+    """Rows of the first Markdown table after `heading`, as dicts keyed by header."""
+    lines = md.splitlines()
+    i = lines.index(heading)
+    while not lines[i].startswith("|"):
+        i += 1
+    header = [c.strip() for c in lines[i].strip("|").split("|")]
+    rows = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def section(md: str, protocol: str) -> str:
+    start = md.index(f"## {protocol}\n")
+    nxt = md.find("\n## ", start + 3)
+    return md[start:] if nxt < 0 else md[start:nxt]
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    d = tmp_path / "results" / "stereo" / "pairs"
+    write_json(d / "jpeg.json", make_result("jpeg", ANCHOR))
+    write_json(d / "better.json", make_result("better", BETTER, scenario="decoder_side_info"))
+    write_json(d / "far.json", make_result("far", DISJOINT))
+    return tmp_path / "results"
+
+
+def _row(rows, name):
+    found = [r for r in rows if name in r[next(iter(r))]]
+    assert len(found) == 1, (name, rows)
+    return found[0]
+
+
+def test_build_table_bd_sign_no_overlap_and_published(tmp_path, results_dir):
+    out = tmp_path / "out"
+    written = build([results_dir], out, [published(tmp_path)])
+    md = (out / "README.md").read_text()
+    sec = section(md, PROTO)
+    assert "`jpeg` (the protocol's anchor)" in sec
+
+    rows = table_rows(sec, "### Measured by this suite")
+    assert [r["method"].strip("*") for r in rows] == ["better", "far", "jpeg"]
+    bd_col = next(k for k in rows[0] if k.startswith("BD-rate"))
+    bdp_col = next(k for k in rows[0] if k.startswith("BD-PSNR"))
+    better = _row(rows, "better")
+    assert better[bd_col].startswith("-") and abs(float(better[bd_col].split()[0]) + 30.0) < 1.0
+    assert better[bdp_col].startswith("+")
+    assert _row(rows, "far")[bd_col] == "no overlap"
+    assert _row(rows, "jpeg")[bd_col].startswith("—")
+    assert better["PSNR @ 0.25 bpp"] != "—" and _row(rows, "far")["PSNR @ 0.25 bpp"] == "—"
+
+    # published rows: their own table, marked, BD against the measured anchor marked as such
+    pub = table_rows(sec, "### Published (not measured by this suite)")
+    assert len(pub) == 1 and pub[0]["origin"] == "published (exact)"
+    assert pub[0][next(k for k in pub[0] if k.startswith("BD-rate"))].endswith("†")
+    assert "Somebody et al., Fig. 2" in sec
+    assert "Paper codec" not in "\n".join(sec.split("### Published")[0].splitlines())
+
+    for name in ("stereo__pairs_psnr.png", "stereo__pairs_msssim.png"):
+        path = out / name
+        assert path in written and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({name})" in sec
+    assert "<table>" in (out / "index.html").read_text() and 'src="stereo__pairs_psnr.png"' in (out / "index.html").read_text()
+
+    with open(out / "leaderboard.csv", newline="") as f:
+        pts = list(csv.DictReader(f))
+    assert sum(r["origin"] == "measured" for r in pts) == 4 + 4 + 2
+    assert sum(r["origin"] == "published" for r in pts) == 3
+
+    export = json.loads((out / "compressai" / "stereo__pairs__better.json").read_text())
+    assert export["name"] == "better" and export["results"]["bpp"] == [b for b, _ in BETTER]
+
+
+def test_invalid_files_are_listed_not_fatal(tmp_path, results_dir):
+    bad = make_result("broken", ANCHOR)
+    del bad["points"][0]["bpp"]
+    (results_dir / "broken.json").write_text(json.dumps(bad))
+    (results_dir / "garbage.json").write_text("{not json")
+    (results_dir / "weights").mkdir()
+    (results_dir / "weights" / "manifest.json").write_text(json.dumps({"kind": "weights", "method": "x"}))
+    out = tmp_path / "out"
+    build([results_dir], out, [tmp_path / "no-published-here"])
+    md = (out / "README.md").read_text()
+    skipped = md[md.index("## Skipped files"):]
+    assert "broken.json" in skipped and "points[0].bpp" in skipped
+    assert "garbage.json" in skipped and "not readable JSON" in skipped
+    assert "manifest.json" not in skipped and "1 other JSON file" in md
+    assert "| better |" in md  # the valid files still make the table
+
+
+def test_kitti_section_without_measured_results(tmp_path):
+    out = tmp_path / "out"
+    build([tmp_path / "empty"], out, protocols=["kitti-stereo/ndic"])  # shipped published curves only
+    md = (out / "README.md").read_text()
+    sec = section(md, "kitti-stereo/ndic")
+    assert "No measured results for this protocol yet" in sec
+    pub = table_rows(sec, "### Published (not measured by this suite)")
+    labels = {r["published curve"] for r in pub}
+    assert {"NDIC (ours+Ballé2018)", "NDIC-CAM (cross-attention)", "Neural DSC (prior bpp)", "BPG (NDIC authors)"} <= labels
+    assert {r["origin"] for r in pub} == {"published (exact)", "published (digitized)"}
+    assert (out / "kitti-stereo__ndic_psnr.png").exists() and (out / "kitti-stereo__ndic_msssim.png").exists()
+    assert "## mnist/drasic-class" not in md
+
+
+def test_anchor_falls_back_to_jpeg_and_band_is_drawn(tmp_path):
+    proto = "middlebury-sample/stereo"  # anchor balle2018, not measured here
+    d = tmp_path / "res"
+    write_json(d / "jpeg.json", make_result("jpeg", ANCHOR, protocol=proto))
+    write_json(d / "dist.json", make_result("dist", BETTER, protocol=proto, scenario="distributed", band=0.5))
+    out = tmp_path / "out"
+    written = build([d], out, [tmp_path / "none"])
+    sec = section((out / "README.md").read_text(), proto)
+    assert "`balle2018` has no measured result here, so `jpeg` is used instead" in sec
+    rows = table_rows(sec, "### Measured by this suite")
+    assert _row(rows, "dist")[next(k for k in rows[0] if k.startswith("BD-rate"))].startswith("-")
+    assert out / "middlebury-sample__stereo_psnr.png" in written
+
+
+def test_gaussian_section_hook_is_used(tmp_path, monkeypatch):
+    seen = {}
+
+    def gaussian_section(results, out_dir):
+        seen["n"] = len(results)
+        return "custom gaussian markdown"
+
+    monkeypatch.setitem(sys.modules, "leaderboard.gaussian", types.SimpleNamespace(gaussian_section=gaussian_section))
+    d = tmp_path / "res"
+    r = make_result("scalar", [(0.5, 10.0), (1.0, 16.0)], protocol="gaussian/wz")
+    r["rate_unit"] = "bits/sample"
+    write_json(d / "scalar.json", r)
+    out = tmp_path / "out"
+    build([d], out, [tmp_path / "none"])
+    md = (out / "README.md").read_text()
+    assert seen == {"n": 1} and "custom gaussian markdown" in section(md, "gaussian/wz")
