@@ -252,7 +252,7 @@ def choose_anchor(measured: list[Measured], info: ProtocolInfo) -> tuple[Measure
             return a, (f"Anchor for BD metrics: `{a.key}` — the protocol's anchor `{info.anchor}` has no measured "
                        f"result here, so `{FALLBACK_ANCHOR}` is used instead.")
     return None, (f"No measured anchor (`{info.anchor}`" + (f" or `{FALLBACK_ANCHOR}`" if info.anchor != FALLBACK_ANCHOR else "")
-                  + f"): BD metrics are not computed. Run `bench run {info.anchor} ...` under this protocol to get them.")
+                  + f"): BD metrics are not computed. Run `bench run --method {info.anchor} --dataset DATASET --protocol {info.name}` to get them.")
 
 
 def measured_table(measured: list[Measured], anchor: Measured | None, info: ProtocolInfo) -> list[str]:
@@ -453,7 +453,7 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
         if measured:
             lines += measured_table(measured, anchor, info) + [""]
         else:
-            lines += [f"_No measured results for this protocol yet — `bench run METHOD DATASET --protocol {name}` "
+            lines += [f"_No measured results for this protocol yet — `bench run --method METHOD --dataset DATASET --protocol {name}` "
                       "writes one._", ""]
     if curves:
         lines += ["### Published (not measured by this suite)", ""]
