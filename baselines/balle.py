@@ -223,7 +223,7 @@ class RDCodec(LearnedCodec):
         run_root = Path(workdir) / f"{budget}-seed{seed}"
         for lmbda, model in zip(self.lambdas, self.models):
             p = point_name(lmbda)
-            loss_fn = rd_loss_fn(lmbda, "ms-ssim" if self.metric == "ms-ssim" else "mse", forward=self.train_forward)
+            loss_fn = self.make_loss(lmbda)
             info = train(model, loss_fn, train_ds, val_ds, config=tc, workdir=run_root / p, seed=seed, device=str(dev),
                          tag=f"{self.meta.name} {p}", progress=progress)
             model.to("cpu").eval()
@@ -244,6 +244,11 @@ class RDCodec(LearnedCodec):
             "entropy_tables": "update(force=True, update_quantiles=True) after training; tables stored with the weights",
         }
         return self.training_info
+
+    def make_loss(self, lmbda: float):
+        """The training loss of one rate point (the RD loss; a subclass with extra terms replaces it).
+        Called by `fit` after `self.config` is set for the budget."""
+        return rd_loss_fn(lmbda, "ms-ssim" if self.metric == "ms-ssim" else "mse", forward=self.train_forward)
 
     @staticmethod
     def _update(model: torch.nn.Module, quantiles: bool = False) -> None:

@@ -1,0 +1,250 @@
+"""The NDIC codecs (scenario ``decoder_side_info``): ``ndic_balle2017``, ``ndic_balle2018``, ``ndic_cam``.
+
+Built on baselines/balle.py's ``RDCodec`` (one model per λ, rate points ``lambda=<λ>``, padding to the
+stride by edge replication, CompressAI rANS strings as container streams, weights as safetensors, the
+Ballé budgets). What differs from the Ballé baselines:
+- the loss (``ndic_loss_fn``): λ·255²·(MSE(x,x̂) + α·MSE(y,ŷ)) + bpp_x [+ bpp_z] + α·bpp_y + β·bpp_w;
+- the decoder needs the side view (w and, for CAM, the twin decoder's features are computed from it);
+- only x's latents are coded: the streams are x's latent [and its hyper-latent]; ``estimate_bits`` counts
+  the likelihoods of exactly those, never the regularisers of y and w;
+- the model is run on (x, side) pairs; the loss closure calls it directly (``make_loss``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from baselines.balle import RDCodec
+from benchmark.codec import MethodMeta, Scenario
+from benchmark.container import Container
+from benchmark.data import Batch
+from benchmark.errors import ConfigError, TrainingError, WeightsError
+from benchmark.registry import register_method
+from benchmark.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
+
+from . import configs
+from .cam import DEFAULT_HEADS, DEFAULT_MAX_TOKENS, DEFAULT_PATCHES, NDICCAM
+from .model import NDIC, W_NOISE_VAR
+
+_CAM_OPTIONS = ("heads", "max_tokens")
+
+
+def ndic_loss(out: Mapping[str, Any], x: torch.Tensor, side: torch.Tensor, lmbda: float, alpha: float, beta: float,
+              metric: str = "mse", ms_ssim_win: int = 11) -> dict[str, torch.Tensor]:
+    """(R_x + λD_x) + α(R_y + λD_y) + βR_w with D = 255²·MSE (or 1 − MS-SSIM), rates in bits per pixel."""
+    n, _, h, w = x.shape
+    px = float(n * h * w)
+    bpp_x = bits_from_likelihoods(out["likelihoods"]) / px
+    bpp_y = bits_from_likelihoods(out["likelihoods_y"]) / px
+    bpp_w = bits_from_likelihoods(out["likelihoods_w"]) / px
+    mse_x = F.mse_loss(out["x_hat"], x)
+    mse_y = F.mse_loss(out["y_hat"], side)
+    logs: dict[str, torch.Tensor] = {}
+    if metric == "mse":
+        d_x, d_y = 255.0**2 * mse_x, 255.0**2 * mse_y
+    else:
+        from pytorch_msssim import ms_ssim
+
+        mx = ms_ssim(out["x_hat"], x, data_range=1.0, win_size=ms_ssim_win)
+        my = ms_ssim(out["y_hat"], side, data_range=1.0, win_size=ms_ssim_win)
+        d_x, d_y = 1.0 - mx, 1.0 - my
+        logs["ms_ssim"] = mx.detach()
+    loss = (bpp_x + lmbda * d_x) + alpha * (bpp_y + lmbda * d_y) + beta * bpp_w
+    psnr = -10.0 * torch.log10(mse_x.detach().clamp_min(1e-10))
+    return {"loss": loss, "bpp": bpp_x.detach(), "mse": mse_x.detach(), "psnr": psnr, "bpp_y": bpp_y.detach(),
+            "bpp_w": bpp_w.detach(), "mse_y": mse_y.detach(), **logs}
+
+
+def ndic_loss_fn(lmbda: float, alpha: float, beta: float, metric: str = "mse"):
+    def loss_fn(model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
+        if batch.side is None:
+            raise TrainingError("NDIC trains on stereo pairs: the training samples have no side view")
+        out = model(batch.x, batch.side)
+        res = ndic_loss(out, batch.x, batch.side, lmbda, alpha, beta, metric)
+        res["aux_loss"] = compressai_aux_loss(model)
+        return res
+
+    return loss_fn
+
+
+def _weight(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"option {what}: expected a number, got {value!r}") from exc
+    if not v >= 0:
+        raise ConfigError(f"option {what}: expected a non-negative number, got {value!r}")
+    return v
+
+
+class _NDICCodec(RDCodec):
+    """Shared adapter of the three NDIC codecs."""
+
+    hyperprior: ClassVar[bool] = True
+    cam: ClassVar[bool] = False
+    family: ClassVar[str] = "ndic"
+    paper_lambdas: ClassVar[tuple[float, ...]] = configs.LAMBDAS_NDIC_BALLE2018
+    # a tiny model for the contract test (2 rate points, 8/8 channels)
+    test_options: ClassVar[dict[str, Any]] = {"N": 8, "M": 8, "lambdas": "0.0035,0.0483"}
+
+    def __init__(self, protocol: Any = None, *, alpha: Any = None, beta: Any = None, **options: Any):
+        cam_opts = {k: options.pop(k) for k in _CAM_OPTIONS if k in options}
+        if cam_opts and not self.cam:
+            raise ConfigError(f"{self.meta.name}: option(s) {', '.join(cam_opts)} only apply to ndic_cam")
+        super().__init__(protocol, **options)
+        self._opt_alpha, self._opt_beta = _weight(alpha, "alpha"), _weight(beta, "beta")
+        self._cam_opts = {k: int(v) for k, v in cam_opts.items()}
+        self.options.update(alpha=alpha, beta=beta, **cam_opts)
+        proto = getattr(protocol, "name", None)
+        self.budgets = configs.budgets(proto, self.paper_lambdas)
+        self.lambdas = self._opt_lambdas or self.paper_lambdas
+
+    # ---- configuration ----------------------------------------------------------------------------
+    def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
+        cfg, tc = super().resolve_config(budget)
+        alpha, beta = configs.DEFAULT_WEIGHTS[self.family]
+        cfg.update(
+            alpha=self._opt_alpha if self._opt_alpha is not None else alpha,
+            beta=self._opt_beta if self._opt_beta is not None else beta,
+            hyperprior=self.hyperprior,
+            w_noise_var=W_NOISE_VAR,
+        )
+        if self.cam:
+            cfg.update(heads=self._cam_opts.get("heads", DEFAULT_HEADS), patches=list(DEFAULT_PATCHES),
+                       max_tokens=self._cam_opts.get("max_tokens", DEFAULT_MAX_TOKENS))
+        return cfg, tc
+
+    def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
+        cfg = self.config
+        N, M = N or 192, M or 192
+        if self.cam:
+            return NDICCAM(N, M, hyperprior=self.hyperprior, heads=int(cfg.get("heads", DEFAULT_HEADS)),
+                           patches=tuple(cfg.get("patches", DEFAULT_PATCHES)),
+                           max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)),
+                           w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)))
+        return NDIC(N, M, hyperprior=self.hyperprior, w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)))
+
+    # ---- how the model is run -----------------------------------------------------------------------
+    def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
+        # without a side view (the encoder's view, estimate_bits): the likelihoods of x's coded latents only
+        if side is None:
+            return model.rate(x)
+        out = model(x, side)
+        return {"x_hat": out["x_hat"], "likelihoods": out["likelihoods"]}
+
+    def encode(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> list[bytes]:
+        return [s[0] for s in model.compress(x)["strings"]]  # x only: the side view never reaches the encoder
+
+    def decode(self, model: torch.nn.Module, streams: list[bytes], shape: tuple[int, int], side: torch.Tensor | None) -> torch.Tensor:
+        return model.decompress([[s] for s in streams], shape, side)["x_hat"]
+
+    # ---- training (RDCodec.fit with the NDIC loss) -------------------------------------------------------
+    def make_loss(self, lmbda: float):
+        return ndic_loss_fn(lmbda, self.config["alpha"], self.config["beta"], "ms-ssim" if self.metric == "ms-ssim" else "mse")
+
+    def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
+            progress: bool | None = None) -> dict[str, Any]:
+        info = super().fit(train_ds, val_ds, budget=budget, device=device, workdir=workdir, seed=seed, progress=progress)
+        info["loss"] = "lambda*255^2*(MSE(x,x_hat) + alpha*MSE(y,y_hat)) + bpp_x [+ bpp_z] + alpha*bpp_y + beta*bpp_w"
+        return info
+
+    def load_weights(self, directory: Path) -> dict[str, Any]:
+        summary = super().load_weights(directory)
+        cfg = self.config
+        for opt, key in ((self._opt_alpha, "alpha"), (self._opt_beta, "beta")):
+            if opt is not None and cfg.get(key) != opt:
+                self.models = []
+                raise WeightsError(f"weights in {directory} were trained with {key}={cfg.get(key)}, the options ask for {key}={opt}")
+        return summary
+
+    # ---- coding -------------------------------------------------------------------------------------
+    def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
+        if self.cam:
+            self._check_tokens(data)
+        return super().decompress(data, side=side, source=source)
+
+    def _check_tokens(self, data: bytes) -> None:
+        self._require_models()
+        c = Container.from_bytes(data, self.meta.name)
+        if len(c.shape) != 3 or c.point >= len(self.models):
+            return  # the base class reports the damage
+        h, w = c.shape[1:]
+        hp, wp = h + (-h) % self.stride, w + (-w) % self.stride
+        model = self.models[c.point]
+        if model.tokens(hp, wp) > model.max_tokens:
+            raise ConfigError(
+                f"{self.meta.name}: a {h}x{w} image needs {model.tokens(hp, wp)} attention tokens per stage, above "
+                f"max_tokens={model.max_tokens} (attention memory grows with its square); decode it in tiles or "
+                f"construct the codec with max_tokens={model.tokens(hp, wp)} if memory allows")
+
+    def info(self) -> dict[str, Any]:
+        base = super().info()
+        base["rate_notes"] = (
+            f"only x is transmitted: CompressAI rANS strings of x's latent{' and hyper-latent' if self.hyperprior else ''} "
+            f"in the suite's container; the side view's private latent and the common information w are computed "
+            f"from the side view at the decoder and cost nothing; image padded to a multiple of {self.stride}")
+        if self.cam:
+            base["size_limit"] = (f"any H x W (padded to a multiple of {self.stride}); attention over (H/8)*(W/8) "
+                                  f"patch tokens per stage, refused above max_tokens (default {DEFAULT_MAX_TOKENS})")
+        return base
+
+
+_PAPER = ("N. Mital, E. Özyılkan, A. Garjani, D. Gündüz, Neural Distributed Image Compression Using Common "
+          "Information, DCC 2022")
+
+
+@register_method
+class NDICBalle2017(_NDICCodec):
+    meta = MethodMeta(
+        name="ndic_balle2017",
+        scenario=Scenario.DECODER_SIDE_INFO,
+        paper=_PAPER + " ('ours+Ballé2017')",
+        trainable=True,
+        description="NDIC on the factorized-prior autoencoder: x's latent coded; common information w and the "
+                    "side view's private latent computed from the side view at the decoder",
+    )
+    arch = "ndic-balle2017"
+    stride = 16
+    n_streams = 1
+    hyperprior = False
+    paper_lambdas = configs.LAMBDAS_NDIC_BALLE2017
+
+
+@register_method
+class NDICBalle2018(_NDICCodec):
+    meta = MethodMeta(
+        name="ndic_balle2018",
+        scenario=Scenario.DECODER_SIDE_INFO,
+        paper=_PAPER + " ('ours+Ballé2018')",
+        trainable=True,
+        description="NDIC on the scale-hyperprior autoencoder: x's latent and hyper-latent coded; common "
+                    "information w from the side view at the decoder",
+    )
+    arch = "ndic-balle2018"
+    stride = 64
+    n_streams = 2
+    hyperprior = True
+
+
+@register_method
+class NDICCAMCodec(_NDICCodec):
+    meta = MethodMeta(
+        name="ndic_cam",
+        scenario=Scenario.DECODER_SIDE_INFO,
+        paper="N. Mital, E. Özyılkan, A. Garjani, D. Gündüz, Neural Distributed Image Compression with Cross-Attention "
+              "Feature Alignment, WACV 2023 (NDIC-CAM)",
+        trainable=True,
+        description="NDIC (scale hyperprior) with 8-head cross-attention between x's and the side view's decoder "
+                    "features after the first three decoder layers; any image size (padded to 64), attention "
+                    f"tokens per stage (H/8)*(W/8) refused above {DEFAULT_MAX_TOKENS} by default",
+    )
+    arch = "ndic-cam-balle2018"
+    stride = 64
+    n_streams = 2
+    hyperprior = True
+    cam = True
+    family = "ndic_cam"
