@@ -722,7 +722,7 @@ def _nonfinite_msg(what: str, value: Any, step: int, tag: str, run_dir: Path, st
     ref = run_dir / "last.json"
     kept = f"the last good checkpoint is kept in {run_dir}" if ref.exists() else "no checkpoint had been written yet"
     try:
-        v = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        v = float(value.detach()) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
     except Exception:
         v = value
     return (f"training of {tag or 'the model'} stopped: non-finite {what} ({v}) at step {step + 1}/{cfg.steps}; {kept}. "

@@ -102,16 +102,18 @@ def _sniff(path: Path) -> str | None:
             size = path.stat().st_size
     except OSError as exc:
         return f"cannot be read ({exc})"
+    # the safetensors layout first: its 8-byte header length can begin with any byte (0x80 included)
+    if len(head) >= 9:
+        n = int.from_bytes(head[:8], "little")
+        if 0 < n and 8 + n <= size and head[8:9] == b"{":
+            return None
     if head.startswith(b"PK\x03\x04"):
         return "is a zip archive (a PyTorch torch.save checkpoint?); the suite never unpickles weights"
-    if head[:1] == b"\x80" or head.startswith(b"\x8a\x0al\xfc"):
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head.startswith(b"\x8a\x0al\xfc"):
         return "is a Python pickle (a PyTorch .pt/.pth file?); the suite never unpickles weights"
     if len(head) < 9:
         return f"is too short to be safetensors ({size} bytes)"
-    n = int.from_bytes(head[:8], "little")
-    if n <= 0 or 8 + n > size or head[8:9] != b"{":
-        return "does not start with a safetensors header"
-    return None
+    return "does not start with a safetensors header"
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
