@@ -215,7 +215,7 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
             "bpp": 8.0 * len(data) / pixels, "bpp_payload": 8.0 * payload / pixels,
             "bpp_estimated": None if est is None else float(est) / pixels,
             "encode_s": t_enc, "decode_s": t_dec,
-            "height": int(x.shape[-2]), "width": int(x.shape[-1]),
+            "height": int(x.shape[-2]) if x.dim() >= 2 else 1, "width": int(x.shape[-1]),  # 1-D blocks: 1 x n
         }
         row.update(measure(x, x_hat, protocol, image_protocol))
         yield row

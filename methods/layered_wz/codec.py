@@ -26,18 +26,15 @@ from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.registry import register_method
+from benchmark.trainer import resolve_budget, train
+from benchmark.weights import load_into, load_weights, save_weights
 
-from . import _weights
+from . import configs
 from .model import LayeredWZ, ModelConfig
-from .train import batches_from_blocks, schedule_for, train_model
+from .train import Annealed, Chunks, make_loss_fn
 
 PAPER = ("B. Joukovsky, B. De Weerd, N. Deligiannis, \"Learned layered coding for successive refinement in the "
          "Wyner-Ziv problem\" (RNN encoders/decoders, Gaussian source with decoder side information)")
-
-# λ of the loss Σ_k [rate_k + λ·MSE_k]; the paper does not state it. Per (config kind, σ²): chosen so that
-# every stage fills its alphabet (see README.md, "Operating point").
-DEFAULT_LAM = {0.1: 300.0, 0.01: 3000.0}
-
 
 def parse_config(config: str) -> tuple[int, ...]:
     """'222' -> (2, 2, 2); '44' -> (4, 4); 'mono8' -> (8,) (the monolithic K = 1 coder, 2..16 bins)."""
@@ -54,12 +51,6 @@ def parse_config(config: str) -> tuple[int, ...]:
                       f"one digit per stage, all equal) or 'mono2'..'mono16'")
 
 
-def _default_lam(sigma2: float) -> float:
-    if sigma2 in DEFAULT_LAM:
-        return DEFAULT_LAM[sigma2]
-    return 30.0 / sigma2  # same λ·σ² as the tabulated values
-
-
 @register_method
 class LayeredWZCodec(LearnedCodec):
     meta = MethodMeta(
@@ -73,11 +64,15 @@ class LayeredWZCodec(LearnedCodec):
         "(configs 222, 44, monoN); ideal-rate estimate under q_m or q_c, real bytes under q_m",
         modalities=("scalar",),
     )
+    test_protocol = "gaussian/wz"
+    test_options = {"hidden": 8, "config": "44"}
+    dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
 
     def __init__(self, protocol: Any = None, *, config: str = "222", prior: str = "conditional", lam: float | None = None,
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",
-                 in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = 0.2,
-                 steps: int | None = None, lr: float = 1e-3, batch: int = 1000, **options: Any):
+                 in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = configs.TAU1,
+                 steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
+                 estimator: str = "gumbel", **options: Any):
         if options:
             raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
         if prior not in ("conditional", "marginal"):
@@ -86,15 +81,18 @@ class LayeredWZCodec(LearnedCodec):
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
         sigma2 = float(sigma2)
         self.alphabets = parse_config(config)
-        lam = _default_lam(sigma2) if lam is None else float(lam)
+        lam = configs.default_lam(sigma2) if lam is None else float(lam)
         in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else float(in_scale)
         super().__init__(protocol, config=str(config), prior=prior, lam=lam, sigma2=sigma2, hidden=int(hidden),
                          layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
-                         tau1=float(tau1), steps=steps, lr=float(lr), batch=int(batch))
+                         tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator))
+        if estimator not in ("gumbel", "exact"):
+            raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
         self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
         self.variant = f"{self.config}.{prior[:4]}.s{sigma2:g}"
         self.model = LayeredWZ(self.model_config())
         self.model.eval()
+        self.model.freeze_entropy_tables()  # untrained weights code too (the contract: usable after construction)
         self.training_info: dict[str, Any] = {}
 
     def model_config(self) -> ModelConfig:
@@ -215,35 +213,63 @@ class LayeredWZCodec(LearnedCodec):
             ),
         })
         if self.training_info:
-            out["training"] = {k: v for k, v in self.training_info.items() if k != "log"}
+            out["training"] = {k: v for k, v in self.training_info.items() if k != "trainer"}
+        out["figure"] = self.figure_data()
         return out
 
+    @torch.no_grad()
+    def figure_data(self, n_x: int = 801, n_y: int = 41, span: float = 3.5) -> dict[str, Any]:
+        """What the leaderboard draws (paper Fig. 3): the code of every stage on a grid of x (one hex digit per
+        grid point), and the stage-k reconstruction x̂_k(y) for every code prefix m_1..m_k on a grid of y."""
+        sx = span * math.sqrt(1.0 + self.sigma2)
+        xg = torch.linspace(-sx, sx, n_x)
+        codes = self.model.encode(xg)
+        yg = torch.linspace(-span, span, n_y)
+        recon = {}
+        for k in range(1, self.K + 1):
+            prefixes = torch.cartesian_prod(*[torch.arange(self.M)] * k).reshape(-1, k)
+            for pre in prefixes:
+                xh = self.model.reconstruct(pre.expand(n_y, k).contiguous(), yg)[-1]
+                recon["".join(format(int(c), "x") for c in pre)] = [round(float(v), 4) for v in xh]
+        return {"x": [-sx, sx, n_x], "codes": ["".join(format(int(c), "x") for c in codes[:, k]) for k in range(self.K)],
+                "y": [-span, span, n_y], "recon": recon}
+
     # ---- training ----------------------------------------------------------------------------------------
-    def fit(self, train: Iterable, val: Iterable | None, *, budget: str, device: str = "cpu", workdir: Path | None = None,
+    def train_config(self, budget: str):
+        o = self.options
+        return resolve_budget(budget, configs.BUDGETS, steps=o["steps"], lr=o["lr"],
+                              milestones=configs.lr_milestones(self.prior))
+
+    def fit(self, train_ds: Iterable, val: Iterable | None, *, budget: str, device: str = "cpu", workdir: Path | None = None,
             seed: int = 0) -> dict[str, Any]:
-        data_s2 = getattr(train, "sigma2", None)
+        data_s2 = getattr(train_ds, "sigma2", None)
         if data_s2 is not None and abs(float(data_s2) - self.sigma2) > 1e-12:
             raise ConfigError(f"layered_wz was built for sigma2={self.sigma2:g} but the training data has sigma2={data_s2:g}; "
                               f"pass the method option sigma2={data_s2:g} too (it selects λ, input scaling and the result name)")
-        torch.manual_seed(seed)
-        self.model = LayeredWZ(self.model_config()).to(device)
+        if workdir is None:
+            raise ConfigError("layered_wz.fit needs a workdir for its checkpoints")
         o = self.options
-        sched = schedule_for(budget, steps=o["steps"], lr=o["lr"], batch=o["batch"], tau1=o["tau1"])
+        cfg = self.train_config(budget)
+        torch.manual_seed(seed)
+        wrapped = Annealed(LayeredWZ(self.model_config()), cfg.steps, configs.TAU0, o["tau1"])
+        loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"])
         t0 = time.time()
-        dev_batches = ((x.to(device), y.to(device)) for x, y in batches_from_blocks(train, sched.batch))
-        info = train_model(self.model, dev_batches, sched, prior=self.prior, lam=self.lam, hard=o["hard"])
-        self.model.to("cpu").eval()
+        info = train(wrapped, loss_fn, Chunks(train_ds, o["batch"]), val, config=cfg, workdir=Path(workdir), seed=seed,
+                     device=device, tag=f"layered_wz {self.variant}")
+        self.model = wrapped.net.to("cpu").eval()
         self.model.freeze_entropy_tables()
-        self.training_info = {"budget": budget, "seed": seed, "steps": info["steps"], "seconds": round(time.time() - t0, 1),
-                              "schedule": info["schedule"], "final": info["last"], "lam": self.lam, "prior": self.prior,
-                              "config": self.config, "sigma2": self.sigma2}
+        self.training_info = {"budget": budget, "seed": seed, "steps": cfg.steps, "seconds": round(time.time() - t0, 1),
+                              "lam": self.lam, "prior": self.prior, "config": self.config, "sigma2": self.sigma2,
+                              "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "estimator": o["estimator"],
+                              "trainer": {k: info[k] for k in ("config", "wall_s", "final_train", "validation", "weights_sha256",
+                                                               "resumed_at") if k in info}}
         if val is not None:
             self.training_info["val"] = self.evaluate_ideal(val)
         return dict(self.training_info)
 
     @torch.no_grad()
     def evaluate_ideal(self, blocks: Iterable, max_samples: int = 1_000_000) -> list[dict[str, float]]:
-        """Per stage: ideal rates (conditional, marginal, cumulative bits/sample) and MSE over `blocks`."""
+        """Per stage: ideal rates (conditional, marginal; cumulative bits/sample) and MSE over `blocks`."""
         xs, ys = [], []
         n = 0
         for s in blocks:
@@ -268,25 +294,30 @@ class LayeredWZCodec(LearnedCodec):
     def save_weights(self, directory: Path) -> Path:
         if self.model.qm_freq.numel() == 0:
             self.model.freeze_entropy_tables()
-        training = {k: v for k, v in self.training_info.items() if k in ("budget", "seed", "steps", "seconds", "val")}
-        return _weights.save(Path(directory), self.meta.name, self.model.state_dict(), self._manifest_config(), training)
+        training = {k: v for k, v in self.training_info.items() if k != "trainer"}
+        return save_weights(Path(directory), method=self.meta.name, models={"model": self.model},
+                            config=self._manifest_config(), points=self.rate_points(),
+                            protocol=getattr(self.protocol, "name", None), training=training)
 
     def load_weights(self, directory: Path) -> dict[str, Any]:
-        state, manifest = _weights.load(Path(directory), self.meta.name)
-        cfg = manifest.get("config") or {}
+        loaded = load_weights(Path(directory), method=self.meta.name, keys=["model"])
+        cfg = loaded.config
         for key, mine in (("config", self.config), ("prior", self.prior), ("sigma2", self.sigma2)):
             if cfg.get(key) != mine:
                 raise WeightsError(f"weights were trained with {key}={cfg.get(key)!r}, this codec has {key}={mine!r}; "
                                    f"construct it with {key}={cfg.get(key)!r} or retrain")
+        state = loaded.tensors["model"]
         try:
             model = LayeredWZ(ModelConfig.from_dict(cfg["model"]))
-            model.qm_freq = state["qm_freq"].to(torch.int32)
-            model.load_state_dict(state, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise WeightsError(f"weights do not fit the layered_wz model described by their manifest: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"the weights manifest does not describe a layered_wz model: {exc}") from exc
+        if "qm_freq" not in state:
+            raise WeightsError("weights hold no entropy-coder table (qm_freq); retrain")
+        model.qm_freq = state["qm_freq"].to(torch.int32)
+        load_into(model, state, f"layered_wz {self.variant}")
         if model.qm_freq.shape != (sum(self.M**k for k in range(self.K)), self.M) or bool((model.qm_freq <= 0).any()):
             raise WeightsError("weights hold an invalid entropy-coder table (qm_freq)")
         self.model = model.eval()
         self.lam = float(cfg.get("lam", self.lam))
-        self.training_info = dict(manifest.get("training") or {})
-        return dict(self.training_info)
+        self.training_info = loaded.training
+        return {**loaded.summary(), "budget": loaded.training.get("budget"), "seed": loaded.training.get("seed")}

@@ -168,6 +168,41 @@ class LayeredWZ(nn.Module):
             aux.append(float(ce_other.detach()))
         return total, {"rate": rates, "mse": mses, "ce_other": aux}
 
+    def loss_exact(self, x: torch.Tensor, y: torch.Tensor, *, prior: str, lam: float) -> tuple[torch.Tensor, dict]:
+        """The same objective with the expectation over codes taken exactly instead of by Gumbel sampling:
+        all M^K code paths are decoded and weighted by P(path | x) = Π_k p(m_k | x) (M^K ≤ 16 here)."""
+        K, M, B = self.cfg.K, self.cfg.M, x.shape[0]
+        logits = self.encoder_logits(x)
+        logp = torch.stack([F.log_softmax(l, dim=-1) for l in logits], dim=1)  # (B, K, M)
+        paths = torch.cartesian_prod(*[torch.arange(M, device=x.device)] * K).reshape(-1, K)  # (P, K)
+        P = paths.shape[0]
+        oh = F.one_hot(paths, M).to(x.dtype)  # (P, K, M)
+        # log P(path | x) = Σ_k log p_k(path_k | x)
+        lpath = logp.gather(2, paths.T.unsqueeze(0).expand(B, K, P)).sum(1)  # (B, P)
+        wpath = lpath.exp()
+        xr, yr = x.repeat_interleave(P), y.repeat_interleave(P)
+        codes = [oh[:, k].repeat(B, 1) for k in range(K)]  # (B*P, M), path-major within each sample
+        xh = self.decode(yr, codes)
+        q_main = self.prior_logits(codes[:-1], yr, prior, B * P, K)
+        other = "marginal" if prior == "conditional" else "conditional"
+        q_other = self.prior_logits(codes[:-1], yr, other, B * P, K)
+        total = x.new_zeros(())
+        rates, mses, aux = [], [], []
+        for k in range(K):
+            p = logp[:, k].exp().repeat_interleave(P, dim=0)  # (B*P, M)
+            lp = logp[:, k].repeat_interleave(P, dim=0)
+            kl = (p * (lp - q_main[k])).sum(-1).view(B, P)
+            se = ((xh[k] - xr) ** 2).view(B, P)
+            ce = -(p.detach() * q_other[k]).sum(-1).view(B, P)
+            rate = (wpath * kl).sum(1).mean() / LN2
+            mse = (wpath * se).sum(1).mean()
+            ce_other = (wpath.detach() * ce).sum(1).mean() / LN2
+            total = total + rate + lam * mse + ce_other
+            rates.append(float(rate.detach()))
+            mses.append(float(mse.detach()))
+            aux.append(float(ce_other.detach()))
+        return total, {"rate": rates, "mse": mses, "ce_other": aux}
+
     # ---- inference ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, x: torch.Tensor, K: int | None = None) -> torch.Tensor:

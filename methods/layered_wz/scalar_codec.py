@@ -33,6 +33,8 @@ class ScalarSWCodec(Codec):
         description="uniform scalar quantizer of x, MMSE decoding with y; estimate = ideal H(Q|Y); bytes = marginal range coder",
         modalities=("scalar",),
     )
+    test_protocol = "gaussian/wz"
+    dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
 
     def __init__(self, protocol: Any = None, *, sigma2: float | None = None, rates: tuple[float, ...] | list[float] = RATES,
                  offset: float = 0.0, **options: Any):

@@ -1,96 +1,93 @@
-"""Training loop of the layered Wyner–Ziv coder: Adam, step-decayed learning rate, exponential Gumbel
-temperature annealing (paper 004_*, Sec. 4), with budgets scaled from the paper's schedule."""
+"""Glue between the layered Wyner–Ziv model and the suite's trainer (`benchmark.trainer.train`).
+
+- `Chunks` cuts the dataset's blocks of (x, y) pairs into chunks of the paper's batch (10³ samples), so one
+  trainer item is one optimisation batch; nothing is loaded before it is asked for.
+- `Annealed` wraps the model with a step counter kept as a buffer, so the Gumbel-softmax temperature
+  (1.0 → 0.2, exponential in the step) is part of every checkpoint and a resumed run continues the schedule.
+- `loss_fn` is the trainer's loss closure: Gumbel-softmax training loss (or the exact expectation over
+  code paths) in training mode, the deterministic loss of the hard codes (ideal rates) in evaluation."""
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Mapping
 
 import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
 
-from benchmark.errors import ConfigError, TrainingError
+from benchmark.data import Batch, Sample
+from benchmark.errors import ConfigError
 
 from .model import LayeredWZ
 
-# The paper: 180 epochs x 2e5 samples, batch 1e3 -> 36,000 steps; lr x0.3 every 80 (marginal) / 40
-# (conditional) epochs; tau 1.0 -> 0.2 exponentially.
-PAPER_STEPS = 180 * 200
-BUDGET_STEPS = {"smoke": 150, "quick": 6000, "paper": PAPER_STEPS}
+
+class Chunks(Dataset):
+    """Item i = chunk i % per of block i // per, `size` consecutive pairs (x, side), 1-D."""
+
+    def __init__(self, blocks: Any, size: int):
+        if len(blocks) == 0:
+            raise ConfigError("layered_wz: the training split is empty")
+        first = blocks[0]
+        if first.side is None:
+            raise ConfigError("layered_wz trains on (x, side) pairs; the dataset gave no side information")
+        n = first.x.numel()
+        if n < size:
+            raise ConfigError(f"layered_wz: dataset blocks hold {n} samples, fewer than one batch of {size}; "
+                              f"use a larger block (dataset option block=...) or a smaller batch")
+        self.blocks, self.size, self.per = blocks, int(size), n // int(size)
+
+    def __len__(self) -> int:
+        return len(self.blocks) * self.per
+
+    def __getitem__(self, i: int) -> Sample:
+        b, c = divmod(int(i), self.per)
+        s = self.blocks[b]
+        sl = slice(c * self.size, (c + 1) * self.size)
+        return Sample(x=s.x.reshape(-1)[sl].float(), side=s.side.reshape(-1)[sl].float(), source=s.source,
+                      name=f"{s.name}:{c}")
 
 
-@dataclass
-class Schedule:
-    steps: int
-    batch: int = 1000
-    lr: float = 1e-3
-    lr_decay: float = 0.3
-    lr_every: int = 0  # steps between decays; 0 = the paper's fraction of `steps`
-    tau0: float = 1.0
-    tau1: float = 0.2
+class Annealed(nn.Module):
+    """The model plus the number of optimisation steps taken (a buffer: checkpointed, restored on resume)."""
 
-    def lr_period(self, prior: str) -> int:
-        if self.lr_every > 0:
-            return self.lr_every
-        frac = (80 if prior == "marginal" else 40) / 180
-        return max(1, round(self.steps * frac))
+    def __init__(self, net: LayeredWZ, steps: int, tau0: float, tau1: float):
+        super().__init__()
+        self.net = net
+        self.steps, self.tau0, self.tau1 = int(steps), float(tau0), float(tau1)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    def tau(self, step: int) -> float:
-        t = min(1.0, step / max(1, self.steps - 1))
+    def tau(self) -> float:
+        t = min(1.0, int(self.step) / max(1, self.steps - 1))
         return self.tau0 * (self.tau1 / self.tau0) ** t
 
 
-def schedule_for(budget: str, *, steps: int | None = None, **over) -> Schedule:
-    if steps is None:
-        if budget not in BUDGET_STEPS:
-            raise ConfigError(f"unknown budget {budget!r}; use smoke, quick or paper")
-        steps = BUDGET_STEPS[budget]
-    return Schedule(steps=int(steps), **{k: v for k, v in over.items() if v is not None})
+def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str = "gumbel") -> Callable[[Annealed, Batch], Mapping[str, Any]]:
+    if estimator not in ("gumbel", "exact"):
+        raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
 
+    def loss_fn(model: Annealed, batch: Batch) -> dict[str, Any]:
+        x = batch.x.reshape(-1)
+        y = batch.side.reshape(-1)
+        net = model.net
+        if model.training:
+            tau = model.tau()
+            if estimator == "exact":
+                loss, parts = net.loss_exact(x, y, prior=prior, lam=lam)
+            else:
+                loss, parts = net.loss(x, y, prior=prior, lam=lam, tau=tau, hard=hard)
+            model.step += 1
+            out = {"loss": loss, "tau": tau}
+        else:  # hard codes, ideal rate of the training prior: what the codec reaches
+            codes = net.encode(x)
+            xh = net.reconstruct(codes, y)
+            bits = net.code_lengths(codes, y if prior == "conditional" else None, prior).mean(0)
+            parts = {"rate": [float(b) for b in bits], "mse": [float(((h - x) ** 2).mean()) for h in xh]}
+            out = {"loss": torch.tensor(float(bits.sum()) + lam * sum(parts["mse"]))}
+        out["bits"] = sum(parts["rate"])
+        for k, (r, m) in enumerate(zip(parts["rate"], parts["mse"]), 1):
+            out[f"rate{k}"] = r
+            out[f"mse_db{k}"] = 10.0 * math.log10(max(m, 1e-12))
+        return out
 
-def batches_from_blocks(blocks: Iterable, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Cut blocks of Samples (1-D x, side) into (x, y) batches, cycling over the dataset."""
-    while True:
-        n_seen = 0
-        for s in blocks:
-            if s.side is None:
-                raise ConfigError("layered_wz trains on (x, side) pairs; the dataset gave no side information")
-            x, y = s.x.reshape(-1).float(), s.side.reshape(-1).float()
-            for i in range(0, x.numel() - batch + 1, batch):
-                yield x[i : i + batch], y[i : i + batch]
-                n_seen += 1
-        if n_seen == 0:
-            raise ConfigError(f"training data too small for one batch of {batch}")
+    return loss_fn
 
-
-def train_model(model: LayeredWZ, data: Iterator[tuple[torch.Tensor, torch.Tensor]], sched: Schedule, *, prior: str,
-                lam: float, hard: bool = False, log: Callable[[dict], None] | None = None, log_every: int = 500,
-                max_seconds: float | None = None) -> dict:
-    opt = torch.optim.Adam(model.parameters(), lr=sched.lr)
-    period = sched.lr_period(prior)
-    model.train()
-    t0 = time.time()
-    hist = []
-    last: dict = {}
-    step = 0
-    for step in range(sched.steps):
-        if max_seconds is not None and time.time() - t0 > max_seconds:
-            break
-        lr = sched.lr * sched.lr_decay ** (step // period)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x, y = next(data)
-        tau = sched.tau(step)
-        loss, parts = model.loss(x, y, prior=prior, lam=lam, tau=tau, hard=hard)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss at step {step} (lr {lr:g}, tau {tau:.3f}); lower lam or lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        last = {"step": step + 1, "loss": float(loss.detach()), "tau": tau, "lr": lr, **parts}
-        if log_every and (step + 1) % log_every == 0:
-            hist.append(last)
-            if log:
-                log(last)
-    model.eval()
-    return {"steps": last.get("step", 0), "seconds": time.time() - t0, "schedule": asdict(sched), "last": last, "log": hist}

@@ -1,0 +1,149 @@
+"""gaussian/wz: the synthetic source, its closed-form limits, the exact scalar reference, the leaderboard section."""
+import math
+
+import numpy as np
+import pytest
+
+from benchmark.errors import ConfigError
+from benchmark.registry import get_protocol
+from datasets.gaussian import (GaussianBlocks, draw_pairs, from_db, gaussian, nosi_distortion, nosi_distortion_db,
+                               nosi_rate, to_db, wz_distortion, wz_distortion_db, wz_rate)
+from methods.layered_wz.scalar_reference import (conditional_code_length, mmse_reconstruct, quantize, scalar_sw_distortion,
+                                                 scalar_sw_distortion_db, scalar_sw_point, scalar_sw_step_for_rate)
+
+
+# ---- closed-form bounds, hand-computed ------------------------------------------------------------------
+def test_wyner_ziv_bound_by_hand():
+    assert wz_rate(0.025, 0.1) == pytest.approx(1.0)  # ½·log2(0.1/0.025) = ½·2
+    assert wz_rate(0.01 / 64, 0.01) == pytest.approx(3.0)
+    assert wz_rate(0.2, 0.1) == 0.0  # D above σ²: nothing to send
+    assert wz_distortion(1.0, 0.1) == pytest.approx(0.025)
+    assert wz_distortion(2.0, 0.01) == pytest.approx(0.000625)
+    assert wz_distortion(0.0, 0.1) == pytest.approx(0.1)
+    # 6.02 dB per bit, and −10 dB at R = 0 for σ² = 0.1
+    assert wz_distortion_db(0.0, 0.1) == pytest.approx(-10.0)
+    assert wz_distortion_db(1.0, 0.1) == pytest.approx(-16.0206, abs=1e-4)
+    assert wz_distortion_db(2.0, 0.01) == pytest.approx(-32.0412, abs=1e-4)
+
+
+def test_no_side_information_bound_by_hand():
+    assert nosi_rate(1.1 / 4, 0.1) == pytest.approx(1.0)  # X ~ N(0, 1.1)
+    assert nosi_rate(2.0, 0.1) == 0.0
+    assert nosi_distortion(2.0, 0.01) == pytest.approx(1.01 / 16)
+    assert nosi_distortion_db(1.0, 0.1) == pytest.approx(10 * math.log10(1.1 / 4))
+    # side information is worth 10·log10((1+σ²)/σ²) dB at every rate: 10.41 dB for σ² = 0.1, 20.04 dB for 0.01
+    for r in (0.3, 1.0, 2.5):
+        assert nosi_distortion_db(r, 0.1) - wz_distortion_db(r, 0.1) == pytest.approx(10.4139, abs=1e-4)
+        assert nosi_distortion_db(r, 0.01) - wz_distortion_db(r, 0.01) == pytest.approx(20.0432, abs=1e-4)
+    assert from_db(to_db(0.0123)) == pytest.approx(0.0123)
+
+
+# ---- the scalar reference ---------------------------------------------------------------------------------
+def test_mmse_reconstruction_by_hand():
+    # bin [-1, 1) (Δ = 2, q = 0), σ = 1: at y = 0 the conditional mean is 0 by symmetry; at y = 0.5 it is
+    # 0.5 + (φ(-1.5) − φ(0.5)) / (Φ(0.5) − Φ(-1.5)) = 0.5 + (0.129518 − 0.352065)/(0.691462 − 0.066807) = 0.143729
+    xh = mmse_reconstruct(np.array([0, 0]), np.array([0.0, 0.5]), 2.0, 1.0)
+    assert xh[0] == pytest.approx(0.0, abs=1e-12)
+    assert xh[1] == pytest.approx(0.143729, abs=2e-6)
+    # far outside its bin, y is pulled to the nearest edge (no NaN from 0/0)
+    far = mmse_reconstruct(np.array([0]), np.array([60.0]), 2.0, 0.01)
+    assert far[0] == pytest.approx(1.0)
+    # −log2 P(Q=0 | y=0) = −log2(Φ(1) − Φ(−1)) = −log2 0.6826895 = 0.5506985
+    assert conditional_code_length(np.array([0]), np.array([0.0]), 2.0, 1.0) == pytest.approx(0.5506985, abs=1e-6)
+    assert list(quantize(np.array([-0.26, -0.24, 0.24, 0.26]), 0.5)) == [-1, 0, 0, 1]
+
+
+def test_scalar_reference_limits():
+    # Δ = ∞: no rate, D = σ²
+    assert scalar_sw_point(math.inf, 0.1) == (0.0, 0.1)
+    # fine quantization: D → Δ²/12 and H(Q|Y) → h(N) − log2 Δ = ½·log2(2πe·σ²) − log2 Δ
+    s2, d = 0.01, 0.005
+    r, D = scalar_sw_point(d, s2)
+    assert D == pytest.approx(d * d / 12, rel=2e-3)
+    assert r == pytest.approx(0.5 * math.log2(2 * math.pi * math.e * s2) - math.log2(d), abs=2e-3)
+    # the gap to the Wyner–Ziv bound: 1.33 dB at 0.65 bit, 1.52 dB at 1.25 bit, the space-filling loss
+    # 10·log10(πe/6) = 1.533 dB at high rate (the issue's measured values)
+    for s2 in (0.1, 0.01):
+        gap = lambda R: scalar_sw_distortion_db(R, s2) - wz_distortion_db(R, s2)  # noqa: E731
+        assert gap(0.65) == pytest.approx(1.33, abs=0.01)
+        assert gap(1.25) == pytest.approx(1.52, abs=0.01)
+        assert gap(3.0) == pytest.approx(10 * math.log10(math.pi * math.e / 6), abs=0.002)
+    # the distortion–rate function is decreasing, and the step for a rate reproduces that rate
+    ds = [scalar_sw_distortion(R, 0.1) for R in (0.1, 0.5, 1.0, 2.0)]
+    assert all(a > b for a, b in zip(ds, ds[1:]))
+    step = scalar_sw_step_for_rate(1.0, 0.1)
+    assert scalar_sw_point(step, 0.1)[0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_scalar_reference_matches_monte_carlo():
+    """The exact (rate, MSE) of a step equals the empirical one over 2·10⁵ drawn pairs."""
+    s2, delta = 0.1, 0.7
+    r, D = scalar_sw_point(delta, s2)
+    x, y = draw_pairs(200_000, s2, 7)
+    q = quantize(x, delta)
+    mse = float(np.mean((mmse_reconstruct(q, y, delta, s2) - x) ** 2))
+    rate = conditional_code_length(q, y, delta, s2) / x.size
+    assert mse == pytest.approx(D, rel=0.01)
+    assert rate == pytest.approx(r, abs=0.01)
+
+
+# ---- the dataset ------------------------------------------------------------------------------------------
+def test_blocks_are_seeded_and_have_the_stated_statistics():
+    ds = GaussianBlocks("test", sigma2=0.01, block=50_000, n_blocks=3)
+    a, b = ds[1], ds[1]
+    assert len(ds) == 3 and a.x.shape == (50_000,) and a.side.shape == (50_000,)
+    assert bool((a.x == b.x).all()) and bool((a.side == b.side).all())
+    assert not bool((ds[0].x == ds[1].x).any())
+    assert not bool((GaussianBlocks("train", 0.01, 50_000, 1)[0].side == a.side).all())
+    n = (a.x - a.side).double()
+    assert float(n.var()) == pytest.approx(0.01, rel=0.03)
+    assert float(a.side.double().var()) == pytest.approx(1.0, rel=0.03)
+    assert abs(float((n * a.side.double()).mean())) < 3e-3  # noise independent of Y
+    with pytest.raises(IndexError):
+        ds[3]
+
+
+def test_factory_protocol_and_errors():
+    proto = get_protocol("gaussian/wz")
+    assert proto.rate_unit == "bits/sample" and proto.anchor == "scalar_sw" and proto.options["sigma2"] == 0.1
+    ds = gaussian(None, proto, "val", sigma2=0.01, block=100)
+    assert ds.sigma2 == 0.01 and ds[0].x.numel() == 100
+    with pytest.raises(ConfigError):
+        gaussian(None, proto, "val", colour="red")
+    with pytest.raises(ConfigError):
+        GaussianBlocks("holdout")
+    with pytest.raises(ConfigError):
+        GaussianBlocks("test", sigma2=0.0)
+
+
+# ---- the leaderboard section ----------------------------------------------------------------------------
+def _result(method, variant, s2, pts, figure=None):
+    points = [{"rate_point": f"stage={i + 1}", "bpp": rb, "bpp_estimated": ri, "mse": mse, "psnr": -10 * math.log10(mse)}
+              for i, (ri, rb, mse) in enumerate(pts)]
+    return {"method": method, "variant": variant, "dataset_options": {"sigma2": s2}, "points": points,
+            "codec_info": {"figure": figure} if figure else {}}
+
+
+def test_leaderboard_section_gaps_by_hand(tmp_path):
+    from leaderboard.gaussian import gaussian_section, point_rows
+
+    # 1 bit (ideal), D 1 dB above the Wyner–Ziv bound (−16.0206 dB): gap +1.00; the scalar reference at 1 bit
+    # is 1.45 dB above the bound, so the gap to it is 1.00 − 1.45 < 0
+    mse = 0.025 * 10 ** 0.1
+    r = _result("layered_wz", "222.cond.s0.1", 0.1, [(1.0, 1.5, mse)])
+    row = point_rows(r, 0.1)[0]
+    assert row["gap_wz_ideal"] == pytest.approx(1.0, abs=1e-9)
+    assert row["gap_nosi_ideal"] == pytest.approx(1.0 - 10 * math.log10(11), abs=1e-9)
+    assert row["gap_sq_ideal"] == pytest.approx(1.0 - (scalar_sw_distortion_db(1.0, 0.1) + 16.0206), abs=1e-3)
+    assert row["gap_wz_bytes"] == pytest.approx(1.0 + 0.5 * 6.0206, abs=1e-3)  # half a bit more: 3.01 dB
+    fig = {"x": [-3.0, 3.0, 5], "codes": ["00111", "01010"], "y": [-1.0, 1.0, 3],
+           "recon": {"0": [0, 0, 0], "1": [1, 1, 1], "00": [0, 0, 0], "01": [0, 1, 0], "10": [1, 0, 1], "11": [1, 1, 1]}}
+    r2 = _result("layered_wz", "22.cond.s0.1", 0.1, [(0.5, 0.6, 0.05), (1.0, 1.1, 0.03)], figure=fig)
+    r3 = _result("scalar_sw", "s0.01", 0.01, [(1.0, 1.5, 0.003)])
+    md = gaussian_section([r, r2, r3], tmp_path)
+    assert "### σ² = 0.1" in md and "### σ² = 0.01" in md
+    assert "| `layered_wz.222.cond.s0.1` | stage=1 | 1.000 | 1.500 | -15.02 | -16.02 |" in md
+    assert "+1.00" in md
+    assert (tmp_path / "gaussian__wz_s0.1_rd.png").stat().st_size > 1000
+    assert (tmp_path / "gaussian__wz_layered_wz.22.cond.s0.1_bins.png").stat().st_size > 1000
+    assert "gaussian__wz_layered_wz.22.cond.s0.1_bins.png" in md
