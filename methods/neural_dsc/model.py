@@ -218,23 +218,29 @@ class ConditionalVQVAE(nn.Module):
             raise ValueError(f"mode {self.mode!r} needs the side view here; none was given")
         return self.cond(side - 0.5)
 
-    def encode(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
-        """z_e (N, emb_dim, h, w) of x in [0, 1]; side is used only in joint mode."""
+    def encode(self, x: torch.Tensor, side: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """z_e (N, emb_dim, h, w) of x in [0, 1]; side is used only in joint mode (``cond``: its features,
+        when already computed)."""
         h = self.encoder(x - 0.5)
-        return self.pre_vq(torch.cat([h, self._cond(side, h, self.encoder_uses_side)], 1))
+        if cond is None or not self.encoder_uses_side:
+            cond = self._cond(side, h, self.encoder_uses_side)
+        return self.pre_vq(torch.cat([h, cond], 1))
 
     def encode_indices(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         return self.vq.indices(self.encode(x, side))
 
-    def decode(self, zq: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, zq: torch.Tensor, side: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Image in [0, 1] from quantised latents; side is used in joint and distributed modes."""
-        c = self._cond(side, zq, self.decoder_uses_side)
-        return self.decoder(torch.cat([zq, c], 1)) + 0.5
+        if cond is None or not self.decoder_uses_side:
+            cond = self._cond(side, zq, self.decoder_uses_side)
+        return self.decoder(torch.cat([zq, cond], 1)) + 0.5
 
     def decode_indices(self, idx: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.vq.lookup(idx), side)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> VQOutput:
-        ze = self.encode(x, side)
+        # joint mode: the side features are computed once and shared by encoder and decoder
+        cond = self.cond(side - 0.5) if self.encoder_uses_side and side is not None else None
+        ze = self.encode(x, side, cond)
         zq, idx, commit = self.vq(ze)
-        return VQOutput(self.decode(zq, side), idx, commit)
+        return VQOutput(self.decode(zq, side, cond), idx, commit)

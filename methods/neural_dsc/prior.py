@@ -200,9 +200,17 @@ def range_encode(symbols: np.ndarray, probs: np.ndarray, trim: bool = True) -> b
             if cand >= 1 << 32:
                 continue
             data = head + cand.to_bytes(4, "big")[:keep]
-            if np.array_equal(range_decode_all(data, probs), symbols):
+            if _decodes_to(data, probs, symbols):
                 return data
     return full
+
+
+def _decodes_to(data: bytes, probs: np.ndarray, symbols: np.ndarray) -> bool:
+    """Whether `data` decodes to `symbols` (a trimmed candidate may also be rejected by the decoder itself)."""
+    try:
+        return bool(np.array_equal(range_decode_all(data, probs), symbols))
+    except (AssertionError, ValueError, RuntimeError):
+        return False
 
 
 def encode_indices(prior64: CausalTransformerPrior, symbols: np.ndarray, h: int, w: int) -> tuple[bytes, np.ndarray]:
