@@ -260,7 +260,8 @@ class LayeredWZCodec(LearnedCodec):
         self.model.freeze_entropy_tables()
         self.training_info = {"budget": budget, "seed": seed, "steps": cfg.steps, "seconds": round(time.time() - t0, 1),
                               "lam": self.lam, "prior": self.prior, "config": self.config, "sigma2": self.sigma2,
-                              "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "estimator": o["estimator"],
+                              "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "tau_final": round(wrapped.tau(), 6),
+                              "steps_taken": int(wrapped.step), "estimator": o["estimator"],
                               "trainer": {k: info[k] for k in ("config", "wall_s", "final_train", "validation", "weights_sha256",
                                                                "resumed_at") if k in info}}
         if val is not None:

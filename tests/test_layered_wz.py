@@ -1,0 +1,181 @@
+"""layered_wz: configs, real bytes that decode to the encoder's codes, scalable truncation, ideal rates,
+training through the shared trainer (temperature schedule survives a resume), weights round trip."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.errors import BitstreamError, ConfigError, WeightsError
+from benchmark.registry import get_protocol
+from datasets.gaussian import GaussianBlocks, draw_pairs
+from methods.layered_wz.codec import LayeredWZCodec, parse_config
+from methods.layered_wz.configs import BUDGETS, lr_milestones
+from methods.layered_wz.model import LayeredWZ, ModelConfig
+from methods.layered_wz.scalar_codec import ScalarSWCodec
+from methods.layered_wz.train import Annealed, Chunks
+
+PROTO = get_protocol("gaussian/wz")
+
+
+def _pairs(n=4000, s2=0.1, seed=5):
+    x, y = draw_pairs(n, s2, seed)
+    return torch.from_numpy(x).float(), torch.from_numpy(y).float()
+
+
+def _codec(**kw):
+    torch.manual_seed(0)
+    kw.setdefault("hidden", 8)
+    return LayeredWZCodec(PROTO, **kw)
+
+
+def test_configs():
+    assert parse_config("222") == (2, 2, 2) and parse_config("44") == (4, 4) and parse_config("mono16") == (16,)
+    for bad in ("24", "mono1", "mono17", "2222222", "abc"):
+        with pytest.raises(ConfigError):
+            parse_config(bad)
+    with pytest.raises(ConfigError):
+        _codec(prior="joint")
+    with pytest.raises(ConfigError):
+        _codec(estimator="reinforce")
+    c = _codec(config="222")
+    assert c.rate_points() == ["stage=1", "stage=2", "stage=3"] and c.variant == "222.cond.s0.1"
+    # the paper's lr decays: every 40 of 180 epochs (conditional), every 80 (marginal)
+    assert lr_milestones("conditional") == pytest.approx((40 / 180, 80 / 180, 120 / 180, 160 / 180))
+    assert lr_milestones("marginal") == pytest.approx((80 / 180, 160 / 180))
+    assert c.train_config("quick").milestones == lr_milestones("conditional")
+
+
+@pytest.mark.parametrize("config", ["222", "44", "mono8"])
+def test_real_bytes_decode_to_the_same_codes(config):
+    """Random weights give unbalanced, history-dependent tables: the range coder must still be exact."""
+    c = _codec(config=config)
+    x, y = _pairs()
+    codes = c.model.encode(x)
+    for k in range(1, c.K + 1):
+        data = c.compress(x, point=f"stage={k}")
+        got, shape = c.decode_codes(data)
+        assert shape == tuple(x.shape) and torch.equal(got, codes[:, :k])
+        # scalable: truncating the full stream gives exactly the stage-k stream
+        full = c.compress(x, point=c.rate_points()[-1])
+        assert c.truncate(full, f"stage={k}") == data
+        # the decoder's output at stage k is the model's x̂_k of those codes
+        assert torch.equal(c.decompress(data, side=y), c.model.reconstruct(codes[:, :k], y)[-1])
+    with pytest.raises(BitstreamError):
+        c.truncate(c.compress(x, point="stage=1"), c.rate_points()[-1]) if c.K > 1 else c.decompress(b"", side=y)
+
+
+def test_bytes_match_the_ideal_marginal_code_length():
+    """Range coding under the frozen q_m costs the cross-entropy −Σ log2 q_m plus a few words per stage."""
+    c = _codec(config="222", prior="marginal")
+    x, _ = _pairs(20000)
+    data = c.compress(x, point="stage=3")
+    ideal = c.estimate_bits(x, point="stage=3")
+    from benchmark.container import Container
+
+    payload_bits = 8 * Container.from_bytes(data, "layered_wz").payload_bytes
+    assert ideal <= payload_bits + 1 and payload_bits <= ideal * 1.002 + 3 * 64 + 64  # 16-bit tables, 32-bit words
+    # the conditional variant's estimate is the q_c (Slepian–Wolf) cross-entropy: it needs y
+    cc = _codec(config="222")
+    assert cc.estimate_bits(x, point="stage=2") is None
+    xs, ys = _pairs(2000)
+    bits = cc.estimate_bits(xs, side=ys, point="stage=2")
+    want = float(cc.model.code_lengths(cc.model.encode(xs, 2), ys, "conditional").sum())
+    assert bits == pytest.approx(want)
+
+
+def test_decoder_refuses_bad_streams():
+    c = _codec(config="44")
+    x, y = _pairs(500)
+    data = c.compress(x, point="stage=2")
+    with pytest.raises(ConfigError):
+        c.decompress(data)  # a Wyner–Ziv decoder needs y
+    with pytest.raises(ConfigError):
+        c.decompress(data, side=y[:10])
+    from benchmark.container import Container
+
+    cont = Container.from_bytes(data, "layered_wz")
+    for streams, point in ((cont.streams[:1], 1), ([cont.streams[0][:-1], cont.streams[1]], 1), (cont.streams * 2, 3)):
+        bad = Container("layered_wz", point, cont.shape, list(streams)).to_bytes()
+        with pytest.raises(BitstreamError):
+            c.decompress(bad, side=y)
+
+
+def test_exact_loss_equals_hard_codes_when_the_encoder_is_deterministic():
+    torch.manual_seed(1)
+    m = LayeredWZ(ModelConfig((2, 2), hidden=8))
+    with torch.no_grad():
+        m.enc_out.weight.mul_(1e4)  # p(m_k | x) becomes one-hot
+        m.enc_out.bias.mul_(1e4)
+    x, y = _pairs(300)
+    _, parts = m.loss_exact(x, y, prior="conditional", lam=10.0)
+    codes = m.encode(x)
+    xh = m.reconstruct(codes, y)
+    bits = m.code_lengths(codes, y, "conditional").mean(0)
+    for k in range(2):
+        assert parts["mse"][k] == pytest.approx(float(((xh[k] - x) ** 2).mean()), rel=1e-4)
+        assert parts["rate"][k] == pytest.approx(float(bits[k]), rel=1e-3, abs=1e-4)
+
+
+def test_chunks_and_temperature_schedule():
+    ds = GaussianBlocks("train", 0.1, block=2500, n_blocks=3)
+    ch = Chunks(ds, 1000)
+    assert len(ch) == 6  # 2 whole chunks per block, the tail of 500 is skipped
+    assert torch.equal(ch[3].x, ds[1].x[1000:2000]) and torch.equal(ch[3].side, ds[1].side[1000:2000])
+    with pytest.raises(ConfigError):
+        Chunks(ds, 5000)
+    a = Annealed(LayeredWZ(ModelConfig((2,), hidden=4)), steps=11, tau0=1.0, tau1=0.2)
+    assert a.tau() == pytest.approx(1.0)
+    a.step.fill_(5)
+    assert a.tau() == pytest.approx(math.sqrt(0.2))  # exponential: geometric mean halfway
+    a.step.fill_(10)
+    assert a.tau() == pytest.approx(0.2)
+    assert "step" in a.state_dict()  # part of every checkpoint, so a resumed run continues the schedule
+
+
+def test_smoke_training_weights_roundtrip(tmp_path):
+    torch.set_num_threads(1)
+    train = GaussianBlocks("train", 0.1, block=2000, n_blocks=20)
+    val = GaussianBlocks("val", 0.1, block=2000, n_blocks=1)
+    c = _codec(config="44", steps=40)
+    before = c.evaluate_ideal(val)
+    info = c.fit(train, val, budget="smoke", workdir=tmp_path / "w", seed=3)
+    assert info["budget"] == "smoke" and info["seed"] == 3 and info["steps"] == 40
+    assert info["steps_taken"] == 40 and info["tau_final"] == pytest.approx(0.2)  # annealed 1.0 -> 0.2
+    assert len(info["val"]) == 2 and info["val"][1]["mse"] < before[1]["mse"]  # 40 tiny steps: a start
+    x, y = _pairs(3000)
+    data = c.compress(x, point="stage=2")
+    c.save_weights(tmp_path / "weights")
+    d = LayeredWZCodec(PROTO, config="44", hidden=8)
+    loaded = d.load_weights(tmp_path / "weights")
+    assert loaded["budget"] == "smoke" and loaded["seed"] == 3
+    assert d.compress(x, point="stage=2") == data
+    assert torch.equal(d.decompress(data, side=y), c.decompress(data, side=y))
+    with pytest.raises(WeightsError):
+        LayeredWZCodec(PROTO, config="222", hidden=8).load_weights(tmp_path / "weights")
+    with pytest.raises(ConfigError):  # data of another source than the codec was built for
+        LayeredWZCodec(PROTO, sigma2=0.01, hidden=8).fit(train, None, budget="smoke", workdir=tmp_path / "v")
+    assert BUDGETS["smoke"].steps < BUDGETS["quick"].steps < BUDGETS["paper"].steps
+
+
+def test_figure_data_describes_the_quantizer():
+    c = _codec(config="222")
+    f = c.info()["figure"]
+    assert len(f["codes"]) == 3 and all(len(s) == f["x"][2] for s in f["codes"])
+    assert sorted(f["recon"]) == sorted(["0", "1"] + [a + b for a in "01" for b in "01"]
+                                        + [a + b + d for a in "01" for b in "01" for d in "01"])
+    x = torch.linspace(f["x"][0], f["x"][1], f["x"][2])
+    assert [int(ch) for ch in f["codes"][1]] == c.model.encode(x)[:, 1].tolist()
+
+
+def test_scalar_reference_codec_bytes_and_estimate():
+    c = ScalarSWCodec(PROTO, sigma2=0.1, rates=(0.5, 1.0))
+    x, y = _pairs(20000)
+    for p, r in zip(c.rate_points(), (0.5, 1.0)):
+        data = c.compress(x, point=p)
+        q, delta, _ = c.decode_indices(data)
+        assert np.array_equal(q, np.floor(x.double().numpy() / delta + 0.5).astype(np.int64))
+        # ideal Slepian–Wolf rate close to its target; bytes pay I(Q;Y) on top (no binning)
+        est = c.estimate_bits(x, side=y, point=p) / x.numel()
+        assert est == pytest.approx(r, abs=0.03)
+        assert 8 * len(data) / x.numel() > est + 0.5
