@@ -70,6 +70,12 @@ def protocol_dir(out: Path, protocol: str) -> Path:
 def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
     cls = get_method(spec.method)
     options = {**protocol.options_for(spec.method), **spec.method_options}
+    # dataset options a codec must agree with when it is built (e.g. DRASIC's number of sources M), forwarded
+    # as method options unless given explicitly; a codec lists them in `dataset_options_used`
+    data_opts = {**protocol.options, **spec.dataset_options}
+    for k in getattr(cls, "dataset_options_used", ()):
+        if k in data_opts and k not in options:
+            options[k] = data_opts[k]
     try:
         return cls(protocol=protocol, **options)
     except TypeError as exc:
@@ -208,7 +214,10 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
         if tuple(x_hat.shape) != tuple(x.shape):
             raise BenchError(f"{codec.meta.name} decoded shape {tuple(x_hat.shape)} differs from input {tuple(x.shape)}")
         payload = Container.from_bytes(bytes(data), codec.meta.name).payload_bytes
-        est = codec.estimate_bits(x, side=enc_side, source=source, point=p)
+        # an ideal Slepian–Wolf rate (-log2 q(m | y)) is measured with the decoder's side information; codecs
+        # that report one say so with `estimate_uses_decoder_side` (their bytes never depend on it)
+        est_side = dec_side if getattr(codec, "estimate_uses_decoder_side", False) else enc_side
+        est = codec.estimate_bits(x, side=est_side, source=source, point=p)
         row = {
             "image": name, "source": source, "rate_point": p,
             "bytes": len(data), "payload_bytes": payload,

@@ -179,3 +179,19 @@ def test_scalar_reference_codec_bytes_and_estimate():
         est = c.estimate_bits(x, side=y, point=p) / x.numel()
         assert est == pytest.approx(r, abs=0.03)
         assert 8 * len(data) / x.numel() > est + 0.5
+
+
+def test_runner_reports_the_ideal_slepian_wolf_rate():
+    """The runner hands y to estimate_bits (not to compress) for these codecs: bpp_estimated is H(M|Y)-like."""
+    from benchmark.data import Sample
+    from benchmark.runner import evaluate
+
+    x, y = _pairs(3000)
+    c = _codec(config="44")
+    rows = evaluate(c, [Sample(x=x, side=y, name="b")], PROTO, progress=False)
+    want = float(c.model.code_lengths(c.model.encode(x), y, "conditional")[:, :1].sum()) / x.numel()
+    r1 = next(r for r in rows if r["rate_point"] == "stage=1")
+    assert r1["bpp_estimated"] == pytest.approx(want, rel=1e-6)
+    s = ScalarSWCodec(PROTO, sigma2=0.1, rates=(1.0,))
+    (row,) = evaluate(s, [Sample(x=x, side=y, name="b")], PROTO, progress=False)
+    assert row["bpp_estimated"] == pytest.approx(1.0, abs=0.05)

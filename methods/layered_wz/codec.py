@@ -67,6 +67,7 @@ class LayeredWZCodec(LearnedCodec):
     test_protocol = "gaussian/wz"
     test_options = {"hidden": 8, "config": "44"}
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
+    estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
 
     def __init__(self, protocol: Any = None, *, config: str = "222", prior: str = "conditional", lam: float | None = None,
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",

@@ -35,6 +35,7 @@ class ScalarSWCodec(Codec):
     )
     test_protocol = "gaussian/wz"
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
+    estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
 
     def __init__(self, protocol: Any = None, *, sigma2: float | None = None, rates: tuple[float, ...] | list[float] = RATES,
                  offset: float = 0.0, **options: Any):
