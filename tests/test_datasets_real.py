@@ -363,3 +363,24 @@ def test_protocols_registered():
                          ("mnist/drasic-class", "jpeg")):
         p = get_protocol(name)
         assert p.anchor == anchor and p.ms_ssim_win == 7 and p.description and "\n" not in p.description
+
+
+def test_bench_run_jpeg_on_kitti_fixture(tmp_path):
+    """The issue's acceptance command: `bench run --method jpeg --dataset kitti --root FIXTURE` end to end."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    root = make_kitti_tree(tmp_path / "kitti", scenes_2012=1, scenes_2015=1)
+    out = tmp_path / "out"
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["run", "--method", "jpeg", "--dataset", "kitti", "--root", str(root), "--out", str(out), "--limit", "2", "-q"])
+    assert res.exit_code == 0, res.output
+    path = out / "kitti-stereo" / "ndic" / "jpeg.json"
+    result = json.loads(path.read_text())
+    assert result["dataset"] == "kitti" and result["protocol"] == "kitti-stereo/ndic"
+    bpps = [p["bpp"] for p in result["points"]]
+    assert len(bpps) == 19 and all(a < b for a, b in zip(bpps, bpps[1:]))  # rate rises with quality
+    assert all(p["n_images"] == 2 for p in result["points"])
