@@ -416,8 +416,9 @@ class NeuralDSC(LearnedCodec):
             "architecture": ARCHITECTURE,
             "config": self.config,
             "bits": list(self.bits),
-            "fixed_length_bpp": {point_name(b): f"{b}/{d * d} = {b / (d * d):.6g} bpp (b * latents / pixels, "
-                                                  f"image sides multiples of {d})" for b in self.bits},
+            # bits * latents / pixels (exact for image sides that are multiples of the downsampling factor)
+            "fixed_length_bpp": {point_name(b): b / (d * d) for b in self.bits},
+            "latent_downsampling": d,
             "rate_notes": ("latent indices (raster order) range-coded with the causal-Transformer prior "
                            "(constriction RangeEncoder, float64 incremental probabilities identical at both ends, "
                            "last 32-bit word trimmed); bpp_estimated = authors' ceil(sum -log2 p)+1; fixed-length "
