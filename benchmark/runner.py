@@ -70,6 +70,12 @@ def protocol_dir(out: Path, protocol: str) -> Path:
 def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
     cls = get_method(spec.method)
     options = {**protocol.options_for(spec.method), **spec.method_options}
+    # dataset options a codec must agree with when it is built (e.g. DRASIC's number of sources M), forwarded
+    # as method options unless given explicitly; a codec lists them in `dataset_options_used`
+    data_opts = {**protocol.options, **spec.dataset_options}
+    for k in getattr(cls, "dataset_options_used", ()):
+        if k in data_opts and k not in options:
+            options[k] = data_opts[k]
     try:
         return cls(protocol=protocol, **options)
     except TypeError as exc:

@@ -129,7 +129,7 @@ def binarize(z: torch.Tensor, training: bool) -> torch.Tensor:
     Test: sign, with z >= 0 -> +1 (eq. 7)."""
     if training:
         b = torch.where(torch.rand_like(z) < (z + 1) / 2, 1.0, -1.0).to(z.dtype)
-        return z + (b - z).detach()
+        return b + (z - z.detach())  # exactly +-1 forward (z - z == 0), identity gradient
     return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
 
 
