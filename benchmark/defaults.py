@@ -4,4 +4,7 @@ from __future__ import annotations
 DEFAULT_DATASET = "middlebury_sample"
 DEFAULT_BUDGET = "quick"
 # Classical codecs, then the learned baselines (trained at the quick budget on the embedded sample).
-DEFAULT_METHODS: tuple[str, ...] = ("jpeg", "webp", "avif", "jpeg2000")
+DEFAULT_METHODS: tuple[str, ...] = (
+    "jpeg", "webp", "avif", "jpeg2000",
+    "balle2017", "balle2018", "minnen2018", "dsi_balle2018", "joint_balle2018",
+)
