@@ -424,6 +424,16 @@ def _gaussian_section(measured: list[Measured], out_dir: Path) -> tuple[str | No
         return None, f"`gaussian_section` failed ({type(exc).__name__}: {exc}); the generic table is shown."
 
 
+def _method_extras(measured: list[Measured]) -> str:
+    """Method-specific tables under the generic one (e.g. DRASIC's gap to its joint reference); never fatal."""
+    try:
+        from leaderboard.drasic import joint_gap_section
+
+        return joint_gap_section([m.result for m in measured]) or ""
+    except Exception as exc:  # a bug there must not take the whole leaderboard down, but it is shown
+        return f"_Note: the DRASIC joint-gap table failed ({type(exc).__name__}: {exc})._"
+
+
 def protocol_section(name: str, measured: list[Measured], curves: list[Curve], out_dir: Path) -> tuple[list[str], list[Path]]:
     info = protocol_info(name)
     lines = [f"## {name}", ""]
@@ -452,6 +462,9 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
                   "### Measured by this suite", ""]
         if measured:
             lines += measured_table(measured, anchor, info) + [""]
+            extra = _method_extras(measured)
+            if extra:
+                lines += [extra, ""]
         else:
             lines += [f"_No measured results for this protocol yet — `bench run --method METHOD --dataset DATASET --protocol {name}` "
                       "writes one._", ""]

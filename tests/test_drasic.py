@@ -291,3 +291,36 @@ def test_run_end_to_end_reports_every_source_and_iteration(dataset, tmp_path):
     _, again = run(spec)
     assert again["training"]["loaded_from"].endswith("drasic.M2-T3")
     assert [p["psnr"] for p in again["points"]] == [p["psnr"] for p in result["points"]]
+
+
+# ------------------------------------------------------------------------------------------- leaderboard
+def _fake_result(config, psnrs, sources=4, worst=None):
+    variant = {"distributed": "M4", "separate": "separate-M4", "joint": "joint-M4"}[config]
+    points = []
+    for t, v in enumerate(psnrs, 1):
+        p = {"rate_point": f"iter={t}", "bpp": 0.125 * t + 0.09, "psnr": v}
+        if worst is not None:
+            p["psnr_min"] = v - worst
+        points.append(p)
+    return {"method": "drasic", "variant": variant, "points": points,
+            "codec_info": {"config": config, "sources": sources, "iterations": len(psnrs)}}
+
+
+def test_leaderboard_reports_the_gap_to_joint():
+    from leaderboard.drasic import gaps, joint_gap_section
+
+    joint = _fake_result("joint", [20.0, 24.0, 27.0, 29.0, 31.0])
+    dist = _fake_result("distributed", [19.0, 23.5, 27.0, 29.5, 30.0], worst=1.0)
+    sep = _fake_result("separate", [18.0, 23.0, 26.0, 29.0, 30.5], worst=2.0)
+    g = gaps(dist, joint)
+    assert g["delta"] == {"iter=1": -1.0, "iter=2": -0.5, "iter=3": 0.0, "iter=4": 0.5, "iter=5": -1.0}
+    assert g["delta_worst"]["iter=1"] == -2.0 and g["bd_psnr"] is not None
+    md = joint_gap_section([sep, joint, dist])
+    assert "gap to the joint reference `drasic.joint-M4` (M = 4, T = 5)" in md
+    assert "| drasic.M4 | distributed |" in md and "| drasic.separate-M4 | separate |" in md
+    assert "Distributed − separate: -0.50 to +1.00 dB over 5 iterations (smallest at iter=5)" in md
+    assert "at least as good at 4 of 5" in md
+    # nothing to compare: no section; other M: no section
+    assert joint_gap_section([dist, sep]) is None
+    assert joint_gap_section([_fake_result("joint", [1, 2, 3, 4, 5], sources=2), dist]) is None
+    assert joint_gap_section([{"method": "jpeg", "points": []}]) is None
