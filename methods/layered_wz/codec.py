@@ -73,7 +73,7 @@ class LayeredWZCodec(LearnedCodec):
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",
                  in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = configs.TAU1,
                  steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
-                 estimator: str = "gumbel", **options: Any):
+                 estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None, **options: Any):
         if options:
             raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
         if prior not in ("conditional", "marginal"):
@@ -86,7 +86,8 @@ class LayeredWZCodec(LearnedCodec):
         in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else float(in_scale)
         super().__init__(protocol, config=str(config), prior=prior, lam=lam, sigma2=sigma2, hidden=int(hidden),
                          layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
-                         tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator))
+                         tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator),
+                         lr_decay_at=None if lr_decay_at is None else [float(f) for f in lr_decay_at])
         if estimator not in ("gumbel", "exact"):
             raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
         self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
@@ -239,7 +240,7 @@ class LayeredWZCodec(LearnedCodec):
     def train_config(self, budget: str):
         o = self.options
         return resolve_budget(budget, configs.BUDGETS, steps=o["steps"], lr=o["lr"],
-                              milestones=configs.lr_milestones(self.prior))
+                              milestones=configs.lr_milestones(self.prior) if o["lr_decay_at"] is None else tuple(o["lr_decay_at"]))
 
     def fit(self, train_ds: Iterable, val: Iterable | None, *, budget: str, device: str = "cpu", workdir: Path | None = None,
             seed: int = 0) -> dict[str, Any]:
