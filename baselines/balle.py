@@ -64,6 +64,22 @@ _TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "va
                   "checkpoint_every", "hflip", "num_workers", "restore")
 
 
+_GAUSSIAN_TABLES: dict[tuple, tuple[torch.Tensor, ...]] = {}
+_GAUSSIAN_BUFFERS = ("scale_table", "_quantized_cdf", "_offset", "_cdf_length")
+
+
+def _set_gaussian_tables(gc: Any) -> None:
+    """Give a GaussianConditional the coder tables of the SCALE_LEVELS-entry scale table (cached per setting)."""
+    from compressai.models.base import get_scale_table
+
+    key = (SCALE_LEVELS, float(gc.tail_mass), int(gc.entropy_coder_precision), float(gc.lower_bound_scale.bound))
+    if key not in _GAUSSIAN_TABLES:
+        gc.update_scale_table(get_scale_table(levels=SCALE_LEVELS), force=True)
+        _GAUSSIAN_TABLES[key] = tuple(getattr(gc, b).detach().cpu().clone() for b in _GAUSSIAN_BUFFERS)
+    for name, value in zip(_GAUSSIAN_BUFFERS, _GAUSSIAN_TABLES[key]):
+        setattr(gc, name, value.clone().to(getattr(gc, name).device))
+
+
 def point_name(lmbda: float) -> str:
     return f"lambda={lmbda:g}"
 
@@ -252,10 +268,17 @@ class RDCodec(LearnedCodec):
 
     @staticmethod
     def _update(model: torch.nn.Module, quantiles: bool = False) -> None:
-        from compressai.models.base import get_scale_table
+        """What CompressAI's ``model.update(force=True)`` does, with the finer scale table: the entropy bottlenecks'
+        tables come from their learned densities; the Gaussian conditionals' tables depend only on the scale table,
+        so they are computed once per process and copied (0.35 s per model saved)."""
+        from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
         with torch.no_grad():
-            model.update(scale_table=get_scale_table(levels=SCALE_LEVELS), force=True, update_quantiles=quantiles)
+            for m in model.modules():
+                if isinstance(m, EntropyBottleneck):
+                    m.update(force=True, update_quantiles=quantiles)
+                elif isinstance(m, GaussianConditional):
+                    _set_gaussian_tables(m)
 
     # ---- weights -------------------------------------------------------------------------------
     def save_weights(self, directory: Path) -> Path:

@@ -22,6 +22,16 @@ from tests.tiny_rd import TinyRD
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Single-threaded torch (as the subprocesses use): on a shared, loaded machine two spinning OpenMP threads
+    made tiny trainings many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 # A tiny RD model (noise from the global RNG, an aux optimizer over `quantiles`), a cosine schedule,
 # validation every 4 steps (best checkpoint, history) and a checkpoint every 5 steps.
 CHILD = textwrap.dedent(

@@ -17,6 +17,16 @@ from benchmark.weights import MANIFEST, load_into, load_weights, read_safetensor
 runner = CliRunner(env={"COLUMNS": "250"})
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Single-threaded torch (as the subprocesses use): on a shared, loaded machine two spinning OpenMP threads
+    made tiny trainings many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
