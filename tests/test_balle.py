@@ -10,19 +10,13 @@ from benchmark.container import Container
 from benchmark.data import Sample
 from benchmark.errors import BitstreamError, ConfigError
 from benchmark.registry import get_method, get_protocol
+from tests.single_thread import one_thread  # noqa: F401  (fixture)
 
 PROTO = get_protocol("middlebury-sample/stereo")
 ALL = ("balle2017", "balle2018", "minnen2018", "dsi_balle2018", "joint_balle2018")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded torch: tiny convolutions gain nothing from threads, and on a shared, loaded machine two
-    spinning OpenMP threads made brief training 50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codec(name: str, **kw):

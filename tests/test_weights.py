@@ -13,18 +13,12 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.errors import WeightsError
 from benchmark.weights import MANIFEST, load_into, load_weights, read_safetensors, save_weights, state_dict_sha256
+from tests.single_thread import one_thread  # noqa: F401  (fixture)
 
 runner = CliRunner(env={"COLUMNS": "250"})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded torch (as the subprocesses use): on a shared, loaded machine two spinning OpenMP threads
-    made tiny trainings many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
