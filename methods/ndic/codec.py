@@ -148,6 +148,10 @@ class _NDICCodec(RDCodec):
 
     def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
             progress: bool | None = None) -> dict[str, Any]:
+        # the trainer resumes a checkpoint whose model, config, seed and tag match; α and β change the loss but
+        # none of those, so they name the folder (a run with other loss weights never resumes this one)
+        cfg, _ = self.resolve_config(budget)
+        workdir = Path(workdir) / f"alpha={cfg['alpha']:g},beta={cfg['beta']:g}"
         info = super().fit(train_ds, val_ds, budget=budget, device=device, workdir=workdir, seed=seed, progress=progress)
         info["loss"] = "lambda*255^2*(MSE(x,x_hat) + alpha*MSE(y,y_hat)) + bpp_x [+ bpp_z] + alpha*bpp_y + beta*bpp_w"
         return info
