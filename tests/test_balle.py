@@ -61,6 +61,21 @@ def test_decode_equals_model_reconstruction_at_any_size(name):
         assert torch.equal(x_hat, rec), (name, size, point, (x_hat - rec).abs().max())
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_estimate_is_the_bits_of_the_full_forward_pass(name):
+    from benchmark.trainer import bits_from_likelihoods
+
+    c = _cached(name)
+    x, side = _pair(40, 72, seed=4)
+    kw = _side_kw(c, side)
+    enc_side = side if c.meta.scenario.value == "joint" else None
+    p = c.rate_points()[-1]
+    with torch.no_grad():
+        full = c.eval_forward(c.models[-1], pad_to(x[None], c.stride), None if enc_side is None else pad_to(side[None], c.stride))
+    assert c.estimate_bits(x, side=enc_side, point=p) == pytest.approx(float(bits_from_likelihoods(full["likelihoods"])), rel=1e-6)
+    assert len(c.compress(x, point=p, **kw)) > 0
+
+
 def test_padding_replicates_the_edge_to_the_stride():
     x = torch.rand(1, 3, 37, 53)
     for stride in (16, 64):
