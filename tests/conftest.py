@@ -1,11 +1,15 @@
 import os
+
+# The suite runs as `pytest -n 2` on 2 cores: one thread per worker (tiny convolutions gain nothing from
+# threads, and oversubscribed OpenMP threads spin; subprocesses started by tests inherit this too).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import random
 
 import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
