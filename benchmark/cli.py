@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,8 @@ def run(
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option", help="dataset option key=value (repeatable)"),
     leaderboard: Optional[bool] = typer.Option(None, "--leaderboard/--no-leaderboard", help="regenerate the leaderboard afterwards (default: on for the main job)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="methods run side by side in worker processes, "
+                                       "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
 ) -> None:
     """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
     from .defaults import DEFAULT_BUDGET, DEFAULT_DATASET, DEFAULT_METHODS
@@ -121,24 +124,84 @@ def run(
         leaderboard = main_job
     t_start = time.perf_counter()
     written = []
+    specs = []
     for m in methods:
-        spec = RunSpec(method=m, dataset=dataset, root=root, protocol=protocol, limit=limit, out=out, budget=budget,
+        specs.append(RunSpec(method=m, dataset=dataset, root=root, protocol=protocol, limit=limit, out=out, budget=budget,
                        device=device, seed=seed, weights=weights, retrain=retrain,
                        method_options=_parse_kv(option, "--option"),
                        dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
-                       progress=not quiet and sys.stderr.isatty() or (not quiet and main_job))
-        try:
-            t0 = time.perf_counter()
-            path, result = run_one(spec, console=console)
-        except BenchError as exc:
-            _fail(exc)
-            return
-        written.append(path)
-        _print_result(path, result, time.perf_counter() - t0)
+                       progress=not quiet and sys.stderr.isatty() or (not quiet and main_job)))
+    if jobs is None:
+        jobs = min(2, os.cpu_count() or 1) if main_job else 1
+    if jobs < 1:
+        _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
+    if jobs > 1 and len(specs) > 1:
+        written = _run_parallel(specs, jobs, quiet)
+    else:
+        for spec in specs:
+            try:
+                t0 = time.perf_counter()
+                path, result = run_one(spec, console=console)
+            except BenchError as exc:
+                _fail(exc)
+                return
+            written.append(path)
+            _print_result(path, result, time.perf_counter() - t0)
     if leaderboard:
         _build_leaderboard([out], out / "leaderboard")
     if len(methods) > 1:
         console.print(f"[bold]done[/]: {len(written)} result files in {time.perf_counter() - t_start:.1f} s")
+
+
+def _run_worker(spec: Any, threads: int) -> tuple[str, Any, float]:
+    """One method in a worker process: returns ("ok", (path, result), s) or ("error", message, s)."""
+    import dataclasses
+
+    import torch
+
+    from .runner import run as run_one
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        path, result = run_one(dataclasses.replace(spec, progress=False), console=None)
+    except BenchError as exc:  # sent back as text: exception types with extra fields need not pickle
+        return "error", f"{spec.method}: {exc}", time.perf_counter() - t0
+    return "ok", (str(path), result), time.perf_counter() - t0
+
+
+def _run_parallel(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
+    """Run several methods side by side (trainable ones first, as they take longest); one overall progress bar."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .registry import get_method
+
+    order = sorted(specs, key=lambda s: not getattr(get_method(s.method).meta, "trainable", False))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    written: list[Path] = []
+    errors: list[str] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool, \
+            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     console=console, disable=quiet, transient=True) as bar:
+        task = bar.add_task(f"{len(specs)} methods, {jobs} at a time", total=len(specs))
+        futures = {pool.submit(_run_worker, s, threads): s for s in order}
+        for fut in as_completed(futures):
+            status, payload, seconds = fut.result()
+            bar.advance(task)
+            if status == "error":
+                errors.append(payload)
+                err_console.print(f"[bold red]error:[/] {payload}")
+                continue
+            path, result = payload
+            written.append(Path(path))
+            bar.console.print(f"[green]done[/] {futures[fut].method} ({seconds:.0f} s)")
+            _print_result(Path(path), result, seconds)
+    if errors:
+        raise typer.Exit(code=2)
+    return written
 
 
 def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
@@ -149,8 +212,8 @@ def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
             (f"{unit} estimate", "bpp_estimated", 4), ("PSNR dB", "psnr", 2), ("PSNR min", "psnr_min", 2),
             ("PSNR max", "psnr_max", 2), ("MS-SSIM", "ms_ssim", 4), ("enc s", "encode_s", 3), ("dec s", "decode_s", 3)]
     cols = [c for c in cols if any(p.get(c[1]) is not None for p in pts)]  # hide columns with no values
-    for name, _, _ in cols:
-        t.add_column(name, justify="right")
+    for name, key, _ in cols:
+        t.add_column(name, justify="right", no_wrap=key == "rate_point", min_width=12 if key == "rate_point" else None)
     f = lambda v, prec: "—" if v is None else (v if prec is None else f"{v:.{prec}f}")
     for p in pts:
         t.add_row(*[f(p.get(key), prec) for _, key, prec in cols])
