@@ -255,9 +255,18 @@ def choose_anchor(measured: list[Measured], info: ProtocolInfo) -> tuple[Measure
                   + f"): BD metrics are not computed. Run `bench run --method {info.anchor} --dataset DATASET --protocol {info.name}` to get them.")
 
 
+def _training_cell(result: dict[str, Any]) -> str:
+    """What a learned row was trained with (budget and steps): quick-budget rows are far from converged."""
+    t = result.get("training") or {}
+    if not t or not t.get("budget"):
+        return "—"
+    steps = t.get("steps")
+    return f"{t['budget']}" + (f", {steps:,} steps" if isinstance(steps, int) else "")
+
+
 def measured_table(measured: list[Measured], anchor: Measured | None, info: ProtocolInfo) -> list[str]:
     unit = info.rate_unit
-    header = ["method", "scenario", "points", f"{unit} range",
+    header = ["method", "scenario", "training", "points", f"{unit} range",
               f"BD-rate vs {anchor.key if anchor else 'anchor'}", f"BD-PSNR vs {anchor.key if anchor else 'anchor'}"]
     header += [f"PSNR @ {b:g} {unit}" for b in info.fixed_bpps]
     a_xy = measured_xy(anchor) if anchor else None
@@ -270,8 +279,8 @@ def measured_table(measured: list[Measured], anchor: Measured | None, info: Prot
             bdr = bdp = NA + " (anchor)"
         else:
             bdr, bdp = _bd_cells(a_xy, (xs, ys))
-        rows.append([f"**{m.label}**" if m is anchor else m.label, m.result["scenario"], len(m.result["points"]),
-                     _range([p["bpp"] for p in m.result["points"]]), bdr, bdp]
+        rows.append([f"**{m.label}**" if m is anchor else m.label, m.result["scenario"], _training_cell(m.result),
+                     len(m.result["points"]), _range([p["bpp"] for p in m.result["points"]]), bdr, bdp]
                     + [_at(xs, ys, b, "{:.2f}") for b in info.fixed_bpps])
     return md_table(header, rows)
 
