@@ -48,16 +48,20 @@ def list_cmd(
     from .registry import DATASETS, METHODS, PROTOCOLS
 
     what = what.lower().rstrip("s") + "s"
+    # one line per entry, however narrow the terminal (a table wraps long titles into unreadable columns)
     if what == "methods":
-        t = Table("method", "scenario", "trainable", "scalable", "paper")
+        typer.echo(f"{'method':<20} {'scenario':<18} {'trainable':<9} {'scalable':<8} paper")
         for name in METHODS.names(pattern):
             m = METHODS.get(name).meta
-            t.add_row(name, m.scenario.value, "yes" if m.trainable else "no", "yes" if m.scalable else "no", m.paper)
+            typer.echo(f"{name:<20} {m.scenario.value:<18} {'yes' if m.trainable else 'no':<9} "
+                       f"{'yes' if m.scalable else 'no':<8} {m.paper}")
+        return
     elif what == "datasets":
-        t = Table("dataset", "embedded", "protocols", "description")
+        typer.echo(f"{'dataset':<18} {'embedded':<12} {'protocols':<46} description")
         for name in DATASETS.names(pattern):
             d = DATASETS.get(name)
-            t.add_row(name, "yes" if d.embedded else "no (--root)", ", ".join(d.protocols), d.description)
+            typer.echo(f"{name:<18} {'yes' if d.embedded else 'no (--root)':<12} {', '.join(d.protocols):<46} {d.description}")
+        return
     elif what == "protocols":
         # one line per protocol, however narrow the terminal
         for name in PROTOCOLS.names(pattern):
