@@ -241,7 +241,7 @@ class RDCodec(LearnedCodec):
             p = point_name(lmbda)
             loss_fn = self.make_loss(lmbda)
             info = train(model, loss_fn, train_ds, val_ds, config=tc, workdir=run_root / p, seed=seed, device=str(dev),
-                         tag=f"{self.meta.name} {p}", progress=progress)
+                         tag=f"{self.meta.name} {p}" + ("" if self.metric == "mse" else f" metric={self.metric}"), progress=progress)
             model.to("cpu").eval()
             self._update(model, quantiles=True)
             info["weights_sha256"] = state_dict_sha256(model)
@@ -298,6 +298,9 @@ class RDCodec(LearnedCodec):
         for opt, key in ((self._opt_N, "N"), (self._opt_M, "M")):
             if opt is not None and cfg.get(key) != opt:
                 raise WeightsError(f"weights in {directory} have {key}={cfg.get(key)}, but the options ask for {key}={opt}")
+        if cfg.get("metric", "mse") != self.metric:
+            raise WeightsError(f"weights in {directory} were trained for metric={cfg.get('metric', 'mse')}, "
+                               f"the options ask for metric={self.metric}")
         if self._opt_lambdas is not None and tuple(sorted(float(l) for l in cfg["lambdas"])) != self._opt_lambdas:
             raise WeightsError(f"weights in {directory} cover lambdas {cfg['lambdas']}, the options ask for {list(self._opt_lambdas)}")
         self._instantiate(cfg)

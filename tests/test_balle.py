@@ -166,3 +166,18 @@ def test_rate_falls_as_lambda_falls(tmp_path):
     pixels = sum(x.shape[1] * x.shape[2] for x in imgs)
     bpp = [8 * sum(len(c.compress(x, point=p)) for x in imgs) / pixels for p in c.rate_points()]  # λ ascending
     assert bpp[0] < bpp[1], bpp  # rate falls strictly as λ falls
+
+
+def test_weights_trained_for_another_metric_are_refused(tmp_path):
+    """A run asking for the MS-SSIM loss must not silently reuse MSE-trained weights (the runner then retrains)."""
+    from benchmark.errors import WeightsError
+    from benchmark.registry import get_method, get_protocol
+
+    proto = get_protocol("middlebury-sample/stereo")
+    cls = get_method("balle2018")
+    mse = cls(protocol=proto, **cls.test_options)
+    mse.compress(torch.rand(3, 64, 64), point=mse.rate_points()[0])  # instantiates (random) models
+    mse.save_weights(tmp_path / "w")
+    with pytest.raises(WeightsError, match="metric"):
+        cls(protocol=proto, metric="ms-ssim", **cls.test_options).load_weights(tmp_path / "w")
+    cls(protocol=proto, **cls.test_options).load_weights(tmp_path / "w")  # same metric loads
