@@ -50,7 +50,7 @@ _SMALL_TRAIN = dict(batch_size=8, crop=64, lr=1e-3, aux_lr=1e-2, schedule="cosin
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {"N": 32, "M": 48, "lambdas": (0.0035, 0.0130, 0.0483),
               "train": TrainConfig(steps=150, **_SMALL_TRAIN)},
-    "quick": {"N": 48, "M": 64, "lambdas": (0.0035, 0.0130, 0.0483),
+    "quick": {"N": 48, "M": 64, "lambdas": (0.0035, 0.0130, 0.0483), "warm_start": True,
               "train": TrainConfig(steps=500, val_every=250, **_SMALL_TRAIN)},
     # CompressAI zoo training (approximation): 256x256 crops, batch 16, Adam lr 1e-4 (aux 1e-3),
     # plateau decay x0.1 on validation loss, ~1M steps; zoo widths per quality.
@@ -61,7 +61,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 
 _TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "val_every", "val_samples", "clip_grad",
-                  "checkpoint_every", "hflip", "num_workers", "restore")
+                  "checkpoint_every", "hflip", "num_workers", "restore", "warm_start")
 
 
 _GAUSSIAN_TABLES: dict[tuple, tuple[torch.Tensor, ...]] = {}
@@ -148,6 +148,8 @@ class RDCodec(LearnedCodec):
         self._opt_N, self._opt_M = _opt_int(N, "N"), _opt_int(M, "M")
         self.metric = metric
         self._train_overrides = {k: options[k] for k in _TRAIN_OPTIONS if k in options}
+        ws = self._train_overrides.pop("warm_start", None)
+        self._warm_start = None if ws is None else (ws.lower() in ("1", "true", "yes") if isinstance(ws, str) else bool(ws))
         self.lambdas: tuple[float, ...] = self._opt_lambdas or COMPRESSAI_LAMBDAS
         self.config: dict[str, Any] = {}
         self.models: list[torch.nn.Module] = []
@@ -197,6 +199,7 @@ class RDCodec(LearnedCodec):
             "metric": self.metric,
             "stride": self.stride,
             "budget": budget,
+            "warm_start": self._warm_start if self._warm_start is not None else bool(b.get("warm_start", False)),
         }
         return cfg, tc
 
@@ -237,11 +240,26 @@ class RDCodec(LearnedCodec):
         self._instantiate(cfg, seed)
         per_point = {}
         run_root = Path(workdir) / f"{budget}-seed{seed}"
-        for lmbda, model in zip(self.lambdas, self.models):
+        # warm start (short budgets): train the lowest λ from scratch, then start each higher λ from the model
+        # trained just below it, so short CPU runs spend their steps on the trade-off rather than relearning
+        # the transforms; `paper` trains every λ from scratch like CompressAI's zoo.
+        warm = bool(cfg.get("warm_start"))
+        order = sorted(range(len(self.lambdas)), key=lambda i: self.lambdas[i]) if warm else range(len(self.lambdas))
+        previous: torch.nn.Module | None = None
+        for i in order:
+            lmbda, model = self.lambdas[i], self.models[i]
             p = point_name(lmbda)
             loss_fn = self.make_loss(lmbda)
+            tag = f"{self.meta.name} {p}" + ("" if self.metric == "mse" else f" metric={self.metric}")
+            if warm and previous is not None:
+                src = dict(previous.named_parameters())  # parameters only: entropy tables are rebuilt after training
+                with torch.no_grad():
+                    for name, param in model.named_parameters():
+                        param.copy_(src[name])
+                tag += f" warm-from={point_name(self.lambdas[order[order.index(i) - 1]])}"
             info = train(model, loss_fn, train_ds, val_ds, config=tc, workdir=run_root / p, seed=seed, device=str(dev),
-                         tag=f"{self.meta.name} {p}" + ("" if self.metric == "mse" else f" metric={self.metric}"), progress=progress)
+                         tag=tag, progress=progress)
+            previous = model
             model.to("cpu").eval()
             self._update(model, quantiles=True)
             info["weights_sha256"] = state_dict_sha256(model)

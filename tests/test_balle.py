@@ -30,7 +30,9 @@ _CODECS: dict[str, object] = {}
 def _cached(name: str):
     """One codec per method for the coding tests (random weights of the test widths, built once)."""
     if name not in _CODECS:
-        _CODECS[name] = _codec(name)
+        c = _codec(name)
+        c._require_models()  # random weights are built lazily; tests that read c.models need them now
+        _CODECS[name] = c
     return _CODECS[name]
 
 
@@ -181,3 +183,29 @@ def test_weights_trained_for_another_metric_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="metric"):
         cls(protocol=proto, metric="ms-ssim", **cls.test_options).load_weights(tmp_path / "w")
     cls(protocol=proto, **cls.test_options).load_weights(tmp_path / "w")  # same metric loads
+
+
+def test_warm_start_chain_trains_lowest_lambda_first_and_starts_the_next_from_it(tmp_path, monkeypatch, one_thread):
+    """quick budget: λ ascending; each higher λ begins from the parameters the lower one ended with."""
+    import baselines.balle as balle
+
+    seen = []
+    real_train = balle.train
+
+    def spy(model, loss_fn, train_ds, val_ds, *, tag, **kw):
+        seen.append((tag, {k: v.detach().clone() for k, v in model.named_parameters()}))
+        return real_train(model, loss_fn, train_ds, val_ds, tag=tag, **kw)
+
+    monkeypatch.setattr(balle, "train", spy)
+    proto = get_protocol("middlebury-sample/stereo")
+    c = get_method("balle2017")(protocol=proto, lambdas="[0.0483,0.0035]", N=8, M=8, steps=2, batch_size=2, crop=64,
+                                val_every=1000, warm_start=True)
+    g = torch.Generator().manual_seed(0)
+    data = [Sample(x=torch.rand(3, 64, 64, generator=g), name=f"t{i}") for i in range(4)]
+    c.fit(data, None, budget="smoke", device="cpu", workdir=tmp_path, seed=0, progress=False)
+    assert "lambda=0.0035" in seen[0][0] and "lambda=0.0483" in seen[1][0] and "warm-from=lambda=0.0035" in seen[1][0]
+    low = dict(c.models[c.rate_points().index("lambda=0.0035")].named_parameters())
+    for k, v in seen[1][1].items():  # the second training starts exactly where the first ended (before quantiles update)
+        if not k.endswith("quantiles"):
+            assert torch.equal(v, low[k].detach()), k
+    assert c.config["warm_start"] is True
