@@ -78,6 +78,9 @@ def natural_key(text: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
+_NOT_RESULTS = frozenset({"weights", "train", "compressai", "leaderboard"})
+
+
 def _looks_like_result(obj: Any) -> bool:
     """A file is a result candidate if it says so, or has no kind but carries result-like fields."""
     if not isinstance(obj, dict):
@@ -98,7 +101,10 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
         if d.is_file():
             files.append(d)
         elif d.is_dir():
-            files.extend(p for p in d.rglob("*.json") if not any(part.startswith(".") for part in p.relative_to(d).parts))
+            # weights manifests, training checkpoints and earlier leaderboard exports are not result files
+            files.extend(p for p in d.rglob("*.json")
+                         if not any(part.startswith(".") or part in _NOT_RESULTS for part in p.relative_to(d).parts[:-1])
+                         and not p.name.startswith("."))
         else:
             skipped.append((d, "results folder does not exist (nothing measured read from it)"))
     for path in sorted(set(files)):

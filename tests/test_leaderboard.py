@@ -155,7 +155,9 @@ def test_invalid_files_are_listed_not_fatal(tmp_path, results_dir):
     (results_dir / "broken.json").write_text(json.dumps(bad))
     (results_dir / "garbage.json").write_text("{not json")
     (results_dir / "weights").mkdir()
-    (results_dir / "weights" / "manifest.json").write_text(json.dumps({"kind": "weights", "method": "x"}))
+    # a weights manifest carries "points" and "protocol" like a result; folders of weights are never read
+    (results_dir / "weights" / "manifest.json").write_text(json.dumps({"method": "x", "points": ["a"], "protocol": "p"}))
+    (results_dir / "other.json").write_text(json.dumps({"kind": "something else"}))
     out = tmp_path / "out"
     build([results_dir], out, [tmp_path / "no-published-here"])
     md = (out / "README.md").read_text()
