@@ -245,21 +245,21 @@ class RDCodec(LearnedCodec):
         # the transforms; `paper` trains every λ from scratch like CompressAI's zoo.
         warm = bool(cfg.get("warm_start"))
         order = sorted(range(len(self.lambdas)), key=lambda i: self.lambdas[i]) if warm else range(len(self.lambdas))
-        previous: torch.nn.Module | None = None
+        previous: tuple[str, torch.nn.Module] | None = None  # (rate point, trained model) just before this one
         for i in order:
             lmbda, model = self.lambdas[i], self.models[i]
             p = point_name(lmbda)
             loss_fn = self.make_loss(lmbda)
             tag = f"{self.meta.name} {p}" + ("" if self.metric == "mse" else f" metric={self.metric}")
             if warm and previous is not None:
-                src = dict(previous.named_parameters())  # parameters only: entropy tables are rebuilt after training
+                src = dict(previous[1].named_parameters())  # parameters only: entropy tables are rebuilt after training
                 with torch.no_grad():
                     for name, param in model.named_parameters():
                         param.copy_(src[name])
-                tag += f" warm-from={point_name(self.lambdas[order[order.index(i) - 1]])}"
+                tag += f" warm-from={previous[0]}"
             info = train(model, loss_fn, train_ds, val_ds, config=tc, workdir=run_root / p, seed=seed, device=str(dev),
                          tag=tag, progress=progress)
-            previous = model
+            previous = (p, model)
             model.to("cpu").eval()
             self._update(model, quantiles=True)
             info["weights_sha256"] = state_dict_sha256(model)

@@ -258,19 +258,11 @@ def train(
 def validate(paths: List[Path] = typer.Argument(..., help="result or published-curve files, or folders to scan")) -> None:
     """Check result and published-curve files against the schema; exit non-zero naming the offending field."""
     from .errors import ResultSchemaError
-    from .results import validate_file
+    from .results import result_candidates, validate_file
 
     files: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            for f in sorted(p.rglob("*.json")):
-                if any(part in ("weights", "train", "compressai") for part in f.relative_to(p).parts[:-1]):
-                    continue
-                if f.name == "manifest.json":
-                    continue
-                files.append(f)
-        else:
-            files.append(p)
+        files.extend(result_candidates(p) if p.is_dir() else [p])
     bad = 0
     for f in files:
         try:

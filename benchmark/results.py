@@ -207,3 +207,16 @@ def to_compressai_json(result: dict[str, Any]) -> dict[str, Any]:
             "decoding_time": [p.get("decode_s") for p in pts],
         },
     }
+
+
+# Folders under a results directory that hold other JSON (weights manifests, training checkpoints, the
+# leaderboard's CompressAI-format export): never read as result files.
+NON_RESULT_DIRS = frozenset({"weights", "train", "compressai"})
+
+
+def result_candidates(folder: Path) -> list[Path]:
+    """The JSON files under `folder` that may be result or published-curve files (sorted)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*.json")
+                  if not any(part.startswith(".") or part in NON_RESULT_DIRS for part in p.relative_to(folder).parts[:-1])
+                  and not p.name.startswith(".") and p.name != "manifest.json")

@@ -22,7 +22,8 @@ from typing import Any, Iterable, Sequence
 
 from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 from benchmark.errors import ResultSchemaError
-from benchmark.results import RESULT_KIND, atomic_write_text, to_compressai_json, validate_result, write_json
+from benchmark.results import (RESULT_KIND, atomic_write_text, result_candidates, to_compressai_json, validate_result,
+                               write_json)
 
 from .published import DEFAULT_DIR as PUBLISHED_DIR
 from .published import scan_published
@@ -78,9 +79,6 @@ def natural_key(text: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
-_NOT_RESULTS = frozenset({"weights", "train", "compressai", "leaderboard"})
-
-
 def _looks_like_result(obj: Any) -> bool:
     """A file is a result candidate if it says so, or has no kind but carries result-like fields."""
     if not isinstance(obj, dict):
@@ -101,10 +99,7 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
         if d.is_file():
             files.append(d)
         elif d.is_dir():
-            # weights manifests, training checkpoints and earlier leaderboard exports are not result files
-            files.extend(p for p in d.rglob("*.json")
-                         if not any(part.startswith(".") or part in _NOT_RESULTS for part in p.relative_to(d).parts[:-1])
-                         and not p.name.startswith("."))
+            files.extend(result_candidates(d))
         else:
             skipped.append((d, "results folder does not exist (nothing measured read from it)"))
     for path in sorted(set(files)):

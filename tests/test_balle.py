@@ -10,13 +10,11 @@ from benchmark.container import Container
 from benchmark.data import Sample
 from benchmark.errors import BitstreamError, ConfigError
 from benchmark.registry import get_method, get_protocol
-from tests.single_thread import one_thread  # noqa: F401  (fixture)
 
 PROTO = get_protocol("middlebury-sample/stereo")
 ALL = ("balle2017", "balle2018", "minnen2018", "dsi_balle2018", "joint_balle2018")
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codec(name: str, **kw):
@@ -185,7 +183,7 @@ def test_weights_trained_for_another_metric_are_refused(tmp_path):
     cls(protocol=proto, **cls.test_options).load_weights(tmp_path / "w")  # same metric loads
 
 
-def test_warm_start_chain_trains_lowest_lambda_first_and_starts_the_next_from_it(tmp_path, monkeypatch, one_thread):
+def test_warm_start_chain_trains_lowest_lambda_first_and_starts_the_next_from_it(tmp_path, monkeypatch):
     """quick budget: λ ascending; each higher λ begins from the parameters the lower one ended with."""
     import baselines.balle as balle
 

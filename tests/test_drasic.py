@@ -17,9 +17,7 @@ from benchmark.registry import get_dataset, get_method, get_protocol
 from benchmark.runner import RunSpec, make_codec, run
 from fixtures_real import make_mnist_tree
 from methods.drasic.model import CODE_CHANNELS, binarize
-from single_thread import one_thread  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASS, RANDOM = "mnist/drasic-class", "mnist/drasic-random"
 TINY = {"enc_stem": 2, "enc_hidden": 4, "dec_stem": 4, "dec_hidden": "4,4,4"}

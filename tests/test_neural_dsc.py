@@ -25,13 +25,6 @@ from methods.neural_dsc.codec import NeuralDSC, NeuralDSCJoint, NeuralDSCSeparat
 cli = CliRunner(env={"COLUMNS": "250"})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is fastest, and the coder's probability pass runs single-threaded anyway."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 TINY = {"ch": 8, "n_res": 1, "emb_dim": 8, "prior_dim": 16, "prior_layers": 1, "prior_heads": 2}
 TINY_CLI = [a for k, v in TINY.items() for a in ("--option", f"{k}={v}")]
 

@@ -19,12 +19,10 @@ from benchmark.errors import ConfigError, TrainingError
 from benchmark.trainer import TrainConfig, read_checkpoint, rd_loss_fn, resolve_budget, train
 from benchmark.weights import state_dict_sha256
 from tests.tiny_rd import TinyRD
-from tests.single_thread import one_thread  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 # A tiny RD model (noise from the global RNG, an aux optimizer over `quantiles`), a cosine schedule,
 # validation every 4 steps (best checkpoint, history) and a checkpoint every 5 steps.

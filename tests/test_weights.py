@@ -13,12 +13,10 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.errors import WeightsError
 from benchmark.weights import MANIFEST, load_into, load_weights, read_safetensors, save_weights, state_dict_sha256
-from tests.single_thread import one_thread  # noqa: F401  (fixture)
 
 runner = CliRunner(env={"COLUMNS": "250"})
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
