@@ -1,0 +1,1 @@
+"""Parity tests: the authors' reference implementations against ours (see reference.py)."""
