@@ -1,6 +1,6 @@
 """NDIC settings per protocol and budget.
 
-``paper``: the authors' settings (facts in /work/shared/reference/methods.md): Adam with amsgrad, lr 1e-4,
+``paper``: the authors' settings (from the authors' repository, ipc-lab/NDIC): Adam with amsgrad, lr 1e-4,
 batch 1, learning rate decayed on a validation-loss plateau, N = M = 192, whole 128x256 images with a
 random horizontal flip of x and y together, MSE distortion, α = β = 1 (NDIC) and α = β = 0 (NDIC-CAM).
 
