@@ -68,6 +68,8 @@ _TYPES = {
 
 def _check(obj: dict, key: str, kind: str, where: str, *, optional: bool = False, nullable: bool = False) -> Any:
     field = f"{where}.{key}" if where else key
+    if not isinstance(obj, dict):
+        raise ResultSchemaError(where or "<root>", f"must be an object, got {type(obj).__name__} ({obj!r:.60})")
     if key not in obj:
         if optional:
             return None
@@ -82,9 +84,16 @@ def _check(obj: dict, key: str, kind: str, where: str, *, optional: bool = False
         raise ResultSchemaError(field, f"must be {kind}, got bool")
     if not isinstance(val, types):
         raise ResultSchemaError(field, f"must be {kind}, got {type(val).__name__} ({val!r:.60})")
-    if kind == "num" and not math.isfinite(float(val)):
+    if kind == "num" and not _finite(val):
         raise ResultSchemaError(field, f"must be a finite number, got {val!r}")
     return val
+
+
+def _finite(val: int | float) -> bool:
+    try:
+        return math.isfinite(float(val))
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _check_numbers_finite(obj: Any, where: str) -> None:
@@ -96,6 +105,17 @@ def _check_numbers_finite(obj: Any, where: str) -> None:
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             _check_numbers_finite(v, f"{where}[{i}]")
+
+
+def check_names(obj: dict[str, Any]) -> None:
+    """Names that become file names and links (method, variant, protocol) must be safe (benchmark.safenames)."""
+    from .safenames import name_problem
+
+    for key, slashes in (("method", False), ("variant", False), ("protocol", True)):
+        if obj.get(key) is not None:
+            why = name_problem(obj[key], slashes=slashes)
+            if why:
+                raise ResultSchemaError(key, why)
 
 
 def upgrade(obj: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +147,7 @@ def validate_result(obj: Any) -> dict[str, Any]:
     if obj["scenario"] not in SCENARIOS:
         raise ResultSchemaError("scenario", f"must be one of {SCENARIOS}, got {obj['scenario']!r}")
     _check(obj, "variant", "str", "", nullable=True)
+    check_names(obj)
     _check(obj, "dataset_options", "dict", "", optional=True)
     ra = _check(obj, "rate_accounting", "dict", "")
     for key in ("rate_source", "divided_by", "side_information"):
@@ -134,6 +155,13 @@ def validate_result(obj: Any) -> dict[str, Any]:
     _check(obj, "metrics", "dict", "")
     _check(obj, "per_image_csv", "str", "", nullable=True)
     _check(obj, "training", "dict", "", nullable=True)
+    cov = _check(obj, "coverage", "dict", "", optional=True)  # absent in files written before it existed
+    if cov is not None:
+        for key in ("samples", "split_samples", "skipped"):
+            _check(cov, key, "int", "coverage")
+        _check(cov, "limit", "int", "coverage", nullable=True)
+        if _check(cov, "complete", "bool", "coverage") != (cov["samples"] == cov["split_samples"] and cov["skipped"] == 0):
+            raise ResultSchemaError("coverage.complete", "must be true exactly when samples == split_samples and skipped == 0")
     env = _check(obj, "environment", "dict", "")
     for key in ("versions", "device", "command"):
         _check(env, key, "dict" if key == "versions" else "str", "environment")

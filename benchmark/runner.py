@@ -24,6 +24,7 @@ from .environment import environment
 from .errors import BenchError, ConfigError, DatasetError, WeightsError
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
+from .ranking import coverage_record
 from .results import SCHEMA_VERSION, atomic_write_text, validate_result, write_json, _finite_or_null
 
 BUDGETS = ("smoke", "quick", "paper")
@@ -392,6 +393,8 @@ def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
             "limit": spec.limit,
         },
         "points": points,
+        "coverage": coverage_record(len(test) if spec.limit is None else min(spec.limit, len(test)), len(test),
+                                    spec.limit, int(getattr(test, "skipped", 0) or 0)),
         "per_image_csv": csv_path.name,
         "training": training,
         "method_meta": codec.meta.as_dict(),

@@ -1,0 +1,80 @@
+"""Only results at the paper budget (or of codecs that need no training) covering the whole test split are ranked;
+the runner records the coverage that decision needs, and the schema checks it."""
+import copy
+
+import pytest
+
+from benchmark.errors import ResultSchemaError
+from benchmark.ranking import coverage_record, is_ranked
+from benchmark.results import validate_result
+from benchmark.runner import RunSpec, run
+
+
+@pytest.fixture(scope="module")
+def jpeg_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rank")
+    whole = run(RunSpec(method="jpeg", dataset="middlebury_sample", out=out / "a", progress=False,
+                        method_options={"qualities": [50]}))[1]
+    part = run(RunSpec(method="jpeg", dataset="middlebury_sample", out=out / "b", limit=1, progress=False,
+                       method_options={"qualities": [50]}))[1]
+    return whole, part
+
+
+def test_runner_records_coverage(jpeg_runs):
+    whole, part = jpeg_runs
+    assert whole["coverage"] == {"samples": 4, "split_samples": 4, "limit": None, "skipped": 0, "complete": True}
+    assert part["coverage"] == {"samples": 1, "split_samples": 4, "limit": 1, "skipped": 0, "complete": False}
+
+
+def test_classical_whole_split_is_ranked_partial_is_not(jpeg_runs):
+    whole, part = jpeg_runs
+    ok, why = is_ranked(whole)
+    assert ok and "no training" in why
+    ok, why = is_ranked(part)
+    assert not ok and "1 of 4" in why and "--limit 1" in why
+
+
+@pytest.mark.parametrize("budget, steps, ranked", [("quick", 500, False), ("smoke", 150, False), (None, None, False),
+                                                   ("paper", 1_000_000, True)])
+def test_learned_rows_rank_only_at_the_paper_budget(jpeg_runs, budget, steps, ranked):
+    r = copy.deepcopy(jpeg_runs[0])
+    r["method_meta"]["trainable"] = True
+    r["training"] = {"budget": budget, "steps": steps}
+    ok, why = is_ranked(r)
+    assert ok is ranked
+    if not ranked:
+        assert "learning-curve point" in why and (str(steps) in why if steps else "unknown" in why)
+    # weights loaded with --weights carry their training record one level down
+    r["training"] = {"loaded_from": "w", "training": {"budget": budget, "steps": steps}}
+    assert is_ranked(r)[0] is ranked
+
+
+def test_paper_budget_on_part_of_the_split_is_not_ranked(jpeg_runs):
+    r = copy.deepcopy(jpeg_runs[1])
+    r["method_meta"]["trainable"] = True
+    r["training"] = {"budget": "paper", "steps": 1_000_000}
+    ok, why = is_ranked(r)
+    assert not ok and "partial test split" in why
+
+
+def test_older_files_without_coverage_are_judged_by_limit(jpeg_runs):
+    whole, part = (copy.deepcopy(r) for r in jpeg_runs)
+    whole.pop("coverage")
+    part.pop("coverage")
+    validate_result(whole)  # optional field
+    assert is_ranked(whole)[0] and "inferred" in is_ranked(whole)[1]
+    assert not is_ranked(part)[0]
+
+
+def test_schema_checks_coverage(jpeg_runs):
+    r = copy.deepcopy(jpeg_runs[0])
+    r["coverage"]["complete"] = False
+    with pytest.raises(ResultSchemaError) as exc:
+        validate_result(r)
+    assert exc.value.field == "coverage.complete"
+    r["coverage"] = {"samples": "4"}
+    with pytest.raises(ResultSchemaError) as exc:
+        validate_result(r)
+    assert exc.value.field == "coverage.samples"
+    assert coverage_record(3, 4, None, 0)["complete"] is False
+    assert coverage_record(4, 4, None, 1)["complete"] is False
