@@ -39,3 +39,7 @@ class TrainingError(BenchError):
 
 class ConfigError(BenchError):
     """An option or configuration value is invalid."""
+
+
+class OutputError(BenchError):
+    """An output file or folder cannot be written (read-only, full disk, unsafe name); names the folder."""
