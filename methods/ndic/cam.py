@@ -77,6 +77,52 @@ class CrossAttentionAlign(nn.Module):
         return self.unembed(out.transpose(1, 2).reshape(b, self.dim, h, w))
 
 
+class AuthorsCrossAttention(nn.Module):
+    """The authors' cross-attention (ipc-lab/NDIC-CAM), for their checkpoints: one image size only.
+
+    Each channel of a feature map is cut into a ``grid`` × ``grid`` array of patches; every (channel, patch) is a
+    token whose pixels a linear layer embeds into ``dim``. One LayerNorm (shared by both views), then ``heads``
+    heads of width ``dim`` each: queries from x's tokens, keys and values from the side view's tokens (separate
+    bias-free projections per view), an output projection with dropout, and a linear map back to the patch's
+    pixels. No position encoding. Returns the aligned features (x's shape); the caller concatenates them."""
+
+    def __init__(self, channels: int, size: tuple[int, int], grid: int = 4, dim: int = 256, heads: int = DEFAULT_HEADS,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.size, self.grid, self.dim, self.heads = (int(size[0]), int(size[1])), int(grid), int(dim), int(heads)
+        if self.size[0] % grid or self.size[1] % grid:
+            raise ValueError(f"a {self.size} feature map does not cut into a {grid}x{grid} grid of patches")
+        self.patch = (self.size[0] // grid, self.size[1] // grid)
+        pixels = self.patch[0] * self.patch[1]
+        inner = heads * dim
+        self.embed_x = nn.Linear(pixels, dim)
+        self.embed_y = nn.Linear(pixels, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.to_qkv_x = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_qkv_y = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+        self.unembed = nn.Linear(dim, pixels)
+
+    def tokens(self, f: torch.Tensor) -> torch.Tensor:
+        b, c = f.shape[:2]
+        (ph, pw), g = self.patch, self.grid
+        return f.reshape(b, c, g, ph, g, pw).permute(0, 1, 2, 4, 3, 5).reshape(b, c * g * g, ph * pw)
+
+    def forward(self, fx: torch.Tensor, fs: torch.Tensor) -> torch.Tensor:
+        b, c, H, W = fx.shape
+        if (H, W) != self.size or fs.shape != fx.shape:
+            raise TokenLimitError(f"the authors' cross-attention was built for {self.size[0]}x{self.size[1]} feature "
+                                  f"maps; got {tuple(fx.shape)} / {tuple(fs.shape)} (variant=authors codes one image size)")
+        split = lambda t: t.reshape(b, t.shape[1], self.heads, self.dim).transpose(1, 2)  # noqa: E731
+        q = split(self.to_qkv_x(self.norm(self.embed_x(self.tokens(fx)))).chunk(3, -1)[0])
+        _, k, v = (split(t) for t in self.to_qkv_y(self.norm(self.embed_y(self.tokens(fs)))).chunk(3, -1))
+        attn = torch.softmax(q @ k.transpose(-1, -2) * self.dim ** -0.5, dim=-1)
+        out = self.to_out((attn @ v).transpose(1, 2).reshape(b, -1, self.heads * self.dim))
+        (ph, pw), g = self.patch, self.grid
+        pix = self.unembed(out).reshape(b, c, g, g, ph, pw).permute(0, 1, 2, 4, 3, 5)
+        return pix.reshape(b, c, H, W)
+
+
 class NDICCAM(NDIC):
     """NDIC (scale-hyperprior base by default) whose x decoder aligns its features with the side decoder's."""
 
@@ -84,11 +130,19 @@ class NDICCAM(NDIC):
 
     def __init__(self, N: int, M: int, hyperprior: bool = True, heads: int = DEFAULT_HEADS,
                  patches: tuple[int, int, int] = DEFAULT_PATCHES, dim: int | None = None,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, **kwargs: Any):
+                 max_tokens: int = DEFAULT_MAX_TOKENS, image_size: tuple[int, int] | None = None, **kwargs: Any):
         super().__init__(N, M, hyperprior=hyperprior, **kwargs)
-        dim = int(dim) if dim else heads * max(1, math.ceil(N / heads))
         self.patches = tuple(int(p) for p in patches)
         self.max_tokens = int(max_tokens)
+        if self.variant == "authors":  # the authors' module: one image size, 4x4 patch grid, width 256
+            if image_size is None:
+                raise ValueError("NDIC-CAM variant 'authors' needs image_size (the one size its attention was built for)")
+            self.image_size = (int(image_size[0]), int(image_size[1]))
+            self.cam = nn.ModuleList([AuthorsCrossAttention(N, (self.image_size[0] >> (3 - k), self.image_size[1] >> (3 - k)),
+                                                            heads=heads, dim=int(dim) if dim else 256) for k in range(3)])
+            return
+        self.image_size = None
+        dim = int(dim) if dim else heads * max(1, math.ceil(N / heads))
         self.cam = nn.ModuleList([CrossAttentionAlign(N, p, dim, heads, max_tokens) for p in self.patches])
 
     def x_decoder_widen(self, N: int) -> tuple[int, int, int]:
@@ -96,6 +150,8 @@ class NDICCAM(NDIC):
 
     def tokens(self, h: int, w: int) -> int:
         """Tokens per attention stage for a padded image of h x w (the stage-k map is h/2^(3-k) x w/2^(3-k))."""
+        if self.image_size is not None:  # authors' variant: channels x 16 tokens, at its one image size
+            return self.N * 16
         return max((h >> (3 - k)) // p * ((w >> (3 - k)) // p) for k, p in enumerate(self.patches))
 
     def decode_x(self, hx_hat: torch.Tensor, w: torch.Tensor, side_feats: Any = None) -> torch.Tensor:

@@ -29,6 +29,33 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 W_NOISE_VAR = 1e-3  # variance of the Gaussian noise added to w in training (authors' setting)
+VARIANTS = ("suite", "authors")  # "authors": the graph of the authors' code (ipc-lab/NDIC), for their checkpoints
+
+
+class IntegerGridEntropyBottleneck(EntropyBottleneck):
+    """The authors' factorized entropy model: 3 hidden filters (CompressAI's default is 4) and quantisation to
+    the integer grid (round(v)), where CompressAI rounds around each channel's learned median.
+
+    The median is pinned to 0 when the coding tables are built, so the rANS coder codes exactly round(v)."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, filters=(3, 3, 3))
+
+    def _get_medians(self) -> torch.Tensor:
+        return torch.zeros_like(self.quantiles[:, :, 1:2])
+
+    def update(self, force: bool = False, update_quantiles: bool = False) -> bool:
+        if self._offset.numel() > 0 and not force:
+            return False
+        with torch.no_grad():
+            if update_quantiles:
+                self._update_quantiles()
+            self.quantiles[:, 0, 1] = 0.0
+        return super().update(force=True, update_quantiles=False)
+
+
+def entropy_bottleneck(channels: int, variant: str) -> EntropyBottleneck:
+    return IntegerGridEntropyBottleneck(channels) if variant == "authors" else EntropyBottleneck(channels)
 
 
 def analysis(N: int, M: int) -> nn.Sequential:
@@ -46,7 +73,10 @@ def synthesis_stages(c_in: int, N: int, widen: tuple[int, int, int] = (0, 0, 0))
     ])
 
 
-def hyper_analysis(N: int, M: int) -> nn.Sequential:
+def hyper_analysis(N: int, M: int, variant: str = "suite") -> nn.Sequential:
+    if variant == "authors":  # no ReLU after the first layer, no bias in the last (same indices 0, 2, 4)
+        return nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.Identity(), conv(N, N), nn.ReLU(inplace=True),
+                             nn.Conv2d(N, N, 5, stride=2, padding=2, bias=False))
     return nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.ReLU(inplace=True), conv(N, N), nn.ReLU(inplace=True), conv(N, N))
 
 
@@ -59,22 +89,26 @@ class LatentBranch(nn.Module):
     """An analysis transform and the entropy model of its latent (Ballé 2017 factorized or 2018 hyperprior).
 
     ``forward`` gives the (noisy in training, rounded otherwise) latent and its likelihoods; ``compress`` /
-    ``decompress`` code it with CompressAI's rANS coder (strings: [latent] or [latent, hyper-latent])."""
+    ``decompress`` code it with CompressAI's rANS coder (strings: [latent] or [latent, hyper-latent]).
+    ``quantise=False`` (the authors' side-view branch): latents stay continuous and their likelihoods are the
+    densities' mass on the unit interval around each value (a rate regulariser; never coded)."""
 
-    def __init__(self, N: int, M: int, hyperprior: bool):
+    def __init__(self, N: int, M: int, hyperprior: bool, variant: str = "suite", quantise: bool = True):
         super().__init__()
-        self.hyperprior = hyperprior
+        self.hyperprior, self.quantise = hyperprior, quantise
         self.g_a = analysis(N, M)
         if hyperprior:
-            self.h_a = hyper_analysis(N, M)
+            self.h_a = hyper_analysis(N, M, variant)
             self.h_s = hyper_synthesis(N, M)
-            self.entropy_bottleneck = EntropyBottleneck(N)
+            self.entropy_bottleneck = entropy_bottleneck(N, variant)
             self.gaussian_conditional = GaussianConditional(None)
         else:
-            self.entropy_bottleneck = EntropyBottleneck(M)
+            self.entropy_bottleneck = entropy_bottleneck(M, variant)
 
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h = self.g_a(img)
+        if not self.quantise:
+            return h, self.continuous_likelihoods(h)
         if not self.hyperprior:
             h_hat, lik = self.entropy_bottleneck(h)
             return h_hat, {"y": lik}
@@ -82,6 +116,16 @@ class LatentBranch(nn.Module):
         z_hat, z_lik = self.entropy_bottleneck(z)
         h_hat, h_lik = self.gaussian_conditional(h, self.h_s(z_hat))
         return h_hat, {"y": h_lik, "z": z_lik}
+
+    def continuous_likelihoods(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.hyperprior:
+            return {"y": continuous_likelihood(self.entropy_bottleneck, h)}
+        z = self.h_a(torch.abs(h))
+        gc = self.gaussian_conditional
+        h_lik = gc._likelihood(h, self.h_s(z))
+        if gc.use_likelihood_bound:
+            h_lik = gc.likelihood_lower_bound(h_lik)
+        return {"y": h_lik, "z": continuous_likelihood(self.entropy_bottleneck, z)}
 
     def compress(self, img: torch.Tensor) -> dict[str, Any]:
         h = self.g_a(img)
@@ -117,13 +161,17 @@ def continuous_likelihood(eb: EntropyBottleneck, v: torch.Tensor) -> torch.Tenso
 class NDIC(CompressionModel):
     """x's branch (transmitted), the side view's private branch and common-information encoder, two decoders."""
 
-    def __init__(self, N: int, M: int, hyperprior: bool = True, w_noise_var: float = W_NOISE_VAR):
+    def __init__(self, N: int, M: int, hyperprior: bool = True, w_noise_var: float = W_NOISE_VAR, variant: str = "suite"):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"NDIC variant {variant!r}: expected one of {', '.join(VARIANTS)}")
         self.N, self.M, self.hyperprior, self.w_noise_var = int(N), int(M), bool(hyperprior), float(w_noise_var)
-        self.x_branch = LatentBranch(N, M, hyperprior)   # q(v_x | x): the only coded latent
-        self.y_branch = LatentBranch(N, M, hyperprior)   # q(v_y | y): private information of the side view
+        self.variant = variant
+        # "authors": the side view's private latent (and hyper-latent) is not quantised, as in the authors' code
+        self.x_branch = LatentBranch(N, M, hyperprior, variant)   # q(v_x | x): the only coded latent
+        self.y_branch = LatentBranch(N, M, hyperprior, variant, quantise=variant != "authors")  # private info of y
         self.g_a_w = analysis(N, M)                      # q(w | y): common information, from the side view only
-        self.w_bottleneck = EntropyBottleneck(M)         # density of w for the rate regulariser R_w
+        self.w_bottleneck = entropy_bottleneck(M, variant)  # density of w for the rate regulariser R_w
         self.g_s_x = synthesis_stages(2 * M, N, self.x_decoder_widen(N))  # p(x | w, v_x)
         self.g_s_y = synthesis_stages(2 * M, N)                           # p(y | w, v_y): the twin decoder
 
