@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -108,10 +108,14 @@ def run(
     direction: Optional[str] = typer.Option(None, "--direction", help="stereo direction: left | right | both"),
     variant: Optional[str] = typer.Option(None, "--variant", help="dataset variant, e.g. wrong_side"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable images with a warning"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="refuse images and bitstreams whose header "
+                                             "announces more pixels (H*W) than this; default 2**25 (benchmark/limits.py)"),
     option: Optional[List[str]] = typer.Option(None, "--option", help="method option key=value (repeatable)"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option", help="dataset option key=value (repeatable)"),
     leaderboard: Optional[bool] = typer.Option(None, "--leaderboard/--no-leaderboard", help="regenerate the leaderboard afterwards (default: on for the main job)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines when stderr "
+                                              "is not a terminal (batch jobs; default 10)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="methods run side by side in worker processes, "
                                        "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
 ) -> None:
@@ -121,6 +125,7 @@ def run(
     from .runner import run as run_one
 
     main_job = not method and dataset is None
+    _progress_settings(quiet, log_every)
     methods = list(method) if method else list(DEFAULT_METHODS)
     dataset = dataset or DEFAULT_DATASET
     budget = budget or DEFAULT_BUDGET
@@ -134,7 +139,7 @@ def run(
                        device=device, seed=seed, weights=weights, retrain=retrain,
                        method_options=_parse_kv(option, "--option"),
                        dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
-                       progress=not quiet and sys.stderr.isatty() or (not quiet and main_job)))
+                       progress=False if quiet else None, max_pixels=max_pixels))  # None: a bar on a terminal, else log lines
     if jobs is None:
         jobs = min(2, os.cpu_count() or 1) if main_job else 1
     if jobs < 1:
@@ -168,7 +173,7 @@ def _run_worker(spec: Any, threads: int) -> tuple[str, Any, float]:
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        path, result = run_one(dataclasses.replace(spec, progress=False), console=None)
+        path, result = run_one(dataclasses.replace(spec, progress=False if sys.stderr.isatty() else spec.progress), console=None)
     except BenchError as exc:  # sent back as text: exception types with extra fields need not pickle
         return "error", f"{spec.method}: {exc}", time.perf_counter() - t0
     return "ok", (str(path), result), time.perf_counter() - t0
@@ -179,8 +184,7 @@ def _run_parallel(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .progress import Reporter
     from .registry import get_method
 
     order = sorted(specs, key=lambda s: not getattr(get_method(s.method).meta, "trainable", False))
@@ -188,24 +192,35 @@ def _run_parallel(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
     written: list[Path] = []
     errors: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool, \
-            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                     console=console, disable=quiet, transient=True) as bar:
-        task = bar.add_task(f"{len(specs)} methods, {jobs} at a time", total=len(specs))
+            Reporter(f"{len(specs)} methods, {jobs} at a time", len(specs), enabled=False if quiet else None,
+                     unit="methods", transient=True, console=console) as bar:
         futures = {pool.submit(_run_worker, s, threads): s for s in order}
         for fut in as_completed(futures):
             status, payload, seconds = fut.result()
-            bar.advance(task)
+            bar.advance()
             if status == "error":
                 errors.append(payload)
                 err_console.print(f"[bold red]error:[/] {payload}")
                 continue
             path, result = payload
             written.append(Path(path))
-            bar.console.print(f"[green]done[/] {futures[fut].method} ({seconds:.0f} s)")
+            bar.print(f"[green]done[/] {futures[fut].method} ({seconds:.0f} s)")
             _print_result(Path(path), result, seconds)
     if errors:
         raise typer.Exit(code=2)
     return written
+
+
+def _progress_settings(quiet: bool, log_every: float | None) -> None:
+    """--quiet and --log-every for this process and the workers it starts (through the environment)."""
+    from .progress import set_log_every
+
+    if quiet:
+        os.environ["BENCH_PROGRESS"] = "0"
+    try:
+        set_log_every(log_every)
+    except BenchError as exc:
+        _fail(exc)
 
 
 def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
@@ -278,21 +293,27 @@ def validate(paths: List[Path] = typer.Argument(..., help="result or published-c
         raise typer.Exit(code=1)
 
 
-def _build_leaderboard(results: list[Path], out: Path) -> None:
+def _build_leaderboard(results: list[Path], out: Path, **options: Any) -> None:
     from leaderboard.build import build
 
-    written = build(results, out)
-    console.print(f"leaderboard: {len(written)} files in [bold]{out}[/] (open {out / 'README.md'})")
+    written = build(results, out, **options)
+    console.print(f"leaderboard: {len(written)} files in [bold]{out}[/] (open {out / 'README.md'} or {out / 'index.html'})")
 
 
 @app.command("leaderboard")
 def leaderboard_cmd(
     results: List[Path] = typer.Option([Path("results")], "--results", "-r", help="folders of result files"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: <first results folder>/leaderboard)"),
+    published: Optional[List[Path]] = typer.Option(None, "--published", help="folder or file of curves (published-curve "
+                                                   "or CompressAI JSON) ADDED to the shipped ones (repeatable)"),
+    protocol: Optional[List[str]] = typer.Option(None, "--protocol", help="only this protocol (repeatable)"),
+    figsize: Optional[Tuple[float, float]] = typer.Option(None, "--figsize", help="figure width and height in inches"),
+    axes: Optional[Tuple[float, float, float, float]] = typer.Option(None, "--axes", help="xmin xmax ymin ymax of every figure"),
 ) -> None:
     """Regenerate the leaderboard (tables, BD-rate, plots, published curves) from result files."""
     try:
-        _build_leaderboard(list(results), out or results[0] / "leaderboard")
+        _build_leaderboard(list(results), out or results[0] / "leaderboard", extra_published=list(published or []),
+                           protocols=protocol or None, figsize=figsize, axes=axes)
     except BenchError as exc:
         _fail(exc)
 
@@ -324,6 +345,9 @@ def datasets_check(
         console.print(f"[yellow]incomplete[/]: {info.how_to_obtain}")
         raise typer.Exit(code=1)
     console.print("[green]complete[/]")
+
+
+from . import cli_contrib  # noqa: E402,F401  (registers bench compare / submit / new-method)
 
 
 def main() -> None:

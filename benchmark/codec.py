@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Iterable
 
 import torch
 
+from .jsonsafe import jsonable as _jsonable  # the one JSON sanitiser
+
 
 class Scenario(str, enum.Enum):
     """Who sees what. The honesty core of a distributed-source-coding benchmark."""
@@ -118,14 +120,3 @@ class LearnedCodec(Codec):
     def load_weights(self, directory: Path) -> dict[str, Any]:
         """Load weights saved by `save_weights`; refuse foreign or tampered files with WeightsError."""
 
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(i) for i in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(i) for k, i in v.items()}
-    if isinstance(v, Path):
-        return str(v)
-    return repr(v)

@@ -29,12 +29,10 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -42,11 +40,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
+from .checkpoint import (CHECKPOINT_FORMAT, optim_from_tensors, optim_to_tensors, publish, read_checkpoint,  # noqa: F401
+                         rng_state, set_rng_state)
 from .data import Batch, Sample, collate_samples
 from .errors import ConfigError, TrainingError
-from .weights import read_safetensors, sha256_file, state_dict_of, state_dict_sha256, write_safetensors
-
-CHECKPOINT_FORMAT = "dsc-bench-checkpoint"
+from .jsonsafe import jsonable
+from .metrics_log import METRICS_FILE, METRICS_ROWS, MetricsLog
+from .progress import Reporter, progress_enabled  # noqa: F401  (progress_enabled: re-exported)
+from .weights import state_dict_of, state_dict_sha256
 BUDGET_NAMES = ("smoke", "quick", "paper")
 
 LossFn = Callable[[torch.nn.Module, Batch], Mapping[str, Any]]
@@ -300,174 +302,6 @@ def _seed_step(seed: int, step: int) -> None:
     random.seed(s)
 
 
-# ---------------------------------------------------------------- RNG state as JSON
-def _rng_state() -> dict[str, Any]:
-    py = random.getstate()
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state().tolist(),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "python": [py[0], list(py[1]), py[2]],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    n = state["numpy"]
-    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    p = state["python"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
-
-# ---------------------------------------------------------------- optimizer state <-> safetensors + JSON
-def _optim_to_tensors(opts: Mapping[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {}
-    for name, opt in opts.items():
-        sd = opt.state_dict()
-        scalars: dict[str, dict[str, Any]] = {}
-        for pid, st in sd["state"].items():
-            for k, v in st.items():
-                if isinstance(v, torch.Tensor):
-                    tensors[f"{name}.{pid}.{k}"] = v.detach().to("cpu").contiguous().clone()
-                else:
-                    scalars.setdefault(str(pid), {})[k] = v
-        groups = []
-        for g in sd["param_groups"]:
-            groups.append({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()})
-        meta[name] = {"param_groups": groups, "scalars": scalars, "tuple_keys": sorted({k for g in sd["param_groups"] for k, v in g.items() if isinstance(v, tuple)})}
-    return tensors, meta
-
-
-def _optim_from_tensors(opts: Mapping[str, torch.optim.Optimizer], tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    for name, opt in opts.items():
-        m = meta[name]
-        state: dict[int, dict[str, Any]] = {}
-        prefix = f"{name}."
-        for key, v in tensors.items():
-            if not key.startswith(prefix):
-                continue
-            pid, k = key[len(prefix):].split(".", 1)
-            state.setdefault(int(pid), {})[k] = v
-        for pid, sc in m.get("scalars", {}).items():
-            state.setdefault(int(pid), {}).update(sc)
-        tuple_keys = set(m.get("tuple_keys", []))
-        groups = [{k: (tuple(v) if k in tuple_keys else v) for k, v in g.items()} for g in m["param_groups"]]
-        opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-# ---------------------------------------------------------------- checkpoints
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    from .results import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _publish(run_dir: Path, kind: str, step: int, files: Mapping[str, Mapping[str, torch.Tensor]], state: dict[str, Any]) -> Path:
-    """Write a complete checkpoint folder, then atomically point `<kind>.json` at it; drop older folders."""
-    final = run_dir / f"{kind}-{step:09d}"
-    tmp = run_dir / f".{kind}-{step:09d}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    hashes = {}
-    for fname, tensors in files.items():
-        hashes[fname] = write_safetensors(tmp / fname, tensors)
-    state = {**state, "files": hashes}
-    _write_json_atomic(tmp / "state.json", _finite(state))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _write_json_atomic(run_dir / f"{kind}.json", {"dir": final.name, "step": step})
-    for old in run_dir.glob(f"{kind}-*"):
-        if old.is_dir() and old.name != final.name:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def read_checkpoint(run_dir: Path, kind: str = "last") -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None:
-    """(state, {file: tensors}) of the published `kind` checkpoint, or None if there is none."""
-    pointer = run_dir / f"{kind}.json"
-    if not pointer.is_file():
-        return None
-    try:
-        ref = json.loads(pointer.read_text())
-        folder = run_dir / ref["dir"]
-        state = json.loads((folder / "state.json").read_text())
-    except (OSError, KeyError, json.JSONDecodeError) as exc:
-        raise TrainingError(f"checkpoint pointer {pointer} is unreadable ({exc}); delete {run_dir} to start over") from exc
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{folder} is not a dsc-bench checkpoint")
-    tensors = {}
-    for fname, digest in state.get("files", {}).items():
-        path = folder / fname
-        if not path.is_file() or sha256_file(path) != digest:
-            raise TrainingError(f"checkpoint file {path} is missing or damaged (sha256 mismatch); delete {run_dir} to start over")
-        tensors[fname] = read_safetensors(path)
-    return state, tensors
-
-
-# ---------------------------------------------------------------- progress
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-    def update(self, *a, **kw):
-        pass
-
-
-class _RichBar:
-    def __init__(self, desc: str, total: int, completed: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]} bpp {task.fields[bpp]} PSNR {task.fields[psnr]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
-        )
-        self.task = self.progress.add_task(desc, total=total, completed=completed, loss="-", bpp="-", psnr="-")
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *a):
-        return self.progress.__exit__(*a)
-
-    def update(self, completed: int, logs: Mapping[str, float]):
-        def f(k, fmt):
-            v = logs.get(k)
-            return "-" if v is None else format(v, fmt)
-
-        self.progress.update(self.task, completed=completed, loss=f("loss", ".4g"), bpp=f("bpp", ".3f"), psnr=f("psnr", ".2f"))
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    if os.environ.get("BENCH_PROGRESS", "").lower() in ("0", "false", "no") or "PYTEST_CURRENT_TEST" in os.environ:
-        return False
-    return sys.stderr.isatty()
-
-
 # ---------------------------------------------------------------- the loop
 def _scalar(v: Any) -> float | None:
     if isinstance(v, torch.Tensor):
@@ -477,9 +311,20 @@ def _scalar(v: Any) -> float | None:
     return None
 
 
+def extendable(config: TrainConfig) -> bool:
+    """True when the run's trajectory up to any step S does not depend on the total `steps`: a constant LR (with
+    any warm-up) and the last weights kept. Such a run is fingerprinted without `steps`, so asking for more steps
+    later continues its checkpoint (training in segments), and its weights at step S are those of a run of S
+    steps from scratch: that is what makes learning-curve points reproducible with ``--option steps=S``."""
+    return config.schedule == "constant" and config.restore == "last"
+
+
 def _fingerprint(model: torch.nn.Module, config: TrainConfig, seed: int, tag: str, n_train: int) -> str:
     shapes = [(k, list(v.shape)) for k, v in model.named_parameters()]
-    blob = json.dumps({"config": config.as_dict(), "seed": seed, "tag": tag, "params": shapes, "n_train": n_train,
+    cfg = config.as_dict()
+    if extendable(config):
+        cfg.pop("steps")
+    blob = json.dumps({"config": cfg, "seed": seed, "tag": tag, "params": shapes, "n_train": n_train,
                        "model": type(model).__qualname__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -533,6 +378,237 @@ def validate(model: torch.nn.Module, loss_fn: LossFn, val_ds: Any, config: Train
     return {k: v / count for k, v in sums.items()}
 
 
+class _Run:
+    """One call of `train`: setup and resume, the step, validation with the plateau rule, checkpoints, finish."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: LossFn, train_ds: Any, val_ds: Any, cfg: TrainConfig, *,
+                 workdir: Path, seed: int, dev: torch.device, tag: str, aux_parameters: list[torch.nn.Parameter] | None):
+        self.model, self.loss_fn, self.train_ds, self.val_ds, self.cfg = model, loss_fn, train_ds, val_ds, cfg
+        self.seed, self.dev, self.tag = seed, dev, tag
+        self.group = distributed.group()
+        self.group.check_batch(cfg.batch_size)
+        model.to(dev)
+        self.group.broadcast_parameters(model)
+        self.run_dir = Path(workdir) / f"run-{_fingerprint(model, cfg, seed, tag, len(train_ds))}"
+        if extendable(cfg) and (prior := read_checkpoint(self.run_dir, "last")) is not None and int(prior[0]["step"]) > cfg.steps:
+            self.run_dir = self.run_dir.with_name(f"{self.run_dir.name}-steps{cfg.steps}")  # past `steps`: a shorter run
+        if self.group.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.run_dir.glob(".*.tmp"):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.main_params, self.aux_params = _parameters(model, aux_parameters)
+        self.opts: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.main_params, lr=cfg.lr, amsgrad=cfg.amsgrad)}
+        if self.aux_params:
+            self.opts["aux"] = torch.optim.Adam(self.aux_params, lr=cfg.aux_lr)
+        self.state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "fingerprint": self.run_dir.name[4:], "tag": tag, "seed": seed,
+            "config": cfg.as_dict(), "step": 0, "steps": cfg.steps, "plateau_scale": 1.0, "plateau_bad": 0,
+            "best_val": None, "best_step": None, "history": [], "elapsed_s": 0.0, "done": False, "resumed_at": [],
+        }
+        self.window: list[dict[str, float]] = []
+        self.metrics = MetricsLog(self.run_dir / METRICS_FILE, enabled=self.group.main)
+        self.t_run = time.perf_counter()
+        self.elapsed_before = 0.0
+        self.last_ckpt_time = self.t_run
+
+    # -- setup / resume
+    def resume(self) -> None:
+        """Load the last published checkpoint of this setup, if any (model, optimizers, RNG, schedule, logs)."""
+        ck = read_checkpoint(self.run_dir, "last")
+        if ck is not None:
+            saved, tensors = ck
+            self.model.load_state_dict(tensors["model.safetensors"])
+            optim_from_tensors(self.opts, tensors.get("optim.safetensors", {}), saved["optim"])
+            set_rng_state(saved["rng"])
+            self.state.update({k: saved[k] for k in self.state if k in saved})
+            self.window = list(saved.get("window", []))
+            if not saved.get("done") or int(saved["step"]) < self.cfg.steps:
+                self.state["resumed_at"] = list(self.state["resumed_at"]) + [saved["step"]]
+            if int(saved["step"]) < self.cfg.steps:  # an extendable run continued to more steps
+                self.state.update(done=False, steps=self.cfg.steps, config=self.cfg.as_dict())
+        self.metrics.truncate_after(int(self.state["step"]))
+        self.elapsed_before = float(self.state["elapsed_s"])
+        self.t_run = self.last_ckpt_time = time.perf_counter()
+        self.group.barrier()  # no rank starts before every rank has read the checkpoint
+
+    # -- checkpoints
+    def snapshot_state(self) -> dict[str, Any]:
+        _, optim_meta = optim_to_tensors(self.opts)
+        return {**self.state, "elapsed_s": self.elapsed(), "rng": rng_state(), "optim": optim_meta,
+                "window": self.window[-self.cfg.log_window:],
+                "data_position": data_position(int(self.state["step"]), self.cfg.batch_size, len(self.train_ds))}
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self.t_run)
+
+    def save_last(self) -> None:
+        if self.group.main:
+            ot, _ = optim_to_tensors(self.opts)
+            publish(self.run_dir, "last", int(self.state["step"]),
+                    {"model.safetensors": state_dict_of(self.model), "optim.safetensors": ot}, self.snapshot_state())
+        self.last_ckpt_time = time.perf_counter()
+
+    def maybe_checkpoint(self, done_step: int) -> None:
+        cfg = self.cfg
+        if done_step >= cfg.steps:
+            return
+        due = (cfg.checkpoint_every and done_step % cfg.checkpoint_every == 0) or \
+            (cfg.checkpoint_seconds and time.perf_counter() - self.last_ckpt_time >= cfg.checkpoint_seconds)
+        if cfg.checkpoint_seconds and self.group.world > 1:  # every rank must agree on a time-based checkpoint
+            due = bool(self.group.mean_scalars({"due": float(bool(due))})["due"] > 0)
+        if due:
+            self.save_last()
+
+    # -- validation and the plateau rule
+    def run_validation(self, step: int) -> None:
+        if self.val_ds is None or len(self.val_ds) == 0:
+            return
+        logs = validate(self.model, self.loss_fn, self.val_ds, self.cfg, self.dev)
+        if not logs or "loss" not in logs:
+            return
+        if not math.isfinite(logs["loss"]):
+            raise TrainingError(f"validation loss is not finite ({logs['loss']}) at step {step} of {self.tag or 'training'}; "
+                                f"the last good checkpoint is kept in {self.run_dir}; lower the learning rate (lr={self.cfg.lr})")
+        self.state["history"] = list(self.state["history"]) + [{"step": step, **{k: round(v, 6) for k, v in logs.items()}}]
+        self.metrics.write(step, "val", logs)
+        if self.state["best_val"] is None or logs["loss"] < self.state["best_val"]:
+            self.state["best_val"], self.state["best_step"], self.state["plateau_bad"] = logs["loss"], step, 0
+            if self.cfg.keep_best and self.group.main:
+                publish(self.run_dir, "best", step, {"model.safetensors": state_dict_of(self.model)}, self.snapshot_state())
+            return
+        self.state["plateau_bad"] = int(self.state["plateau_bad"]) + 1
+        if self.cfg.schedule == "plateau" and self.state["plateau_bad"] >= self.cfg.plateau_patience:
+            self.state["plateau_scale"] = float(self.state["plateau_scale"]) * self.cfg.gamma
+            self.state["plateau_bad"] = 0
+
+    # -- the step
+    def step(self, step: int, batch: Batch) -> dict[str, float]:
+        """One optimisation step (main optimizer, then the aux optimizer); returns the logged scalars."""
+        cfg, opts = self.cfg, self.opts
+        _seed_step(self.seed, step)
+        lr = cfg.lr * _lr_factor(cfg, step, float(self.state["plateau_scale"]))
+        for g in opts["main"].param_groups:
+            g["lr"] = lr
+        out = self.loss_fn(self.model, batch.to(self.dev))
+        loss = out["loss"]
+        if not isinstance(loss, torch.Tensor) or not torch.isfinite(loss).all():
+            raise TrainingError(self.nonfinite("loss", loss, step))
+        opts["main"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.group.average_gradients(self.main_params)
+        if cfg.clip_grad:
+            norm = torch.nn.utils.clip_grad_norm_(self.main_params, cfg.clip_grad)
+            if not torch.isfinite(norm):
+                raise TrainingError(self.nonfinite("gradient norm", norm, step))
+        opts["main"].step()
+        self.aux_step(out.get("aux_loss"), step)
+        logs = self.group.mean_scalars({k: v for k, v in ((k, _scalar(v)) for k, v in out.items()) if v is not None})
+        logs["lr"] = lr
+        return logs
+
+    def aux_step(self, aux: Any, step: int) -> None:
+        if aux is None and self.aux_params:
+            aux = compressai_aux_loss(self.model)
+        if aux is None or "aux" not in self.opts:
+            return
+        if not torch.isfinite(aux).all():
+            raise TrainingError(self.nonfinite("aux loss", aux, step))
+        self.opts["aux"].zero_grad(set_to_none=True)
+        aux.backward()
+        self.group.average_gradients(self.aux_params)
+        self.opts["aux"].step()
+
+    def nonfinite(self, what: str, value: Any, step: int) -> str:
+        return _nonfinite_msg(what, value, step, self.tag, self.run_dir, self.state, self.cfg)
+
+    def record(self, done_step: int, logs: dict[str, float]) -> None:
+        self.window.append(logs)
+        if len(self.window) > self.cfg.log_window:
+            del self.window[0]
+        self.state["step"] = done_step
+        if done_step % max(1, self.cfg.steps // METRICS_ROWS) == 0 or done_step == self.cfg.steps:
+            self.metrics.write(done_step, "train", logs)
+
+    # -- the loop
+    def loader(self, start: int) -> Any:
+        cfg = self.cfg
+        view = _TrainView(self.train_ds, cfg.crop, cfg.hflip, self.seed)
+        sampler = _RankSampler(_StepSampler(len(self.train_ds), cfg.batch_size, start, cfg.steps, self.seed), self.group)
+        return torch.utils.data.DataLoader(view, batch_sampler=sampler, collate_fn=collate_samples,
+                                           num_workers=cfg.num_workers, pin_memory=self.dev.type == "cuda")
+
+    def loop(self, progress: bool | None, on_step: Callable[[int, Mapping[str, float]], None] | None) -> None:
+        cfg, start = self.cfg, int(self.state["step"])
+        if start < cfg.steps:
+            self.model.train()
+            rep = Reporter(f"train {self.tag}".strip(), cfg.steps, start, enabled=progress if self.group.main else False,
+                           fields=("loss", "bpp", "psnr"))
+            with rep:
+                for step, batch in zip(range(start, cfg.steps), self.loader(start)):
+                    logs = self.step(step, batch)
+                    done_step = step + 1
+                    self.record(done_step, logs)
+                    if cfg.val_every and done_step % cfg.val_every == 0 and done_step < cfg.steps:
+                        self.run_validation(done_step)
+                    self.maybe_checkpoint(done_step)
+                    rep.update(done_step, **logs)
+                    if on_step is not None:
+                        on_step(done_step, logs)
+        if not self.state["done"]:
+            self.run_validation(cfg.steps)
+            self.state["done"] = True
+            self.save_last()
+
+    # -- finish
+    def finish(self, t_start: float) -> dict[str, Any]:
+        """Restore the best weights if asked; the JSON-able summary for the result file's `training` field."""
+        cfg, state = self.cfg, self.state
+        restored = "last"
+        if cfg.restore == "best" and cfg.keep_best and state["best_step"] is not None and state["best_step"] != cfg.steps:
+            self.group.barrier()  # rank 0 has published the best checkpoint
+            best = read_checkpoint(self.run_dir, "best")
+            if best is not None:
+                self.model.load_state_dict(best[1]["model.safetensors"])
+                restored = "best"
+        final = {}
+        for k in sorted({k for w in self.window for k in w}):
+            vals = [w[k] for w in self.window if isinstance(w.get(k), (int, float))]
+            if vals:
+                final[k] = sum(vals) / len(vals)
+        return jsonable({
+            "tag": self.tag, "steps": cfg.steps, "seed": self.seed, "device": str(self.dev), "config": cfg.as_dict(),
+            "resumed_at": state["resumed_at"], "wall_s": round(self.elapsed(), 3),
+            "this_call_s": round(time.perf_counter() - t_start, 3),
+            "final_train": {k: round(v, 6) for k, v in final.items()},
+            "best_val": state["best_val"], "best_step": state["best_step"], "validation": state["history"],
+            "restored": restored, "weights_sha256": state_dict_sha256(self.model), "run_dir": str(self.run_dir),
+            **({"processes": self.group.world} if self.group.world > 1 else {}),
+        })
+
+
+def _parameters(model: torch.nn.Module, aux_parameters: list[torch.nn.Parameter] | None) -> tuple[list, list]:
+    main_params, aux_params = split_parameters(model)
+    if aux_parameters is not None:
+        ids = {id(p) for p in aux_parameters}
+        main_params = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        aux_params = list(aux_parameters)
+    return main_params, aux_params
+
+
+class _RankSampler(torch.utils.data.Sampler):
+    """This process's share (by slot) of each global batch; the whole batch in a single process."""
+
+    def __init__(self, steps: _StepSampler, group: distributed.Group):
+        self.steps, self.group = steps, group
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        for batch in self.steps:
+            yield self.group.local(batch)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: LossFn,
@@ -551,171 +627,21 @@ def train(
     """Train `model` in place with `loss_fn`; resume from `workdir` if it holds a run of the same setup.
 
     Returns a JSON-able dict for the result file's `training` field. `on_step(step, logs)` is called after
-    every completed optimisation step (step counts from 1); tests use it to interrupt a run."""
+    every completed optimisation step (step counts from 1); tests use it to interrupt a run. Inside a
+    torchrun process group the global batch is split across the ranks and only rank 0 writes files."""
     t_start = time.perf_counter()
     dev = check_device(device)
     if train_ds is None or len(train_ds) == 0:
         raise TrainingError(f"no training samples for {tag or type(model).__name__}")
-    cfg = config
-    model.to(dev)
-    fp = _fingerprint(model, cfg, seed, tag, len(train_ds))
-    run_dir = Path(workdir) / f"run-{fp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob(".*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-    main_params, aux_params = split_parameters(model)
-    if aux_parameters is not None:
-        ids = {id(p) for p in aux_parameters}
-        main_params = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-        aux_params = list(aux_parameters)
-    opts: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(main_params, lr=cfg.lr, amsgrad=cfg.amsgrad)}
-    if aux_params:
-        opts["aux"] = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-
-    caller_rng = _rng_state()
-    state: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT, "fingerprint": fp, "tag": tag, "seed": seed, "config": cfg.as_dict(),
-        "step": 0, "steps": cfg.steps, "plateau_scale": 1.0, "plateau_bad": 0, "best_val": None, "best_step": None,
-        "history": [], "elapsed_s": 0.0, "done": False, "resumed_at": [],
-    }
-    window: list[dict[str, float]] = []
-    ck = read_checkpoint(run_dir, "last")
-    if ck is not None:
-        saved, tensors = ck
-        model.load_state_dict(tensors["model.safetensors"])
-        _optim_from_tensors(opts, tensors.get("optim.safetensors", {}), saved["optim"])
-        _set_rng_state(saved["rng"])
-        state.update({k: saved[k] for k in state if k in saved})
-        window = list(saved.get("window", []))
-        if not saved.get("done"):
-            state["resumed_at"] = list(state["resumed_at"]) + [saved["step"]]
-    start = int(state["step"])
-    elapsed_before = float(state["elapsed_s"])
-    t_run = time.perf_counter()
-
-    def snapshot_state() -> dict[str, Any]:
-        _, optim_meta = _optim_to_tensors(opts)
-        return {**state, "elapsed_s": elapsed_before + (time.perf_counter() - t_run), "rng": _rng_state(),
-                "optim": optim_meta, "window": window[-cfg.log_window:],
-                "data_position": data_position(int(state["step"]), cfg.batch_size, len(train_ds))}
-
-    def save_last() -> None:
-        ot, _ = _optim_to_tensors(opts)
-        _publish(run_dir, "last", int(state["step"]), {"model.safetensors": state_dict_of(model), "optim.safetensors": ot}, snapshot_state())
-
-    def run_validation(step: int) -> None:
-        if val_ds is None or len(val_ds) == 0:
-            return
-        logs = validate(model, loss_fn, val_ds, cfg, dev)
-        if not logs or "loss" not in logs:
-            return
-        if not math.isfinite(logs["loss"]):
-            raise TrainingError(f"validation loss is not finite ({logs['loss']}) at step {step} of {tag or 'training'}; "
-                                f"the last good checkpoint is kept in {run_dir}; lower the learning rate (lr={cfg.lr})")
-        state["history"] = list(state["history"]) + [{"step": step, **{k: round(v, 6) for k, v in logs.items()}}]
-        best = state["best_val"]
-        if best is None or logs["loss"] < best:
-            state["best_val"], state["best_step"] = logs["loss"], step
-            state["plateau_bad"] = 0
-            if cfg.keep_best:
-                _publish(run_dir, "best", step, {"model.safetensors": state_dict_of(model)}, snapshot_state())
-        else:
-            state["plateau_bad"] = int(state["plateau_bad"]) + 1
-            if cfg.schedule == "plateau" and state["plateau_bad"] >= cfg.plateau_patience:
-                state["plateau_scale"] = float(state["plateau_scale"]) * cfg.gamma
-                state["plateau_bad"] = 0
-
-    last_ckpt_time = time.perf_counter()
+    run = _Run(model, loss_fn, train_ds, val_ds, config, workdir=workdir, seed=seed, dev=dev, tag=tag,
+               aux_parameters=aux_parameters)
+    caller_rng = rng_state()
     try:
-        if start < cfg.steps:
-            model.train()
-            view = _TrainView(train_ds, cfg.crop, cfg.hflip, seed)
-            sampler = _StepSampler(len(train_ds), cfg.batch_size, start, cfg.steps, seed)
-            loader = torch.utils.data.DataLoader(view, batch_sampler=sampler, collate_fn=collate_samples,
-                                                 num_workers=cfg.num_workers, pin_memory=dev.type == "cuda")
-            bar = _RichBar(f"train {tag}".strip(), cfg.steps, start) if progress_enabled(progress) else _NoBar()
-            with bar:
-                for step, batch in zip(range(start, cfg.steps), loader):
-                    _seed_step(seed, step)
-                    lr = cfg.lr * _lr_factor(cfg, step, float(state["plateau_scale"]))
-                    for g in opts["main"].param_groups:
-                        g["lr"] = lr
-                    batch = batch.to(dev)
-                    out = loss_fn(model, batch)
-                    loss = out["loss"]
-                    if not isinstance(loss, torch.Tensor) or not torch.isfinite(loss).all():
-                        raise TrainingError(_nonfinite_msg("loss", loss, step, tag, run_dir, state, cfg))
-                    opts["main"].zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.clip_grad:
-                        norm = torch.nn.utils.clip_grad_norm_(main_params, cfg.clip_grad)
-                        if not torch.isfinite(norm):
-                            raise TrainingError(_nonfinite_msg("gradient norm", norm, step, tag, run_dir, state, cfg))
-                    opts["main"].step()
-                    aux = out.get("aux_loss")
-                    if aux is None and aux_params:
-                        aux = compressai_aux_loss(model)
-                    if aux is not None and "aux" in opts:
-                        if not torch.isfinite(aux).all():
-                            raise TrainingError(_nonfinite_msg("aux loss", aux, step, tag, run_dir, state, cfg))
-                        opts["aux"].zero_grad(set_to_none=True)
-                        aux.backward()
-                        opts["aux"].step()
-                    logs = {k: v for k, v in ((k, _scalar(v)) for k, v in out.items()) if v is not None}
-                    logs["lr"] = lr
-                    window.append(logs)
-                    if len(window) > cfg.log_window:
-                        del window[0]
-                    state["step"] = step + 1
-                    done_step = step + 1
-                    if cfg.val_every and done_step % cfg.val_every == 0 and done_step < cfg.steps:
-                        run_validation(done_step)
-                    now = time.perf_counter()
-                    if done_step < cfg.steps and (
-                        (cfg.checkpoint_every and done_step % cfg.checkpoint_every == 0)
-                        or (cfg.checkpoint_seconds and now - last_ckpt_time >= cfg.checkpoint_seconds)
-                    ):
-                        save_last()
-                        last_ckpt_time = now
-                    bar.update(done_step, logs)
-                    if on_step is not None:
-                        on_step(done_step, logs)
-        if not state["done"]:
-            run_validation(cfg.steps)
-            state["done"] = True
-            save_last()
+        run.resume()
+        run.loop(progress, on_step)
     finally:
-        _set_rng_state(caller_rng)
-
-    restored = "last"
-    if cfg.restore == "best" and cfg.keep_best and state["best_step"] is not None and state["best_step"] != cfg.steps:
-        best = read_checkpoint(run_dir, "best")
-        if best is not None:
-            model.load_state_dict(best[1]["model.safetensors"])
-            restored = "best"
-    final = {}
-    for k in sorted({k for w in window for k in w}):
-        vals = [w[k] for w in window if isinstance(w.get(k), (int, float))]
-        if vals:
-            final[k] = sum(vals) / len(vals)
-    return _finite({
-        "tag": tag,
-        "steps": cfg.steps,
-        "seed": seed,
-        "device": str(dev),
-        "config": cfg.as_dict(),
-        "resumed_at": state["resumed_at"],
-        "wall_s": round(elapsed_before + (time.perf_counter() - t_run), 3),
-        "this_call_s": round(time.perf_counter() - t_start, 3),
-        "final_train": {k: round(v, 6) for k, v in final.items()},
-        "best_val": state["best_val"],
-        "best_step": state["best_step"],
-        "validation": state["history"],
-        "restored": restored,
-        "weights_sha256": state_dict_sha256(model),
-        "run_dir": str(run_dir),
-    })
+        set_rng_state(caller_rng)
+    return run.finish(t_start)
 
 
 def _nonfinite_msg(what: str, value: Any, step: int, tag: str, run_dir: Path, state: Mapping[str, Any], cfg: TrainConfig) -> str:
