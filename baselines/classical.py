@@ -71,8 +71,15 @@ class PillowCodec(Codec):
             raise BitstreamError(f"{self.meta.name}: expected one image stream and a CxHxW shape, got {len(c.streams)} streams, shape {c.shape}")
         try:
             with Image.open(io.BytesIO(c.streams[0])) as im:
+                # the payload's own header (size, channels) must agree with the container's, before decoding
+                if (im.size[1], im.size[0]) != tuple(c.shape[1:]) or len(im.getbands()) != c.shape[0]:
+                    raise BitstreamError(
+                        f"{self.meta.name}: the {self.pil_format} header announces {len(im.getbands())}x{im.size[1]}x"
+                        f"{im.size[0]} (CxHxW) but the container says {c.shape}; the bitstream is corrupt")
                 im.load()
                 im = im.convert("L" if c.shape[0] == 1 else "RGB")
+        except BitstreamError:
+            raise
         except Exception as exc:  # Pillow raises many types on corrupt input
             raise BitstreamError(f"{self.meta.name}: corrupt {self.pil_format} payload: {exc}") from exc
         arr = np.asarray(im, dtype=np.uint8)

@@ -84,17 +84,19 @@ class Container:
         return bytes(out)
 
     @classmethod
-    def from_bytes(cls, data: bytes, method: str) -> "Container":
+    def from_bytes(cls, data: bytes, method: str) -> Container:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BitstreamError(f"expected bytes for {method}, got {type(data).__name__}")
         data = bytes(data)
         if len(data) == 0:
             raise BitstreamError(f"empty bitstream given to {method}: nothing to decode")
-        if len(data) < 5 or data[:2] != MAGIC:
+        if data[:2] != MAGIC:
             raise BitstreamError(
                 f"not a dsc-bench bitstream (bad magic {data[:2].hex() or 'none'}, expected {MAGIC.hex()}); "
                 f"was it produced by `{method}.compress`?"
             )
+        if len(data) < 5:
+            raise BitstreamError(f"bitstream truncated: {len(data)} bytes, shorter than the 5-byte container header")
         version = data[2]
         if version != CONTAINER_VERSION:
             raise BitstreamError(f"unsupported container version {version} (this suite reads version {CONTAINER_VERSION})")
@@ -115,6 +117,11 @@ class Container:
             if d > _MAX_DIM:
                 raise BitstreamError(f"corrupt bitstream: dimension {i} = {d}")
             shape.append(d)
+        from .limits import shape_problem
+
+        why = shape_problem(shape)  # before any decoder allocates for the claimed size
+        if why:
+            raise BitstreamError(f"{method}: refusing to decode: {why}")
         n, pos = _get_varint(data, pos, "stream count")
         if n > 1024:
             raise BitstreamError(f"corrupt bitstream: {n} streams")

@@ -43,3 +43,7 @@ class ConfigError(BenchError):
 
 class OutputError(BenchError):
     """An output file or folder cannot be written (read-only, full disk, unsafe name); names the folder."""
+
+
+class SkippedSample(DatasetError):
+    """--skip-bad: this test sample's file is unreadable; the runner leaves it out (counted, never replaced)."""

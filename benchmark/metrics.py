@@ -30,6 +30,17 @@ def psnr_from_mse(m: float, data_range: float = 1.0) -> float:
     return float("inf") if m == 0.0 else 10.0 * math.log10(data_range**2 / m)
 
 
+# An exactly reproduced 8-bit image has MSE 0 and PSNR +inf, which no mean over images survives. As libvmaf
+# does (psnr_max = 6 * bits per component + 12), per-image PSNR on the 8-bit grid is capped at 60 dB; result
+# points count the images that were decoded losslessly (`n_lossless`).
+PSNR_MAX_8BIT = 6.0 * 8 + 12.0
+
+
+def psnr_8bit_capped(m: float) -> float:
+    """PSNR of an 8-bit-grid MSE on the [0,1] scale, capped at PSNR_MAX_8BIT (lossless -> 60 dB, not inf)."""
+    return min(psnr_from_mse(m), PSNR_MAX_8BIT)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     m = mse(a, b)
     if m == 0.0:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ResultSchemaError
+from .jsonsafe import jsonable as _finite_or_null  # noqa: F401  (the one JSON sanitiser: inf/nan -> null)
 
 SCHEMA_VERSION = 1
 RESULT_KIND = "result"
@@ -23,32 +22,9 @@ _MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that a crash leaves either the old file or the new one, never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from .atomicio import atomic_write_text as write  # umask permissions; OSError -> OutputError naming the folder
 
-
-def _finite_or_null(obj: Any) -> Any:
-    """JSON cannot hold inf/nan: store them as null (validation rejects non-finite numbers)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_null(v) for v in obj]
-    return obj
+    write(Path(path), text)
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
@@ -193,12 +169,7 @@ def validate_result(obj: Any) -> dict[str, Any]:
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ResultSchemaError("<file>", f"{path} is not valid JSON: {exc}") from exc
-    return validate_result(obj)
+    return validate_result(load_untrusted(path))
 
 
 def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
@@ -211,14 +182,14 @@ def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
 
 
 def validate_file(path: Path) -> tuple[str, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise ResultSchemaError("<file>", f"{path} does not exist or is not a file")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultSchemaError("<file>", f"not valid JSON: {exc}") from exc
-    return validate_any(obj)
+    return validate_any(load_untrusted(path))
+
+
+def load_untrusted(path: Path) -> Any:
+    """A result or published-curve file parsed with the limits of benchmark.untrusted (ResultSchemaError)."""
+    from .untrusted import load_json_file
+
+    return load_json_file(Path(path), error=lambda msg: ResultSchemaError("<file>", msg))
 
 
 def to_compressai_json(result: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ Format (schema version 1)::
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
@@ -87,6 +86,9 @@ def validate_published(obj: Any) -> dict[str, Any]:
     for key in _OPTIONAL_STR:
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise ResultSchemaError(key, f"must be a string or null, got {type(obj[key]).__name__}")
+    from benchmark.results import check_names
+
+    check_names({k: obj[k] for k in ("method", "protocol")})
     _one_of(obj, "metric", METRICS)
     _one_of(obj, "rate", RATES)
     _one_of(obj, "provenance", PROVENANCES)
@@ -122,12 +124,9 @@ def validate_published(obj: Any) -> dict[str, Any]:
 
 
 def load_published_file(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultSchemaError("<file>", f"{path} is not valid JSON: {exc}") from exc
-    return validate_published(obj)
+    from benchmark.results import load_untrusted
+
+    return validate_published(load_untrusted(path))
 
 
 def curve_files(dirs: Iterable[Path] | Path | None = None) -> list[Path]:
@@ -147,11 +146,20 @@ def curve_files(dirs: Iterable[Path] | Path | None = None) -> list[Path]:
 
 
 def scan_published(dirs: Iterable[Path] | Path | None = None) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
-    """Load every curve file; return ([(path, curve)], [(path, why it was skipped)]) without raising."""
+    """Load every curve file (published-curve or CompressAI result JSON); return ([(path, curve)], [(path, why it
+    was skipped)]) without raising."""
+    from benchmark.untrusted import load_json_file
+
+    from .compare import is_compressai_json, published_from_compressai
+
     good, bad = [], []
     for path in curve_files(dirs):
         try:
-            good.append((path, load_published_file(path)))
+            obj = load_json_file(path, error=lambda msg: ResultSchemaError("<file>", msg))
+            if is_compressai_json(obj):  # CompressAI's result format (eval_model, the leaderboard's export)
+                good.extend((path, validate_published(c)) for c in published_from_compressai(obj, str(path)))
+            else:
+                good.append((path, validate_published(obj)))
         except ResultSchemaError as exc:
             bad.append((path, str(exc)))
     return good, bad

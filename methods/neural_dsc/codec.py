@@ -164,6 +164,9 @@ class NeuralDSC(LearnedCodec):
     test_options: ClassVar[dict[str, Any]] = {
         "bits": [1, 3], "ch": 8, "n_res": 1, "emb_dim": 8, "prior_dim": 16, "prior_layers": 1, "prior_heads": 2,
     }
+    # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
+    test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "prior_steps": 2,
+                                                  "prior_batch_size": 2}
 
     def __init__(self, protocol: Any = None, *, mode: str | None = None, arch: str | None = None, bits: Any = None,
                  data_init: bool = True, dead_threshold: float = 1.0, **options: Any):
@@ -375,6 +378,9 @@ class NeuralDSC(LearnedCodec):
         _, H, W = c.shape
         d = self.down
         h, w = -(-H // d), -(-W // d)
+        if side is not None and tuple(side.shape) != tuple(c.shape):  # a header that does not match the side view
+            raise BitstreamError(f"{self.meta.name}: the bitstream header announces an image of shape {c.shape} "
+                                 f"but the side view is {tuple(side.shape)}; the bitstream is corrupt or belongs to another image")
         sp = self._side(side, tuple(c.shape), "decoder") if vq.decoder_uses_side else None
         try:
             idx = decode_indices(self._prior64(p), c.streams[0], h, w)
