@@ -20,6 +20,7 @@ class Protocol:
     fixed_bpps: tuple[float, ...] = (0.1, 0.25, 0.5)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method config overrides
     options: dict[str, Any] = field(default_factory=dict)  # dataset options (direction, sources, ...)
+    version: int = 1  # raised whenever a change makes earlier results of this protocol incomparable
 
     def options_for(self, method: str) -> dict[str, Any]:
         return dict(self.method_options.get(method, {}))
@@ -27,6 +28,7 @@ class Protocol:
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "version": self.version,
             "dataset": self.dataset,
             "description": self.description,
             "rate_unit": self.rate_unit,

@@ -5,7 +5,7 @@ anchor codec, PSNR at the protocol's fixed rates), a separate table of published
 provenance, never mixed with measured rows), PSNR- and MS-SSIM-vs-rate plots; for all protocols together a
 README.md, a CSV of every point, a static index.html and a CompressAI-format export of each measured result.
 
-    python -m leaderboard.build RESULTS_DIR [RESULTS_DIR ...] --out OUT [--published DIR] [--protocol NAME]
+    python -m leaderboard.build RESULTS_DIR [RESULTS_DIR ...] --out OUT [--published DIR ...] [--protocol NAME]
 """
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 from benchmark.errors import ResultSchemaError
-from benchmark.results import (RESULT_KIND, atomic_write_text, result_candidates, to_compressai_json, validate_result,
-                               write_json)
+from benchmark.safenames import safe_path
+from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, result_candidates, to_compressai_json,
+                               validate_result, write_json)
 
+from . import tables as tbl
+from .compare import (MIN_OVERLAP, PUBLISHED_ANCHORS, clean, curve_from_published, curve_from_result, describe_dropped,
+                      merge_published)
+from .figures import draw, series_data
+from .page import TABLE_MARKER, Table, markdown_with_tables, raw, render
 from .published import DEFAULT_DIR as PUBLISHED_DIR
 from .published import scan_published
 
@@ -104,8 +109,8 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
             skipped.append((d, "results folder does not exist (nothing measured read from it)"))
     for path in sorted(set(files)):
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            obj = load_untrusted(path)
+        except ResultSchemaError as exc:
             skipped.append((path, f"not readable JSON: {exc}"))
             continue
         if not _looks_like_result(obj):
@@ -131,9 +136,12 @@ def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list
     return measured, skipped, ignored
 
 
-def gather(results_dirs: Iterable[Path], published_dirs: Iterable[Path] | None) -> Inputs:
+def gather(results_dirs: Iterable[Path], published_dirs: Iterable[Path] | None,
+           extra_published: Iterable[Path] = ()) -> Inputs:
+    """`published_dirs` replace the shipped curves (None: the shipped ones); `extra_published` add to them."""
     measured, skipped, ignored = discover_results(results_dirs)
-    good, bad = scan_published(list(published_dirs) if published_dirs is not None else [PUBLISHED_DIR])
+    dirs = list(published_dirs) if published_dirs is not None else [PUBLISHED_DIR]
+    good, bad = scan_published(dirs + [Path(d) for d in extra_published])
     curves = sorted((Curve(p, c) for p, c in good),
                     key=lambda c: (c.protocol, natural_key(c.curve["label"]), c.curve["metric"], c.curve["rate"], str(c.path)))
     return Inputs(measured, curves, skipped + [(p, f"invalid published curve: {why}") for p, why in bad], ignored)
@@ -189,37 +197,6 @@ def curve_xy(c: Curve) -> tuple[list[float], list[float]]:
     return _curve_xy((p["bpp"], p["value"]) for p in c.curve["points"])
 
 
-def _bd_cells(anchor: tuple[list[float], list[float]], test: tuple[list[float], list[float]]) -> tuple[str, str]:
-    cells = []
-    for fn, fmt in ((bd_rate, "{:+.1f} %"), (bd_psnr, "{:+.2f} dB")):
-        try:
-            cells.append(fmt.format(fn(anchor[0], anchor[1], test[0], test[1])))
-        except NoOverlapError:
-            cells.append("no overlap")
-        except ValueError:
-            cells.append("n/a (< 2 points)")
-    return cells[0], cells[1]
-
-
-def _range(xs: Sequence[float]) -> str:
-    return f"{min(xs):.3g}–{max(xs):.3g}" if xs else NA
-
-
-def _at(xs: Sequence[float], ys: Sequence[float], target: float, fmt: str) -> str:
-    if not xs:
-        return NA
-    try:
-        v = quality_at_rate(xs, ys, target)
-    except ValueError:
-        return NA
-    return NA if v is None else fmt.format(v)
-
-
-_MARKERS = ("v", "s", "^", "D", "P", "X", "<", ">")
-_VALUE_FMT = {"psnr": "{:.2f}", "ms_ssim": "{:.4f}", "ms_ssim_db": "{:.2f} dB"}
-_METRIC_NAME = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)"}
-
-
 # ---------------------------------------------------------------- Markdown helpers
 def _cell(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
@@ -256,165 +233,10 @@ def choose_anchor(measured: list[Measured], info: ProtocolInfo) -> tuple[Measure
                   + f"): BD metrics are not computed. Run `bench run --method {info.anchor} --dataset DATASET --protocol {info.name}` to get them.")
 
 
-def _training_cell(result: dict[str, Any]) -> str:
-    """What a learned row was trained with (budget and steps): quick-budget rows are far from converged."""
-    t = result.get("training") or {}
-    if not t or not t.get("budget"):
-        return "—"
-    steps = t.get("steps")
-    return f"{t['budget']}" + (f", {steps:,} steps" if isinstance(steps, int) else "")
-
-
-def measured_table(measured: list[Measured], anchor: Measured | None, info: ProtocolInfo) -> list[str]:
-    unit = info.rate_unit
-    header = ["method", "scenario", "training", "points", f"{unit} range",
-              f"BD-rate vs {anchor.key if anchor else 'anchor'}", f"BD-PSNR vs {anchor.key if anchor else 'anchor'}"]
-    header += [f"PSNR @ {b:g} {unit}" for b in info.fixed_bpps]
-    a_xy = measured_xy(anchor) if anchor else None
-    rows = []
-    for m in measured:
-        xs, ys = measured_xy(m)
-        if anchor is None:
-            bdr = bdp = NA
-        elif m is anchor:
-            bdr = bdp = NA + " (anchor)"
-        else:
-            bdr, bdp = _bd_cells(a_xy, (xs, ys))
-        rows.append([f"**{m.label}**" if m is anchor else m.label, m.result["scenario"], _training_cell(m.result),
-                     len(m.result["points"]), _range([p["bpp"] for p in m.result["points"]]), bdr, bdp]
-                    + [_at(xs, ys, b, "{:.2f}") for b in info.fixed_bpps])
-    return md_table(header, rows)
-
-
-def published_table(curves: list[Curve], anchor: Measured | None, info: ProtocolInfo) -> list[str]:
-    unit = info.rate_unit
-    aname = f"measured {anchor.key}" if anchor else "measured anchor"
-    header = ["published curve", "origin", "scenario", "metric", "rate", "points", "rate range",
-              f"BD-rate vs {aname}†", f"BD-PSNR vs {aname}†"]
-    header += [f"@ {b:g} {unit}" for b in info.fixed_bpps] + ["ref"]
-    a_xy = measured_xy(anchor) if anchor else None
-    rows, refs = [], []
-    for c in curves:
-        cv = c.curve
-        xs, ys = curve_xy(c)
-        if anchor is None or cv["metric"] != "psnr":
-            bdr = bdp = NA
-        else:
-            bdr, bdp = _bd_cells(a_xy, (xs, ys))
-            bdr, bdp = (f"{bdr} †" if bdr[0] in "+-" else bdr), (f"{bdp} †" if bdp[0] in "+-" else bdp)
-        ref = f"{cv['source']}" + (f" — {cv['accuracy']}" if cv.get("accuracy") else "")
-        if ref not in refs:
-            refs.append(ref)
-        label = cv["label"] + (f" (M={cv['sources']})" if cv.get("sources") and f"M={cv['sources']}" not in cv["label"] else "")
-        rows.append([label, f"published ({cv['provenance']})", cv["scenario"], _METRIC_NAME[cv["metric"]], cv["rate"],
-                     len(cv["points"]), _range([p["bpp"] for p in cv["points"]]), bdr, bdp]
-                    + [_at(xs, ys, b, _VALUE_FMT[cv["metric"]]) for b in info.fixed_bpps] + [f"[{refs.index(ref) + 1}]"])
-    lines = md_table(header, rows)
-    lines += ["", "† Published curve against the suite's measured anchor, on PSNR only, computed only where the "
-                  "curves overlap: different runs and possibly a different rate type (see the `rate` column: "
-                  "`bpp` = coded bits, `bpp_estimated` = likelihood estimate, `bpp_uniform` = fixed-length code, "
-                  "`bpp_prior` = ideal code length under a prior). Read it as indicative, not as a measurement.", ""]
-    lines += [f"{i + 1}. {r}" for i, r in enumerate(refs)]
-    return lines
-
-
-def _plot(info: ProtocolInfo, measured: list[Measured], curves: list[Curve], kind: str, path: Path) -> bool:
-    """Draw measured (solid, markers; per-source band) and published (dashed) curves. False if nothing to draw."""
-    # (legend, xs, ys, measured?, band, colour group, marker)
-    series: list[tuple[str, list[float], list[float], bool, Any, str, str]] = []
-    for m in measured:
-        metric = "psnr" if kind == "psnr" else "ms_ssim"
-        xs, ys = measured_xy(m, metric)
-        if not xs:
-            continue
-        band = None
-        if kind == "psnr":
-            bx, lo, hi = [], [], []
-            for p in sorted(m.result["points"], key=lambda p: p["bpp"]):
-                if p.get("psnr_min") is not None and p.get("psnr_max") is not None and p["bpp"] > 0:
-                    bx.append(p["bpp"])
-                    lo.append(p["psnr_min"])
-                    hi.append(p["psnr_max"])
-            band = (bx, lo, hi) if bx else None
-        order = sorted(range(len(xs)), key=xs.__getitem__)
-        series.append((m.label, [xs[i] for i in order], [ys[i] for i in order], True, band, "measured:" + m.key, "o"))
-    if kind == "psnr":
-        chosen = [c for c in curves if c.curve["metric"] == "psnr"]
-    else:
-        linear = {(c.curve["method"], c.curve["rate"], c.curve["label"]) for c in curves if c.curve["metric"] == "ms_ssim"}
-        chosen = [c for c in curves if c.curve["metric"] == "ms_ssim"
-                  or (c.curve["metric"] == "ms_ssim_db" and (c.curve["method"], c.curve["rate"], c.curve["label"]) not in linear)]
-    source_counts = {c.curve["sources"] for c in chosen if c.curve.get("sources")}
-    for c in chosen:
-        xs, ys = curve_xy(c)
-        if c.curve["metric"] == "ms_ssim_db":
-            ys = [1.0 - 10.0 ** (-v / 10.0) for v in ys]
-        order = sorted(range(len(xs)), key=xs.__getitem__)
-        if xs:
-            family = re.sub(r"\.m\d+$", "", c.curve["method"]) + ":" + c.curve["rate"]
-            marker = _MARKERS[sorted(source_counts).index(c.curve["sources"]) % len(_MARKERS)] if c.curve.get("sources") else "."
-            series.append((c.legend, [xs[i] for i in order], [ys[i] for i in order], False, None, family, marker))
-    if not series:
-        return False
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    groups = list(dict.fromkeys(s[5] for s in series))
-    try:
-        import seaborn as sns
-
-        palette = sns.color_palette("tab10" if len(groups) <= 10 else "husl", len(groups))
-        style = sns.axes_style("whitegrid")
-    except Exception:  # seaborn missing: plain matplotlib still draws the same figure
-        import contextlib
-
-        cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "hsv")
-        palette = [cmap(i / len(groups) if len(groups) > 10 else i) for i in range(len(groups))]
-        style = contextlib.nullcontext()
-    with style:
-        fig, ax = plt.subplots(figsize=(9.5, 5.5))
-        try:
-            for label, xs, ys, is_measured, band, group, marker in series:
-                color = palette[groups.index(group)]
-                if is_measured:
-                    ax.plot(xs, ys, "-o", color=color, label=f"{label} (measured)", linewidth=2, markersize=5, zorder=3)
-                    if band:
-                        ax.fill_between(band[0], band[1], band[2], color=color, alpha=0.2, linewidth=0,
-                                        label=f"{label}: per-source min–max")
-                else:
-                    ax.plot(xs, ys, "--", marker=marker, color=color, label=label, linewidth=1.4,
-                            markersize=4 if marker == "." else 3.5, alpha=0.9, zorder=2)
-            ax.set_xlabel(f"rate ({info.rate_unit}; published curves: rate type in brackets)")
-            ax.set_ylabel("PSNR (dB)" if kind == "psnr" else "MS-SSIM")
-            ax.set_title(f"{info.name}: {'PSNR' if kind == 'psnr' else 'MS-SSIM'} vs rate — measured solid, published dashed",
-                         fontsize=10)
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-            fig.tight_layout()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-        finally:
-            plt.close(fig)
-    _write_bytes(path, buf.getvalue())
-    return True
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
+    from benchmark.atomicio import atomic_write_bytes
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _gaussian_section(measured: list[Measured], out_dir: Path) -> tuple[str | None, str]:
@@ -444,7 +266,14 @@ def _method_extras(measured: list[Measured]) -> str:
         return f"_Note: the DRASIC joint-gap table failed ({type(exc).__name__}: {exc})._"
 
 
-def protocol_section(name: str, measured: list[Measured], curves: list[Curve], out_dir: Path) -> tuple[list[str], list[Path]]:
+def protocol_section(name: str, measured: list[Measured], curves: list[Curve], out_dir: Path,
+                     ctx: dict[str, Any] | None = None) -> tuple[list[str], list[Path]]:
+    """Markdown lines and files of one protocol. `ctx` collects the tables ("tables": key -> page.Table) and the
+    figure data ("figures": png name -> series) for index.html, leaderboard.csv and figures.json; it also carries
+    the figure options ("figsize", "axes")."""
+    ctx = {} if ctx is None else ctx
+    ctx.setdefault("tables", {})
+    ctx.setdefault("figures", {})
     info = protocol_info(name)
     lines = [f"## {name}", ""]
     if info.description:
@@ -462,31 +291,95 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
     if note:
         lines += [f"_Note: {note}_", ""]
     anchor, anchor_text = choose_anchor(measured, info)
+    pub = merge_published([curve_from_published(c.curve) for c in curves])
+    stem = file_stem(name)
+    tabs = ctx["tables"]
+
+    def table(kind: str, rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
+        key = f"{stem}--{kind}".replace("/", "-").replace(".", "-")
+        tabs[key] = Table(key, tbl.frame(rows), cols, kind, tbl.fmt_cell)
+        return TABLE_MARKER.format(key)
+
+    pa_key = PUBLISHED_ANCHORS.get(name)
+    pa_label = None
+    if pa_key:
+        pa = tbl.published_anchor_for(name, pub, None) if "{M}" not in pa_key else None
+        pa_label = pa.label if pa else pa_key.replace("{M}", "M")
     if custom is not None:
         lines += [custom.strip(), ""]
     else:
-        lines += [anchor_text, "",
-                  "BD-rate: mean rate difference at equal PSNR (negative = fewer bits than the anchor); BD-PSNR: mean "
-                  "PSNR difference at equal rate (Bjøntegaard, PCHIP interpolation, overlapping interval only). PSNR at "
-                  "fixed rates is interpolated in log-rate; — outside a curve's range.", "",
-                  "### Measured by this suite", ""]
-        if measured:
-            lines += measured_table(measured, anchor, info) + [""]
-            extra = _method_extras(measured)
-            if extra:
-                lines += [extra, ""]
+        lines += [anchor_text, ""]
+        lines += _published_anchor_text(name, pub) + [
+            "BD-rate: mean rate difference at equal quality (negative = fewer bits than the anchor); BD-PSNR: mean "
+            "PSNR difference at equal rate (Bjøntegaard, PCHIP interpolation, overlapping interval only; MS-SSIM in dB). "
+            "95 % CI: bootstrap over test images (200 resamples, seed 0) where both results have per-image rows. PSNR at "
+            "fixed rates is interpolated in log-rate; — outside a curve's range. Coverage: test samples coded / in the "
+            "split. Only results that need no training or were trained at the method's `paper` budget, on the whole "
+            "test split, are ranked; every other result is listed apart.", ""]
+        mrows = tbl.measured_rows(info, measured, anchor, pub)
+        anchor_name = anchor.key if anchor else None
+        ranked = [r for r in mrows if r["table"] == "ranked"]
+        unranked = [r for r in mrows if r["table"] == "unranked"]
+        lines += ["### Measured by this suite", ""]
+        if ranked:
+            lines += [table("ranked", ranked, tbl.columns("ranked", info, anchor_name, pa_label)), ""]
+        elif measured:
+            lines += ["_No measured result here is ranked yet (see the next table for why)._", ""]
         else:
             lines += [f"_No measured results for this protocol yet — `bench run --method METHOD --dataset DATASET --protocol {name}` "
                       "writes one._", ""]
-    if curves:
-        lines += ["### Published (not measured by this suite)", ""]
-        lines += published_table(curves, anchor, info) + [""]
+        if unranked:
+            lines += ["### Measured, not ranked (pipeline checks, learning-curve points, partial runs)", "",
+                      table("unranked", unranked, tbl.columns("unranked", info, anchor_name, pa_label)), ""]
+        if measured:
+            extra = _method_extras(measured)
+            if extra:
+                lines += [extra, ""]
+    if pub:
+        prows = tbl.published_rows(info, pub, anchor)
+        refs: list[str] = []
+        for r in prows:
+            if r["ref"] not in refs:
+                refs.append(r["ref"])
+            r["source"], r["ref"] = r["ref"], f"[{refs.index(r['ref']) + 1}]"
+        lines += ["### Published (not measured by this suite)", "",
+                  table("published", prows, tbl.columns("published", info, anchor.key if anchor else None, pa_label)), "",
+                  "† Published curve against the suite's measured anchor, computed only where the curves overlap: "
+                  "different runs and possibly a different rate type (`bpp` = coded bits, `bpp_estimated` = likelihood "
+                  "estimate, `bpp_uniform` = fixed-length code, `bpp_prior` = ideal code length under a prior). Read it "
+                  "as indicative, not as a measurement.", ""]
+        lines += [f"{i + 1}. {r}" for i, r in enumerate(refs)] + [""]
+        try:
+            from benchmark.registry import METHODS
+
+            registered = set(METHODS.names(None))
+        except Exception:  # registry unavailable: no reported-vs-reproduced table
+            registered = set()
+        rrows = tbl.reproduced_rows(info, pub, measured, registered)
+        if rrows:
+            lines += ["### Reported vs reproduced", "",
+                      f"Each published curve of a method this suite implements, beside our curve under the same protocol: "
+                      f"BD-PSNR of ours against the published one, flagged when |Δ| > {tbl.REPRODUCED_FLAG_DB} dB. An empty "
+                      "cell says which run is missing.", "",
+                      table("reproduced", rrows, tbl.columns("reproduced", info, None, None)), ""]
 
     if custom is None:
         figs = []
+        rd = [curve_from_result(m.result, m.label, str(m.path)) for m in measured] + pub
+        bands = {}
+        for m in measured:
+            pts = sorted((p for p in m.result["points"] if p.get("psnr_min") is not None and p.get("psnr_max") is not None
+                          and p["bpp"] > 0), key=lambda p: p["bpp"])
+            if pts:
+                bands[f"{m.label} (measured)"] = ([p["bpp"] for p in pts], [p["psnr_min"] for p in pts],
+                                                  [p["psnr_max"] for p in pts])
         for kind, suffix, title in (("psnr", "psnr", "PSNR vs rate"), ("msssim", "msssim", "MS-SSIM vs rate")):
-            path = out_dir / f"{file_stem(name)}_{suffix}.png"
-            if _plot(info, measured, curves, kind, path):
+            path = safe_path(out_dir, f"{file_stem(name)}_{suffix}.png")
+            series = series_data(rd, kind)
+            if series:
+                _write_bytes(path, draw(f"{name}: {title} — measured solid, published dashed", info.rate_unit, series,
+                                        kind, path, ctx.get("figsize"), ctx.get("axes"), bands if kind == "psnr" else None))
+                ctx["figures"][path.name] = series
                 written.append(path)
                 figs.append(f"![{name}: {title}]({path.name})")
             elif path.exists():
@@ -496,6 +389,28 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
         else:
             lines += ["_No plottable points._", ""]
     return lines, written
+
+
+def _published_anchor_text(name: str, pub: list) -> list[str]:
+    """The paragraph naming the protocol's published anchor and the point policy, with the anchor's left-out points."""
+    key = PUBLISHED_ANCHORS.get(name)
+    if not key:
+        return []
+    if "{M}" in key:
+        anchors = [c for c in pub if c.method == key.replace("{M}", str(c.sources))]
+        what = f"`{key.replace('{M}', 'M')}` (the published curve with the same number of sources M)"
+    else:
+        anchors = [c for c in pub if c.method == key and c.psnr][:1]
+        what = (f"**{anchors[0].label}** [{anchors[0].provenance}, {anchors[0].rate_type}]" if anchors
+                else f"`{key}` (not among the curves read)")
+    left = [f"{c.label}: {describe_dropped(clean(c.psnr))}" for c in anchors if describe_dropped(clean(c.psnr))]
+    return [f"Published anchor (“pub. anchor” in the tables) for BD metrics of every curve: {what}. Points left out "
+            "of BD (listed per row): a degenerate point (rate more than 100× below the next point of its curve, e.g. a model that sends almost "
+            "nothing) — the headline number excludes it and the column “incl. degenerate points” shows BD with it; and "
+            "points that break monotonicity (quality not above every cheaper point's). Overlap is the common quality "
+            f"interval over the union (the `bjontegaard` package's measure); below {MIN_OVERLAP:.0%} the row is flagged. "
+            "A different rate type than the anchor's (likelihood estimate vs real bytes vs fixed-length code) is flagged."
+            + (" Anchor points left out: " + "; ".join(left) + "." if left else ""), ""]
 
 
 def _snapshot(d: Path) -> dict[Path, tuple[float, int]]:
@@ -509,7 +424,20 @@ CSV_FIELDS = ["origin", "protocol", "method", "variant", "label", "scenario", "p
               "bpp", "bpp_estimated", "psnr", "psnr_min", "psnr_max", "ms_ssim", "ms_ssim_db", "file"]
 
 
-def points_csv(measured: list[Measured], curves: list[Curve]) -> str:
+def rows_csv(tables: dict[str, Table]) -> str:
+    """leaderboard.csv: every row of every table (all protocols), every column, values as index.html's data-value."""
+    import pandas as pd
+
+    frames = [t.df.assign(table=t.kind) for t in tables.values() if not t.df.empty]
+    if not frames:
+        return "id\n"
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    df = df[["id"] + [c for c in df.columns if c != "id"]]
+    df = df.astype(object).where(df.notna(), None).map(raw)
+    return df.to_csv(index=False, lineterminator="\n")
+
+
+def points_csv(measured: list[Measured], curves: list[Curve], out_dir: Path | None = None) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -519,7 +447,7 @@ def points_csv(measured: list[Measured], curves: list[Curve]) -> str:
             w.writerow({"origin": "measured", "protocol": r["protocol"], "method": r["method"], "variant": r.get("variant") or "",
                         "label": m.label, "scenario": r["scenario"], "provenance": "measured",
                         "rate_type": "bpp" if r.get("rate_unit", "bpp") == "bpp" else r["rate_unit"],
-                        "file": str(m.path), **{k: _num(p.get(k)) for k in
+                        "file": _relpath(m.path, out_dir), **{k: _num(p.get(k)) for k in
                                                 ("rate_point", "bpp", "bpp_estimated", "psnr", "psnr_min", "psnr_max", "ms_ssim", "ms_ssim_db")}})
     for c in curves:
         cv = c.curve
@@ -531,6 +459,18 @@ def points_csv(measured: list[Measured], curves: list[Curve]) -> str:
     return buf.getvalue()
 
 
+def _relpath(path: Path, start: Path | None) -> str:
+    """A path as seen from the leaderboard folder (the same on every machine for a committed tree)."""
+    import os
+
+    if start is None:
+        return str(path)
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
 def _num(v: Any) -> Any:
     return "" if v is None else v
 
@@ -538,21 +478,27 @@ def _num(v: Any) -> Any:
 def compressai_exports(measured: list[Measured], out_dir: Path) -> list[Path]:
     written = []
     for m in measured:
-        path = out_dir / "compressai" / f"{file_stem(m.protocol)}__{m.key}.json"
+        path = safe_path(out_dir / "compressai", f"{file_stem(m.protocol)}__{m.key}.json")
         write_json(path, to_compressai_json(m.result))
         written.append(path)
     return written
 
 
 def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | None = None,
-          *, protocols: Sequence[str] | None = None) -> list[Path]:
-    """Write README.md, per-protocol PNGs, leaderboard.csv, index.html and compressai/*.json under `out_dir`.
+          *, protocols: Sequence[str] | None = None, extra_published: Sequence[Path] = (),
+          figsize: Sequence[float] | None = None, axes: Sequence[float] | None = None) -> list[Path]:
+    """Write README.md, per-protocol PNGs, leaderboard.csv (one row per table row), points.csv (every point),
+    figures.json (what each figure draws), index.html and compressai/*.json under `out_dir`.
 
-    `results_dirs` are searched recursively for result files; `published_dirs` default to the package's
-    `leaderboard/published`. `protocols` restricts the build to those names. Returns the files written."""
+    `results_dirs` are searched recursively for result files; `published_dirs` replace the package's
+    `leaderboard/published` (None: the shipped curves), `extra_published` add curve files (published-curve or
+    CompressAI JSON) to them. `protocols` restricts the build to those names. `figsize` (w, h inches) and `axes`
+    (xmin, xmax, ymin, ymax) set every figure's size and limits. Returns the files written. Nothing written
+    depends on the time or the machine, so a committed leaderboard can be compared with a rebuild."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs = gather([Path(d) for d in results_dirs], published_dirs)
+    inputs = gather([Path(d) for d in results_dirs], published_dirs, extra_published)
+    ctx: dict[str, Any] = {"figsize": figsize, "axes": axes}
     names = sorted({m.protocol for m in inputs.measured} | {c.protocol for c in inputs.curves})
     if protocols:
         names = [n for n in names if n in set(protocols)] + sorted(set(protocols) - set(names))
@@ -568,13 +514,15 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
              "in their own table with their provenance (exact or digitized) and never mixed with measured rows. "
              "Figures: measured curves solid with markers (shaded band = per-source min–max of distributed codecs), "
              "published curves dashed.", "",
-             "Also here: [leaderboard.csv](leaderboard.csv) (every point), [index.html](index.html)"
+             "Also here: [leaderboard.csv](leaderboard.csv) (every table row), [points.csv](points.csv) (every point), "
+             "[figures.json](figures.json) (what each figure draws), [index.html](index.html) (sortable, filterable tables)"
              + (", [compressai/](compressai/) (each measured result in CompressAI's JSON format)." if measured else "."), "",
              "## Protocols", ""]
     lines += [f"- [{n}](#{slug(n)}) — {sum(m.protocol == n for m in measured)} measured, "
               f"{sum(c.protocol == n for c in curves)} published" for n in names] + [""]
     for n in names:
-        sec, files = protocol_section(n, [m for m in measured if m.protocol == n], [c for c in curves if c.protocol == n], out_dir)
+        sec, files = protocol_section(n, [m for m in measured if m.protocol == n], [c for c in curves if c.protocol == n], out_dir,
+                                      ctx)
         lines += sec
         written += files
     if inputs.skipped:
@@ -586,20 +534,25 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
     markdown = "\n".join(lines).rstrip() + "\n"
 
     readme = out_dir / "README.md"
-    atomic_write_text(readme, markdown)
+    atomic_write_text(readme, markdown_with_tables(markdown, ctx["tables"]))
     csv_path = out_dir / "leaderboard.csv"
-    atomic_write_text(csv_path, points_csv(measured, curves))
+    atomic_write_text(csv_path, rows_csv(ctx["tables"]))
+    points_path = out_dir / "points.csv"
+    atomic_write_text(points_path, points_csv(measured, curves, out_dir))
+    fig_path = out_dir / "figures.json"
+    atomic_write_text(fig_path, json.dumps(ctx["figures"], indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     index = out_dir / "index.html"
-    atomic_write_text(index, to_html(markdown, title="DSC benchmark leaderboard"))
-    written += [readme, csv_path, index]
+    atomic_write_text(index, render(markdown, ctx["tables"], title="DSC benchmark leaderboard"))
+    written += [readme, csv_path, points_path, fig_path, index]
     written += compressai_exports(measured, out_dir)
     return written
 
 
 # ---------------------------------------------------------------- a small Markdown -> HTML renderer
+_LINK_TARGET = r"((?!(?!https?:)[A-Za-z][\w+.-]*:)[^)\s]+)"  # relative or http(s) only: never javascript: or data:
 _INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img alt="\1" src="\2">'),
-    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"!\[([^\]]*)\]\(" + _LINK_TARGET + r"\)", re.I), r'<img alt="\1" src="\2">'),
+    (re.compile(r"\[([^\]]+)\]\(" + _LINK_TARGET + r"\)", re.I), r'<a href="\2">\1</a>'),
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
     (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
     (re.compile(r"(?<![\w*])_([^_]+)_(?![\w*])"), r"<em>\1</em>"),
@@ -618,71 +571,6 @@ def _split_row(line: str) -> list[str]:
     return [c.strip().replace("\\|", "|") for c in cells]
 
 
-def to_html(markdown: str, title: str = "Leaderboard") -> str:
-    """Render the subset of Markdown this module writes (headings, tables, lists, images, quotes, paragraphs)."""
-    out: list[str] = []
-    lines = markdown.splitlines()
-    i = 0
-    para: list[str] = []
-
-    def flush() -> None:
-        if para:
-            out.append("<p>" + " ".join(_inline(p) for p in para) + "</p>")
-            para.clear()
-
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            flush()
-            i += 1
-            continue
-        m = re.match(r"(#{1,6})\s+(.*)", line)
-        if m:
-            flush()
-            level, text = len(m.group(1)), m.group(2)
-            out.append(f'<h{level} id="{html.escape(slug(text))}">{_inline(text)}</h{level}>')
-            i += 1
-            continue
-        if line.lstrip().startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]):
-            flush()
-            head = _split_row(line)
-            i += 2
-            body = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                body.append(_split_row(lines[i]))
-                i += 1
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>")
-            for r in body:
-                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>")
-            out.append("</tbody></table>")
-            continue
-        if re.match(r"\s*([-*]|\d+\.)\s+", line):
-            flush()
-            ordered = bool(re.match(r"\s*\d+\.", line))
-            tag = "ol" if ordered else "ul"
-            items = []
-            while i < len(lines) and re.match(r"\s*([-*]|\d+\.)\s+", lines[i]):
-                items.append(re.sub(r"^\s*([-*]|\d+\.)\s+", "", lines[i]))
-                i += 1
-            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
-            continue
-        if line.startswith(">"):
-            flush()
-            out.append(f"<blockquote>{_inline(line.lstrip('> '))}</blockquote>")
-            i += 1
-            continue
-        para.append(line)
-        i += 1
-    flush()
-    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}th,td{border:1px solid #ccc;padding:3px 6px;"
-             "text-align:left}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}"
-             "blockquote{color:#555;border-left:3px solid #ddd;margin:0;padding-left:1em}code{background:#f6f6f6}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
-            + "\n".join(out) + "\n</body></html>\n")
-
-
 # ---------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -690,10 +578,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m leaderboard.build", description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="*", type=Path, default=[Path("leaderboard/results")], help="folders of result files")
     ap.add_argument("--out", type=Path, default=Path("leaderboard"), help="output folder")
-    ap.add_argument("--published", type=Path, action="append", default=None, help="folder(s) of published curves")
+    ap.add_argument("--published", type=Path, action="append", default=[],
+                    help="folder or file of curves ADDED to the shipped ones (repeatable)")
+    ap.add_argument("--no-shipped-curves", action="store_true", help="leave the shipped published curves out")
     ap.add_argument("--protocol", action="append", default=None, help="build only this protocol (repeatable)")
     args = ap.parse_args(argv)
-    files = build(args.results, args.out, args.published, protocols=args.protocol)
+    files = build(args.results, args.out, [] if args.no_shipped_curves else None, protocols=args.protocol,
+                  extra_published=args.published)
     print(f"wrote {len(files)} files; open {args.out / 'README.md'} or {args.out / 'index.html'}")
     return 0
 

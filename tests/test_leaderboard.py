@@ -130,7 +130,8 @@ def test_build_table_bd_sign_no_overlap_and_published(tmp_path, results_dir):
     # published rows: their own table, marked, BD against the measured anchor marked as such
     pub = table_rows(sec, "### Published (not measured by this suite)")
     assert len(pub) == 1 and pub[0]["origin"] == "published (exact)"
-    assert pub[0][next(k for k in pub[0] if k.startswith("BD-rate"))].endswith("†")
+    bd_pub = next(k for k in pub[0] if k.startswith("BD-rate vs measured"))
+    assert bd_pub.endswith("†") and pub[0][bd_pub][0] in "+-"
     assert "Somebody et al., Fig. 2" in sec
     assert "Paper codec" not in "\n".join(sec.split("### Published")[0].splitlines())
 
@@ -138,9 +139,9 @@ def test_build_table_bd_sign_no_overlap_and_published(tmp_path, results_dir):
         path = out / name
         assert path in written and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({name})" in sec
-    assert "<table>" in (out / "index.html").read_text() and 'src="stereo__pairs_psnr.png"' in (out / "index.html").read_text()
+    assert "<table class=\"lb ranked\"" in (out / "index.html").read_text() and 'src="stereo__pairs_psnr.png"' in (out / "index.html").read_text()
 
-    with open(out / "leaderboard.csv", newline="") as f:
+    with open(out / "points.csv", newline="") as f:
         pts = list(csv.DictReader(f))
     assert sum(r["origin"] == "measured" for r in pts) == 4 + 4 + 2
     assert sum(r["origin"] == "published" for r in pts) == 3

@@ -1,0 +1,107 @@
+"""RD figures: measured curves solid with markers, published curves dashed, one stable colour per method.
+
+The colour of a method depends only on its name (a hash into a 20-colour seaborn palette), so the same method
+has the same colour in every figure and every build. The legend sits under the axes in several columns
+instead of beside them. `series_data` returns what a figure draws as plain numbers: the committed-leaderboard
+test compares that (never PNG bytes). `figsize` and `axes` (xmin, xmax, ymin, ymax) work as in CompressAI's
+plot tool."""
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .compare import RDCurve
+
+_MARKERS = ("v", "s", "^", "D", "P", "X", "<", ">")
+_RATE_MARKERS = {"bpp": "s", "bpp_uniform": "^", "bpp_prior": "v"}  # curves of one method (one colour) told apart
+DEFAULT_FIGSIZE = (8.0, 5.6)
+
+
+def _palette() -> list[tuple[float, float, float]]:
+    try:
+        import seaborn as sns
+
+        return [tuple(c) for c in sns.color_palette("tab20", 20)]
+    except Exception:  # seaborn missing: matplotlib's tab20 is the same palette
+        import matplotlib
+
+        cmap = matplotlib.colormaps["tab20"]
+        return [tuple(cmap(i)[:3]) for i in range(20)]
+
+
+def family(method: str) -> str:
+    """Colour key: the method without its M suffix (DRASIC m2/m4/... share a colour, markers tell M apart)."""
+    return re.sub(r"\.m\d+$", "", method)
+
+
+def colour(method: str) -> tuple[float, float, float]:
+    pal = _palette()
+    return pal[zlib.crc32(family(method).encode("utf-8")) % len(pal)]
+
+
+def series_data(curves: Sequence[RDCurve], kind: str) -> list[dict[str, Any]]:
+    """What the figure of `kind` ("psnr" | "msssim") draws: one dict per curve, sorted as drawn."""
+    out = []
+    sources = sorted({c.sources for c in curves if c.origin != "measured" and c.sources})
+    for c in curves:
+        pts = c.psnr if kind == "psnr" else [(b, 1.0 - 10 ** (-v / 10)) for b, v in c.msssim_db]
+        pts = sorted(p for p in pts if p[0] > 0)
+        if not pts:
+            continue
+        measured = c.origin == "measured"
+        label = c.label + (" (measured)" if measured else f" [{c.provenance}, {c.rate_type}]")
+        marker = "o" if measured else (_MARKERS[sources.index(c.sources) % len(_MARKERS)] if c.sources
+                                       else _RATE_MARKERS.get(c.rate_type, "."))
+        out.append({"label": label, "method": c.method, "measured": measured, "marker": marker,
+                    "colour": "#%02x%02x%02x" % tuple(round(255 * v) for v in colour(c.method)),
+                    "x": [round(b, 8) for b, _ in pts], "y": [round(q, 6) for _, q in pts]})
+    return out
+
+
+def draw(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, path: Path,
+         figsize: Sequence[float] | None = None, axes: Sequence[float] | None = None, bands: dict[str, Any] | None = None) -> bytes:
+    """Render the series to PNG bytes (written by the caller)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    try:
+        import seaborn as sns
+
+        style = sns.axes_style("whitegrid")
+    except Exception:  # seaborn missing: plain matplotlib draws the same figure
+        import contextlib
+
+        style = contextlib.nullcontext()
+    with style:
+        fig, ax = plt.subplots(figsize=tuple(figsize or DEFAULT_FIGSIZE))
+        try:
+            for s in series:
+                if s["measured"]:
+                    ax.plot(s["x"], s["y"], "-o", color=s["colour"], label=s["label"], linewidth=2, markersize=5, zorder=3)
+                    band = (bands or {}).get(s["label"])
+                    if band:
+                        ax.fill_between(band[0], band[1], band[2], color=s["colour"], alpha=0.2, linewidth=0)
+                else:
+                    ax.plot(s["x"], s["y"], "--", marker=s["marker"], color=s["colour"], label=s["label"], linewidth=1.3,
+                            markersize=4 if s["marker"] == "." else 3.5, alpha=0.9, zorder=2)
+            if axes:
+                ax.set_xlim(axes[0], axes[1])
+                ax.set_ylim(axes[2], axes[3])
+            ax.set_xlabel(f"rate ({rate_unit})")
+            ax.set_ylabel("PSNR (dB)" if kind == "psnr" else "MS-SSIM")
+            ax.set_title(title, fontsize=10)
+            ncol = 3 if len(series) > 8 else 2
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=ncol, fontsize=6.5, frameon=False,
+                      handlelength=2.2, columnspacing=1.0)
+            fig.tight_layout()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,198 @@
+"""The leaderboard as one self-contained HTML page: sortable, filterable tables in vanilla JS (no CDN, works
+offline), the RD figures, published rows visibly apart, unique element ids and working in-page links.
+
+The Markdown that `leaderboard.build` writes holds one marker line per table (`TABLE_MARKER.format(key)`);
+README.md gets a Markdown table there, index.html a rich table whose rows carry their `leaderboard.csv` id
+(`data-id`) and whose cells carry the CSV value (`data-value`, also the sort key). Every text from a result
+or curve file is HTML-escaped."""
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+TABLE_MARKER = "<!-- leaderboard-table {} -->"
+_MARKER_RX = re.compile(r"^<!-- leaderboard-table (\S+) -->$")
+
+
+def raw(v: Any) -> str:
+    """The CSV text of a value (also the HTML data-value): "" for missing, 6 significant digits for floats."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if v != v else format(v, ".6g")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class Table:
+    """One table: its frame (every column) and the (column, header) pairs shown."""
+
+    def __init__(self, key: str, df: pd.DataFrame, cols: list[tuple[str, str]], kind: str,
+                 fmt: Callable[[str, Any], str]):
+        self.key, self.df, self.cols, self.kind, self.fmt = key, df, cols, kind, fmt
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{k: (None if (isinstance(v, float) and v != v) else v) for k, v in r.items()}
+                for r in self.df.to_dict("records")]
+
+    def markdown(self) -> list[str]:
+        from .build import md_table
+
+        rows = [[self.fmt(c, r.get(c)) for c, _ in self.cols] for r in self.records()]
+        return md_table([h for _, h in self.cols], rows)
+
+    def html(self) -> str:
+        """Cells hold text from result and curve files: escaped, with only `code` spans rendered (no links, no
+        images from a file's text)."""
+        def inline(text: str) -> str:
+            return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=True))
+
+        tid = f"table-{self.key}"
+        head = "".join(f'<th data-col="{html.escape(c)}" tabindex="0" title="sort">{inline(h)}</th>' for c, h in self.cols)
+        body = []
+        for r in self.records():
+            cells = "".join(f'<td data-col="{html.escape(c)}" data-value="{html.escape(raw(r.get(c)))}">'
+                            f"{inline(self.fmt(c, r.get(c)))}</td>" for c, _ in self.cols)
+            rid = html.escape(str(r["id"]))
+            body.append(f'<tr id="row-{rid}" data-id="{rid}">{cells}</tr>')
+        return (f'<div class="lb-wrap {html.escape(self.kind)}"><input type="search" class="lb-filter" '
+                f'aria-label="filter rows" placeholder="filter rows…" data-table="{tid}">'
+                f'<table class="lb {html.escape(self.kind)}" id="{tid}"><thead><tr>{head}</tr></thead><tbody>'
+                + "".join(body) + "</tbody></table></div>")
+
+
+def markdown_with_tables(markdown: str, tables: dict[str, Table]) -> str:
+    out = []
+    for line in markdown.splitlines():
+        m = _MARKER_RX.match(line)
+        out.extend(tables[m.group(1)].markdown() if m else [line])
+    return "\n".join(out) + "\n"
+
+
+_SCRIPT = r"""
+(function () {
+  function val(td) {
+    var v = td.getAttribute('data-value');
+    if (v === null || v === '') return null;
+    var n = Number(v);
+    return isNaN(n) ? v.toLowerCase() : n;
+  }
+  document.querySelectorAll('table.lb').forEach(function (table) {
+    table.querySelectorAll('th').forEach(function (th, col) {
+      function sort() {
+        var asc = th.getAttribute('aria-sort') !== 'ascending';
+        table.querySelectorAll('th').forEach(function (o) { o.setAttribute('aria-sort', 'none'); });
+        th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = val(a.cells[col]), y = val(b.cells[col]);
+          if (x === null && y === null) return 0;
+          if (x === null) return 1;
+          if (y === null) return -1;
+          if (typeof x !== typeof y) { x = String(x); y = String(y); }
+          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      }
+      th.addEventListener('click', sort);
+      th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sort(); });
+    });
+  });
+  document.querySelectorAll('input.lb-filter').forEach(function (input) {
+    input.addEventListener('input', function () {
+      var q = input.value.toLowerCase();
+      var table = document.getElementById(input.getAttribute('data-table'));
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+        r.hidden = q !== '' && r.textContent.toLowerCase().indexOf(q) < 0;
+      });
+    });
+  });
+})();
+"""
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;line-height:1.4}"
+          "table{border-collapse:collapse;margin:.3em 0 1em;font-size:.8em}th,td{border:1px solid #ccc;padding:3px 6px;"
+          "text-align:left;vertical-align:top}th{background:#f3f3f3;cursor:pointer;user-select:none}"
+          "th[aria-sort=ascending]::after{content:' ▲'}th[aria-sort=descending]::after{content:' ▼'}"
+          ".lb-wrap{overflow-x:auto}.lb-wrap.published table,.lb-wrap.reproduced table{background:#fbf8ef}"
+          ".lb-wrap.published th{background:#efe6cc}.lb-wrap.unranked table{color:#555}"
+          ".lb-filter{margin-top:.5em;padding:2px 6px;font-size:.85em;width:16em}"
+          "img{max-width:100%;display:block;margin:1em 0}"
+          "blockquote{color:#555;border-left:3px solid #ddd;margin:0;padding-left:1em}code{background:#f6f6f6}")
+
+
+def render(markdown: str, tables: dict[str, Table], title: str) -> str:
+    """index.html from the Markdown with table markers (headings get unique ids, GitHub-style)."""
+    from .build import _inline, _split_row, slug
+
+    out: list[str] = []
+    used: dict[str, int] = {}
+    lines = markdown.splitlines()
+    i = 0
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            out.append("<p>" + " ".join(_inline(p) for p in para) + "</p>")
+            para.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        mk = _MARKER_RX.match(line)
+        if mk:
+            flush()
+            out.append(tables[mk.group(1)].html())
+            i += 1
+            continue
+        if not line.strip():
+            flush()
+            i += 1
+            continue
+        m = re.match(r"(#{1,6})\s+(.*)", line)
+        if m:
+            flush()
+            level, text = len(m.group(1)), m.group(2)
+            base = slug(text) or "section"
+            n = used.get(base, 0)
+            used[base] = n + 1
+            hid = base if n == 0 else f"{base}-{n}"
+            out.append(f'<h{level} id="{html.escape(hid)}">{_inline(text)}</h{level}>')
+            i += 1
+            continue
+        if line.lstrip().startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]):
+            flush()
+            head = _split_row(line)
+            i += 2
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>")
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _split_row(lines[i])) + "</tr>")
+                i += 1
+            out.append("</tbody></table>")
+            continue
+        if re.match(r"\s*([-*]|\d+\.)\s+", line):
+            flush()
+            tag = "ol" if re.match(r"\s*\d+\.", line) else "ul"
+            items = []
+            while i < len(lines) and re.match(r"\s*([-*]|\d+\.)\s+", lines[i]):
+                items.append(re.sub(r"^\s*([-*]|\d+\.)\s+", "", lines[i]))
+                i += 1
+            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
+            continue
+        if line.startswith(">"):
+            flush()
+            out.append(f"<blockquote>{_inline(line.lstrip('> '))}</blockquote>")
+            i += 1
+            continue
+        para.append(line)
+        i += 1
+    flush()
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(out) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")

@@ -1,0 +1,318 @@
+"""The leaderboard's tables as pandas DataFrames: one row per measured result or published curve.
+
+The same frames give the Markdown tables (README), the sortable HTML tables (index.html) and
+`leaderboard.csv`, so the three agree by construction; `tests/test_html_browser.py` checks the page against
+the CSV in a real browser. Raw numbers live in the frame; `fmt_cell` turns them into text for the page.
+
+Tables per protocol:
+- `ranked`: measured results that enter the ranking (`benchmark.ranking.is_ranked`: no training needed or the
+  method's paper budget, and the whole test split);
+- `unranked`: every other measured result (pipeline checks, learning-curve points, partial runs), with why;
+- `published`: published curves, never mixed with measured rows;
+- `reproduced`: for each suite method with a published curve under the same protocol, the published curve,
+  ours, and the BD-PSNR between them ("reported vs reproduced")."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .compare import (
+    PUBLISHED_ANCHORS,
+    RDCurve,
+    bd,
+    bootstrap_bd_rate,
+    curve_from_result,
+    describe_dropped,
+    per_image_rows,
+)
+
+REPRODUCED_FLAG_DB = 0.3
+
+try:  # the ranking rule of the committed results tree (benchmark/ranking.py)
+    from benchmark.ranking import is_ranked
+except ImportError:  # pragma: no cover - only while that module is not installed
+    def is_ranked(result: dict[str, Any]) -> tuple[bool, str]:
+        cov = result.get("coverage") or {}
+        trained = result.get("training") is not None
+        ok = (not trained or (result["training"] or {}).get("budget") == "paper") and bool(cov.get("complete"))
+        return ok, "ranked" if ok else "not the paper budget or not the whole test split"
+
+
+def row_id(protocol: str, table: str, key: str) -> str:
+    """A unique, HTML-safe id for a table row (also its key in leaderboard.csv)."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{protocol}--{table}--{key}").strip("-")
+    return s.lower()
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def coverage_text(result: dict[str, Any]) -> str:
+    cov = result.get("coverage")
+    if isinstance(cov, dict):
+        s = f"{cov.get('samples')}/{cov.get('split_samples')}"
+        if cov.get("limit") is not None:
+            s += f" (--limit {cov['limit']})"
+        if cov.get("skipped"):
+            s += f" ({cov['skipped']} skipped)"
+        return s
+    n = max((p.get("n_images") or 0 for p in result["points"]), default=0)
+    return f"{n}/? (not recorded)"
+
+
+def budget_text(result: dict[str, Any]) -> str:
+    t = result.get("training") or {}
+    if not t:
+        return "no training"
+    inner = t.get("training") if isinstance(t.get("training"), dict) else {}
+    b = t.get("budget") or inner.get("budget")
+    steps = t.get("steps") if t.get("steps") is not None else inner.get("steps")
+    return f"{b or 'unknown'}" + (f", {steps:,} steps" if isinstance(steps, int) else "")
+
+
+def commit_text(result: dict[str, Any]) -> str:
+    c = (result.get("environment") or {}).get("git_commit")
+    if not c:
+        return "unknown"
+    dirty = c.endswith("-dirty")
+    return c[:10] + ("-dirty" if dirty else "")
+
+
+def _mean(result: dict[str, Any], key: str) -> float | None:
+    vals = [p[key] for p in result["points"] if isinstance(p.get(key), (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _complexity(result: dict[str, Any]) -> dict[str, Any]:
+    c = result.get("complexity") or (result.get("codec_info") or {}).get("complexity") or {}
+    enc, dec = _mean(result, "encode_s"), _mean(result, "decode_s")
+    return {"params": c.get("params"), "enc_kmac_px": c.get("enc_kmac_per_pixel"), "dec_kmac_px": c.get("dec_kmac_per_pixel"),
+            "enc_ms": None if enc is None else 1000 * enc, "dec_ms": None if dec is None else 1000 * dec}
+
+
+def _at(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    from benchmark.bdrate import quality_at_rate
+
+    if not points:
+        return None
+    xs, ys = zip(*points)
+    try:
+        return quality_at_rate(xs, ys, target)
+    except ValueError:
+        return None
+
+
+def published_anchor_for(protocol: str, curves: Sequence[RDCurve], sources: int | None) -> RDCurve | None:
+    key = PUBLISHED_ANCHORS.get(protocol)
+    if key is None:
+        return None
+    if "{M}" in key:
+        if sources is None:
+            return None
+        key = key.replace("{M}", str(sources))
+    cands = [c for c in curves if c.method == key and c.psnr]
+    return cands[0] if cands else None
+
+
+def _bd_fields(prefix: str, anchor: RDCurve | None, curve: RDCurve, *, is_anchor: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {f"{prefix}_anchor": anchor.label if anchor else None}
+    keys = ("bd_rate", "bd_psnr", "bd_rate_msssim", "bd_msssim_db", "bd_rate_with_degenerate", "overlap", "flags", "dropped")
+    for k in keys:
+        out[f"{prefix}_{k}"] = None
+    if anchor is None or is_anchor:
+        out[f"{prefix}_flags"] = "anchor" if is_anchor else None
+        return out
+    p = bd(anchor, curve, "psnr")
+    m = bd(anchor, curve, "msssim")
+    out.update({f"{prefix}_bd_rate": p.bd_rate, f"{prefix}_bd_psnr": p.bd_quality,
+                f"{prefix}_bd_rate_msssim": m.bd_rate, f"{prefix}_bd_msssim_db": m.bd_quality,
+                f"{prefix}_bd_rate_with_degenerate": p.bd_rate_with_degenerate,
+                f"{prefix}_overlap": None if p.overlap_quality is None else round(p.overlap_quality, 3)})
+    flags = p.flags() or []
+    if p.problem:
+        flags.insert(0, p.problem)
+    out[f"{prefix}_flags"] = "; ".join(flags) or None
+    if p.problem:  # the cell says why there is no number
+        out[f"{prefix}_bd_rate"] = out[f"{prefix}_bd_psnr"] = p.problem
+    if m.problem and (m.test_dropped and m.test_dropped.kept or m.anchor_dropped and m.anchor_dropped.kept):
+        out[f"{prefix}_bd_rate_msssim"] = out[f"{prefix}_bd_msssim_db"] = m.problem
+    dropped = "; ".join(x for x in (describe_dropped(p.test_dropped), ) if x)
+    out[f"{prefix}_dropped"] = dropped or None
+    return out
+
+
+def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve]) -> list[dict[str, Any]]:
+    """One dict per measured result; `anchor_m` is the measured anchor (a build.Measured) or None."""
+    rows = []
+    a_curve = curve_from_result(anchor_m.result, anchor_m.label) if anchor_m is not None else None
+    a_images = per_image_rows(anchor_m.path, anchor_m.result) if anchor_m is not None else {}
+    for m in measured:
+        r = m.result
+        c = curve_from_result(r, m.label, str(m.path))
+        ranked, why = is_ranked(r)
+        row: dict[str, Any] = {
+            "id": row_id(info.name, "measured", m.key), "protocol": info.name,
+            "table": "ranked" if ranked else "unranked", "label": m.label, "method": r["method"],
+            "scenario": r["scenario"], "rate_type": c.rate_type, "coverage": coverage_text(r), "training": budget_text(r),
+            "ranking": why, "commit": commit_text(r), "protocol_version": r.get("protocol_version"),
+            "points": len(r["points"]),
+            "rate_min": min(p["bpp"] for p in r["points"]), "rate_max": max(p["bpp"] for p in r["points"]),
+        }
+        is_anchor = anchor_m is m
+        row.update(_bd_fields("m", a_curve, c, is_anchor=is_anchor))
+        ci = None
+        if a_curve is not None and not is_anchor and row["m_bd_rate"] is not None:
+            t_images = per_image_rows(m.path, r)
+            ci = bootstrap_bd_rate(a_images, t_images) if a_images and t_images else None
+        row["m_bd_rate_ci"] = None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}] %"
+        pa = published_anchor_for(info.name, pub_curves, c.sources)
+        row.update(_bd_fields("p", pa, c))
+        for b in info.fixed_bpps:
+            row[f"psnr_at_{b:g}"] = _at(c.psnr, b)
+        row.update(_complexity(r))
+        rows.append(row)
+    return rows
+
+
+def published_rows(info, curves: list[RDCurve], anchor_m) -> list[dict[str, Any]]:
+    a_curve = curve_from_result(anchor_m.result, anchor_m.label) if anchor_m is not None else None
+    rows = []
+    for c in curves:
+        pa = published_anchor_for(info.name, curves, c.sources)
+        label = c.label + (f" (M={c.sources})" if c.sources and f"M={c.sources}" not in c.label else "")
+        rates = [b for b, _ in c.psnr + c.msssim_db]
+        row: dict[str, Any] = {
+            "id": row_id(info.name, "published", f"{c.method}-{c.rate_type}-m{c.sources or 0}-{c.label}"),
+            "protocol": info.name, "table": "published", "label": label, "method": c.method, "scenario": c.scenario,
+            "origin": f"published ({c.provenance})", "rate_type": c.rate_type,
+            "metrics": ", ".join(n for n, pts in (("PSNR", c.psnr), ("MS-SSIM", c.msssim_db)) if pts),
+            "points": max(len(c.psnr), len(c.msssim_db)), "rate_min": min(rates), "rate_max": max(rates),
+            "ref": c.source,
+        }
+        row.update(_bd_fields("p", pa, c, is_anchor=pa is c))
+        row.update(_bd_fields("m", a_curve, c))
+        for b in info.fixed_bpps:
+            row[f"psnr_at_{b:g}"] = _at(c.psnr, b)
+        rows.append(row)
+    return rows
+
+
+# published method key -> the suite's method name, where they differ
+REPORTED_AS = {"ndic.balle2017": "ndic_balle2017", "ndic.balle2018": "ndic_balle2018"}
+
+
+def suite_method(published_key: str) -> str:
+    if published_key.startswith("drasic.distributed."):
+        return "drasic"
+    return REPORTED_AS.get(published_key, published_key)
+
+
+def _dataset_of(protocol: str) -> str:
+    try:
+        from benchmark.registry import get_protocol
+
+        return get_protocol(protocol).dataset
+    except Exception:  # registry unavailable: the command still names the protocol
+        return "DATASET"
+
+
+def reproduced_rows(info, curves: list[RDCurve], measured: list, registered: set[str]) -> list[dict[str, Any]]:
+    rows = []
+    for c in curves:
+        name = suite_method(c.method)
+        if name not in registered or not c.psnr:
+            continue
+        ours = [m for m in measured if m.result["method"] == name
+                and (c.sources is None or (m.result.get("dataset_options") or {}).get("sources") == c.sources)]
+        ours.sort(key=lambda m: (not is_ranked(m.result)[0], m.key))
+        row: dict[str, Any] = {"id": row_id(info.name, "reproduced", f"{c.method}-{c.rate_type}-m{c.sources or 0}-{c.label}"),
+                               "protocol": info.name, "table": "reproduced", "label": c.label, "method": name,
+                               "published_rate_type": c.rate_type}
+        if not ours:
+            run = f"bench run --method {name} --dataset {_dataset_of(info.name)} --protocol {info.name} --budget paper"
+            row.update({"ours": f"missing: `{run}`" + (f" --sources {c.sources}" if c.sources else ""), "training": None,
+                        "our_rate_type": None, "bd_psnr": None, "bd_rate": None, "flag": "no run"})
+        else:
+            m = ours[0]
+            mine = curve_from_result(m.result, m.label)
+            res = bd(c, mine, "psnr")
+            flag = res.problem or ("|Δ| > 0.3 dB" if res.bd_quality is not None and abs(res.bd_quality) > REPRODUCED_FLAG_DB
+                                   else "within 0.3 dB")
+            if not is_ranked(m.result)[0]:
+                flag += "; ours not ranked (" + is_ranked(m.result)[1] + ")"
+            row.update({"ours": m.label, "training": budget_text(m.result), "our_rate_type": mine.rate_type,
+                        "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate, "flag": flag})
+        rows.append(row)
+    return rows
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- display
+def _f(fmt: str) -> Callable[[Any], str]:
+    return lambda v: ("—" if v is None or (isinstance(v, float) and math.isnan(v))
+                      else v if isinstance(v, str) else fmt.format(v))
+
+
+def _text(v: Any) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+FORMATS: dict[str, Callable[[Any], str]] = {
+    "rate_min": _f("{:.3g}"), "rate_max": _f("{:.3g}"),
+    "m_bd_rate": _f("{:+.1f} %"), "m_bd_psnr": _f("{:+.2f} dB"), "m_bd_rate_msssim": _f("{:+.1f} %"),
+    "p_bd_rate": _f("{:+.1f} %"), "p_bd_psnr": _f("{:+.2f} dB"), "p_bd_rate_msssim": _f("{:+.1f} %"),
+    "p_bd_msssim_db": _f("{:+.2f} dB"), "m_bd_msssim_db": _f("{:+.2f} dB"),
+    "p_bd_rate_with_degenerate": _f("{:+.1f} %"), "m_bd_rate_with_degenerate": _f("{:+.1f} %"),
+    "p_overlap": _f("{:.0%}"), "m_overlap": _f("{:.0%}"),
+    "bd_psnr": _f("{:+.2f} dB"), "bd_rate": _f("{:+.1f} %"),
+    "params": _f("{:,}"), "enc_kmac_px": _f("{:.1f}"), "dec_kmac_px": _f("{:.1f}"), "enc_ms": _f("{:.1f}"),
+    "dec_ms": _f("{:.1f}"),
+}
+
+
+def fmt_cell(col: str, v: Any) -> str:
+    if col.startswith("psnr_at_"):
+        return _f("{:.2f}")(v)
+    return FORMATS.get(col, _text)(v)
+
+
+def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -> list[tuple[str, str]]:
+    """(column, header) pairs shown for a table; the CSV holds every column of the frame."""
+    unit = info.rate_unit
+    a = anchor_name or "anchor"
+    pa = "pub. anchor"  # named in the paragraph above the tables
+    at = [(f"psnr_at_{b:g}", f"PSNR @ {b:g} {unit}") for b in info.fixed_bpps]
+    if table in ("ranked", "unranked"):
+        cols = [("label", "method"), ("scenario", "scenario"), ("coverage", "coverage"), ("training", "training"),
+                ("commit", "commit"), ("points", "points"), ("rate_min", f"{unit} min"), ("rate_max", f"{unit} max"),
+                ("m_bd_rate", f"BD-rate vs {a}"), ("m_bd_rate_ci", "95 % CI (bootstrap)"), ("m_bd_psnr", f"BD-PSNR vs {a}")]
+        if pub_anchor:
+            cols += [("p_bd_rate", f"BD-rate vs {pa} (PSNR)"), ("p_bd_psnr", f"BD-PSNR vs {pa}"),
+                     ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_flags", f"flags vs {pa}")]
+        cols += at + [("enc_ms", "enc ms/img"), ("dec_ms", "dec ms/img"), ("params", "params")]
+        if table == "unranked":
+            cols.insert(1, ("ranking", "why not ranked"))
+        return cols
+    if table == "published":
+        cols = [("label", "published curve"), ("origin", "origin"), ("scenario", "scenario"), ("metrics", "metrics"),
+                ("rate_type", "rate"), ("points", "points"), ("rate_min", "rate min"), ("rate_max", "rate max")]
+        if pub_anchor:
+            cols += [("p_bd_rate", f"BD-rate vs {pa} (PSNR)"), ("p_bd_psnr", f"BD-PSNR vs {pa}"),
+                     ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_bd_msssim_db", f"BD-MS-SSIM vs {pa}"),
+                     ("p_bd_rate_with_degenerate", "BD-rate incl. degenerate points"), ("p_overlap", "overlap"),
+                     ("p_flags", "flags"), ("p_dropped", "points left out")]
+        cols += [("m_bd_rate", f"BD-rate vs measured {a}†"), ("m_bd_psnr", f"BD-PSNR vs measured {a}†")]
+        return cols + at + [("ref", "reference")]
+    if table == "reproduced":
+        return [("label", "published curve"), ("published_rate_type", "published rate"), ("ours", "our curve"),
+                ("training", "our training"), ("our_rate_type", "our rate"), ("bd_psnr", "BD-PSNR ours − published"),
+                ("bd_rate", "BD-rate ours vs published"), ("flag", "flag")]
+    raise ValueError(table)

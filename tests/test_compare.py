@@ -1,0 +1,145 @@
+"""Comparing with published curves: BD on the shipped KITTI curves agrees with the `bjontegaard` package on the
+same (cleaned) points, `bench compare` and the leaderboard print the same number, CompressAI JSON is read and our
+own export round-trips, and a user's curve passed with --published shows in table and figure."""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.results import to_compressai_json, write_json
+from leaderboard.build import build
+from leaderboard.compare import (bd, clean, curve_from_compressai, curve_from_published, load_curve_file,
+                                 merge_published)
+from leaderboard.published import DEFAULT_DIR, load_published_file
+
+from tests.test_leaderboard import ANCHOR, make_result, section, table_rows
+
+KITTI = "kitti-stereo/ndic"
+NDIC = "NDIC (ours+Ballé2018)"
+BALLE = "Ballé2018 hyperprior (NDIC authors)"
+
+
+def _kitti(method_file: str):
+    return merge_published([curve_from_published(load_published_file(DEFAULT_DIR / method_file))])[0]
+
+
+@pytest.fixture(scope="module")
+def ndic_vs_balle():
+    a = _kitti("kitti-stereo__ndic__balle2018__fig8__psnr.json")
+    t = _kitti("kitti-stereo__ndic__ndic.balle2018__psnr.json")
+    return a, t, bd(a, t, "psnr")
+
+
+def test_cleaning_lists_degenerate_and_non_monotone_points(ndic_vs_balle):
+    a, t, res = ndic_vs_balle
+    assert res.test_dropped.degenerate == [(6e-06, pytest.approx(16.8586746913209))]
+    assert [b for b, _ in res.test_dropped.non_monotone] == [0.3768783]
+    assert [b for b, _ in res.anchor_dropped.non_monotone] == [0.1356, 0.1495]
+    for c in (res.test_dropped, res.anchor_dropped):  # what is kept is strictly increasing in rate and quality
+        assert all(x[0] < y[0] and x[1] < y[1] for x, y in zip(c.kept, c.kept[1:]))
+
+
+def test_bd_matches_bjontegaard_package_on_the_same_points(ndic_vs_balle):
+    bj = pytest.importorskip("bjontegaard")
+    a, t, res = ndic_vs_balle
+    ra, qa = zip(*res.anchor_dropped.kept)
+    rt, qt = zip(*res.test_dropped.kept)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the package warns about the overlap; we report it ourselves
+        ref = bj.bd_rate(ra, qa, rt, qt, method="pchip", require_matching_points=False)
+        ref_db = bj.bd_psnr(ra, qa, rt, qt, method="pchip", require_matching_points=False)
+        # with the degenerate point (monotone order kept), as the table's "incl. degenerate points" column
+        wt = clean(t.psnr, drop_degenerate=False).kept
+        ref_with = bj.bd_rate(ra, qa, *zip(*wt), method="pchip", require_matching_points=False)
+    assert abs(res.bd_rate - ref) < 1.0 and abs(res.bd_quality - ref_db) < 0.05
+    assert abs(res.bd_rate_with_degenerate - ref_with) < 1.0
+    assert res.bd_rate < 0 and res.bd_rate_with_degenerate < res.bd_rate  # the 6e-06 bpp point pulls it down
+    assert res.overlap_quality == pytest.approx(0.788, abs=0.01) and not res.rate_mismatch
+
+
+def test_bench_compare_and_leaderboard_show_the_same_number(tmp_path, ndic_vs_balle, monkeypatch):
+    from benchmark.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    res = ndic_vs_balle[2]
+    out = CliRunner().invoke(app, ["compare", NDIC, BALLE, "--protocol", KITTI, "--anchor", BALLE, "--out", "cmp.png"])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith(f"{NDIC} vs {BALLE} (PSNR)"))
+    printed = re.search(r"BD-rate ([+-]\d+\.\d) %", line).group(1)
+    assert printed == f"{res.bd_rate:+.1f}"
+    assert f"incl. degenerate points: BD-rate {res.bd_rate_with_degenerate:+.1f} %" in line
+    assert "degenerate (6e-06 bpp, 16.86 dB)" in out.output and "non-monotone (0.3769 bpp" in out.output
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+
+    build([tmp_path / "none"], tmp_path / "lb", protocols=[KITTI])
+    sec = section((tmp_path / "lb" / "README.md").read_text(), KITTI)
+    row = next(r for r in table_rows(sec, "### Published (not measured by this suite)") if r["published curve"] == NDIC)
+    col = next(k for k in row if k.startswith("BD-rate vs") and k.endswith("(PSNR)"))
+    assert row[col] == f"{printed} %"
+    assert row["BD-rate incl. degenerate points"] == f"{res.bd_rate_with_degenerate:+.1f} %"
+    assert "6e-06" in row["points left out"]
+
+
+def test_compare_names_unknown_curve_clearly(tmp_path, monkeypatch):
+    from benchmark.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(app, ["compare", "no such codec", BALLE, "--protocol", KITTI])
+    assert out.exit_code == 2 and "no single curve" in out.output and NDIC in out.output
+
+
+EVAL_MODEL = {  # the shape compressai.utils.eval_model prints
+    "name": "bmshj2018-hyperprior-mse", "description": "Inference (ans)",
+    "results": {"psnr-rgb": [20.5, 22.0, 24.1, 26.0], "ms-ssim-rgb": [0.90, 0.93, 0.95, 0.97],
+                "bpp": [0.05, 0.1, 0.2, 0.35], "encoding_time": [0.1] * 4, "decoding_time": [0.1] * 4},
+}
+
+
+def test_compressai_json_is_read_and_our_export_round_trips(tmp_path):
+    c = curve_from_compressai(EVAL_MODEL, KITTI)
+    assert c.rate_type == "bpp" and c.psnr[0] == (0.05, 20.5) and len(c.msssim_db) == 4
+    est = dict(EVAL_MODEL, description="Inference (entropy estimation)")
+    assert curve_from_compressai(est, KITTI).rate_type == "bpp_estimated"
+
+    r = make_result("jpeg", ANCHOR)
+    path = tmp_path / "export.json"
+    write_json(path, to_compressai_json(r))
+    back = load_curve_file(path)
+    assert back.protocol == r["protocol"] and back.scenario == "separate"
+    assert back.psnr == sorted((p["bpp"], p["psnr"]) for p in r["points"])
+    assert bd(back, load_curve_file(path)).bd_rate == pytest.approx(0.0, abs=1e-9)
+
+
+def test_user_curve_with_published_appears_in_table_and_figure(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "my_curve.json").write_text(json.dumps({
+        "kind": "published_curve", "schema_version": 1, "method": "my_codec", "label": "My codec",
+        "protocol": KITTI, "scenario": "decoder_side_info", "metric": "psnr", "rate": "bpp",
+        "points": [{"bpp": 0.05, "value": 22.0}, {"bpp": 0.15, "value": 25.0}, {"bpp": 0.3, "value": 27.5}],
+        "source": "me", "provenance": "exact"}))
+    (mine / "theirs_compressai.json").write_text(json.dumps(dict(EVAL_MODEL, protocol=KITTI)))
+    out = tmp_path / "lb"
+    build([tmp_path / "none"], out, protocols=[KITTI], extra_published=[mine])
+    sec = section((out / "README.md").read_text(), KITTI)
+    labels = {r["published curve"] for r in table_rows(sec, "### Published (not measured by this suite)")}
+    assert {"My codec", "bmshj2018-hyperprior-mse", NDIC, BALLE} <= labels  # added to the shipped ones
+    figs = json.loads((out / "figures.json").read_text())
+    drawn = {s["label"] for s in figs["kitti-stereo__ndic_psnr.png"]}
+    assert "My codec [exact, bpp]" in drawn and any(l.startswith(NDIC) for l in drawn)
+    colours = {s["method"]: s["colour"] for s in figs["kitti-stereo__ndic_psnr.png"]}
+    assert colours["balle2018"] == {s["method"]: s["colour"] for s in figs["kitti-stereo__ndic_msssim.png"]}["balle2018"]
+
+
+def test_compressai_file_without_protocol_is_listed_with_the_fix(tmp_path):
+    d = tmp_path / "pub"
+    d.mkdir()
+    (d / "x.json").write_text(json.dumps(EVAL_MODEL))
+    out = tmp_path / "lb"
+    build([tmp_path / "none"], out, protocols=[KITTI], extra_published=[d])
+    md = (out / "README.md").read_text()
+    assert "x.json" in md[md.index("## Skipped files"):] and "--protocol NAME" in md
