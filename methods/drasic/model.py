@@ -38,6 +38,10 @@ class Widths:
     dec_stem: int = 128
     dec_hidden: tuple[int, int, int] = (512, 512, 128)
     channels: int = 1  # image channels (1 for MNIST)
+    # The authors' published code (``src/models/dist_codec.py``) instead of the paper's equations: a bias on the
+    # encoder's first 1x1 conv, and its recurrence (first pass in [-1, 1], mapped to [0, 1]; residuals and the
+    # running sum in [0, 1]). See `DRASIC` and convert.py.
+    authors: bool = False
 
     def __post_init__(self):
         vals = [self.enc_stem, self.enc_hidden, self.dec_stem, *self.dec_hidden, self.channels]
@@ -85,7 +89,7 @@ class Encoder(nn.Module):
 
     def __init__(self, w: Widths):
         super().__init__()
-        self.stem = nn.Conv2d(w.channels, w.enc_stem, 1, bias=False)
+        self.stem = nn.Conv2d(w.channels, w.enc_stem, 1, bias=w.authors)
         self.rnn = nn.ModuleList([
             ConvLSTM(4 * w.enc_stem, w.enc_hidden),
             ConvLSTM(4 * w.enc_hidden, w.enc_hidden),
@@ -124,11 +128,12 @@ class Decoder(nn.Module):
         return torch.tanh(self.head(h)), new
 
 
-def binarize(z: torch.Tensor, training: bool) -> torch.Tensor:
+def binarize(z: torch.Tensor, training: bool, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Training: +1 with probability (z+1)/2 else -1, gradient of the identity (straight-through, eq. 6).
-    Test: sign, with z >= 0 -> +1 (eq. 7)."""
+    Test: sign, with z >= 0 -> +1 (eq. 7). ``noise``: the uniform draws to use instead of fresh ones (tests)."""
     if training:
-        b = torch.where(torch.rand_like(z) < (z + 1) / 2, 1.0, -1.0).to(z.dtype)
+        u = torch.rand_like(z) if noise is None else noise.to(z)
+        b = torch.where(u < (z + 1) / 2, 1.0, -1.0).to(z.dtype)
         return b + (z - z.detach())  # exactly +-1 forward (z - z == 0), identity gradient
     return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
 
@@ -137,15 +142,31 @@ class DRASIC(nn.Module):
     """`n_encoders` encoders and `n_decoders` decoders (1 shared, or one per encoder).
 
     Configurations: distributed (M encoders, 1 decoder), separate (M encoders, M decoders: pair m = (f_m, g_m)),
-    joint (1 encoder, 1 decoder trained on every source's data)."""
+    joint (1 encoder, 1 decoder trained on every source's data).
+
+    Recurrence, in the [-1, 1] domain of x: the paper's (default) is r_t = x - x^_{t-1}, x^_t = x^_{t-1} + d_t.
+    With ``widths.authors`` it is the authors' code's, which runs after the first pass in the [0, 1] domain:
+    r_1 = x, x^_1 = d_1, then r_t = (x - x^_{t-1}) / 2 and x^_t = x^_{t-1} + 2 d_t (the same numbers as their
+    [0, 1] reconstruction (d_1 + 1) / 2 + d_2 + ... mapped to [-1, 1])."""
 
     def __init__(self, widths: Widths, n_encoders: int, n_decoders: int):
         super().__init__()
         if n_decoders not in (1, n_encoders):
             raise ValueError("n_decoders must be 1 (shared) or equal to n_encoders (pairs)")
         self.widths = widths
+        self.authors = bool(widths.authors)
         self.encoders = nn.ModuleList([Encoder(widths) for _ in range(n_encoders)])
         self.decoders = nn.ModuleList([Decoder(widths) for _ in range(n_decoders)])
+
+    def _residual(self, x: torch.Tensor, recon: torch.Tensor | None) -> torch.Tensor:
+        if recon is None:
+            return x
+        return (x - recon) / 2 if self.authors else x - recon
+
+    def _accumulate(self, recon: torch.Tensor | None, d: torch.Tensor) -> torch.Tensor:
+        if recon is None:
+            return d
+        return recon + 2 * d if self.authors else recon + d
 
     def decoder_index(self, m: int) -> int:
         return 0 if len(self.decoders) == 1 else m
@@ -154,25 +175,27 @@ class DRASIC(nn.Module):
         return 0 if len(self.encoders) == 1 else m
 
     # ---- training / analysis: all iterations at once, samples routed to their own source's encoder -------
-    def forward(self, x: torch.Tensor, sources: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, sources: torch.Tensor, iterations: int,
+                noise: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """x: N x C x H x W in [-1, 1] (H, W multiples of 8); sources: N source indices.
-        Returns the reconstructions x^_1 .. x^_T (running sums of the decoder outputs)."""
+        Returns the reconstructions x^_1 .. x^_T (running sums of the decoder outputs).
+        ``noise``: per iteration, the binarizer's uniform draws for the whole batch (N x 8 x H/8 x W/8; tests)."""
         groups = self._groups(sources)
         enc_states = {m: None for m in groups}
         dec_states: dict[int, list | None] = {}
-        recon = torch.zeros_like(x)
+        recon = None
         outs = []
-        for _ in range(iterations):
-            r = x - recon
+        for t in range(iterations):
+            r = self._residual(x, recon)
             code = None
             for m, idx in groups.items():
                 z, enc_states[m] = self.encoders[self.encoder_index(m)](r[idx], enc_states[m])
-                b = binarize(z, self.training)
+                b = binarize(z, self.training) if noise is None else binarize(z, self.training, noise[t][idx])
                 if code is None:
                     code = b.new_zeros((x.shape[0],) + tuple(b.shape[1:]))
                 code = code.index_copy(0, idx, b)
             d = self._decode_step(code, sources, dec_states, groups)
-            recon = recon + d
+            recon = self._accumulate(recon, d)
             outs.append(recon)
         return outs
 
@@ -208,10 +231,10 @@ class DRASIC(nn.Module):
         recon = None
         codes, recons = [], []
         for _ in range(iterations):
-            z, es = enc(x if recon is None else x - recon, es)
+            z, es = enc(self._residual(x, recon), es)
             b = binarize(z, False)
             d, ds = dec(b, ds)
-            recon = d if recon is None else recon + d  # exactly as `decode` sums
+            recon = self._accumulate(recon, d)  # exactly as `decode` sums
             codes.append(b)
             recons.append(recon)
         return codes, recons
@@ -224,7 +247,7 @@ class DRASIC(nn.Module):
         recon = None
         for b in codes:
             d, ds = dec(b, ds)
-            recon = d if recon is None else recon + d
+            recon = self._accumulate(recon, d)
         return recon
 
 
