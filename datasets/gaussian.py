@@ -124,13 +124,17 @@ PROTOCOL = register_protocol(
 
 @register_dataset(
     "gaussian",
-    description="synthetic Gaussian source with decoder side information (X = Y + N); options sigma2, block, n_blocks",
+    description="synthetic Gaussian source with decoder side information (X = Y + N); options sigma2, block, n_blocks, test_blocks",
     protocols=("gaussian/wz",),
     embedded=True,
 )
 def gaussian(root=None, protocol=None, split: str = "test", sigma2: float = DEFAULT_SIGMA2, block: int = DEFAULT_BLOCK,
-             n_blocks: int | None = None, **options) -> GaussianBlocks:
-    """Factory: the `split` reader. `root` is ignored (synthetic data)."""
+             n_blocks: int | None = None, test_blocks: int | None = None, **options) -> GaussianBlocks:
+    """Factory: the `split` reader. `root` is ignored (synthetic data). `test_blocks` sets the number of blocks
+    of the test split only (the paper tests on 10^7 samples: test_blocks=1000 of 10^4; blocks are drawn one at a
+    time, never all in memory), `n_blocks` that of every split."""
     if options:
-        raise ConfigError(f"gaussian: unknown option(s) {sorted(options)}; known: sigma2, block, n_blocks")
+        raise ConfigError(f"gaussian: unknown option(s) {sorted(options)}; known: sigma2, block, n_blocks, test_blocks")
+    if split == "test" and test_blocks is not None:
+        n_blocks = int(test_blocks)
     return GaussianBlocks(split, sigma2=float(sigma2), block=int(block), n_blocks=n_blocks)

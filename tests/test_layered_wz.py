@@ -39,7 +39,7 @@ def test_configs():
     with pytest.raises(ConfigError):
         _codec(estimator="reinforce")
     c = _codec(config="222")
-    assert c.rate_points() == ["stage=1", "stage=2", "stage=3"] and c.variant == "222.cond.s0.1"
+    assert c.rate_points() == ["stage=1", "stage=2", "stage=3"] and c.variant == "222.cond.s0.1.lam300.h8"
     # the paper's lr decays: every 40 of 180 epochs (conditional), every 80 (marginal)
     assert lr_milestones("conditional") == pytest.approx((40 / 180, 80 / 180, 120 / 180, 160 / 180))
     assert lr_milestones("marginal") == pytest.approx((80 / 180, 160 / 180))
@@ -146,13 +146,14 @@ def test_smoke_training_weights_roundtrip(tmp_path):
     x, y = _pairs(3000)
     data = c.compress(x, point="stage=2")
     c.save_weights(tmp_path / "weights")
-    d = LayeredWZCodec(PROTO, config="44", hidden=8)
+    d = LayeredWZCodec(PROTO, config="44", hidden=8, steps=40)
     loaded = d.load_weights(tmp_path / "weights")
     assert loaded["budget"] == "smoke" and loaded["seed"] == 3
     assert d.compress(x, point="stage=2") == data
     assert torch.equal(d.decompress(data, side=y), c.decompress(data, side=y))
-    with pytest.raises(WeightsError):
-        LayeredWZCodec(PROTO, config="222", hidden=8).load_weights(tmp_path / "weights")
+    for other in ({"config": "222"}, {"lam": 123.0}, {"tau1": 0.5}, {"steps": None}):  # trained with steps=40
+        with pytest.raises(WeightsError):
+            LayeredWZCodec(PROTO, **{"config": "44", "hidden": 8, "steps": 40, **other}).load_weights(tmp_path / "weights")
     with pytest.raises(ConfigError):  # data of another source than the codec was built for
         LayeredWZCodec(PROTO, sigma2=0.01, hidden=8).fit(train, None, budget="smoke", workdir=tmp_path / "v")
     assert BUDGETS["smoke"].steps < BUDGETS["quick"].steps < BUDGETS["paper"].steps
@@ -195,3 +196,31 @@ def test_runner_reports_the_ideal_slepian_wolf_rate():
     s = ScalarSWCodec(PROTO, sigma2=0.1, rates=(1.0,))
     (row,) = evaluate(s, [Sample(x=x, side=y, name="b")], PROTO, progress=False)
     assert row["bpp_estimated"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_run_with_another_lambda_never_reuses_the_first_runs_weights(tmp_path):
+    """λ and every training option are in the weights/result key, and load_weights refuses other λ's weights."""
+    import json
+
+    from benchmark.runner import RunSpec, run
+
+    def spec(lam):
+        return RunSpec(method="layered_wz", dataset="gaussian", out=tmp_path, budget="smoke", progress=False,
+                       method_options={"config": "222", "hidden": 8, "lam": lam},
+                       dataset_options={"block": 1000, "n_blocks": 2})
+
+    p1, r1 = run(spec(10.0))
+    p2, r2 = run(spec(1000.0))
+    assert p1 != p2 and "lam10" in p1.name and "lam1000" in p2.name
+    assert r1["training"]["lam"] == 10.0 and r2["training"]["lam"] == 1000.0  # both trained, none loaded
+    assert "loaded_from" not in r2["training"]
+    wdir = p1.parent / "weights"
+    assert sorted(d.name for d in wdir.iterdir()) == sorted([p1.stem, p2.stem])
+    manifests = [json.loads(next((wdir / p.stem).glob("*.json")).read_text()) for p in (p1, p2)]
+    assert manifests[0] != manifests[1]
+    # the codec refuses the first run's weights when built with the second λ
+    with pytest.raises(WeightsError, match="lam"):
+        LayeredWZCodec(PROTO, config="222", hidden=8, lam=1000.0).load_weights(wdir / p1.stem)
+    # a third run with the first λ loads (does not retrain) the first run's weights
+    _, r3 = run(spec(10.0))
+    assert r3["training"].get("loaded_from", "").endswith(p1.stem)

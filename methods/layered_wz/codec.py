@@ -51,6 +51,41 @@ def parse_config(config: str) -> tuple[int, ...]:
                       f"one digit per stage, all equal) or 'mono2'..'mono16'")
 
 
+# options that change training, with their short names in the key and their defaults (None: always shown)
+TRAIN_OPTIONS = ("lam", "hidden", "layers", "cell", "in_scale", "residual", "hard", "tau1", "steps", "lr", "batch",
+                 "estimator", "lr_decay_at", "train_other")
+_KEY_DEFAULTS = {"hidden": 100, "layers": 2, "cell": "elman", "residual": True, "hard": False, "tau1": configs.TAU1,
+                 "steps": None, "lr": None, "batch": configs.SAMPLES_PER_STEP, "estimator": "gumbel", "lr_decay_at": None,
+                 "train_other": False}
+_KEY_NAMES = {"hidden": "h", "layers": "L", "cell": "", "in_scale": "in", "residual": "res", "hard": "hard",
+              "tau1": "tau", "steps": "steps", "lr": "lr", "batch": "b", "estimator": "", "lr_decay_at": "decay",
+              "train_other": "other"}
+
+
+def variant_key(config: str, prior: str, sigma2: float, train_options: dict[str, Any]) -> str:
+    """'222.cond.s0.1.lam300' plus one part per training option that differs from its default (in_scale's
+    default is 1/σ), e.g. '.h32.steps6000': the weights folder, the training folder and the result file name."""
+    parts = [config, prior[:4], f"s{sigma2:g}", f"lam{train_options['lam']:g}"]
+    defaults = {**_KEY_DEFAULTS, "in_scale": 1.0 / math.sqrt(sigma2)}
+    for k in TRAIN_OPTIONS[1:]:
+        v, d = train_options[k], defaults[k]
+        if v == d or (isinstance(v, float) and isinstance(d, float) and math.isclose(v, d, rel_tol=1e-9)):
+            continue
+        if isinstance(v, bool):
+            val = "" if v else "0"
+        elif isinstance(v, (list, tuple)):
+            val = "_".join(f"{f:g}" for f in v)
+        elif isinstance(v, float):
+            val = f"{v:g}"
+        else:
+            val = str(v)
+        parts.append(f"{_KEY_NAMES[k]}{val}")
+    return ".".join(parts)
+
+
+TABLE_SAMPLES = 1_000_000  # training pairs whose codes are counted into the q_m table of a conditional coder
+
+
 @register_method
 class LayeredWZCodec(LearnedCodec):
     meta = MethodMeta(
@@ -66,6 +101,7 @@ class LayeredWZCodec(LearnedCodec):
     )
     test_protocol = "gaussian/wz"
     test_options = {"hidden": 8, "config": "44"}
+    test_fit_options = {"steps": 2, "batch": 500}  # a few steps: the contract test trains every learned codec briefly
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
     estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
 
@@ -73,7 +109,8 @@ class LayeredWZCodec(LearnedCodec):
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",
                  in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = configs.TAU1,
                  steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
-                 estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None, **options: Any):
+                 estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None,
+                 train_other: bool = False, **options: Any):
         if options:
             raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
         if prior not in ("conditional", "marginal"):
@@ -87,15 +124,22 @@ class LayeredWZCodec(LearnedCodec):
         super().__init__(protocol, config=str(config), prior=prior, lam=lam, sigma2=sigma2, hidden=int(hidden),
                          layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
                          tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator),
-                         lr_decay_at=None if lr_decay_at is None else [float(f) for f in lr_decay_at])
+                         lr_decay_at=None if lr_decay_at is None else [float(f) for f in lr_decay_at],
+                         train_other=bool(train_other))
         if estimator not in ("gumbel", "exact"):
             raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
         self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
-        self.variant = f"{self.config}.{prior[:4]}.s{sigma2:g}"
+        self.variant = variant_key(self.config, prior, sigma2, self.train_options())
         self.model = LayeredWZ(self.model_config())
         self.model.eval()
         self.model.freeze_entropy_tables()  # untrained weights code too (the contract: usable after construction)
         self.training_info: dict[str, Any] = {}
+
+    def train_options(self) -> dict[str, Any]:
+        """Every option that changes what training produces (with λ): part of the weights/result key and of
+        the weights manifest, so weights trained with other settings are never reused."""
+        o = self.options
+        return {k: o[k] for k in TRAIN_OPTIONS}
 
     def model_config(self) -> ModelConfig:
         o = self.options
@@ -254,12 +298,16 @@ class LayeredWZCodec(LearnedCodec):
         cfg = self.train_config(budget)
         torch.manual_seed(seed)
         wrapped = Annealed(LayeredWZ(self.model_config()), cfg.steps, configs.TAU0, o["tau1"])
-        loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"])
+        loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"],
+                               other=o["train_other"])
         t0 = time.time()
         info = train(wrapped, loss_fn, Chunks(train_ds, o["batch"]), val, config=cfg, workdir=Path(workdir), seed=seed,
                      device=device, tag=f"layered_wz {self.variant}")
         self.model = wrapped.net.to("cpu").eval()
-        self.model.freeze_entropy_tables()
+        if self.counted_tables:
+            self.model.count_entropy_tables(self._codes(self._samples(train_ds, TABLE_SAMPLES)[0], self.K))
+        else:
+            self.model.freeze_entropy_tables()
         self.training_info = {"budget": budget, "seed": seed, "steps": cfg.steps, "seconds": round(time.time() - t0, 1),
                               "lam": self.lam, "prior": self.prior, "config": self.config, "sigma2": self.sigma2,
                               "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "tau_final": round(wrapped.tau(), 6),
@@ -270,29 +318,45 @@ class LayeredWZCodec(LearnedCodec):
             self.training_info["val"] = self.evaluate_ideal(val)
         return dict(self.training_info)
 
-    @torch.no_grad()
-    def evaluate_ideal(self, blocks: Iterable, max_samples: int = 1_000_000) -> list[dict[str, float]]:
-        """Per stage: ideal rates (conditional, marginal; cumulative bits/sample) and MSE over `blocks`."""
-        xs, ys = [], []
-        n = 0
+    @property
+    def counted_tables(self) -> bool:
+        """True when q_m of the real entropy coder is counted from codes (conditional prior, q_m not trained)."""
+        o = self.options
+        return self.prior == "conditional" and not o["train_other"] and o["estimator"] != "exact"
+
+    @staticmethod
+    def _samples(blocks: Iterable, max_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys, n = [], [], 0
         for s in blocks:
             xs.append(s.x.reshape(-1).float())
             ys.append(s.side.reshape(-1).float())
             n += xs[-1].numel()
             if n >= max_samples:
                 break
-        x, y = torch.cat(xs), torch.cat(ys)
+        return torch.cat(xs)[:max_samples], torch.cat(ys)[:max_samples]
+
+    def table_code_lengths(self, codes: torch.Tensor) -> torch.Tensor:
+        """−log2 of the frozen q_m table (what the range coder pays) per sample and stage, (n, k)."""
+        logp = self.model.entropy_probs().log2()
+        return torch.stack([-logp[LayeredWZ.history_index(codes, j, self.M), codes[:, j]] for j in range(codes.shape[1])],
+                           dim=-1).float()
+
+    @torch.no_grad()
+    def evaluate_ideal(self, blocks: Iterable, max_samples: int = 1_000_000) -> list[dict[str, float]]:
+        """Per stage: ideal rates (training prior; q_m table; q_c when trained; cumulative bits/sample) and MSE."""
+        x, y = self._samples(blocks, max_samples)
         codes = self.model.encode(x)
         xh = self.model.reconstruct(codes, y)
-        lc = self.model.code_lengths(codes, y, "conditional").mean(0).cumsum(0)
-        lm = self.model.code_lengths(codes, None, "marginal").mean(0).cumsum(0)
-        return [{"stage": k + 1, "rate_conditional": float(lc[k]), "rate_marginal": float(lm[k]),
-                 "mse": float(((xh[k] - x) ** 2).mean())} for k in range(self.K)]
+        lt = self.table_code_lengths(codes).mean(0).cumsum(0)
+        lc = (self.model.code_lengths(codes, y, "conditional").mean(0).cumsum(0)
+              if self.prior == "conditional" or self.options["train_other"] else None)
+        return [{"stage": k + 1, **({"rate_conditional": float(lc[k])} if lc is not None else {}),
+                 "rate_marginal": float(lt[k]), "mse": float(((xh[k] - x) ** 2).mean())} for k in range(self.K)]
 
     # ---- weights -----------------------------------------------------------------------------------------
     def _manifest_config(self) -> dict[str, Any]:
         return {"config": self.config, "prior": self.prior, "lam": self.lam, "sigma2": self.sigma2,
-                "model": self.model.cfg.as_dict()}
+                "model": self.model.cfg.as_dict(), "train_options": self.train_options()}
 
     def save_weights(self, directory: Path) -> Path:
         if self.model.qm_freq.numel() == 0:
@@ -305,10 +369,14 @@ class LayeredWZCodec(LearnedCodec):
     def load_weights(self, directory: Path) -> dict[str, Any]:
         loaded = load_weights(Path(directory), method=self.meta.name, keys=["model"])
         cfg = loaded.config
-        for key, mine in (("config", self.config), ("prior", self.prior), ("sigma2", self.sigma2)):
-            if cfg.get(key) != mine:
-                raise WeightsError(f"weights were trained with {key}={cfg.get(key)!r}, this codec has {key}={mine!r}; "
-                                   f"construct it with {key}={cfg.get(key)!r} or retrain")
+        theirs = {"config": cfg.get("config"), "prior": cfg.get("prior"), "sigma2": cfg.get("sigma2"),
+                  **(cfg.get("train_options") or {"lam": cfg.get("lam")})}
+        mine = {"config": self.config, "prior": self.prior, "sigma2": self.sigma2, **self.train_options()}
+        differ = [k for k in mine if k not in theirs or theirs[k] != mine[k]]
+        if differ:
+            raise WeightsError("weights were trained with " + ", ".join(f"{k}={theirs.get(k)!r}" for k in differ)
+                               + "; this codec has " + ", ".join(f"{k}={mine[k]!r}" for k in differ)
+                               + "; construct it with the same options (--option k=v) or retrain")
         state = loaded.tensors["model"]
         try:
             model = LayeredWZ(ModelConfig.from_dict(cfg["model"]))
@@ -321,6 +389,5 @@ class LayeredWZCodec(LearnedCodec):
         if model.qm_freq.shape != (sum(self.M**k for k in range(self.K)), self.M) or bool((model.qm_freq <= 0).any()):
             raise WeightsError("weights hold an invalid entropy-coder table (qm_freq)")
         self.model = model.eval()
-        self.lam = float(cfg.get("lam", self.lam))
         self.training_info = loaded.training
         return {**loaded.summary(), "budget": loaded.training.get("budget"), "seed": loaded.training.get("seed")}

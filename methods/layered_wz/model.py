@@ -139,13 +139,15 @@ class LayeredWZ(nn.Module):
         return out
 
     # ---- training ----------------------------------------------------------------------------------------
-    def loss(self, x: torch.Tensor, y: torch.Tensor, *, prior: str, lam: float, tau: float, hard: bool = False) -> tuple[torch.Tensor, dict]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor, *, prior: str, lam: float, tau: float, hard: bool = False,
+             other: bool = False) -> tuple[torch.Tensor, dict]:
         """Σ_k [KL(p_k || q_k) in bits + λ·MSE_k] with Gumbel-softmax codes at temperature tau.
 
         The rate term is the exact expectation over m_k of log p/q given the sampled history (Eq. 10/11);
-        codes enter the priors through a stop-gradient. The prior not selected (e.g. q_m of a conditional
-        model) is trained on the same detached codes by its own cross-entropy, without touching the encoder:
-        it is the model of the real entropy coder."""
+        codes enter the priors through a stop-gradient. With other=True the prior not selected (e.g. q_m of a
+        conditional model) is also trained on the same detached codes by its own cross-entropy, without touching
+        the encoder (a quarter more compute per step); by default the real entropy coder's q_m of a conditional
+        model is instead counted from the trained encoder's codes (`count_entropy_tables`)."""
         K, B = self.cfg.K, x.shape[0]
         logits = self.encoder_logits(x)
         logp = [F.log_softmax(l, dim=-1) for l in logits]
@@ -153,15 +155,15 @@ class LayeredWZ(nn.Module):
         xh = self.decode(y, codes)
         hist = [c.detach() for c in codes[:-1]]
         q_main = self.prior_logits(hist, y, prior, B, K)
-        other = "marginal" if prior == "conditional" else "conditional"
-        q_other = self.prior_logits(hist, y, other, B, K)
+        kind_other = "marginal" if prior == "conditional" else "conditional"
+        q_other = self.prior_logits(hist, y, kind_other, B, K) if other else None
         total = x.new_zeros(())
         rates, mses, aux = [], [], []
         for k in range(K):
             p = logp[k].exp()
             rate = (p * (logp[k] - q_main[k])).sum(-1).mean() / LN2
             mse = F.mse_loss(xh[k], x)
-            ce_other = -(p.detach() * q_other[k]).sum(-1).mean() / LN2
+            ce_other = -(p.detach() * q_other[k]).sum(-1).mean() / LN2 if other else x.new_zeros(())
             total = total + rate + lam * mse + ce_other
             rates.append(float(rate.detach()))
             mses.append(float(mse.detach()))
@@ -244,6 +246,19 @@ class LayeredWZ(nn.Module):
             n = hist.shape[0]
             lq = self.prior_logits(self.one_hot(hist), None, "marginal", n, k + 1)[k].double()
             rows.append(_to_freq(lq.exp(), precision))
+        self.qm_freq = torch.cat(rows).to(torch.int32)
+
+    @torch.no_grad()
+    def count_entropy_tables(self, codes: torch.Tensor, precision: int = 16) -> None:
+        """q_m(m_k | m_<k) for every history as the empirical frequencies of hard codes (n, K) (+1 per symbol):
+        the marginal entropy coder's best table for this encoder, without training an RNN prior."""
+        M, K = self.cfg.M, self.cfg.K
+        rows = []
+        for k in range(K):
+            idx = self.history_index(codes, k, M) - sum(M**i for i in range(k))
+            cnt = torch.zeros(M**k, M, dtype=torch.float64)
+            cnt.index_put_((idx, codes[:, k].long()), torch.ones(codes.shape[0], dtype=torch.float64), accumulate=True)
+            rows.append(_to_freq((cnt + 1.0) / (cnt + 1.0).sum(-1, keepdim=True), precision))
         self.qm_freq = torch.cat(rows).to(torch.int32)
 
     def entropy_probs(self) -> torch.Tensor:

@@ -61,7 +61,8 @@ class Annealed(nn.Module):
         return self.tau0 * (self.tau1 / self.tau0) ** t
 
 
-def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str = "gumbel") -> Callable[[Annealed, Batch], Mapping[str, Any]]:
+def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str = "gumbel",
+                 other: bool = False) -> Callable[[Annealed, Batch], Mapping[str, Any]]:
     if estimator not in ("gumbel", "exact"):
         raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
 
@@ -74,7 +75,7 @@ def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str =
             if estimator == "exact":
                 loss, parts = net.loss_exact(x, y, prior=prior, lam=lam)
             else:
-                loss, parts = net.loss(x, y, prior=prior, lam=lam, tau=tau, hard=hard)
+                loss, parts = net.loss(x, y, prior=prior, lam=lam, tau=tau, hard=hard, other=other)
             model.step += 1
             out = {"loss": loss, "tau": tau}
         else:  # hard codes, ideal rate of the training prior: what the codec reaches
