@@ -173,11 +173,16 @@ def load_result(path: Path) -> dict[str, Any]:
 
 
 def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
-    """Validate a result or a published curve (dispatch on `kind`). Returns (kind, upgraded object)."""
+    """Validate a result, a published curve or a CompressAI result JSON. Returns (kind, upgraded object)."""
     if isinstance(obj, dict) and obj.get("kind") == "published_curve":
         from leaderboard.published import validate_published
 
         return "published_curve", validate_published(obj)
+    from leaderboard.compare import COMPRESSAI_KIND, curve_from_compressai, is_compressai_json
+
+    if is_compressai_json(obj):  # CompressAI's result format (eval_model, and the leaderboard's own export)
+        curve_from_compressai(obj)
+        return COMPRESSAI_KIND, obj
     return RESULT_KIND, validate_result(obj)
 
 

@@ -28,7 +28,7 @@ from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, r
 from . import tables as tbl
 from .compare import (MIN_OVERLAP, PUBLISHED_ANCHORS, clean, curve_from_published, curve_from_result, describe_dropped,
                       merge_published)
-from .figures import draw, series_data
+from .figures import assign_colours, draw, series_data
 from .page import TABLE_MARKER, Table, markdown_with_tables, raw, render
 from .published import DEFAULT_DIR as PUBLISHED_DIR
 from .published import scan_published
@@ -375,7 +375,7 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
                                                   [p["psnr_max"] for p in pts])
         for kind, suffix, title in (("psnr", "psnr", "PSNR vs rate"), ("msssim", "msssim", "MS-SSIM vs rate")):
             path = safe_path(out_dir, f"{file_stem(name)}_{suffix}.png")
-            series = series_data(rd, kind)
+            series = series_data(rd, kind, ctx.get("colours"))
             if series:
                 _write_bytes(path, draw(f"{name}: {title} — measured solid, published dashed", info.rate_unit, series,
                                         kind, path, ctx.get("figsize"), ctx.get("axes"), bands if kind == "psnr" else None))
@@ -504,6 +504,9 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
         names = [n for n in names if n in set(protocols)] + sorted(set(protocols) - set(names))
     measured = [m for m in inputs.measured if m.protocol in names]
     curves = [c for c in inputs.curves if c.protocol in names]
+    ctx["colours"] = assign_colours(  # one colour per method for the whole build, distinct within each figure
+        [[m.result["method"] + (f".{m.result['variant']}" if m.result.get("variant") else "")
+          for m in measured if m.protocol == n] + [c.curve["method"] for c in curves if c.protocol == n] for n in names])
 
     written: list[Path] = []
     lines = ["# Leaderboard", "",

@@ -1,7 +1,8 @@
 """RD figures: measured curves solid with markers, published curves dashed, one stable colour per method.
 
-The colour of a method depends only on its name (a hash into a 20-colour seaborn palette), so the same method
-has the same colour in every figure and every build. The legend sits under the axes in several columns
+The colour of a method comes from its name (a hash into a 20-colour seaborn palette, moved on to the next free
+colour where two methods of one figure would share one), so a method has the same colour in every figure of a
+build, and in every build where its neighbours are the same. The legend sits under the axes in several columns
 instead of beside them. `series_data` returns what a figure draws as plain numbers: the committed-leaderboard
 test compares that (never PNG bytes). `figsize` and `axes` (xmin, xmax, ymin, ymax) work as in CompressAI's
 plot tool."""
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,25 @@ def family(method: str) -> str:
     return re.sub(r"\.m\d+$", "", method)
 
 
-def colour(method: str) -> tuple[float, float, float]:
-    pal = _palette()
-    return pal[zlib.crc32(family(method).encode("utf-8")) % len(pal)]
+def assign_colours(groups: Iterable[Iterable[str]]) -> dict[str, str]:
+    """One colour per method family for a whole build: each starts at the palette index its name hashes to and
+    moves on past colours already taken by a family it shares a figure with (`groups`: the methods of each
+    figure), so a method keeps its colour in every figure and two methods of one figure differ (up to 20)."""
+    pal = ["#%02x%02x%02x" % tuple(round(255 * v) for v in c) for c in _palette()]
+    groups = [{family(m) for m in g} for g in groups]
+    out: dict[str, str] = {}
+    for fam in sorted(set().union(*groups) if groups else set()):
+        taken = {out[o] for g in groups if fam in g for o in g if o in out}
+        start = zlib.crc32(fam.encode("utf-8")) % len(pal)
+        free = [pal[(start + i) % len(pal)] for i in range(len(pal)) if pal[(start + i) % len(pal)] not in taken]
+        out[fam] = free[0] if free else pal[start]
+    return out
 
 
-def series_data(curves: Sequence[RDCurve], kind: str) -> list[dict[str, Any]]:
-    """What the figure of `kind` ("psnr" | "msssim") draws: one dict per curve, sorted as drawn."""
+def series_data(curves: Sequence[RDCurve], kind: str, colours: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """What the figure of `kind` ("psnr" | "msssim") draws: one dict per curve, sorted as drawn. `colours` maps a
+    method family to its colour (`assign_colours`); by default the figure's own curves are coloured."""
+    colours = colours or assign_colours([[c.method for c in curves]])
     out = []
     sources = sorted({c.sources for c in curves if c.origin != "measured" and c.sources})
     for c in curves:
@@ -57,7 +70,7 @@ def series_data(curves: Sequence[RDCurve], kind: str) -> list[dict[str, Any]]:
         marker = "o" if measured else (_MARKERS[sources.index(c.sources) % len(_MARKERS)] if c.sources
                                        else _RATE_MARKERS.get(c.rate_type, "."))
         out.append({"label": label, "method": c.method, "measured": measured, "marker": marker,
-                    "colour": "#%02x%02x%02x" % tuple(round(255 * v) for v in colour(c.method)),
+                    "colour": colours.get(family(c.method)) or assign_colours([[c.method]])[family(c.method)],
                     "x": [round(b, 8) for b, _ in pts], "y": [round(q, 6) for _, q in pts]})
     return out
 

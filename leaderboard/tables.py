@@ -125,7 +125,8 @@ def _bd_fields(prefix: str, anchor: RDCurve | None, curve: RDCurve, *, is_anchor
     for k in keys:
         out[f"{prefix}_{k}"] = None
     if anchor is None or is_anchor:
-        out[f"{prefix}_flags"] = "anchor" if is_anchor else None
+        if is_anchor:
+            out[f"{prefix}_flags"] = out[f"{prefix}_bd_rate"] = out[f"{prefix}_bd_psnr"] = "anchor"
         return out
     p = bd(anchor, curve, "psnr")
     m = bd(anchor, curve, "msssim")
@@ -176,7 +177,27 @@ def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve]) -> 
             row[f"psnr_at_{b:g}"] = _at(c.psnr, b)
         row.update(_complexity(r))
         rows.append(row)
+    _seed_spread(rows, measured)
     return rows
+
+
+def _seed_spread(rows: list[dict[str, Any]], measured: list) -> None:
+    """Where one method was run with several training seeds: mean ± sd of its BD-rate, on each of its rows."""
+    import statistics
+
+    groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    for row, m in zip(rows, measured):
+        r = m.result
+        row["seed"] = (r.get("training") or {}).get("seed")
+        groups.setdefault(r["method"] + (f".{r['variant']}" if r.get("variant") else ""), []).append((row, m))
+    for items in groups.values():
+        seeds = {row["seed"] for row, _ in items}
+        vals = [row["m_bd_rate"] for row, _ in items if isinstance(row["m_bd_rate"], float)]
+        spread = None
+        if len(seeds) > 1 and len(vals) > 1:
+            spread = f"{len(vals)} seeds: {statistics.mean(vals):+.1f} ± {statistics.stdev(vals):.1f} %"
+        for row, _ in items:
+            row["seed_spread"] = spread
 
 
 def published_rows(info, curves: list[RDCurve], anchor_m) -> list[dict[str, Any]]:
@@ -293,7 +314,8 @@ def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -
     if table in ("ranked", "unranked"):
         cols = [("label", "method"), ("scenario", "scenario"), ("coverage", "coverage"), ("training", "training"),
                 ("commit", "commit"), ("points", "points"), ("rate_min", f"{unit} min"), ("rate_max", f"{unit} max"),
-                ("m_bd_rate", f"BD-rate vs {a}"), ("m_bd_rate_ci", "95 % CI (bootstrap)"), ("m_bd_psnr", f"BD-PSNR vs {a}")]
+                ("m_bd_rate", f"BD-rate vs {a}"), ("m_bd_rate_ci", "95 % CI (bootstrap)"),
+                ("seed_spread", "over seeds"), ("m_bd_psnr", f"BD-PSNR vs {a}")]
         if pub_anchor:
             cols += [("p_bd_rate", f"BD-rate vs {pa} (PSNR)"), ("p_bd_psnr", f"BD-PSNR vs {pa}"),
                      ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_flags", f"flags vs {pa}")]

@@ -131,7 +131,10 @@ def test_user_curve_with_published_appears_in_table_and_figure(tmp_path):
     figs = json.loads((out / "figures.json").read_text())
     drawn = {s["label"] for s in figs["kitti-stereo__ndic_psnr.png"]}
     assert "My codec [exact, bpp]" in drawn and any(l.startswith(NDIC) for l in drawn)
-    colours = {s["method"]: s["colour"] for s in figs["kitti-stereo__ndic_psnr.png"]}
+    from leaderboard.figures import family
+
+    colours = {family(s["method"]): s["colour"] for s in figs["kitti-stereo__ndic_psnr.png"]}
+    assert len(set(colours.values())) == len(colours)  # one colour per method within a figure
     assert colours["balle2018"] == {s["method"]: s["colour"] for s in figs["kitti-stereo__ndic_msssim.png"]}["balle2018"]
 
 
@@ -143,3 +146,51 @@ def test_compressai_file_without_protocol_is_listed_with_the_fix(tmp_path):
     build([tmp_path / "none"], out, protocols=[KITTI], extra_published=[d])
     md = (out / "README.md").read_text()
     assert "x.json" in md[md.index("## Skipped files"):] and "--protocol NAME" in md
+
+
+def _with_images(r: dict, path, noise: float, seed: int) -> None:
+    """Per-image rows around each point's mean (4 images), as the runner writes them, and the result beside them."""
+    import random
+
+    rng = random.Random(seed)
+    lines = ["image,source,rate_point,bpp,psnr"]
+    for p in r["points"]:
+        offs = [rng.uniform(-noise, noise) for _ in range(4)]
+        offs = [o - sum(offs) / 4 for o in offs]
+        for i, o in enumerate(offs):
+            lines.append(f"img{i},0,{p['rate_point']},{p['bpp'] * (1 + o / 10):.6f},{p['psnr'] + o:.6f}")
+    r["per_image_csv"] = path.stem + ".csv"
+    write_json(path, r)
+    path.with_suffix(".csv").write_text("\n".join(lines) + "\n")
+
+
+def test_bootstrap_ci_and_seed_spread(tmp_path):
+    from tests.test_leaderboard import BETTER, PROTO
+
+    d = tmp_path / "res" / "stereo" / "pairs"
+    _with_images(make_result("jpeg", ANCHOR), d / "jpeg.json", 0.5, 0)
+    for seed in (0, 1):
+        r = make_result("better", [(b * (1 + 0.05 * seed), q) for b, q in BETTER], scenario="decoder_side_info")
+        r["training"] = {"budget": "paper", "steps": 10, "seed": seed}
+        _with_images(r, tmp_path / "res" / f"s{seed}" / "better.json", 0.5, seed + 1)
+    out = tmp_path / "lb"
+    build([tmp_path / "res"], out, [tmp_path / "none"])
+    rows = table_rows(section((out / "README.md").read_text(), PROTO), "### Measured by this suite")
+    better = [r for r in rows if r["method"].startswith("better")]
+    assert len(better) == 2
+    for r in better:
+        lo, hi = (float(x) for x in re.findall(r"[+-]\d+\.\d", r["95 % CI (bootstrap)"]))
+        bd_value = float(r["BD-rate vs jpeg"].split()[0])
+        assert lo <= bd_value <= hi and hi - lo < 20
+        assert r["over seeds"].startswith("2 seeds: ")
+
+
+def test_bench_validate_reads_our_compressai_export(tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    path = tmp_path / "export.json"
+    write_json(path, to_compressai_json(make_result("jpeg", ANCHOR)))
+    out = CliRunner().invoke(app, ["validate", str(path)])
+    assert out.exit_code == 0 and "compressai_result" in out.output
