@@ -34,3 +34,30 @@ def test_foreign_empty_trailing():
     with pytest.raises(BitstreamError, match="version"):
         Container.from_bytes(bad_version, "jpeg")
     assert data.startswith(MAGIC)
+
+
+def _crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) bit by bit: an implementation apart from zlib's."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_method_tag_is_16_bits_of_crc32_and_tells_every_registered_method_apart():
+    from benchmark.container import method_tag
+    from benchmark.registry import METHODS
+
+    assert _crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
+    data = Container("balle2018", 0, (3, 8, 8), [b"x"]).to_bytes()
+    assert data[3:5] == (_crc32(b"balle2018") & 0xFFFF).to_bytes(2, "big")  # bytes 3-4 of the header
+    names = METHODS.names()
+    tags = {n: method_tag(n) for n in names}
+    assert all(len(t) == 2 and t == (_crc32(n.encode()) & 0xFFFF).to_bytes(2, "big") for n, t in tags.items())
+    clashes = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if tags[a] == tags[b]]
+    assert not clashes, f"methods whose bitstreams could not be told apart: {clashes}"
+    for a, b in ((names[0], names[1]), ("jpeg", "webp")):  # a foreign stream is refused, whichever pair
+        with pytest.raises(BitstreamError, match="another method"):
+            Container.from_bytes(Container(a, 0, (3, 8, 8), [b"x"]).to_bytes(), b)

@@ -1,0 +1,73 @@
+"""Tests of the tests: each mutation below is a bug the suite's own tests once let through. Applied to a copy of
+`benchmark/` in a temporary folder, each must make the named test fail (and the unmutated copy must pass)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (file, original text, mutated text, the test that must catch it)
+MUTANTS = {
+    "linear-rate interpolation in quality_at_rate": (
+        "benchmark/bdrate.py",
+        "b, m = _prepare(np.log10(np.asarray(rates, dtype=float)), quality)\n    t = np.log10(target)",
+        "b, m = _prepare(np.asarray(rates, dtype=float), quality)\n    t = target",
+        "tests/test_bdrate.py::test_quality_at_rate",
+    ),
+    "first of duplicate points instead of their mean": (
+        "benchmark/bdrate.py",
+        "um = np.bincount(inv, weights=m) / np.bincount(inv)",
+        "um = m[np.unique(b, return_index=True)[1]]",
+        "tests/test_bdrate.py::test_duplicate_rates_are_averaged",
+    ),
+    "8-bit method tag in the container": (
+        "benchmark/container.py",
+        "(zlib.crc32(method.encode(\"utf-8\")) & 0xFFFF)",
+        "(zlib.crc32(method.encode(\"utf-8\")) & 0xFF)",
+        "tests/test_container.py::test_method_tag_is_16_bits_of_crc32_and_tells_every_registered_method_apart",
+    ),
+}
+
+
+def _copy(tmp: Path) -> Path:
+    repo = tmp / "repo"
+    shutil.copytree(REPO / "benchmark", repo / "benchmark", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "tests").mkdir()
+    for f in ("test_bdrate.py", "test_container.py"):
+        shutil.copy(REPO / "tests" / f, repo / "tests" / f)
+    return repo
+
+
+def _pytest(repo: Path, *tests: str) -> subprocess.CompletedProcess:
+    # the copy's `benchmark` comes first on the path; baselines/, methods/, datasets/ come from the installed tree
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    probe = "import benchmark, sys; sys.exit(0 if benchmark.__file__.startswith(sys.argv[1]) else 1)"
+    assert subprocess.run([sys.executable, "-c", probe, str(repo)], cwd=repo, env=env).returncode == 0, \
+        "the copy of benchmark/ is not the one imported"
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *tests],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_unmutated_copy_passes(tmp_path):
+    repo = _copy(tmp_path)
+    tests = sorted({m[3] for m in MUTANTS.values()})
+    proc = _pytest(repo, *tests)
+    assert proc.returncode == 0 and f"{len(tests)} passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_each_mutant_is_caught(mutant, tmp_path):
+    path, old, new, test = MUTANTS[mutant]
+    repo = _copy(tmp_path)
+    src = (repo / path).read_text()
+    assert src.count(old) == 1, f"mutation site of {mutant!r} not found in {path}: update MUTANTS"
+    (repo / path).write_text(src.replace(old, new))
+    proc = _pytest(repo, test)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, \
+        f"mutant {mutant!r} survived {test}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
