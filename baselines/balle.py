@@ -306,6 +306,10 @@ class RDCodec(LearnedCodec):
                             config=self.config, points=self.rate_points(), protocol=proto, training=self.training_info)
 
     def load_weights(self, directory: Path) -> dict[str, Any]:
+        from .convert import foreign_spec, import_checkpoint
+
+        if foreign_spec(directory):  # --weights compressai:FILE / authors:FILE: convert, then evaluate as usual
+            return import_checkpoint(self, directory)
         loaded: LoadedWeights = load_weights(directory, method=self.meta.name)
         cfg = loaded.config
         for key in ("lambdas", "architecture"):

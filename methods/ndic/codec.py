@@ -121,12 +121,31 @@ class _NDICCodec(RDCodec):
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
         cfg = self.config
         N, M = N or 192, M or 192
+        variant = str(cfg.get("variant", "suite"))  # "authors": converted from the authors' checkpoints
         if self.cam:
-            return NDICCAM(N, M, hyperprior=self.hyperprior, heads=int(cfg.get("heads", DEFAULT_HEADS)),
+            size = cfg.get("image_size")
+            return NDICCAM(N, M, hyperprior=bool(cfg.get("hyperprior", self.hyperprior)), heads=int(cfg.get("heads", DEFAULT_HEADS)),
                            patches=tuple(cfg.get("patches", DEFAULT_PATCHES)),
                            max_tokens=int(cfg.get("max_tokens", DEFAULT_MAX_TOKENS)),
-                           w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)))
-        return NDIC(N, M, hyperprior=self.hyperprior, w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)))
+                           w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)), variant=variant,
+                           image_size=tuple(size) if size else None)
+        return NDIC(N, M, hyperprior=self.hyperprior, w_noise_var=float(cfg.get("w_noise_var", W_NOISE_VAR)), variant=variant)
+
+    def convert_authors(self, state: Mapping[str, torch.Tensor], where: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The authors' checkpoint (ipc-lab/NDIC or NDIC-CAM format) as a model of this codec (``--weights authors:``)."""
+        from .convert import PAPER_IMAGE_SIZE, convert, infer
+
+        kind, N = infer(state)
+        wanted = "cam" if self.cam else ("balle2018" if self.hyperprior else "balle2017")
+        if kind != wanted:
+            names = {"balle2017": "ndic_balle2017", "balle2018": "ndic_balle2018", "cam": "ndic_cam"}
+            raise WeightsError(f"{where} holds the authors' {kind} model; evaluate it with --method {names[kind]}")
+        model = convert(state)
+        extra: dict[str, Any] = {"N": N, "M": N, "variant": "authors"}
+        if self.cam:  # the authors' NDIC-CAM sits on the factorized model: one stream, stride 16, one image size
+            self.hyperprior, self.n_streams, self.stride = False, 1, 16
+            extra.update(image_size=list(PAPER_IMAGE_SIZE))
+        return model, extra
 
     # ---- how the model is run -----------------------------------------------------------------------
     def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
@@ -179,6 +198,9 @@ class _NDICCodec(RDCodec):
         h, w = c.shape[1:]
         hp, wp = h + (-h) % self.stride, w + (-w) % self.stride
         model = self.models[c.point]
+        if model.image_size is not None and (hp, wp) != tuple(model.image_size):
+            raise ConfigError(f"{self.meta.name} with the authors' weights decodes {model.image_size[0]}x{model.image_size[1]} "
+                              f"images only (their attention was built for one size); got {h}x{w}")
         if model.tokens(hp, wp) > model.max_tokens:
             raise ConfigError(
                 f"{self.meta.name}: a {h}x{w} image needs {model.tokens(hp, wp)} attention tokens per stage, above "

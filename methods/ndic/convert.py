@@ -19,18 +19,18 @@ What each mapped tensor needs (the rest is copied as is):
   split into ``factors.{i}``; the coding range (CompressAI's ``quantiles``) is found afterwards by bisection
   on the converted density, and the median pinned to 0 (their integer rounding grid).
 
-``load_checkpoint`` reads ``.pt``/``.pth`` with ``torch.load(weights_only=True)`` only and turns anything that
-would need unpickling into a WeightsError."""
+Checkpoint files are read by baselines/convert.py (``torch.load(weights_only=True)`` only; anything that
+would need unpickling is a WeightsError); ``bench run --weights authors:PATH`` converts and evaluates."""
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from baselines.balle import RDCodec
+from baselines.convert import load_checkpoint, model_state  # noqa: F401  (re-exported: the checkpoint readers)
 from benchmark.errors import WeightsError
 
 from .cam import NDICCAM
@@ -53,42 +53,6 @@ def _transpose(t: torch.Tensor) -> torch.Tensor:
 def _tconv_as_conv(t: torch.Tensor) -> torch.Tensor:
     """A stride-1 ConvTranspose2d kernel (in, out, k, k) as the Conv2d kernel (out, in, k, k) that equals it."""
     return t.transpose(0, 1).flip(-1, -2).contiguous()
-
-
-# ---- reading checkpoints ---------------------------------------------------------------------------------
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A ``torch.save`` checkpoint read without unpickling arbitrary objects (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError and friends: the file holds Python objects beyond tensors
-        raise WeightsError(
-            f"checkpoint {path} cannot be read with torch.load(weights_only=True): it holds Python objects other "
-            f"than tensors and plain containers, and the suite never unpickles them ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Re-save it as a plain state dict in a trusted "
-            f"environment: torch.save(model.state_dict(), 'plain.pt')") from exc
-    if not isinstance(obj, Mapping):
-        raise WeightsError(f"checkpoint {path} holds a {type(obj).__name__}, expected a state dict (a mapping of tensors)")
-    return dict(obj)
-
-
-def model_state(obj: Mapping[str, Any], where: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The model's state dict inside a checkpoint: ``model_state_dict`` (the authors' scripts), ``state_dict``
-    (CompressAI's training script) or the mapping itself."""
-    for key in ("model_state_dict", "state_dict"):
-        if key in obj and isinstance(obj[key], Mapping):
-            obj = obj[key]
-            break
-    sd = {str(k): v for k, v in obj.items()}
-    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
-    if bad or not sd:
-        raise WeightsError(f"{where}: expected a state dict of tensors; "
-                           + (f"entries {bad[:3]} are not tensors" if bad else "it is empty"))
-    if any(k.startswith("module.") for k in sd):  # saved from nn.DataParallel
-        sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    return sd
 
 
 def authors_keys(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
