@@ -14,7 +14,8 @@ from benchmark.errors import ConfigError, DatasetError
 from benchmark.protocol import Protocol
 from benchmark.registry import register_dataset, register_protocol
 
-from ._io import list_images, load_rgb, require_dir, warn_skip
+from ._io import drop_unreadable, list_images, load_rgb, on_bad_file, open_rgb, require_dir, to_tensor
+from .kitti import CROP as KITTI_CROP, SIZE as KITTI_SIZE, _crop_resize as kitti_crop_resize
 
 register_protocol(Protocol(
     name="images/full",
@@ -35,6 +36,27 @@ register_protocol(Protocol(
     preprocessing="none: RGB, [0,1]; both views must have the same size",
     options={"direction": "both"},
 ))
+KITTI_NDIC = "stereo/kitti-ndic"
+register_protocol(Protocol(
+    name=KITTI_NDIC,
+    dataset="stereo",
+    description=(
+        "KITTI stereo pairs in a stereo folder (left/ = image_2, right/ = image_3, train/val/test subfolders) with "
+        "the kitti-stereo/ndic preprocessing: centre crop 370x740 -> 128x256, both directions; side view free; "
+        "MS-SSIM win 7"
+    ),
+    ms_ssim_win=7,
+    anchor="jpeg",
+    split_rule="the folder's own test/ (or the root) pairs are the test samples, train/ and val/ for training; "
+               "each pair in both directions (left codes with right as side information and the reverse)",
+    preprocessing=(f"RGB; centre crop {KITTI_CROP[0]}x{KITTI_CROP[1]} (HxW, offsets floor((H-370)/2), floor((W-740)/2)); "
+                   f"resize to {KITTI_SIZE[0]}x{KITTI_SIZE[1]} with PIL bilinear; values /255 in [0,1]; training only: "
+                   "a seeded horizontal flip of x and side together per sample"),
+    rate_accounting="only x is transmitted: bpp = bits of x's bytes / (128*256); the side view is available "
+                    "uncompressed at the decoder and costs nothing",
+    fixed_bpps=(0.1, 0.25, 0.5),
+    options={"direction": "both"},
+))
 
 
 def _split_dir(root: Path, split: str, dataset: str) -> Path:
@@ -47,25 +69,30 @@ def _split_dir(root: Path, split: str, dataset: str) -> Path:
 
 
 class ImageFolder(Dataset):
-    def __init__(self, folder: Path, skip_bad: bool = False):
+    def __init__(self, folder: Path, skip_bad: bool = False, split: str = "test"):
         self.files = list_images(folder)
         if not self.files:
             raise DatasetError(f"no images (png/jpg/bmp/ppm/tif/webp) found in {folder}")
-        self.skip_bad = skip_bad
+        self.skip_bad, self.split, self.skipped = skip_bad, split, 0
+        if skip_bad:
+            self.files, self.skipped = drop_unreadable(self.files, folder)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> Sample:
-        path = self.files[i]
-        try:
-            x = load_rgb(path)
-        except DatasetError as exc:
-            if not self.skip_bad:
-                raise
-            warn_skip(path, exc)
-            return self[(i + 1) % len(self)]
-        return Sample(x=x, side=None, source=0, name=path.stem)
+        n = len(self.files)
+        for attempt in range(n):  # training reads the next file in place of a bad one; test never does
+            path = self.files[(i + attempt) % n]
+            try:
+                x = load_rgb(path)
+            except DatasetError as exc:
+                if not self.skip_bad:
+                    raise
+                on_bad_file(self, path, exc, n)
+                continue
+            return Sample(x=x, side=None, source=0, name=path.stem)
+        raise DatasetError(f"no readable image among the {n} of this split")
 
 
 @register_dataset("images", description="a local folder of images (e.g. Kodak)", protocols=("images/full",),
@@ -73,13 +100,14 @@ class ImageFolder(Dataset):
 def images(root: Path | None, protocol: Protocol, split: str, skip_bad: bool = False, **options: Any) -> ImageFolder:
     _no_options("images", options)
     base = require_dir(root, "images")
-    return ImageFolder(_split_dir(base, split, "images"), skip_bad=skip_bad)
+    return ImageFolder(_split_dir(base, split, "images"), skip_bad=skip_bad, split=split)
 
 
 class StereoFolder(Dataset):
     """Pairs `left/NAME` with `right/NAME`; direction picks which view is x."""
 
-    def __init__(self, folder: Path, direction: str = "both", skip_bad: bool = False, flip: bool = False, seed: int = 0):
+    def __init__(self, folder: Path, direction: str = "both", skip_bad: bool = False, flip: bool = False, seed: int = 0,
+                 prepare=None):
         if direction not in ("left", "right", "both"):
             raise ConfigError(f"direction must be 'left', 'right' or 'both', got {direction!r}")
         left, right = folder / "left", folder / "right"
@@ -101,8 +129,19 @@ class StereoFolder(Dataset):
             )
         self.pairs = [(lnames[n], rnames[n]) for n in sorted(lnames)]
         dirs = ["left", "right"] if direction == "both" else [direction]
+        self.skipped, self.split = 0, ("train" if flip else "test")
+        if skip_bad:  # pairs with a file whose header fails are dropped here (counted in `skipped`)
+            good = set(drop_unreadable([p for pair in self.pairs for p in pair], folder)[0])
+            kept = [(a, b) for a, b in self.pairs if a in good and b in good]
+            if not kept:
+                raise DatasetError(f"every stereo pair in {str(folder)!r} has an unreadable file; nothing to evaluate")
+            self.skipped = len(self.pairs) - len(kept)
+            self.pairs = kept
         self.items = [(i, d) for i in range(len(self.pairs)) for d in dirs]
         self.skip_bad, self.flip, self.seed = skip_bad, flip, seed
+        # prepare(PIL image, path) -> PIL image: a protocol's crop/resize; its (small) results are kept in memory
+        self.prepare = prepare
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -111,11 +150,11 @@ class StereoFolder(Dataset):
         pi, d = self.items[i]
         lp, rp = self.pairs[pi]
         try:
-            left, right = load_rgb(lp), load_rgb(rp)
+            left, right = self._load(pi, lp, rp)
         except DatasetError as exc:
             if not self.skip_bad:
                 raise
-            warn_skip(lp, exc)
+            on_bad_file(self, lp, exc, len(self.pairs))  # outside training: SkippedSample (never a substitute)
             return self[(i + 1) % len(self)]
         if left.shape != right.shape:
             raise DatasetError(f"stereo pair {lp.name}: left is {tuple(left.shape[1:])} but right is {tuple(right.shape[1:])}; both views must have the same size")
@@ -124,13 +163,26 @@ class StereoFolder(Dataset):
             x, side = x.flip(-1), side.flip(-1)
         return Sample(x=x, side=side, source=0, name=f"{lp.stem}_{d}")
 
+    def _load(self, pi: int, lp: Path, rp: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.prepare is None:
+            return load_rgb(lp), load_rgb(rp)
+        if pi not in self._cache:
+            a, b = open_rgb(lp), open_rgb(rp)
+            if a.size != b.size:
+                raise DatasetError(f"stereo pair {lp.name}: left is {a.size[0]}x{a.size[1]} but right is {b.size[0]}x{b.size[1]} "
+                                   "(WxH); both views must have the same size")
+            self._cache[pi] = (to_tensor(self.prepare(a, lp)), to_tensor(self.prepare(b, rp)))
+        return self._cache[pi]
 
-@register_dataset("stereo", description="a local folder of stereo pairs: left/ and right/ with same-named images", protocols=("stereo/pairs",),
+
+@register_dataset("stereo", description="a local folder of stereo pairs: left/ and right/ with same-named images", protocols=("stereo/pairs", KITTI_NDIC),
                   how_to_obtain="Put the left views in ROOT/left and the right views in ROOT/right with identical file names.")
 def stereo(root: Path | None, protocol: Protocol, split: str, direction: str = "both", skip_bad: bool = False, seed: int = 0, **options: Any) -> StereoFolder:
     _no_options("stereo", options)
     base = require_dir(root, "stereo")
-    return StereoFolder(_split_dir(base, split, "stereo"), direction=direction, skip_bad=skip_bad, flip=(split == "train"), seed=seed)
+    prepare = kitti_crop_resize if getattr(protocol, "name", protocol) == KITTI_NDIC else None
+    return StereoFolder(_split_dir(base, split, "stereo"), direction=direction, skip_bad=skip_bad, flip=(split == "train"),
+                        seed=seed, prepare=prepare)
 
 
 def _no_options(dataset: str, options: dict[str, Any]) -> None:

@@ -1,0 +1,244 @@
+"""Learning curves at equal training: a side-information codec against its separate twin, point by point.
+
+Reads only result files. A learning-curve point is a result with a ``learning_curve`` record (written by
+``benchmarks/learning_curve.py``: steps, the shared training options, the command that reproduces it). For each
+protocol, each pair (side-information codec, its twin without side information) and each number of steps both
+reached, the section gives both codecs' points (bpp, PSNR, MS-SSIM per λ), the BD-rate and BD-PSNR of the
+side-information codec against its twin (PCHIP; "no overlap" when the PSNR ranges do not meet, then the PSNR
+difference at the twin's bpp where it can be read off), the BD-rate of each against the classical codecs
+measured on the same pairs, and for NDIC the share of the training rate term spent on the common
+information w (``bpp_w / (bpp_x + bpp_w)`` over the last training steps). These points are learning-curve
+points, never ranked (``benchmark.ranking.is_ranked``). A figure shows the RD points per steps and the
+BD-rate against steps."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
+
+# side-information codec -> its twin trained and coded without the side view
+PAIRS = {"ndic_balle2018": "balle2018", "ndic_balle2017": "balle2017", "dsi_balle2018": "balle2018",
+         "joint_balle2018": "balle2018", "neural_dsc": "neural_dsc_separate"}
+
+
+def curve_steps(result: Mapping[str, Any]) -> int | None:
+    rec = result.get("learning_curve")
+    if isinstance(rec, Mapping) and isinstance(rec.get("steps"), int):
+        return int(rec["steps"])
+    return None
+
+
+def collect(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[int, Mapping[str, Any]]]]:
+    """protocol -> method -> steps -> result, for learning-curve points only."""
+    out: dict[str, dict[str, dict[int, Mapping[str, Any]]]] = {}
+    for r in results:
+        s = curve_steps(r)
+        if s is not None:
+            out.setdefault(r["protocol"], {}).setdefault(r["method"], {})[s] = r
+    return out
+
+
+def _xy(result: Mapping[str, Any], metric: str = "psnr") -> tuple[list[float], list[float]]:
+    pts = [p for p in result["points"] if p.get("bpp") and p.get(metric) is not None]
+    return [p["bpp"] for p in pts], [p[metric] for p in pts]
+
+
+def _restrict(result: Mapping[str, Any], points: Iterable[str]) -> dict[str, Any]:
+    keep = set(points)
+    return {**result, "points": [p for p in result["points"] if p["rate_point"] in keep]}
+
+
+def compare(test: Mapping[str, Any], anchor: Mapping[str, Any]) -> dict[str, Any]:
+    """BD-rate / BD-PSNR of `test` against `anchor` over the rate points both have (None with a reason when they
+    cannot be computed: fewer than 2 common points, or no PSNR overlap)."""
+    common = [p["rate_point"] for p in anchor["points"] if p["rate_point"] in {q["rate_point"] for q in test["points"]}]
+    if anchor.get("training") is None:  # a classical reference: its whole curve against the test's points
+        common = [p["rate_point"] for p in test["points"]]
+        ra, qa = _xy(anchor)
+    else:
+        ra, qa = _xy(_restrict(anchor, common))
+    rt, qt = _xy(_restrict(test, common))
+    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "why": "", "common": common}
+    if len(rt) < 2:
+        out["why"] = "one λ"
+        return out
+    try:
+        out["bd_rate"] = bd_rate(ra, qa, rt, qt)
+    except (NoOverlapError, ValueError) as exc:
+        out["why"] = "no PSNR overlap" if isinstance(exc, NoOverlapError) else str(exc)
+    try:
+        out["bd_psnr"] = bd_psnr(ra, qa, rt, qt)
+    except (NoOverlapError, ValueError):
+        pass
+    return out
+
+
+def vs_reference(point: Mapping[str, Any], ref: Mapping[str, Any]) -> float | None:
+    """PSNR of a learned point minus the reference codec's PSNR at the same bpp (PCHIP in log-rate; None outside
+    the reference's range): a yardstick that compares single points of two codecs at matched bpp."""
+    x, y = _xy(ref)
+    return None if point.get("psnr") is None else (lambda q: None if q is None else point["psnr"] - q)(
+        quality_at_rate(x, y, point["bpp"]))
+
+
+def w_share(result: Mapping[str, Any]) -> dict[str, float]:
+    """NDIC: bpp_w / (bpp_x + bpp_w) per rate point over the last training steps (empty if not recorded)."""
+    pts = ((result.get("training") or {}).get("points") or {})
+    shares = {}
+    for p in result["points"]:
+        ft = (pts.get(p["rate_point"]) or {}).get("final_train") or {}
+        bx, bw = ft.get("bpp"), ft.get("bpp_w")
+        if isinstance(bx, (int, float)) and isinstance(bw, (int, float)) and bx + bw > 0:
+            shares[p["rate_point"]] = bw / (bx + bw)
+    return shares
+
+
+def _fmt(v: Any, spec: str, none: str = "–") -> str:
+    return none if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def _points_cell(result: Mapping[str, Any]) -> str:
+    cells = []
+    for p in result["points"]:
+        cells.append(f"{_fmt(p.get('bpp'), '.3f')} / {_fmt(p.get('psnr'), '.2f')} / {_fmt(p.get('ms_ssim'), '.4f')}")
+    return "; ".join(cells)
+
+
+def classical(results: Iterable[Mapping[str, Any]], protocol: str) -> list[Mapping[str, Any]]:
+    return sorted((r for r in results if r["protocol"] == protocol and r.get("training") is None
+                   and not (r.get("method_meta") or {}).get("trainable") and r.get("scenario") == "separate"),
+                  key=lambda r: r["method"])
+
+
+def rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (protocol, pair, steps both reached): the numbers of the table, for tests and the figure."""
+    table = []
+    for protocol, methods in sorted(collect(results).items()):
+        refs = classical(results, protocol)
+        for side, twin in PAIRS.items():
+            if side not in methods or twin not in methods:
+                continue
+            for steps in sorted(set(methods[side]) & set(methods[twin])):
+                a, t = methods[twin][steps], methods[side][steps]
+                cmp = compare(t, a)
+                per_point = []
+                for name in cmp["common"]:
+                    pa = next(p for p in a["points"] if p["rate_point"] == name)
+                    pt = next(p for p in t["points"] if p["rate_point"] == name)
+                    per_point.append({"rate_point": name, "twin": pa, "side": pt,
+                                      "d_bpp": pt["bpp"] / pa["bpp"] - 1.0 if pa["bpp"] else None,
+                                      "d_psnr": None if None in (pt["psnr"], pa["psnr"]) else pt["psnr"] - pa["psnr"],
+                                      "vs": {c["method"]: (vs_reference(pa, c), vs_reference(pt, c)) for c in refs},
+                                      "probe": (((t.get("learning_curve") or {}).get("side_probe") or {}).get(name) or {})})
+                table.append({"protocol": protocol, "method": side, "twin": twin, "steps": steps, "anchor": a, "test": t,
+                              **cmp, "w_share": w_share(t), "points": per_point})
+    return table
+
+
+def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: Path) -> Path | None:
+    """RD points along training (one trajectory per method and λ), PSNR minus the first classical codec at the
+    same bpp against steps (the matched-bpp yardstick), and bpp against steps."""
+    if not table:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.3))
+    refs = classical(results, table[0]["protocol"])
+    for ref in refs:
+        x, y = _xy(ref)
+        ax.plot(x, y, ":", color="grey", lw=1.2, label=ref["method"])
+    traj: dict[tuple[str, str], list[tuple[int, dict, str]]] = {}
+    for r in table:
+        for pp in r["points"]:
+            traj.setdefault((r["twin"], pp["rate_point"]), []).append((r["steps"], pp["twin"], r["twin"]))
+            traj.setdefault((r["method"], pp["rate_point"]), []).append((r["steps"], pp["side"], r["method"]))
+    for (method, point), seq in sorted(traj.items()):
+        seq = sorted({s: (s, p, m) for s, p, m in seq}.values(), key=lambda t: t[0])
+        style = "o--" if method in PAIRS.values() else "s-"
+        label = f"{method} {point}"
+        xs, ys = [p["bpp"] for _, p, _ in seq], [p["psnr"] for _, p, _ in seq]
+        line = ax.plot(xs, ys, style, ms=4, lw=1, label=label)[0]
+        for s_, p, _ in seq:
+            ax.annotate(str(s_), (p["bpp"], p["psnr"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        if refs:
+            yard = [(s_, vs_reference(p, refs[0])) for s_, p, _ in seq]
+            yard = [(a, b) for a, b in yard if b is not None]
+            bx.plot([a for a, _ in yard], [b for _, b in yard], style, color=line.get_color(), ms=4, label=label)
+        cx.plot([s_ for s_, _, _ in seq], xs, style, color=line.get_color(), ms=4, label=label)
+    ax.set_xlabel("bpp (bytes)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"{table[0]['protocol']}: RD points along training (labels: steps)", fontsize=9)
+    ax.legend(fontsize=6)
+    bx.set_xlabel("training steps (equal for both)")
+    bx.set_ylabel(f"PSNR − {refs[0]['method']} at the same bpp (dB)" if refs else "")
+    bx.set_title("quality at matched bpp, along training", fontsize=9)
+    bx.axhline(0, color="k", lw=0.8)
+    cx.set_xlabel("training steps (equal for both)")
+    cx.set_ylabel("bpp (bytes)")
+    cx.set_title("rate along training", fontsize=9)
+    for a in (ax, bx, cx):
+        a.grid(alpha=0.3)
+    bx.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def learning_curve_section(results: list[Mapping[str, Any]], out_dir: Path) -> str:
+    """Markdown (table + figure link) for every protocol holding learning-curve points; "" when none."""
+    table = rows(results)
+    if not table:
+        return ""
+    lines = ["## Learning curves at equal training", "",
+             "Each side-information codec against its twin without the side view, trained with the same widths, "
+             "crops, batches, λ, learning rate, seed and steps, evaluated on the same test samples with real bytes. "
+             "These are learning-curve points (never ranked). One row per steps and λ both reached: Δbpp and ΔPSNR "
+             "are the side-information codec minus its twin; `PSNR − jpeg at own bpp` is each codec's PSNR minus "
+             "the classical codec's PSNR at the same bpp on the same pairs (a yardstick that compares single points "
+             "at matched bpp: side information pays where the second number exceeds the first); BD-rate (side "
+             "information against twin, negative: bits saved) needs two λ; w share: the share of the training "
+             "rate term spent on NDIC's common information w (a regulariser, never coded); the last column is "
+             "the PSNR lost when the same bytes are decoded with another pair's side view or a grey one. "
+             "Reproduce a point with the `learning_curve.reproduce` command in its result file.", ""]
+    for protocol in sorted({r["protocol"] for r in table}):
+        rs = [r for r in table if r["protocol"] == protocol]
+        refs = sorted({k for r in rs for pp in r["points"] for k in pp["vs"]})
+        fig = figure(rs, [x for x in results if x["protocol"] == protocol],
+                     Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.png")
+        lines += [f"### {protocol}", ""]
+        if fig is not None:
+            lines += [f"![learning curves on {protocol}]({fig.name})", ""]
+        head = ["steps", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
+        head += [f"PSNR − {c} at own bpp (twin; side info)" for c in refs]
+        head += ["BD-rate (≥2 λ)", "w share", "PSNR loss, wrong / grey side view"]
+        pairs = sorted({(r["method"], r["twin"]) for r in rs})
+        lines += ["Pairs: " + ", ".join(f"`{m}` vs `{t}`" for m, t in pairs) + ".", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rs:
+            for i, pp in enumerate(r["points"]):
+                a, t = pp["twin"], pp["side"]
+                cells = [str(r["steps"]), pp["rate_point"].replace("lambda=", ""),
+                         f"{_fmt(a.get('bpp'), '.3f')} / {_fmt(a.get('psnr'), '.2f')} / {_fmt(a.get('ms_ssim'), '.4f')}",
+                         f"{_fmt(t.get('bpp'), '.3f')} / {_fmt(t.get('psnr'), '.2f')} / {_fmt(t.get('ms_ssim'), '.4f')}",
+                         _fmt(None if pp["d_bpp"] is None else 100 * pp["d_bpp"], "+.1f") + " %",
+                         _fmt(pp["d_psnr"], "+.2f") + " dB"]
+                for c in refs:
+                    va, vt = pp["vs"].get(c, (None, None))
+                    cells.append(f"{_fmt(va, '+.2f')}; {_fmt(vt, '+.2f')} dB")
+                bd = (_fmt(r["bd_rate"], "+.1f", r["why"] or "–") + ("" if r["bd_rate"] is None else " %")) if i == 0 else "″"
+                share = r["w_share"].get(pp["rate_point"])
+                pr = pp["probe"]
+                cells += [bd, _fmt(share, ".1%"),
+                          f"{_fmt(pr.get('loss_other_pair_db'), '+.2f')} / {_fmt(pr.get('loss_grey_db'), '+.2f')} dB" if pr else "–"]
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
