@@ -123,7 +123,7 @@ def import_checkpoint(codec: Any, spec: Any) -> dict[str, Any]:
             model = compressai_model(codec, sd, str(path))
             model.eval()
             RDCodec._update(model)  # coding tables from the learned densities and quantiles
-            cfg_extra = {"N": int(model.N) if hasattr(model, "N") else None, "M": int(model.M) if hasattr(model, "M") else None}
+            cfg_extra = {"N": int(model.g_a[0].weight.shape[0]), "M": int(model.g_a[-1].weight.shape[0])}  # as from_state_dict reads them
         else:
             convert = getattr(codec, "convert_authors", None)
             if convert is None:

@@ -348,6 +348,7 @@ def datasets_check(
 
 
 from . import cli_contrib  # noqa: E402,F401  (registers bench compare / submit / new-method)
+from . import cli_convert  # noqa: E402,F401  (registers bench convert)
 
 
 def main() -> None:

@@ -97,3 +97,17 @@ def test_wrong_model_class_and_unknown_rate_point_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="lambdas"):
         METHODS.get(zoo_method("FactorizedPrior"))().load_weights(Path(f"compressai:{plain}"))
     assert foreign_spec(Path("results/weights/balle2018")) is None
+
+
+def test_bench_convert_writes_suite_weights_that_code_identically(tmp_path):
+    path, _ = zoo_checkpoint(tmp_path, "MeanScaleHyperprior")
+    method = zoo_method("MeanScaleHyperprior")
+    res = runner.invoke(app, ["convert", "--method", method, "--weights", f"compressai:{path}", "--out", str(tmp_path / "w")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "w" / "manifest.json").exists() and not list((tmp_path / "w").glob("*.pt*"))
+    direct, saved = METHODS.get(method)(), METHODS.get(method)()
+    direct.load_weights(Path(f"compressai:{path}"))
+    saved.load_weights(tmp_path / "w")
+    (point,) = saved.rate_points()
+    x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(4))
+    assert saved.compress(x, point=point) == direct.compress(x, point=point)

@@ -143,9 +143,14 @@ class _NDICCodec(RDCodec):
         model = convert(state)
         extra: dict[str, Any] = {"N": N, "M": N, "variant": "authors"}
         if self.cam:  # the authors' NDIC-CAM sits on the factorized model: one stream, stride 16, one image size
-            self.hyperprior, self.n_streams, self.stride = False, 1, 16
+            self._adopt_base(hyperprior=False)
             extra.update(image_size=list(PAPER_IMAGE_SIZE))
         return model, extra
+
+    def _adopt_base(self, hyperprior: bool) -> None:
+        """NDIC-CAM with the authors' weights is built on the factorized model (ours defaults to the hyperprior)."""
+        if self.cam and hyperprior != self.hyperprior:
+            self.hyperprior, self.n_streams, self.stride = hyperprior, 2 if hyperprior else 1, 64 if hyperprior else 16
 
     # ---- how the model is run -----------------------------------------------------------------------
     def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
@@ -178,6 +183,7 @@ class _NDICCodec(RDCodec):
     def load_weights(self, directory: Path) -> dict[str, Any]:
         summary = super().load_weights(directory)
         cfg = self.config
+        self._adopt_base(bool(cfg.get("hyperprior", self.hyperprior)))
         for opt, key in ((self._opt_alpha, "alpha"), (self._opt_beta, "beta")):
             if opt is not None and cfg.get(key) != opt:
                 self.models = []

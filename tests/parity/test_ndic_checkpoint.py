@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.errors import WeightsError
+from benchmark.errors import ConfigError, WeightsError
 from benchmark.registry import get_method
 
 from .ndic_helpers import PAPER_SIZE, inputs, seed_authors_model
@@ -76,3 +76,21 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     path, _ = released_checkpoint(tmp_path, "balle2018")
     with pytest.raises(WeightsError, match="ndic_balle2018"):
         get_method("ndic_balle2017")().load_weights(Path(f"authors:{path}"))
+
+
+def test_bench_convert_then_run_codes_identically(tmp_path):
+    """`bench convert` writes suite weights (safetensors) that reload into the same codec, bytes included."""
+    path, _ = released_checkpoint(tmp_path, "cam")
+    res = runner.invoke(app, ["convert", "--method", "ndic_cam", "--weights", f"authors:{path}", "--out", str(tmp_path / "w")])
+    assert res.exit_code == 0, res.output
+    direct, saved = get_method("ndic_cam")(), get_method("ndic_cam")()
+    direct.load_weights(Path(f"authors:{path}"))
+    saved.load_weights(tmp_path / "w")
+    x, y = inputs(4, size=PAPER_SIZE)
+    (point,) = saved.rate_points()
+    data = saved.compress(x[0], point=point)
+    assert data == direct.compress(x[0], point=point)
+    assert torch.equal(saved.decompress(data, side=y[0]), direct.decompress(data, side=y[0]))
+    small_x, small_y = inputs(4, size=(64, 128))
+    with pytest.raises(ConfigError, match="128x256 images only"):
+        saved.decompress(saved.compress(small_x[0], point=point), side=small_y[0])
