@@ -236,3 +236,25 @@ def test_smoke_run_on_lfw_sample(tmp_path):
     path, result = _run(tmp_path, "lfw_sample", [])
     _check_result(path, result, "celeba-hq/neural-dsc", 32 * 64, list(configs.CELEBA_BUDGETS["smoke"].bits))
     assert result["training"]["steps"] == configs.CELEBA_BUDGETS["smoke"].vq.steps
+
+
+@pytest.mark.parametrize("cls", [NeuralDSC, NeuralDSCJoint, NeuralDSCSeparate])
+def test_decode_equals_the_models_reconstruction(cls):
+    """decompress(compress(x)) is the VQ-VAE's own eval-mode forward pass on (x, y): the bitstream carries its
+    codebook indices exactly and the decoder turns them into its output (separate, distributed and joint)."""
+    from baselines.balle import pad_to
+
+    codec = cls(protocol=get_protocol("middlebury-sample/stereo"), **cls.test_options)
+    g = torch.Generator().manual_seed(5)
+    for h, w in ((64, 96), (40, 70)):
+        x, side = torch.rand(3, h, w, generator=g), torch.rand(3, h, w, generator=g)
+        for p in codec.rate_points():
+            enc_side = side if codec.meta.scenario.encoder_sees_side else None
+            data = codec.compress(x, side=enc_side, point=p)
+            got = codec.decompress(data, side=side if codec.meta.scenario.decoder_sees_side else None)
+            vq = codec.models[p][0]
+            with torch.no_grad():
+                out = vq(pad_to(x[None], codec.down), pad_to(side[None], codec.down))
+            assert np.array_equal(codec.decode_symbols(data), out.indices[0].reshape(-1).numpy())
+            want = out.x_hat[0, :, :h, :w].clamp(0, 1)
+            assert torch.allclose(got, want, atol=1e-5, rtol=0), (cls.meta.name, p, float((got - want).abs().max()))
