@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Mapping
 import torch
 
 from .errors import WeightsError
+from .jsonsafe import jsonable as _jsonable  # the one JSON sanitiser
 
 MANIFEST = "manifest.json"
 FORMAT = "dsc-bench-weights"
@@ -81,17 +81,18 @@ def file_name(key: str) -> str:
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> str:
-    """Write tensors atomically; return the file's sha256."""
-    from safetensors.torch import save_file
+    """Write tensors atomically (umask permissions); return the file's sha256.
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return sha256_file(path)
+    safetensors stores metadata as a hash map whose order varies between runs, so the metadata goes in as
+    one entry (sorted JSON): bitwise-identical tensors give a bitwise-identical file and sha256."""
+    from safetensors.torch import save
+
+    from .atomicio import atomic_write_bytes
+
+    meta = {"dsc-bench": json.dumps(dict(metadata), sort_keys=True)} if metadata else None
+    data = save(dict(tensors), metadata=meta)
+    atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _sniff(path: Path) -> str | None:
@@ -219,14 +220,17 @@ def read_manifest(directory: Path, *, method: str | None = None) -> dict[str, An
     path = directory / MANIFEST
     if not path.is_file():
         raise WeightsError(f"no {MANIFEST} in {str(directory)!r}: not a weights directory written by `bench`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"cannot read {str(path)!r}: {exc}") from exc
+    from .untrusted import load_json_file
+
+    manifest = load_json_file(path, error=WeightsError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise WeightsError(f"{str(path)!r} is not a dsc-bench weights manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise WeightsError(f"{str(path)!r} has weights format version {manifest.get('format_version')}; this suite reads up to {FORMAT_VERSION}: upgrade the suite")
+        raise WeightsError(f"{str(path)!r} is not a dsc-bench weights manifest (format {str(manifest.get('format') if isinstance(manifest, dict) else None)!r:.60})")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise WeightsError(f"{str(path)!r}: format_version must be a positive integer, got {version!r:.40}; "
+                           "the manifest is damaged: retrain or restore it")
+    if version > FORMAT_VERSION:
+        raise WeightsError(f"{str(path)!r} has weights format version {version}; this suite reads up to {FORMAT_VERSION}: upgrade the suite")
     if method is not None and manifest.get("method") != method:
         raise WeightsError(
             f"weights in {str(directory)!r} belong to method {manifest.get('method')!r}, not {method!r}; "
@@ -234,6 +238,11 @@ def read_manifest(directory: Path, *, method: str | None = None) -> dict[str, An
         )
     if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
         raise WeightsError(f"{str(path)!r} lists no weights files")
+    for key, kinds in (("config", (dict,)), ("training", (dict,)), ("extra", (dict,)), ("points", (list,)),
+                       ("method", (str,)), ("suite_version", (str,)), ("protocol", (str,))):
+        if manifest.get(key) is not None and not isinstance(manifest[key], kinds):
+            raise WeightsError(f"{str(path)!r}: field {key!r} must be a {kinds[0].__name__} or null, got "
+                               f"{type(manifest[key]).__name__}; the manifest is damaged: retrain or restore it")
     return manifest
 
 
@@ -280,18 +289,3 @@ def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what
         msg = str(exc).splitlines()
         raise WeightsError(f"weights for {what} do not fit the model: {' '.join(msg[:3])[:400]}") from exc
 
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, bool)) or v is None:
-        return v
-    if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else None
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(i) for i in v]
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(i) for k, i in v.items()}
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, torch.Tensor) and v.numel() == 1:
-        return _jsonable(v.item())
-    return repr(v)
