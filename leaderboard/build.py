@@ -216,7 +216,8 @@ def slug(text: str) -> str:
 # ---------------------------------------------------------------- one protocol
 def _pick(measured: list[Measured], method: str) -> Measured | None:
     cands = [m for m in measured if m.result["method"] == method and len(measured_xy(m)[0]) > 0]
-    cands.sort(key=lambda m: (m.result.get("variant") is not None, m.key))
+    # a ranked result (whole test split) is a better anchor than a --limit run of the same method
+    cands.sort(key=lambda m: (not tbl.is_ranked(m.result)[0], m.result.get("variant") is not None, m.key))
     return cands[0] if cands else None
 
 
@@ -371,7 +372,7 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
             pts = sorted((p for p in m.result["points"] if p.get("psnr_min") is not None and p.get("psnr_max") is not None
                           and p["bpp"] > 0), key=lambda p: p["bpp"])
             if pts:
-                bands[f"{m.label} (measured)"] = ([p["bpp"] for p in pts], [p["psnr_min"] for p in pts],
+                bands[m.label] = ([p["bpp"] for p in pts], [p["psnr_min"] for p in pts],
                                                   [p["psnr_max"] for p in pts])
         for kind, suffix, title in (("psnr", "psnr", "PSNR vs rate"), ("msssim", "msssim", "MS-SSIM vs rate")):
             path = safe_path(out_dir, f"{file_stem(name)}_{suffix}.png")
@@ -528,6 +529,11 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
                                       ctx)
         lines += sec
         written += files
+    from .learning_curves import learning_curve_section  # learning-curve points at equal training (issue 14)
+
+    curves_md = learning_curve_section([m.result for m in measured], out_dir)
+    if curves_md:
+        lines += [curves_md, ""]
     if inputs.skipped:
         lines += ["## Skipped files", "", "These files were not used; fix them (`bench validate FILE` says what is wrong):", ""]
         lines += [f"- `{p}`: {why}" for p, why in inputs.skipped] + [""]

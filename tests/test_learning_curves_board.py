@@ -1,0 +1,64 @@
+"""The learning-curve section of the leaderboard: per steps and λ both codecs reached, the differences, the
+classical yardstick, w's share and the wrong-side probe, from result files only; the leaderboard includes it."""
+import copy
+import json
+
+import pytest
+
+from benchmark.ranking import is_ranked
+from benchmark.runner import RunSpec, run
+from leaderboard.learning_curves import learning_curve_section, rows
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lc")
+    _, jpeg = run(RunSpec(method="jpeg", dataset="middlebury_sample", out=out, progress=False, limit=1,
+                          method_options={"qualities": [5, 20, 50, 90]}))
+    made = [jpeg]
+    for method, scen, gain in (("balle2018", "separate", 0.0), ("ndic_balle2018", "decoder_side_info", 1.0)):
+        for steps, q in ((100, 1), (200, 2)):
+            r = copy.deepcopy(jpeg)
+            p = dict(r["points"][q], rate_point="lambda=0.0035")
+            p["psnr"] += gain
+            r.update(method=method, scenario=scen, points=[p], variant=f"steps{steps}",
+                     method_meta={**r["method_meta"], "name": method, "trainable": True},
+                     training={"budget": "quick", "steps": steps,
+                               "points": {"lambda=0.0035": {"final_train": {"bpp": 0.3, "bpp_w": 0.1}}}},
+                     learning_curve={"steps": steps, "options": {"steps": str(steps)}})
+            if method.startswith("ndic"):
+                r["learning_curve"]["side_probe"] = {"lambda=0.0035": {"loss_other_pair_db": 2.5, "loss_grey_db": 3.0}}
+            made.append(r)
+    return out, made
+
+
+def test_rows_compare_equal_steps(results):
+    _, rs = results
+    table = rows(rs)
+    assert [(r["method"], r["twin"], r["steps"]) for r in table] == [("ndic_balle2018", "balle2018", 100),
+                                                                     ("ndic_balle2018", "balle2018", 200)]
+    pp = table[0]["points"][0]
+    assert pp["d_psnr"] == pytest.approx(1.0) and pp["d_bpp"] == pytest.approx(0.0)
+    a, t = pp["vs"]["jpeg"]  # the point sits on jpeg's own curve: 0 for the twin, +1 dB with side information
+    assert a == pytest.approx(0.0, abs=1e-9) and t == pytest.approx(1.0)
+    assert table[0]["w_share"]["lambda=0.0035"] == pytest.approx(0.25)
+    assert table[0]["bd_rate"] is None and table[0]["why"] == "one λ"
+    assert not any(is_ranked(r)[0] for r in rs[1:])
+
+
+def test_section_and_leaderboard(results, tmp_path):
+    out, rs = results
+    md = learning_curve_section(rs, tmp_path)
+    assert "| 100 | 0.0035 |" in md and "| 200 | 0.0035 |" in md and "+1.00 dB" in md and "25.0%" in md
+    assert "+2.50 / +3.00 dB" in md
+    assert (tmp_path / "learning-curve-middlebury-sample_stereo.png").is_file()
+    assert learning_curve_section(rs[:1], tmp_path) == ""
+    from leaderboard.build import build
+
+    tree = tmp_path / "tree"
+    for r in rs[1:]:
+        (tree / f"{r['method']}.{r['variant']}.json").parent.mkdir(parents=True, exist_ok=True)
+        (tree / f"{r['method']}.{r['variant']}.json").write_text(json.dumps({**r, "per_image_csv": None}))
+    (tree / "jpeg.json").write_text(json.dumps({**rs[0], "per_image_csv": None}))
+    build([tree], tmp_path / "board")
+    assert "## Learning curves at equal training" in (tmp_path / "board" / "README.md").read_text()
