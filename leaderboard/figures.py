@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmark.ranking import is_ranked
+
 from .compare import RDCurve
 
 _MARKERS = ("v", "s", "^", "D", "P", "X", "<", ">")
@@ -66,10 +68,12 @@ def series_data(curves: Sequence[RDCurve], kind: str, colours: dict[str, str] | 
         if not pts:
             continue
         measured = c.origin == "measured"
-        label = c.label + (" (measured)" if measured else f" [{c.provenance}, {c.rate_type}]")
+        ranked = measured and c.result is not None and is_ranked(c.result)[0]
+        label = c.label + ((" (measured)" if ranked else " (measured, not ranked)") if measured
+                           else f" [{c.provenance}, {c.rate_type}]")
         marker = "o" if measured else (_MARKERS[sources.index(c.sources) % len(_MARKERS)] if c.sources
                                        else _RATE_MARKERS.get(c.rate_type, "."))
-        out.append({"label": label, "method": c.method, "measured": measured, "marker": marker,
+        out.append({"label": label, "name": c.label, "method": c.method, "measured": measured, "ranked": ranked, "marker": marker,
                     "colour": colours.get(family(c.method)) or assign_colours([[c.method]])[family(c.method)],
                     "x": [round(b, 8) for b, _ in pts], "y": [round(q, 6) for _, q in pts]})
     return out
@@ -96,8 +100,10 @@ def draw(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, pa
         try:
             for s in series:
                 if s["measured"]:
-                    ax.plot(s["x"], s["y"], "-o", color=s["colour"], label=s["label"], linewidth=2, markersize=5, zorder=3)
-                    band = (bands or {}).get(s["label"])
+                    ranked = s.get("ranked", True)  # unranked runs (partial, short training) drawn lighter
+                    ax.plot(s["x"], s["y"], "-o", color=s["colour"], label=s["label"], linewidth=2 if ranked else 1.2,
+                            markersize=5 if ranked else 3.5, alpha=1.0 if ranked else 0.6, zorder=3)
+                    band = (bands or {}).get(s["name"])
                     if band:
                         ax.fill_between(band[0], band[1], band[2], color=s["colour"], alpha=0.2, linewidth=0)
                 else:

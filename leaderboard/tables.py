@@ -133,7 +133,7 @@ def _bd_fields(prefix: str, anchor: RDCurve | None, curve: RDCurve, *, is_anchor
     out.update({f"{prefix}_bd_rate": p.bd_rate, f"{prefix}_bd_psnr": p.bd_quality,
                 f"{prefix}_bd_rate_msssim": m.bd_rate, f"{prefix}_bd_msssim_db": m.bd_quality,
                 f"{prefix}_bd_rate_with_degenerate": p.bd_rate_with_degenerate,
-                f"{prefix}_overlap": None if p.overlap_quality is None else round(p.overlap_quality, 3)})
+                f"{prefix}_overlap": None if p.overlap_quality is None else round(p.overlap_quality, 4)})
     flags = p.flags() or []
     if p.problem:
         flags.insert(0, p.problem)
