@@ -319,7 +319,8 @@ def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -
         if pub_anchor:
             cols += [("p_bd_rate", f"BD-rate vs {pa} (PSNR)"), ("p_bd_psnr", f"BD-PSNR vs {pa}"),
                      ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_flags", f"flags vs {pa}")]
-        cols += at + [("enc_ms", "enc ms/img"), ("dec_ms", "dec ms/img"), ("params", "params")]
+        cols += at + [("params", "params"), ("enc_kmac_px", "enc kMAC/px"), ("dec_kmac_px", "dec kMAC/px"),
+                      ("enc_ms", "enc ms/img"), ("dec_ms", "dec ms/img")]
         if table == "unranked":
             cols.insert(1, ("ranking", "why not ranked"))
         return cols
