@@ -78,3 +78,10 @@ def assert_same_bits(name: str, theirs_bits: float, ours_bits: float, rtol: floa
     rel = abs(theirs_bits - ours_bits) / max(abs(theirs_bits), 1e-12)
     assert math.isfinite(ours_bits) and rel <= rtol, f"{name}: {ours_bits:.6g} bits vs the authors' {theirs_bits:.6g} (rel {rel:.3g})"
     return rel
+
+
+def report(name: str, training: bool, dx: float, dy: float, theirs_x_bits: float, ours_x_bits: float, rel_w: float) -> None:
+    """One line of measured agreement (shown with ``pytest -s``; quoted in methods/ndic/README.md)."""
+    rel_x = abs(theirs_x_bits - ours_x_bits) / theirs_x_bits
+    print(f"\nparity {name} {'train' if training else 'eval'}: max|x_hat diff| {dx:.2e}, max|y_hat diff| {dy:.2e}, "
+          f"x bits {ours_x_bits:.1f} vs authors' {theirs_x_bits:.1f} (rel {rel_x:.1e}), w bits rel {rel_w:.1e}")

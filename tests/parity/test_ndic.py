@@ -11,7 +11,7 @@ import torch
 
 from methods.ndic import convert
 
-from .ndic_helpers import NUM_FILTERS, assert_same, assert_same_bits, bits, inputs, run_both, seed_authors_model
+from .ndic_helpers import NUM_FILTERS, assert_same, assert_same_bits, bits, inputs, report, run_both, seed_authors_model
 from .reference import reference_import
 
 
@@ -39,8 +39,7 @@ def test_same_function(pair, training):
     kind, theirs, ours = pair
     x, y = inputs(3)
     t, o = run_both(theirs, ours, x, y, training)
-    assert_same("x_hat", t[0], o["x_hat"])
-    assert_same("y_hat", t[1], o["y_hat"])
+    dx, dy = assert_same("x_hat", t[0], o["x_hat"]), assert_same("y_hat", t[1], o["y_hat"])
     if kind == "balle2018":
         x_lik, y_lik, z_lik, z_cor_lik, w_lik = t[2:]
         assert_same_bits("x latent", bits(x_lik), bits(o["likelihoods"]["y"]))
@@ -51,7 +50,9 @@ def test_same_function(pair, training):
         x_lik, y_lik, w_lik = t[2:]
         assert_same_bits("x latent", bits(x_lik), bits(o["likelihoods"]))
         assert_same_bits("side latent", bits(y_lik), bits(o["likelihoods_y"]))
-    assert_same_bits("common information w", bits(w_lik), bits(o["likelihoods_w"]))
+    rel_w = assert_same_bits("common information w", bits(w_lik), bits(o["likelihoods_w"]))
+    report(f"ndic {kind}", training, dx, dy, bits(t[2]) + (bits(t[4]) if kind == "balle2018" else 0.0),
+           bits(o["likelihoods"]), rel_w)
     # the test must be able to fail: x's latent is spread over many quantisation bins, so the rate is not trivial
     assert bits(o["likelihoods"]) > 1000
 

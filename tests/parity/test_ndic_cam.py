@@ -11,7 +11,8 @@ import torch
 
 from methods.ndic import convert
 
-from .ndic_helpers import NUM_FILTERS, PAPER_SIZE, assert_same, assert_same_bits, bits, inputs, run_both, seed_authors_model
+from .ndic_helpers import (NUM_FILTERS, PAPER_SIZE, assert_same, assert_same_bits, bits, inputs, report, run_both,
+                           seed_authors_model)
 from .reference import reference_import
 
 
@@ -38,11 +39,11 @@ def outputs(pair):
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_same_function(outputs, training):
     t, o = outputs[training]
-    assert_same("x_hat", t[0], o["x_hat"])
-    assert_same("y_hat", t[1], o["y_hat"])
+    dx, dy = assert_same("x_hat", t[0], o["x_hat"]), assert_same("y_hat", t[1], o["y_hat"])
     assert_same_bits("x latent", bits(t[2]), bits(o["likelihoods"]))
     assert_same_bits("side latent", bits(t[3]), bits(o["likelihoods_y"]))
-    assert_same_bits("common information w", bits(t[4]), bits(o["likelihoods_w"]))
+    rel_w = assert_same_bits("common information w", bits(t[4]), bits(o["likelihoods_w"]))
+    report("ndic_cam", training, dx, dy, bits(t[2]), bits(o["likelihoods"]), rel_w)
     assert bits(o["likelihoods"]) > 1000
 
 
