@@ -317,13 +317,16 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
             "fixed rates is interpolated in log-rate; — outside a curve's range. Coverage: test samples coded / in the "
             "split. Only results that need no training or were trained at the method's `paper` budget, on the whole "
             "test split, are ranked; every other result is listed apart.", ""]
-        mrows = tbl.measured_rows(info, measured, anchor, pub)
+        mrows = tbl.measured_rows(info, measured, anchor, pub, rank_all=bool(ctx.get("rank_all")))
         anchor_name = anchor.key if anchor else None
         ranked = [r for r in mrows if r["table"] == "ranked"]
         unranked = [r for r in mrows if r["table"] == "unranked"]
         lines += ["### Measured by this suite", ""]
         if ranked:
-            lines += [table("ranked", ranked, tbl.columns("ranked", info, anchor_name, pa_label)), ""]
+            cols = tbl.columns("ranked", info, anchor_name, pa_label)
+            if ctx.get("rank_all"):  # say on each row whether it would be ranked without --rank-all
+                cols.insert(1, ("ranking", "ranking"))
+            lines += [table("ranked", ranked, cols), ""]
         elif measured:
             lines += ["_No measured result here is ranked yet (see the next table for why)._", ""]
         else:
@@ -487,19 +490,21 @@ def compressai_exports(measured: list[Measured], out_dir: Path) -> list[Path]:
 
 def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | None = None,
           *, protocols: Sequence[str] | None = None, extra_published: Sequence[Path] = (),
-          figsize: Sequence[float] | None = None, axes: Sequence[float] | None = None) -> list[Path]:
+          figsize: Sequence[float] | None = None, axes: Sequence[float] | None = None,
+          rank_all: bool = False) -> list[Path]:
     """Write README.md, per-protocol PNGs, leaderboard.csv (one row per table row), points.csv (every point),
     figures.json (what each figure draws), index.html and compressai/*.json under `out_dir`.
 
     `results_dirs` are searched recursively for result files; `published_dirs` replace the package's
     `leaderboard/published` (None: the shipped curves), `extra_published` add curve files (published-curve or
-    CompressAI JSON) to them. `protocols` restricts the build to those names. `figsize` (w, h inches) and `axes`
+    CompressAI JSON) to them. `protocols` restricts the build to those names; `rank_all` ranks partial and
+    short-budget results too (each row still says why it would not be ranked). `figsize` (w, h inches) and `axes`
     (xmin, xmax, ymin, ymax) set every figure's size and limits. Returns the files written. Nothing written
     depends on the time or the machine, so a committed leaderboard can be compared with a rebuild."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = gather([Path(d) for d in results_dirs], published_dirs, extra_published)
-    ctx: dict[str, Any] = {"figsize": figsize, "axes": axes}
+    ctx: dict[str, Any] = {"figsize": figsize, "axes": axes, "rank_all": rank_all}
     names = sorted({m.protocol for m in inputs.measured} | {c.protocol for c in inputs.curves})
     if protocols:
         names = [n for n in names if n in set(protocols)] + sorted(set(protocols) - set(names))
@@ -591,9 +596,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder or file of curves ADDED to the shipped ones (repeatable)")
     ap.add_argument("--no-shipped-curves", action="store_true", help="leave the shipped published curves out")
     ap.add_argument("--protocol", action="append", default=None, help="build only this protocol (repeatable)")
+    ap.add_argument("--rank-all", action="store_true", help="rank partial and short-budget results too")
     args = ap.parse_args(argv)
     files = build(args.results, args.out, [] if args.no_shipped_curves else None, protocols=args.protocol,
-                  extra_published=args.published)
+                  extra_published=args.published, rank_all=args.rank_all)
     print(f"wrote {len(files)} files; open {args.out / 'README.md'} or {args.out / 'index.html'}")
     return 0
 

@@ -147,8 +147,9 @@ def _bd_fields(prefix: str, anchor: RDCurve | None, curve: RDCurve, *, is_anchor
     return out
 
 
-def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve]) -> list[dict[str, Any]]:
-    """One dict per measured result; `anchor_m` is the measured anchor (a build.Measured) or None."""
+def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve], rank_all: bool = False) -> list[dict[str, Any]]:
+    """One dict per measured result; `anchor_m` is the measured anchor (a build.Measured) or None. `rank_all`:
+    rank every result (the user asked), each still saying why it would not be ranked otherwise."""
     rows = []
     a_curve = curve_from_result(anchor_m.result, anchor_m.label) if anchor_m is not None else None
     a_images = per_image_rows(anchor_m.path, anchor_m.result) if anchor_m is not None else {}
@@ -156,6 +157,8 @@ def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve]) -> 
         r = m.result
         c = curve_from_result(r, m.label, str(m.path))
         ranked, why = is_ranked(r)
+        if rank_all and not ranked:
+            ranked, why = True, f"ranked on request (--rank-all); otherwise not: {why}"
         row: dict[str, Any] = {
             "id": row_id(info.name, "measured", m.key), "protocol": info.name,
             "table": "ranked" if ranked else "unranked", "label": m.label, "method": r["method"],

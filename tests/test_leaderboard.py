@@ -213,3 +213,24 @@ def test_gaussian_section_hook_is_used(tmp_path, monkeypatch):
     build([d], out, [tmp_path / "none"])
     md = (out / "README.md").read_text()
     assert seen == {"n": 1} and "custom gaussian markdown" in section(md, "gaussian/wz")
+
+
+def test_partial_run_is_listed_apart_unless_rank_all(tmp_path):
+    d = tmp_path / "res"
+    write_json(d / "jpeg.json", make_result("jpeg", ANCHOR))
+    short = make_result("webp", BETTER)
+    short["coverage"] = {"samples": 1, "split_samples": 4, "limit": 1, "skipped": 0, "complete": False}
+    write_json(d / "webp.json", short)
+    for rank_all in (False, True):
+        out = tmp_path / f"out{rank_all}"
+        build([d], out, [tmp_path / "none"], rank_all=rank_all)
+        sec = section((out / "README.md").read_text(), PROTO)
+        ranked = {r["method"] for r in table_rows(sec, "### Measured by this suite")}
+        if rank_all:
+            assert ranked == {"jpeg", "webp"}
+            row = _row(table_rows(sec, "### Measured by this suite"), "webp")
+            assert row["ranking"].startswith("ranked on request") and "--limit 1" in row["ranking"]
+        else:
+            assert ranked == {"jpeg"}
+            row = _row(table_rows(sec, "### Measured, not ranked (pipeline checks, learning-curve points, partial runs)"), "webp")
+            assert row["coverage"] == "1/4 (--limit 1)" and "--limit 1" in row["why not ranked"]
