@@ -97,7 +97,7 @@ def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[Widths, int, dic
 def from_authors(sd: Mapping[str, torch.Tensor]) -> DRASIC:
     """Our `DRASIC` (distributed: M encoders, one decoder) computing the authors' function, in eval mode."""
     widths, n, ours = convert_state_dict(sd)
-    model = DRASIC(widths, n, 1)
+    model = DRASIC(widths, n, 1).to(next(iter(ours.values())).dtype)  # the dtype of the authors' tensors
     own = model.state_dict()
     for k, v in ours.items():
         if own[k].shape != v.shape:

@@ -41,7 +41,7 @@ from baselines.balle import pad_to  # edge-replicate to the stride (bottom/right
 
 from . import configs
 from .configs import Arch
-from .model import MODES, ConditionalVQVAE
+from .model import MODES, ConditionalVQVAE, build_vqvae
 from .prior import CausalTransformerPrior, decode_indices, encode_indices, ideal_bits, to_float64
 
 ARCHITECTURE = "neural-dsc-cvqvae+transformer-prior"
@@ -243,9 +243,10 @@ class NeuralDSC(LearnedCodec):
         self.models, self._p64 = {}, {}
         for i, b in enumerate(self.bits):
             torch.manual_seed(seed * 1009 + i)  # deterministic initialisation per rate point
-            vq = ConditionalVQVAE(self.mode, b, arch.down, arch.ch, arch.n_res, arch.emb_dim,
-                                  data_init=self.data_init, dead_threshold=self.dead_threshold).eval()
-            prior = CausalTransformerPrior(2**b, arch.prior_dim, arch.prior_layers, arch.prior_heads, arch.prior_dropout).eval()
+            vq = build_vqvae(arch.family, self.mode, b, arch.down, arch.ch, arch.n_res, arch.emb_dim,
+                             data_init=self.data_init, dead_threshold=self.dead_threshold).eval()
+            prior = CausalTransformerPrior(2**b, arch.prior_dim, arch.prior_layers, arch.prior_heads, arch.prior_dropout,
+                                           style=arch.prior_style).eval()
             self.models[point_name(b)] = (vq, prior)
 
     def _require_models(self) -> None:

@@ -24,6 +24,8 @@ class Arch:
     prior_layers: int = 2
     prior_heads: int = 4
     prior_dropout: float = 0.1
+    family: str = "bench"  # VQ-VAE: ours ("bench") or the authors' KITTI layout ("authors-<2x|4x|8x|big>", model.py)
+    prior_style: str = "bench"  # prior: ours (pre-norm, 2-D positions) or the authors' ("authors", prior.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +49,11 @@ KITTI_ARCHS = {
     "8x": Arch(down=8, ch=48, n_res=4),  # 16x32 latents at 128x256
     "4x": Arch(down=4, ch=64, n_res=4),  # 32x64 (n_res: ours; the notes give it for the 8x model only)
     "2x": Arch(down=2, ch=64, n_res=4),  # 64x128
+    # The authors' architectures (their code, converted weights: convert.py); widths and prior sizes of their
+    # KITTI run script: big2 (= "big") for the 8x models, 4 prior blocks x 4 heads; 4x: 4 x 4; 2x: 2 x 2.
+    "authors-8x": Arch(down=8, ch=48, n_res=4, prior_layers=4, prior_heads=4, family="authors-big", prior_style="authors"),
+    "authors-4x": Arch(down=4, ch=64, n_res=4, prior_layers=4, prior_heads=4, family="authors-4x", prior_style="authors"),
+    "authors-2x": Arch(down=2, ch=64, n_res=4, prior_layers=2, prior_heads=2, family="authors-2x", prior_style="authors"),
 }
 # CelebA-HQ architecture: not recorded in the notes; ours = the KITTI 4x model (x is 128x256 as on KITTI).
 CELEBA_ARCHS = {"4x": KITTI_ARCHS["4x"], "8x": KITTI_ARCHS["8x"], "2x": KITTI_ARCHS["2x"]}
@@ -55,6 +62,7 @@ PAPER_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 # The codebook sizes of the authors' published KITTI models (their run script; see the published curves):
 # 8x at 1, 2, 3 and 8 bits, 4x at 3, 4 and 6 bits, 2x at 3 and 4 bits.
 KITTI_PAPER_BITS = {"8x": (1, 2, 3, 8), "4x": (3, 4, 6), "2x": (3, 4)}
+KITTI_PAPER_BITS |= {f"authors-{k}": v for k, v in KITTI_PAPER_BITS.items()}
 
 _SMOKE_NARROW = {"ch": 16, "n_res": 1, "emb_dim": 32, "prior_dim": 32, "prior_layers": 1, "prior_heads": 2}
 _QUICK_NARROW = {"ch": 32, "n_res": 2, "emb_dim": 64, "prior_dim": 64, "prior_layers": 2, "prior_heads": 4}

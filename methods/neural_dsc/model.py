@@ -32,12 +32,13 @@ MODES = ("distributed", "joint", "separate")
 
 
 class ResBlock(nn.Module):
-    """``h + Conv1x1(GELU(Conv3x3(GELU(h))))``."""
+    """``h + Conv1x1(GELU(Conv3x3(GELU(h))))`` (the 3x3 conv maps to ``mid`` channels, default ``ch``)."""
 
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, mid: int | None = None):
         super().__init__()
-        self.conv3 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.conv1 = nn.Conv2d(ch, ch, 1)
+        mid = mid or ch
+        self.conv3 = nn.Conv2d(ch, mid, 3, padding=1)
+        self.conv1 = nn.Conv2d(mid, ch, 1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.conv1(F.gelu(self.conv3(F.gelu(h))))
@@ -115,10 +116,11 @@ class EMAVectorQuantizer(nn.Module):
     from torch's global RNG, which the shared trainer seeds per step (deterministic resume)."""
 
     def __init__(self, K: int, dim: int, decay: float = 0.99, eps: float = 1e-5, data_init: bool = True,
-                 dead_threshold: float = 1.0):
+                 dead_threshold: float = 1.0, requantize: bool = True):
         super().__init__()
         self.K, self.dim, self.decay, self.eps = K, dim, decay, eps
         self.data_init, self.dead_threshold = data_init, dead_threshold
+        self.requantize = requantize  # training: quantise again with the updated codebook (False: the authors')
         embed = torch.randn(K, dim) * 0.1
         self.register_buffer("embed", embed)
         self.register_buffer("cluster_size", torch.ones(K))
@@ -171,9 +173,13 @@ class EMAVectorQuantizer(nn.Module):
         """(straight-through quantised z, indices, commitment loss ||z - sg(z_q)||^2)."""
         idx = self.indices(z)
         if self.training:
+            zq = self.lookup(idx)  # the codebook before the update (kept when not re-quantising)
             self._ema_update(self._flat(z.detach()), idx.reshape(-1))
-            idx = self.indices(z)
-        zq = self.lookup(idx)
+            if self.requantize:
+                idx = self.indices(z)
+                zq = self.lookup(idx)
+        else:
+            zq = self.lookup(idx)
         commit = F.mse_loss(z, zq.detach())
         return z + (zq - z).detach(), idx, commit
 
@@ -185,24 +191,17 @@ class VQOutput:
     commitment: torch.Tensor
 
 
-class ConditionalVQVAE(nn.Module):
-    """Encoder -> EMA VQ (K = 2**bits codes of size emb_dim) -> decoder conditioned on the side view."""
+class ModeVQVAE(nn.Module):
+    """What every VQ-VAE of the three modes shares: which path sees the side view, coding by indices."""
 
-    def __init__(self, mode: str, bits: int, down: int = 8, ch: int = 48, n_res: int = 4, emb_dim: int = 64,
-                 data_init: bool = True, dead_threshold: float = 1.0):
+    def __init__(self, mode: str, bits: int):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not 1 <= bits <= 16:
             raise ValueError(f"codebook bits must be in 1..16, got {bits}")
-        self.mode, self.bits, self.down, self.ch = mode, bits, down, ch
-        self.encoder = Encoder(ch, down, n_res)
-        self.cond = CondNet(ch, down, n_res) if mode != "separate" else None
-        self.pre_vq = nn.Conv2d(2 * ch, emb_dim, 1)
-        self.vq = EMAVectorQuantizer(2**bits, emb_dim, data_init=data_init, dead_threshold=dead_threshold)
-        self.decoder = Decoder(emb_dim + ch, ch, down, n_res)
+        self.mode, self.bits = mode, bits
 
-    # which side each path sees
     @property
     def encoder_uses_side(self) -> bool:
         return self.mode == "joint"
@@ -210,6 +209,26 @@ class ConditionalVQVAE(nn.Module):
     @property
     def decoder_uses_side(self) -> bool:
         return self.mode in ("joint", "distributed")
+
+    def encode_indices(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        return self.vq.indices(self.encode(x, side))
+
+    def decode_indices(self, idx: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.vq.lookup(idx), side)
+
+
+class ConditionalVQVAE(ModeVQVAE):
+    """Encoder -> EMA VQ (K = 2**bits codes of size emb_dim) -> decoder conditioned on the side view."""
+
+    def __init__(self, mode: str, bits: int, down: int = 8, ch: int = 48, n_res: int = 4, emb_dim: int = 64,
+                 data_init: bool = True, dead_threshold: float = 1.0):
+        super().__init__(mode, bits)
+        self.down, self.ch = down, ch
+        self.encoder = Encoder(ch, down, n_res)
+        self.cond = CondNet(ch, down, n_res) if mode != "separate" else None
+        self.pre_vq = nn.Conv2d(2 * ch, emb_dim, 1)
+        self.vq = EMAVectorQuantizer(2**bits, emb_dim, data_init=data_init, dead_threshold=dead_threshold)
+        self.decoder = Decoder(emb_dim + ch, ch, down, n_res)
 
     def _cond(self, side: torch.Tensor | None, like: torch.Tensor, use: bool) -> torch.Tensor:
         if not use:
@@ -226,17 +245,11 @@ class ConditionalVQVAE(nn.Module):
             cond = self._cond(side, h, self.encoder_uses_side)
         return self.pre_vq(torch.cat([h, cond], 1))
 
-    def encode_indices(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
-        return self.vq.indices(self.encode(x, side))
-
     def decode(self, zq: torch.Tensor, side: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Image in [0, 1] from quantised latents; side is used in joint and distributed modes."""
         if cond is None or not self.decoder_uses_side:
             cond = self._cond(side, zq, self.decoder_uses_side)
         return self.decoder(torch.cat([zq, cond], 1)) + 0.5
-
-    def decode_indices(self, idx: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.vq.lookup(idx), side)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> VQOutput:
         # joint mode: the side features are computed once and shared by encoder and decoder
@@ -244,3 +257,141 @@ class ConditionalVQVAE(nn.Module):
         ze = self.encode(x, side, cond)
         zq, idx, commit = self.vq(ze)
         return VQOutput(self.decode(zq, side, cond), idx, commit)
+
+
+# ---------------------------------------------------------------- the authors' KITTI architectures
+# Channel layouts, in multiples of ch, of the authors' files code/arch/vqvae_kitti_stereo_{2x,4x,8x,big}.py
+# (big2 is big under another class name; the paper's 8x KITTI models were trained with it):
+#   enc   the encoder: stem width, then the output of each stride-2 conv (the last one feeds the 1x1 projection)
+#   side  the decoder's SI tower: first 3x3 conv, then the output of each stride-2 conv (the last = dec[0] / 2)
+#   dec   the concatenated decoder input, then the output of each transposed conv (the last feeds the 3x3 out conv)
+AUTHORS_LAYOUTS = {
+    "2x": {"enc": (1, 2), "side": (1, 4), "dec": (8, 2)},
+    "4x": {"enc": (1, 2, 4), "side": (1, 2, 4), "dec": (8, 4, 2)},
+    "8x": {"enc": (1, 2, 4, 8), "side": (1, 2, 4, 4), "dec": (8, 4, 2, 1)},
+    "big": {"enc": (1, 2, 4, 4), "side": (2, 2, 2, 2), "dec": (4, 2, 2, 2)},
+}
+
+
+class ResStack(nn.Module):
+    """``n`` residual layers ``h + Conv1x1(GELU(Conv3x3(GELU(h))))`` (the authors' ``ResidualBlock``)."""
+
+    def __init__(self, ch: int, n: int, mid: int):
+        super().__init__()
+        self.layers = nn.ModuleList(ResBlock(ch, mid) for _ in range(n))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            h = layer(h)
+        return h
+
+
+class AuthorsEncoder(nn.Module):
+    """3x3 stems of x and (joint mode) of the SI features, ch/2 each, concatenated (zeros stand in for the side
+    half otherwise); then per stage a residual stack and a 4x4 stride-2 conv."""
+
+    def __init__(self, ch: int, enc: tuple[int, ...], n_res: int, uses_side: bool, in_ch: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(in_ch, ch // 2, 3, padding=1)
+        self.side_stem = nn.Conv2d(ch, ch // 2, 3, padding=1) if uses_side else None
+        self.res = nn.ModuleList(ResStack(a * ch, n_res, ch) for a in enc[:-1])
+        self.down = nn.ModuleList(nn.Conv2d(a * ch, b * ch, 4, stride=2, padding=1) for a, b in zip(enc, enc[1:]))
+
+    def forward(self, x: torch.Tensor, si: torch.Tensor | None) -> torch.Tensor:
+        h = self.stem(x)
+        c = self.side_stem(si) if self.side_stem is not None else torch.zeros_like(h)
+        h = torch.cat([h, c], 1)
+        for res, down in zip(self.res, self.down):
+            h = down(res(h))
+        return h
+
+
+class AuthorsDecoder(nn.Module):
+    """3x3 conv of the code vectors, concatenated with the SI tower's features (zeros in separate mode);
+    transposed stride-2 convs each followed by a residual stack; 3x3 conv to the image; sigmoid - 0.5. The SI
+    tower mirrors the encoder: 3x3 conv, then per stage a residual stack and a stride-2 conv."""
+
+    def __init__(self, emb_dim: int, ch: int, side: tuple[int, ...], dec: tuple[int, ...], n_res: int, uses_side: bool,
+                 out_ch: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(emb_dim, dec[0] // 2 * ch, 3, padding=1)
+        if uses_side:
+            tower: list[nn.Module] = [nn.Conv2d(ch, side[0] * ch, 3, padding=1)]
+            for a, b in zip(side, side[1:]):
+                tower += [ResStack(a * ch, n_res, ch), nn.Conv2d(a * ch, b * ch, 4, stride=2, padding=1)]
+            self.side = nn.Sequential(*tower)
+        else:
+            self.side = None
+        self.up = nn.ModuleList(nn.ConvTranspose2d(a * ch, b * ch, 4, stride=2, padding=1) for a, b in zip(dec, dec[1:]))
+        self.res = nn.ModuleList(ResStack(b * ch, n_res, ch) for b in dec[1:])
+        self.out = nn.Conv2d(dec[-1] * ch, out_ch, 3, padding=1)
+
+    def forward(self, zq: torch.Tensor, si: torch.Tensor | None) -> torch.Tensor:
+        h = self.stem(zq)
+        c = self.side(si) if self.side is not None else torch.zeros_like(h)
+        h = torch.cat([h, c], 1)
+        for up, res in zip(self.up, self.res):
+            h = res(up(h))
+        return torch.sigmoid(self.out(h)) - 0.5
+
+
+class AuthorsVQVAE(ModeVQVAE):
+    """The authors' KITTI stereo VQ-VAE (``layout`` names their file, see AUTHORS_LAYOUTS; one latent channel),
+    with the interface of `ConditionalVQVAE` (images in [0, 1]; x_hat in [0, 1]).
+
+    A full-resolution SI net (3x3 conv to ch + residual stack) is computed once from the side view and feeds the
+    encoder's side stem (joint) and the decoder's SI tower (joint, distributed). The latent is a 1x1 projection
+    of the encoder's features to ``emb_dim``. The codebook keeps the authors' EMA update (no re-quantisation
+    after it); ``data_init`` and ``dead_threshold`` are ours (off by default here)."""
+
+    def __init__(self, mode: str, bits: int, layout: str = "big", ch: int = 48, n_res: int = 4, emb_dim: int = 64,
+                 data_init: bool = False, dead_threshold: float = 0.0, decay: float = 0.99):
+        super().__init__(mode, bits)
+        if layout not in AUTHORS_LAYOUTS or ch % 2:
+            raise ValueError(f"the authors' layouts are {', '.join(AUTHORS_LAYOUTS)} with an even width; got {layout!r}, ch={ch}")
+        spec = AUTHORS_LAYOUTS[layout]
+        self.layout, self.ch = layout, ch
+        self.down = 2 ** (len(spec["enc"]) - 1)
+        self.si = nn.Sequential(nn.Conv2d(3, ch, 3, padding=1), ResStack(ch, n_res, ch)) if mode != "separate" else None
+        self.encoder = AuthorsEncoder(ch, spec["enc"], n_res, uses_side=mode == "joint")
+        self.pre_vq = nn.Conv2d(spec["enc"][-1] * ch, emb_dim, 1)
+        self.vq = EMAVectorQuantizer(2**bits, emb_dim, decay=decay, data_init=data_init, dead_threshold=dead_threshold,
+                                     requantize=False)
+        self.decoder = AuthorsDecoder(emb_dim, ch, spec["side"], spec["dec"], n_res, uses_side=mode != "separate")
+
+    def _si(self, side: torch.Tensor | None, use: bool) -> torch.Tensor | None:
+        if not use:
+            return None
+        if side is None:
+            raise ValueError(f"mode {self.mode!r} needs the side view here; none was given")
+        return self.si(side - 0.5)
+
+    def encode(self, x: torch.Tensor, side: torch.Tensor | None = None, si: torch.Tensor | None = None) -> torch.Tensor:
+        if si is None:
+            si = self._si(side, self.encoder_uses_side)
+        return self.pre_vq(self.encoder(x - 0.5, si if self.encoder_uses_side else None))
+
+    def decode(self, zq: torch.Tensor, side: torch.Tensor | None = None, si: torch.Tensor | None = None) -> torch.Tensor:
+        if si is None:
+            si = self._si(side, self.decoder_uses_side)
+        return self.decoder(zq, si if self.decoder_uses_side else None) + 0.5
+
+    def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> VQOutput:
+        si = self._si(side, self.decoder_uses_side)  # computed once, shared by encoder (joint) and decoder
+        ze = self.encode(x, side, si)
+        zq, idx, commit = self.vq(ze)
+        return VQOutput(self.decode(zq, side, si), idx, commit)
+
+
+def build_vqvae(family: str, mode: str, bits: int, down: int, ch: int, n_res: int, emb_dim: int,
+                data_init: bool = True, dead_threshold: float = 1.0) -> nn.Module:
+    """Our conditional VQ-VAE (``family="bench"``) or one of the authors' KITTI layouts (``"authors-<layout>"``)."""
+    if family.startswith("authors-"):
+        model = AuthorsVQVAE(mode, bits, family[len("authors-"):], ch, n_res, emb_dim, data_init=data_init,
+                             dead_threshold=dead_threshold)
+        if model.down != down:
+            raise ValueError(f"the authors' layout {family!r} downsamples by {model.down}, not {down}")
+        return model
+    if family != "bench":
+        raise ValueError(f"VQ-VAE family must be 'bench' or 'authors-<layout>', got {family!r}")
+    return ConditionalVQVAE(mode, bits, down, ch, n_res, emb_dim, data_init=data_init, dead_threshold=dead_threshold)

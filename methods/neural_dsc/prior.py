@@ -14,6 +14,10 @@ cache, single-threaded), fed the same previous symbols, so p_t is bit-identical 
 then quantises each p_t to its fixed-point table with exact integer arithmetic. The batched pass
 (``CausalTransformerPrior.forward``) is used for training and for the ideal code length only.
 
+``style="authors"``: the prior of the authors' code (``code/arch/latent_transformer.py``) instead: post-norm
+blocks (LayerNorm after each residual sum), no final LayerNorm, and a 1-D sinusoidal encoding of the raster
+position t (sin on even, cos on odd channels); convert.py maps its weights onto this class.
+
 Tail trimming: constriction emits 32-bit words, so its last word carries up to ~30 unneeded bits. The
 words are serialised big-endian and the encoder replaces the last word by the shortest prefix (1-3 bytes,
 rounded down or up) that still decodes to exactly the same symbols (checked by decoding); the decoder pads
@@ -29,6 +33,28 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def sinusoid_1d(length: int, dim: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """(length, dim) encoding of the raster position t as in "Attention is all you need": channel 2i holds
+    sin(t / 10000^(2i/dim)), channel 2i+1 the cosine (the authors' prior)."""
+    t = torch.arange(length, dtype=dtype, device=device)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=dtype, device=device) * -(math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim, dtype=dtype, device=device)
+    pe[:, 0::2] = torch.sin(t * div)
+    pe[:, 1::2] = torch.cos(t * div)[:, : dim // 2]
+    return pe
+
+
+def positions(style: str, h: int, w: int, dim: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """The position encoding of a style; the authors' is computed in float32 as their buffer is (the float32
+    sines of large positions differ from exact ones by up to ~3e-5), then cast."""
+    if style == "authors":
+        return sinusoid_1d(h * w, dim, torch.float32, device).to(dtype)
+    return sinusoid_2d(h, w, dim, dtype, device)
+
+
+STYLES = ("bench", "authors")
 
 
 def sinusoid_2d(h: int, w: int, dim: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -50,11 +76,13 @@ def sinusoid_2d(h: int, w: int, dim: int, dtype: torch.dtype = torch.float32, de
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float, mlp_ratio: int = 4):
+    """Pre-norm (ours) or post-norm (``post_norm``, the authors') self-attention + GELU MLP block."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, mlp_ratio: int = 4, post_norm: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"prior dim {dim} is not divisible by {heads} heads")
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.post_norm = heads, dropout, post_norm
         self.ln1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -64,33 +92,42 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, L, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(n, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x if self.post_norm else self.ln1(x)).view(n, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(n, L, d)))
+        a = self.drop(self.proj(a.transpose(1, 2).reshape(n, L, d)))
+        if self.post_norm:
+            x = self.ln1(x + a)
+            return self.ln2(x + self.drop(self.mlp(x)))
+        x = x + a
         return x + self.drop(self.mlp(self.ln2(x)))
 
     def step(self, x: torch.Tensor, t: int, kbuf: torch.Tensor, vbuf: torch.Tensor) -> torch.Tensor:
         """One position (x: (1, dim)) with the cache buffers (heads, L, dh) filled up to t-1."""
         d = x.shape[-1]
         dh = d // self.heads
-        q, k, v = self.qkv(self.ln1(x)).view(3, self.heads, dh).unbind(0)
+        q, k, v = self.qkv(x if self.post_norm else self.ln1(x)).view(3, self.heads, dh).unbind(0)
         kbuf[:, t] = k
         vbuf[:, t] = v
         att = torch.softmax((kbuf[:, : t + 1] @ q[:, :, None])[:, :, 0] / math.sqrt(dh), dim=-1)  # (heads, t+1)
-        a = (att[:, None, :] @ vbuf[:, : t + 1])[:, 0, :].reshape(1, d)
-        x = x + self.proj(a)
+        a = self.proj((att[:, None, :] @ vbuf[:, : t + 1])[:, 0, :].reshape(1, d))
+        if self.post_norm:
+            x = self.ln1(x + a)
+            return self.ln2(x + self.mlp(x))
+        x = x + a
         return x + self.mlp(self.ln2(x))
 
 
 class CausalTransformerPrior(nn.Module):
     """p(i_t | i_<t) over K codebook indices in raster order."""
 
-    def __init__(self, K: int, dim: int = 128, layers: int = 2, heads: int = 4, dropout: float = 0.1):
+    def __init__(self, K: int, dim: int = 128, layers: int = 2, heads: int = 4, dropout: float = 0.1, style: str = "bench"):
         super().__init__()
-        self.K, self.dim = K, dim
+        if style not in STYLES:
+            raise ValueError(f"prior style must be one of {STYLES}, got {style!r}")
+        self.K, self.dim, self.style = K, dim, style
         self.tok = nn.Embedding(K + 1, dim)  # index K = begin token
-        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout, post_norm=style == "authors") for _ in range(layers))
+        self.ln_f = nn.LayerNorm(dim) if style == "bench" else nn.Identity()
         self.head = nn.Linear(dim, K)
         self.drop = nn.Dropout(dropout)
 
@@ -99,7 +136,7 @@ class CausalTransformerPrior(nn.Module):
         n, L = idx.shape
         bos = torch.full((n, 1), self.K, dtype=idx.dtype, device=idx.device)
         inp = torch.cat([bos, idx[:, :-1]], 1)
-        pe = sinusoid_2d(h, w, self.dim, self.tok.weight.dtype, idx.device)
+        pe = positions(self.style, h, w, self.dim, self.tok.weight.dtype, idx.device)
         x = self.drop(self.tok(inp) + pe[None])
         for b in self.blocks:
             x = b(x)
@@ -120,7 +157,7 @@ class Stepper:
     def __init__(self, prior64: CausalTransformerPrior, h: int, w: int):
         self.p, self.h, self.w, self.t = prior64, h, w, 0
         L = h * w
-        self.pe = sinusoid_2d(h, w, prior64.dim, torch.float64)
+        self.pe = positions(prior64.style, h, w, prior64.dim, torch.float64)
         self.kv = [tuple(torch.zeros(b.heads, L, prior64.dim // b.heads, dtype=torch.float64) for _ in range(2))
                    for b in prior64.blocks]
 
