@@ -100,7 +100,8 @@ class ScalarSWCodec(Codec):
             raise ConfigError("scalar_sw decodes with the side information y (side=...)")
         y = side.reshape(-1).double().numpy()
         if y.size != q.size:
-            raise ConfigError(f"side information has {y.size} samples, the stream codes {q.size}")
+            raise BitstreamError(f"scalar_sw: the bitstream codes {q.size} samples but the side information has {y.size}; "
+                                 "the bitstream is corrupt or belongs to other data")
         xh = mmse_reconstruct(q, y, delta, self.sigma2, self.offset)
         return torch.from_numpy(xh.astype(np.float32)).reshape(shape)
 
