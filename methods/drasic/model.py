@@ -53,6 +53,8 @@ class Widths:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["dec_hidden"] = list(self.dec_hidden)
+        if not d["authors"]:  # recorded only when set (older weights and run folders unchanged)
+            del d["authors"]
         return d
 
     @classmethod

@@ -28,7 +28,11 @@ class Arch:
     prior_style: str = "bench"  # prior: ours (pre-norm, 2-D positions) or the authors' ("authors", prior.py)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k in ("family", "prior_style"):  # recorded only when not ours (older weights and run folders unchanged)
+            if d[k] == "bench":
+                del d[k]
+        return d
 
 
 @dataclass(frozen=True)
