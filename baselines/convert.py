@@ -50,11 +50,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError and friends: the file holds Python objects beyond tensors
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f"it references {found.group(1)}" if found else f"{type(exc).__name__}"
         raise WeightsError(
             f"checkpoint {path} cannot be read with torch.load(weights_only=True): it holds Python objects other "
-            f"than tensors and plain containers, and the suite never unpickles them ({type(exc).__name__}: {first}). "
-            f"Re-save it as a plain state dict where you trust it: torch.save(model.state_dict(), 'plain.pt')") from exc
+            f"than tensors and plain containers ({what}), and the suite never unpickles them. Re-save it as a "
+            f"plain state dict where you trust it: torch.save(model.state_dict(), 'plain.pt')") from exc
     if not isinstance(obj, Mapping):
         raise WeightsError(f"checkpoint {path} holds a {type(obj).__name__}, expected a state dict (a mapping of tensors)")
     return dict(obj)
