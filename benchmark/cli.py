@@ -17,6 +17,9 @@ from .errors import BenchError
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Benchmark suite for learned distributed image compression.")
 datasets_app = typer.Typer(help="Inspect local dataset copies.")
 app.add_typer(datasets_app, name="datasets")
+from .sweep_cli import sweep_app  # noqa: E402
+
+app.add_typer(sweep_app, name="sweep")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -254,10 +257,17 @@ def train(
     direction: Optional[str] = typer.Option(None, "--direction"),
     option: Optional[List[str]] = typer.Option(None, "--option"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+    devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel (torchrun; one per GPU)"),
+    log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines (batch jobs)"),
 ) -> None:
     """Train a learned method and save its weights (safetensors + manifest) under <out>/<protocol>/weights/."""
+    from . import distributed
     from .runner import RunSpec, train_only
 
+    _progress_settings(False, log_every)
+    if devices > 1 and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(code=distributed.relaunch(devices, sys.argv[1:]))
+    distributed.init_from_env(device)
     spec = RunSpec(method=method, dataset=dataset, root=root, protocol=protocol, out=out, budget=budget, device=device,
                    seed=seed, retrain=True, method_options=_parse_kv(option, "--option"),
                    dataset_options=_dataset_options(sources, direction, False, dataset_option, None))
@@ -265,6 +275,8 @@ def train(
         path, info = train_only(spec, console=console)
     except BenchError as exc:
         _fail(exc)
+        return
+    if not distributed.is_main():
         return
     console.print(f"weights in [bold]{path}[/]; evaluate with `bench run --method {method} --dataset {dataset} --weights {path}`")
 
@@ -309,11 +321,13 @@ def leaderboard_cmd(
     protocol: Optional[List[str]] = typer.Option(None, "--protocol", help="only this protocol (repeatable)"),
     figsize: Optional[Tuple[float, float]] = typer.Option(None, "--figsize", help="figure width and height in inches"),
     axes: Optional[Tuple[float, float, float, float]] = typer.Option(None, "--axes", help="xmin xmax ymin ymax of every figure"),
+    rank_all: bool = typer.Option(False, "--rank-all", help="rank partial (--limit) and short-budget results too; "
+                                  "each row still says why it would not be ranked"),
 ) -> None:
     """Regenerate the leaderboard (tables, BD-rate, plots, published curves) from result files."""
     try:
         _build_leaderboard(list(results), out or results[0] / "leaderboard", extra_published=list(published or []),
-                           protocols=protocol or None, figsize=figsize, axes=axes)
+                           protocols=protocol or None, figsize=figsize, axes=axes, rank_all=rank_all)
     except BenchError as exc:
         _fail(exc)
 
