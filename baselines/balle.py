@@ -148,6 +148,10 @@ class RDCodec(LearnedCodec):
         self._opt_N, self._opt_M = _opt_int(N, "N"), _opt_int(M, "M")
         self.metric = metric
         self._train_overrides = {k: options[k] for k in _TRAIN_OPTIONS if k in options}
+        crop = self._train_overrides.get("crop")  # checked here, not deep inside compressai's tensor ops
+        if crop is not None and (not str(crop).isdigit() or int(crop) < self.stride or int(crop) % self.stride):
+            raise ConfigError(f"{self.meta.name}: crop={crop!r} must be a positive multiple of the model's stride "
+                              f"{self.stride} (e.g. {self.stride * max(1, -(-256 // self.stride))})")
         ws = self._train_overrides.pop("warm_start", None)
         self._warm_start = None if ws is None else (ws.lower() in ("1", "true", "yes") if isinstance(ws, str) else bool(ws))
         self.lambdas: tuple[float, ...] = self._opt_lambdas or COMPRESSAI_LAMBDAS
@@ -378,8 +382,15 @@ class RDCodec(LearnedCodec):
             raise BitstreamError(f"{self.meta.name}: implausible image shape {c.shape} in the bitstream header")
         if len(c.streams) != self.n_streams:
             raise BitstreamError(f"{self.meta.name}: bitstream has {len(c.streams)} streams, expected {self.n_streams}")
+        for i, s in enumerate(c.streams):  # CompressAI's rANS writes 32-bit words and flushes a 64-bit state
+            if len(s) < 8 or len(s) % 4:
+                raise BitstreamError(f"{self.meta.name}: stream {i} has {len(s)} bytes; an rANS stream is a whole number "
+                                     "of 32-bit words, at least 8 bytes (corrupt or truncated bitstream)")
         _, h, w = c.shape
         hp, wp = h + (-h) % self.stride, w + (-w) % self.stride
+        if side is not None and tuple(side.shape) != tuple(c.shape):  # a header that does not match the side view
+            raise BitstreamError(f"{self.meta.name}: the bitstream header announces an image of shape {c.shape} "
+                                 f"but the side view is {tuple(side.shape)}; the bitstream is corrupt or belongs to another image")
         sp = self._side(side, tuple(c.shape), "decoder") if self.uses_side_at_decoder() else None
         try:
             with torch.no_grad():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import time
@@ -21,10 +22,12 @@ from . import metrics
 from .codec import Codec, LearnedCodec, Scenario
 from .container import Container
 from .environment import environment
-from .errors import BenchError, ConfigError, DatasetError, WeightsError
+from .errors import BenchError, ConfigError, DatasetError, OutputError, SkippedSample, WeightsError
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
 from .ranking import coverage_record
+from .limits import pixel_limit
+from .safenames import name_problem
 from .results import SCHEMA_VERSION, atomic_write_text, validate_result, write_json, _finite_or_null
 
 BUDGETS = ("smoke", "quick", "paper")
@@ -51,6 +54,7 @@ class RunSpec:
     method_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    max_pixels: int | None = None  # image/bitstream pixel limit for this run (None: benchmark.limits default)
 
 
 def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
@@ -86,7 +90,11 @@ def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
 def result_key(codec: Codec, spec: RunSpec) -> tuple[str, str | None]:
     parts = [p for p in (getattr(codec, "variant", None), spec.dataset_options.get("variant")) if p]
     variant = "+".join(str(p) for p in parts) or None
-    return (codec.meta.name + (f".{variant}" if variant else "")), variant
+    key = codec.meta.name + (f".{variant}" if variant else "")
+    why = name_problem(key)  # the key names files under --out: never a path of its own
+    if why:
+        raise ConfigError(f"method/variant name {why}")
+    return key, variant
 
 
 def build_split(info: DatasetInfo, spec: RunSpec, protocol: Protocol, split: str):
@@ -153,6 +161,9 @@ def evaluate(
     fh = None
     if partial_csv is not None:
         done = _read_partial(partial_csv, fingerprint)
+        for row in done.values():  # the CSV has no column for why MS-SSIM is null: the same reason as a fresh row
+            if image_protocol and row.get("ms_ssim") is None and row.get("height") and row.get("width"):
+                row["_ms_ssim_reason"] = metrics.ms_ssim_supported(row["height"], row["width"], protocol.ms_ssim_win)[1]
         partial_csv.parent.mkdir(parents=True, exist_ok=True)
         fresh = not done
         fh = open(partial_csv, "w" if fresh else "a", newline="", encoding="utf-8")
@@ -165,7 +176,10 @@ def evaluate(
         with _progress(progress) as prog:
             task = prog.add_task(f"{codec.meta.name} on {protocol.name}", total=n * n_sources * len(points)) if prog else None
             for idx in range(n):
-                sample = samples[idx]
+                try:
+                    sample = samples[idx]
+                except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
+                    continue
                 name = sample.name or f"{idx:06d}"
                 sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
                 for source in sources:
@@ -184,6 +198,9 @@ def evaluate(
     finally:
         if fh is not None:
             fh.close()
+    if not rows and n:
+        raise DatasetError(f"no test sample could be read ({int(getattr(samples, 'skipped', 0) or 0)} skipped by --skip-bad); "
+                           "nothing to evaluate")
     return rows
 
 
@@ -239,7 +256,8 @@ def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_prot
     else:
         a, b = x.double(), x_hat.detach().double()
         m = metrics.mse(a, b)
-    out: dict[str, Any] = {"mse": m, "psnr": metrics.psnr_from_mse(m), "ms_ssim": None, "ms_ssim_db": None}
+    psnr = metrics.psnr_8bit_capped(m) if image_protocol else metrics.psnr_from_mse(m)  # lossless: 60 dB, not inf
+    out: dict[str, Any] = {"mse": m, "psnr": psnr, "ms_ssim": None, "ms_ssim_db": None}
     if image_protocol:
         v, reason = metrics.msssim(a, b, protocol.ms_ssim_win)
         out["ms_ssim"] = v
@@ -249,16 +267,35 @@ def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_prot
 
 
 def _read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Rows of an interrupted run. A damaged tail (a row cut off by a crash or a full disk: no final newline,
+    missing or unparseable fields) is dropped and the file rewritten without it, so those rows are coded again."""
     if not path.exists():
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}  # unreadable: start over (the file is rewritten from scratch)
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     done = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for rec in csv.DictReader(f):
-            if rec.get("fingerprint") != fingerprint:
-                return {}  # another configuration: start over
-            row = {k: _parse(k, rec.get(k, "")) for k in CSV_FIELDS}
+    for rec in csv.DictReader(io.StringIO(complete, newline="")):
+        if rec.get("fingerprint") != fingerprint:
+            return {}  # another configuration: start over
+        if None in rec or any(rec.get(k) is None for k in CSV_FIELDS if k != "sha256"):
+            break  # a short or overlong row: damaged from here on
+        try:
+            row = {k: _parse(k, rec.get(k) or "") for k in CSV_FIELDS}
             done[(row["image"], int(row["source"]), row["rate_point"])] = row
+        except (ValueError, TypeError):
+            break
+    if len(done) != complete.count("\n") - 1 or complete != text:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in done.values():
+            w.writerow({"fingerprint": fingerprint, **row})
+        atomic_write_text(path, buf.getvalue())
     return done
+
 
 
 def _parse(key: str, val: str) -> Any:
@@ -316,6 +353,7 @@ def aggregate(rows: list[dict[str, Any]], points: list[str], scenario: Scenario)
             "encode_s": _mean(r["encode_s"] for r in rs),
             "decode_s": _mean(r["decode_s"] for r in rs),
             "n_images": len({r["image"] for r in rs}),
+            "n_lossless": sum(1 for r in rs if r["mse"] == 0),  # their PSNR is capped (metrics.PSNR_MAX_8BIT)
         }
         if ms_mean is None:
             reasons = {r.get("_ms_ssim_reason") for r in rs if r.get("_ms_ssim_reason")}
@@ -337,6 +375,21 @@ def aggregate(rows: list[dict[str, Any]], points: list[str], scenario: Scenario)
 
 # ---------------------------------------------------------------- the whole job
 def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
+    """`_run` under the run's pixel limit (benchmark.limits) for every image read and bitstream decoded; an
+    OSError that escapes (the partial CSV on a full disk, a read-only --out) becomes an OutputError naming --out."""
+    with pixel_limit(spec.max_pixels):
+        try:
+            return _run(spec, console)
+        except OSError as exc:
+            out = Path(spec.out).resolve()
+            if exc.filename and out not in Path(str(exc.filename)).resolve().parents:
+                raise  # not about --out
+            raise OutputError(f"{spec.method}: cannot write under the output folder {str(spec.out)!r} "
+                              f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}); "
+                              "free space, make it writable or choose another --out") from exc
+
+
+def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     """Train or load, evaluate, write `<out>/<protocol>/<method>[.variant].json` + CSV. Returns (path, result)."""
     if spec.budget not in BUDGETS:
         raise ConfigError(f"unknown budget {spec.budget!r}; choose one of {', '.join(BUDGETS)}")

@@ -20,7 +20,7 @@ from benchmark.runner import RunSpec, run
 from benchmark.weights import load_weights, save_weights
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-N_FAST = 1500  # examples per target whose check takes microseconds
+N_FAST = 1000  # examples per target whose check takes microseconds
 N_FILE = 400  # examples per target that writes and reads a file
 
 PUBLISHED = {

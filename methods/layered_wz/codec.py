@@ -214,7 +214,8 @@ class LayeredWZCodec(LearnedCodec):
             raise ConfigError("layered_wz is a Wyner–Ziv decoder: it needs the side information y (side=...)")
         y = side.reshape(-1).float()
         if y.numel() != codes.shape[0]:
-            raise ConfigError(f"side information has {y.numel()} samples, the stream codes {codes.shape[0]}")
+            raise BitstreamError(f"layered_wz: the bitstream codes {codes.shape[0]} samples but the side information has "
+                                 f"{y.numel()}; the bitstream is corrupt or belongs to other data")
         return self.reconstruct(codes, y).reshape(shape)
 
     @torch.no_grad()

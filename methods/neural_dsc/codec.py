@@ -34,6 +34,7 @@ from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
+from benchmark.limits import shape_problem
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
@@ -47,6 +48,9 @@ from .prior import CausalTransformerPrior, decode_indices, encode_indices, ideal
 ARCHITECTURE = "neural-dsc-cvqvae+transformer-prior"
 COMMITMENT = 0.25
 _MAX_PIXELS = 1 << 26
+# the autoregressive prior decodes one latent at a time: ~4 s for 512x512, ~25 s for 1024x1024 on one core,
+# whatever the payload holds; without an explicit --max-pixels a header above 512x512 is refused
+DECODE_PIXEL_CAP = 1 << 18
 _ARCH_FIELDS = ("down", "ch", "n_res", "emb_dim", "prior_dim", "prior_layers", "prior_heads", "prior_dropout")
 # training overrides: VQ-VAE (TrainConfig names) and prior (prior_ + name)
 _VQ_TRAIN = ("steps", "batch_size", "crop", "lr", "schedule", "warmup", "val_every", "val_samples", "clip_grad",
@@ -374,6 +378,9 @@ class NeuralDSC(LearnedCodec):
             raise BitstreamError(f"{self.meta.name}: implausible image shape {c.shape} in the bitstream header")
         if len(c.streams) != 1:
             raise BitstreamError(f"{self.meta.name}: bitstream has {len(c.streams)} streams, expected 1")
+        why = shape_problem(c.shape, cap=DECODE_PIXEL_CAP)  # autoregressive: time grows faster than the image
+        if why:
+            raise BitstreamError(f"{self.meta.name}: refusing to decode: {why}")
         p = pts[c.point]
         vq = self.models[p][0]
         _, H, W = c.shape
