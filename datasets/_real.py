@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from benchmark.data import Sample
-from benchmark.errors import ConfigError, DatasetError
+from benchmark.errors import ConfigError, DatasetError, SkippedSample
 
 from ._io import header_problem, open_rgb, to_tensor, warn_skip
 
@@ -146,6 +146,7 @@ class PairedImages(AugmentedSplit):
         self.dataset = dataset
         self.prepare = prepare
         self.skip_bad = skip_bad
+        self.skipped = 0  # unreadable pairs left out with --skip-bad (the result's coverage reports it)
         if skip_bad:
             kept = []
             for it in items:
@@ -154,6 +155,7 @@ class PairedImages(AugmentedSplit):
                     kept.append(it)
                 else:
                     warn_skip(*bad)
+            self.skipped = len(items) - len(kept)
             items = kept
         if not items:
             raise DatasetError(f"{dataset}: no readable pairs left in split {split!r}")
@@ -188,6 +190,9 @@ class PairedImages(AugmentedSplit):
             except UnreadableImage as exc:
                 if not self.skip_bad:
                     raise
+                if self.split != "train":  # a test image is left out and counted, never replaced by another
+                    self.skipped += 1
+                    raise SkippedSample(f"{self.dataset}: {exc}") from exc
                 warnings.warn(f"{self.dataset}: {exc}; using the next pair instead", stacklevel=2)
                 continue
             if self._flip(index):

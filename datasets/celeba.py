@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from benchmark.data import Sample, SplitReport
-from benchmark.errors import ConfigError, DatasetError
+from benchmark.errors import ConfigError, DatasetError, SkippedSample
 from benchmark.protocol import Protocol
 from benchmark.registry import register_dataset, register_protocol
 
@@ -167,6 +167,7 @@ class HalfFaces(AugmentedSplit):
     def __init__(self, files: list[Path], *, split: str, seed: int, augment: bool | None, skip_bad: bool,
                  variant: str):
         super().__init__(split, seed, augment)
+        self.skipped = 0  # unreadable faces left out with --skip-bad (the result's coverage reports it)
         if skip_bad:
             kept = []
             for p in files:
@@ -175,6 +176,7 @@ class HalfFaces(AugmentedSplit):
                     kept.append(p)
                 else:
                     warn_skip(p, err)
+            self.skipped = len(files) - len(kept)
             files = kept
         if not files:
             raise DatasetError(f"celeba_hq: split {split!r} is empty (no readable images assigned to it)")
@@ -208,6 +210,9 @@ class HalfFaces(AugmentedSplit):
             except UnreadableImage as exc:
                 if not self.skip_bad:
                     raise
+                if self.split != "train":  # a test image is left out and counted, never replaced by another
+                    self.skipped += 1
+                    raise SkippedSample(f"celeba_hq: {exc}") from exc
                 warnings.warn(f"celeba_hq: {exc}; using the next face instead", stacklevel=2)
                 continue
             x, side = top[:, : SIZE // 2], bottom[:, SIZE // 2:]

@@ -29,6 +29,7 @@ def _worker(*args: str, timeout: float) -> dict:
 def test_fuzz_every_codec_decompress_raises_only_bitstream_error():
     summary = _worker(str(EXAMPLES), str(PIXEL_LIMIT), str(MEMORY), str(TIMEOUT_S), timeout=600)
     assert sorted(summary) == sorted(METHODS.names())
+    print("fuzz decompress, inputs per codec:", {name: s["tried"] for name, s in summary.items()})
     failures = {name: s["failures"] for name, s in summary.items() if s["failures"]}
     assert not failures, json.dumps(failures, indent=1)[:4000]
     for name, s in summary.items():
@@ -41,6 +42,7 @@ def test_fuzz_size_check_fires_before_any_allocation():
     """A guard, not a timing test: headers above the limit are refused by the size check itself (its message),
     under an address-space limit 512 MB above the imports that an 8192x8192 decode could not stay within."""
     report = _worker("guard", timeout=300)
+    print("fuzz guard, cases per codec:", {name: len(cases) for name, cases in report.items()})
     bad = {name: [c for c in cases if c["verdict"] != "ok"] for name, cases in report.items()}
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, json.dumps(bad, indent=1)

@@ -121,6 +121,7 @@ def test_fuzz_container_parser_raises_only_bitstream_error():
         assert c.to_bytes() == data  # whatever parses is exactly what the container would write
 
     check()
+    print(f"fuzz container parser: {len(tried)} inputs")
     assert len(tried) >= N_FAST // 2
 
 
@@ -140,6 +141,7 @@ def _file_target(valid: dict, path: Path, read, error: type[Exception]) -> int:
             pass
 
     check()
+    print(f"fuzz {path.name} via {getattr(read, '__name__', 'reader')}: {len(tried)} inputs")
     return len(tried)
 
 
@@ -169,6 +171,7 @@ def test_fuzz_validators_on_objects(valid_result):
                 pass
 
     check()
+    print(f"fuzz validators on objects: {len(tried)} inputs x 2 validators")
     assert len(tried) >= N_FAST // 2
 
 

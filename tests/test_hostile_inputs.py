@@ -300,3 +300,20 @@ def test_crop_not_a_multiple_of_the_stride_is_a_config_error_at_start():
     with pytest.raises(ConfigError, match="crop=96 must be a positive multiple of the model's stride 64"):
         get_method("balle2018")(crop=96)
     get_method("balle2018")(crop=128)
+
+
+def test_real_dataset_readers_skip_late_failures_on_the_test_split(tmp_path):
+    """KITTI/Cityscapes/CelebA readers: a file whose header passed but whose pixels fail is left out of the test
+    split (SkippedSample, counted) and replaced by the next pair only in training."""
+    from datasets._real import PairedImages, PairItem
+
+    paths = write_images(tmp_path, n=3, size=(16, 16))
+    items = [PairItem(p, None, p.stem) for p in paths]
+    paths[0].write_bytes(paths[0].read_bytes()[:60])  # header intact, pixel data cut
+    test = PairedImages(items, lambda im, p: im, split="test", skip_bad=True, dataset="toy")
+    with pytest.raises(SkippedSample, match="kodim01"):
+        test[0]
+    assert test.skipped == 1 and test[1].name == "kodim02"
+    train = PairedImages(items, lambda im, p: im, split="train", skip_bad=True, dataset="toy")
+    with pytest.warns(UserWarning, match="next pair"):
+        assert train[0].name == "kodim02"
