@@ -81,10 +81,11 @@ def test_an_interrupted_job_is_rerun_and_a_failed_one_shows_its_log(local_sweep,
     code, text = _status(out)
     assert code == 0 and "2 done" in text
 
-    # a job that fails: its state says failed and status names its log file
+    # a job that fails (its dataset folder does not exist): state failed, and status names its log file
     bad = tmp_path / "bad"
-    res = CliRunner().invoke(app, ["sweep", "run", "--method", "jpeg", "--dataset", "middlebury_sample", "--budget", "smoke",
-                                   "--option", "no_such_option=1", "--out", str(bad)])
+    res = CliRunner().invoke(app, ["sweep", "run", "--method", "jpeg", "--dataset", "images", "--budget", "smoke",
+                                   "--root", str(tmp_path / "no_such_folder"), "--out", str(bad)])
+    assert res.exit_code == 1 and "1 job(s) failed" in res.output
     code, text = _status(bad)
     assert code == 1 and "failed" in text and "log: " in text, text
     log = Path(text.split("log: ")[1].split()[0])
