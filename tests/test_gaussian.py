@@ -147,3 +147,28 @@ def test_leaderboard_section_gaps_by_hand(tmp_path):
     assert (tmp_path / "gaussian__wz_s0.1_rd.png").stat().st_size > 1000
     assert (tmp_path / "gaussian__wz_layered_wz.22.cond.s0.1_bins.png").stat().st_size > 1000
     assert "gaussian__wz_layered_wz.22.cond.s0.1_bins.png" in md
+
+
+def test_leaderboard_checklist_paper_vs_measured():
+    """Δ vs monolithic = difference of gaps to the Wyner–Ziv bound; only paper-budget results count; missing
+    results are said to be missing; bins counted from the figure's codes."""
+    from leaderboard.gaussian import boundaries, checklist
+
+    def res(config, pts, budget="paper", figure=None):
+        r = _result("layered_wz", f"{config}.cond.s0.1", 0.1, pts, figure)
+        r["codec_info"]["options"] = {"config": config, "prior": "conditional", "lam": 300.0}
+        r["training"] = {"budget": budget}
+        return r
+
+    wz = lambda R: 0.1 * 2.0 ** (-2 * R)  # noqa: E731 — D on the Wyner–Ziv bound at rate R
+    fig = {"x": [-3, 3, 8], "codes": ["00110011", "01010101", "00001111"], "y": [-1, 1, 2], "recon": {}}
+    layered = res("222", [(0.5, 1, wz(0.5) * 10 ** 0.13), (1.0, 2, wz(1.0) * 10 ** 0.2), (1.5, 3, wz(1.5) * 10 ** 0.3)],
+                  figure=fig)  # gaps to WZ: +1.3, +2, +3 dB
+    monos = [res(f"mono{n}", [(r, 1, wz(r) * 10 ** 0.15)]) for n, r in ((2, 0.4), (4, 0.9), (8, 1.4))]  # +1.5 dB
+    quick_mono2 = res("mono2", [(0.4, 1, wz(0.4))], budget="quick")  # not counted: another budget
+    md = "\n".join(checklist([layered, *monos, quick_mono2]))
+    assert "(conditional) layered ≈ monolithic at σ²=0.1: 222 stage 1 | ≈ 0 dB | -0.20 dB | reproduced" in md
+    assert "222 stage 3 | ≈ 0 dB | +1.50 dB | not reproduced" in md
+    assert "not measured (no paper-budget result for 44.cond, mono4.cond)" in md
+    assert boundaries(fig) == [3, 7, 1]
+    assert "code changes along x per stage: 3, 7, 1 | not reproduced" in md  # not rising with k

@@ -30,8 +30,9 @@ from benchmark.trainer import resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights
 
 from . import configs
+from . import slepian_wolf as sw
 from .model import LayeredWZ, ModelConfig
-from .train import Annealed, Chunks, make_loss_fn
+from .train import Annealed, Chunks, fit_encoder_to_nested, make_loss_fn
 
 PAPER = ("B. Joukovsky, B. De Weerd, N. Deligiannis, \"Learned layered coding for successive refinement in the "
          "Wyner-Ziv problem\" (RNN encoders/decoders, Gaussian source with decoder side information)")
@@ -53,13 +54,13 @@ def parse_config(config: str) -> tuple[int, ...]:
 
 # options that change training, with their short names in the key and their defaults (None: always shown)
 TRAIN_OPTIONS = ("lam", "hidden", "layers", "cell", "in_scale", "residual", "hard", "tau1", "steps", "lr", "batch",
-                 "estimator", "lr_decay_at", "train_other")
+                 "estimator", "lr_decay_at", "train_other", "init", "init_delta", "init_steps")
 _KEY_DEFAULTS = {"hidden": 100, "layers": 2, "cell": "elman", "residual": True, "hard": False, "tau1": configs.TAU1,
                  "steps": None, "lr": None, "batch": configs.SAMPLES_PER_STEP, "estimator": "gumbel", "lr_decay_at": None,
-                 "train_other": False}
+                 "train_other": False, "init": "random", "init_delta": 1.0, "init_steps": 500}
 _KEY_NAMES = {"hidden": "h", "layers": "L", "cell": "", "in_scale": "in", "residual": "res", "hard": "hard",
               "tau1": "tau", "steps": "steps", "lr": "lr", "batch": "b", "estimator": "", "lr_decay_at": "decay",
-              "train_other": "other"}
+              "train_other": "other", "init": "init", "init_delta": "d", "init_steps": "is"}
 
 
 def variant_key(config: str, prior: str, sigma2: float, train_options: dict[str, Any]) -> str:
@@ -69,6 +70,8 @@ def variant_key(config: str, prior: str, sigma2: float, train_options: dict[str,
     defaults = {**_KEY_DEFAULTS, "in_scale": 1.0 / math.sqrt(sigma2)}
     for k in TRAIN_OPTIONS[1:]:
         v, d = train_options[k], defaults[k]
+        if k in ("init_delta", "init_steps") and train_options["init"] == "random":
+            continue
         if v == d or (isinstance(v, float) and isinstance(d, float) and math.isclose(v, d, rel_tol=1e-9)):
             continue
         if isinstance(v, bool):
@@ -110,7 +113,8 @@ class LayeredWZCodec(LearnedCodec):
                  in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = configs.TAU1,
                  steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
                  estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None,
-                 train_other: bool = False, **options: Any):
+                 train_other: bool = False, init: str = "random", init_delta: float = 1.0, init_steps: int = 500,
+                 coder: str = "range", sw_margin: float = 0.08, **options: Any):
         if options:
             raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
         if prior not in ("conditional", "marginal"):
@@ -125,11 +129,23 @@ class LayeredWZCodec(LearnedCodec):
                          layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
                          tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator),
                          lr_decay_at=None if lr_decay_at is None else [float(f) for f in lr_decay_at],
-                         train_other=bool(train_other))
+                         train_other=bool(train_other), init=str(init), init_delta=float(init_delta),
+                         init_steps=int(init_steps), coder=str(coder), sw_margin=float(sw_margin))
+        if coder not in ("range", "ldpc"):
+            raise ConfigError(f"layered_wz: coder must be 'range' (q_m range coder) or 'ldpc' (Slepian–Wolf syndromes), got {coder!r}")
+        if coder == "ldpc" and prior != "conditional":
+            raise ConfigError("layered_wz: coder=ldpc (Slepian–Wolf) needs prior=conditional (its decoder uses q_c)")
+        if init not in ("random", "nested"):
+            raise ConfigError(f"layered_wz: init must be 'random' (the paper) or 'nested' (encoder first fitted to the "
+                              f"nested-quantizer bit planes of nested.py), got {init!r}")
         if estimator not in ("gumbel", "exact"):
             raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
         self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
         self.variant = variant_key(self.config, prior, sigma2, self.train_options())
+        if coder == "ldpc":  # same weights, other bytes: its own result file (pass --weights of the range run)
+            self.variant += f".ldpc{self.options['sw_margin']:g}"
+        self.sw_stats: dict[str, dict[str, int]] = {}
+        self._sw_rates: list[list[float]] | None = None
         self.model = LayeredWZ(self.model_config())
         self.model.eval()
         self.model.freeze_entropy_tables()  # untrained weights code too (the contract: usable after construction)
@@ -169,9 +185,69 @@ class LayeredWZCodec(LearnedCodec):
         dev = next(self.model.parameters()).device
         return self.model.encode(x.reshape(-1).float().to(dev), k).cpu()
 
+    # ---- Slepian–Wolf stage (coder=ldpc) ------------------------------------------------------------------
+    def _qc_probs(self, codes: torch.Tensor, y: torch.Tensor, j: int) -> np.ndarray:
+        """q_c(m_j | m_<j, y) (n, M) for stage j (0-based) from the first j columns of codes."""
+        with torch.no_grad():
+            lq = self.model.prior_logits(self.model.one_hot(codes[:, :j]), y, "conditional", codes.shape[0], j + 1)[j]
+        return lq.double().exp().numpy()
+
+    def sw_plane_rates(self) -> list[list[float]]:
+        """Ideal rate of every stage's bit planes (bits/sample), the syndrome rates' design values: measured once
+        on 10^5 pairs drawn from the source model (not the coded data; the encoder never sees y)."""
+        if self._sw_rates is None:
+            from datasets.gaussian import draw_pairs
+
+            xs, ys = draw_pairs(100_000, self.sigma2, (4, 0))  # seed family 4: none of the splits
+            x, y = torch.from_numpy(xs).float(), torch.from_numpy(ys).float()
+            codes = self.model.encode(x)
+            self._sw_rates = [sw.plane_entropy(self._qc_probs(codes, y, j), codes[:, j].numpy(), self.M)
+                              for j in range(self.K)]
+        return self._sw_rates
+
+    def _compress_sw(self, codes: torch.Tensor) -> list[bytes]:
+        rates = self.sw_plane_rates()
+        m = self.options["sw_margin"]
+        return [sw.pack_stage([sw.encode_plane(u, rates[j][t], m) for t, u in enumerate(sw.plane_bits(codes[:, j].numpy(), self.M))])
+                for j in range(codes.shape[1])]
+
+    def _decompress_sw(self, c: Container, y: torch.Tensor) -> torch.Tensor:
+        """Decode stage by stage; at the first stage whose planes fail (BP not converged or CRC mismatch) stop and
+        return the last decoded stage's x̂ (y itself, E[X|y], if stage 1 fails). Counted in `sw_stats`."""
+        n, k = y.numel(), c.point + 1
+        codes = torch.zeros(n, k, dtype=torch.long)
+        n_planes = len(sw.plane_bits(np.zeros(1, dtype=np.int64), self.M))
+        decoded = 0
+        for j, stream in enumerate(c.streams):
+            probs = self._qc_probs(codes, y, j)
+            known: list[np.ndarray] = []
+            ok = True
+            for t, plane in enumerate(sw.unpack_stage(stream, n_planes)):
+                u, ok = sw.decode_plane(plane, sw.plane_probability(probs, known, t, self.M))
+                if not ok:
+                    break
+                known.append(u)
+            if not ok:
+                break
+            sym = np.zeros(n, dtype=np.int64)
+            for u in known:
+                sym = (sym << 1) | u.astype(np.int64)
+            codes[:, j] = torch.from_numpy(sym)
+            decoded = j + 1
+        st = self.sw_stats.setdefault(f"stage={k}", {"blocks": 0, "failed": 0, **{f"failed_at_stage{i + 1}": 0 for i in range(k)}})
+        st["blocks"] += 1
+        if decoded < k:
+            st["failed"] += 1
+            st[f"failed_at_stage{decoded + 1}"] += 1
+        if decoded == 0:
+            return y.clone()
+        return self.reconstruct(codes[:, :decoded], y)
+
     def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
         """Encode x (any shape; samples are coded independently). `side` is never used (Wyner–Ziv encoder)."""
         k = self._stage(point)
+        if self.options["coder"] == "ldpc":
+            return Container(self.meta.name, k - 1, tuple(int(d) for d in x.shape), self._compress_sw(self._codes(x, k))).to_bytes()
         probs = self.model.entropy_probs().numpy()
         codes = self._codes(x, k)
         streams = []
@@ -209,10 +285,18 @@ class LayeredWZCodec(LearnedCodec):
         return codes, tuple(c.shape)
 
     def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
-        codes, shape = self.decode_codes(data)
         if side is None:
             raise ConfigError("layered_wz is a Wyner–Ziv decoder: it needs the side information y (side=...)")
         y = side.reshape(-1).float()
+        if self.options["coder"] == "ldpc":
+            c = Container.from_bytes(data, self.meta.name)
+            if c.point + 1 > self.K or len(c.streams) != c.point + 1:
+                raise BitstreamError(f"layered_wz ({self.config}): stream claims stage {c.point + 1} with {len(c.streams)} sub-streams")
+            if y.numel() != (int(np.prod(c.shape)) if c.shape else 1):
+                raise BitstreamError(f"layered_wz: the bitstream codes {int(np.prod(c.shape))} samples but the side "
+                                     f"information has {y.numel()}; the bitstream is corrupt or belongs to other data")
+            return self._decompress_sw(c, y).reshape(tuple(c.shape))
+        codes, shape = self.decode_codes(data)
         if y.numel() != codes.shape[0]:
             raise BitstreamError(f"layered_wz: the bitstream codes {codes.shape[0]} samples but the side information has "
                                  f"{y.numel()}; the bitstream is corrupt or belongs to other data")
@@ -259,6 +343,15 @@ class LayeredWZCodec(LearnedCodec):
                    if self.prior == "conditional" else "q_m (ideal entropy coder)")
             ),
         })
+        if self.options["coder"] == "ldpc":
+            out["rate_notes"] = (
+                "bytes: Slepian-Wolf stage, LDPC syndromes (column weight 3, one block = one test block) of every "
+                "stage's bit planes at the plane's ideal q_c rate + sw_margin, plus a 32-bit CRC and 8-byte header per "
+                "plane, decoded by sum-product BP with q_c(m_k|m_<k,y) as the channel; a failed stage (BP not "
+                "converged or CRC mismatch) is detected, the decoder keeps the last decoded stage, and it is counted "
+                "in codec_info.slepian_wolf; bpp_estimated: ideal cross-entropy under q_c (ideal Slepian-Wolf coder)")
+            out["slepian_wolf"] = {"margin_bits": self.options["sw_margin"], "plane_rates_design": self.sw_plane_rates(),
+                                   "max_iter": sw.MAX_ITER, "decoding": self.sw_stats}
         if self.training_info:
             out["training"] = {k: v for k, v in self.training_info.items() if k != "trainer"}
         out["figure"] = self.figure_data()
@@ -299,6 +392,8 @@ class LayeredWZCodec(LearnedCodec):
         cfg = self.train_config(budget)
         torch.manual_seed(seed)
         wrapped = Annealed(LayeredWZ(self.model_config()), cfg.steps, configs.TAU0, o["tau1"])
+        if o["init"] == "nested":
+            fit_encoder_to_nested(wrapped.net, self.sigma2, o["init_delta"], o["init_steps"], batch=o["batch"], seed=seed)
         loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"],
                                other=o["train_other"])
         t0 = time.time()

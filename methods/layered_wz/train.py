@@ -19,6 +19,7 @@ from benchmark.data import Batch, Sample
 from benchmark.errors import ConfigError
 
 from .model import LayeredWZ
+from .nested import nested_codes
 
 
 class Chunks(Dataset):
@@ -92,3 +93,26 @@ def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str =
 
     return loss_fn
 
+
+
+def fit_encoder_to_nested(net: LayeredWZ, sigma2: float, delta: float, steps: int, *, batch: int, seed: int,
+                          lr: float = 1e-3) -> list[float]:
+    """Initialisation (not in the paper): fit the encoder's logits to the nested-quantizer digits of step
+    delta·σ (`nested.nested_codes`) by cross-entropy on fresh samples, so training starts from binning.
+    Returns the cross-entropy (bits) every 100 steps."""
+    g = torch.Generator().manual_seed(10_007 + int(seed))
+    opt = torch.optim.Adam(list(net.enc.parameters()) + list(net.enc_out.parameters()), lr=lr)
+    step_len = float(delta) * math.sqrt(float(sigma2))
+    K, M = net.cfg.K, net.cfg.M
+    log = []
+    for i in range(int(steps)):
+        x = torch.randn(batch, generator=g, dtype=torch.float64) * math.sqrt(1.0 + float(sigma2))
+        target = torch.from_numpy(nested_codes(x.numpy(), step_len, K, M))
+        logits = torch.stack(net.encoder_logits(x.float()), dim=1)  # (B, K, M)
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, M), target.reshape(-1)) / math.log(2.0)
+        opt.zero_grad(set_to_none=True)
+        ce.backward()
+        opt.step()
+        if i % 100 == 0 or i == steps - 1:
+            log.append(round(float(ce.detach()), 4))
+    return log
