@@ -188,7 +188,12 @@ class Reporter:
         logger().info(self.line() + (" done" if final and self.completed >= self.total else ""))
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.every):
+        """A line at t0 + k * every (a fixed schedule: a slow write or a late wake-up does not add up)."""
+        due = time.monotonic()
+        while True:
+            due += self.every
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
             self._log_line()
 
 

@@ -18,11 +18,12 @@ from typing import Any, Iterable
 
 import torch
 
-from . import metrics
+from . import distributed, metrics
 from .codec import Codec, LearnedCodec, Scenario
 from .container import Container
 from .environment import environment
 from .errors import BenchError, ConfigError, DatasetError, OutputError, SkippedSample, WeightsError
+from .progress import Reporter
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
 from .ranking import coverage_record
@@ -128,7 +129,8 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
         val = None
     workdir = pdir / "train" / key
     info_fit = codec.fit(train, val, budget=spec.budget, device=spec.device, workdir=workdir, seed=spec.seed)
-    codec.save_weights(weights_dir)
+    if distributed.is_main():  # data-parallel training (torchrun): only rank 0 writes
+        codec.save_weights(weights_dir)
     return info_fit
 
 
@@ -173,8 +175,7 @@ def evaluate(
 
     rows: list[dict[str, Any]] = []
     try:
-        with _progress(progress) as prog:
-            task = prog.add_task(f"{codec.meta.name} on {protocol.name}", total=n * n_sources * len(points)) if prog else None
+        with Reporter(f"{codec.meta.name} on {protocol.name}", n * n_sources, enabled=progress, unit="images") as prog:
             for idx in range(n):
                 try:
                     sample = samples[idx]
@@ -193,8 +194,7 @@ def evaluate(
                             if writer is not None:
                                 writer.writerow({"fingerprint": fingerprint, **row})
                                 fh.flush()
-                    if prog:
-                        prog.advance(task, len(points))
+                    prog.advance(1)
     finally:
         if fh is not None:
             fh.close()
@@ -308,22 +308,6 @@ def _parse(key: str, val: str) -> Any:
     return float(val)
 
 
-class _NullProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NullProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-
-
 # ---------------------------------------------------------------- aggregation
 def _mean(vals: Iterable[Any]) -> float | None:
     vals = [v for v in vals if v is not None]
@@ -411,14 +395,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     points = aggregate(rows, codec.rate_points(), codec.meta.scenario)
 
     csv_path = pdir / f"{key}.csv"
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    atomic_write_text(csv_path, buf.getvalue())
+    _write_rows_csv(csv_path, rows)
 
     image_protocol = protocol.rate_unit == "bpp"
     result = {
@@ -461,6 +438,18 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     write_json(path, result)
     partial.unlink(missing_ok=True)
     return path, result
+
+
+def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The per-image CSV of a run (atomic)."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())
 
 
 def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:
