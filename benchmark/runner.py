@@ -393,6 +393,9 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
                        "points": codec.rate_points()})
     rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp)
     points = aggregate(rows, codec.rate_points(), codec.meta.scenario)
+    from .complexity import of_run
+
+    complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
 
     csv_path = pdir / f"{key}.csv"
     _write_rows_csv(csv_path, rows)
@@ -406,6 +409,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
         "dataset": spec.dataset,
         "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
         "protocol": protocol.name,
+        "protocol_version": protocol.version,
         "scenario": codec.meta.scenario.value,
         "rate_unit": protocol.rate_unit,
         "rate_accounting": {
@@ -426,6 +430,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
         "coverage": coverage_record(len(test) if spec.limit is None else min(spec.limit, len(test)), len(test),
                                     spec.limit, int(getattr(test, "skipped", 0) or 0)),
         "per_image_csv": csv_path.name,
+        "complexity": complexity,
         "training": training,
         "method_meta": codec.meta.as_dict(),
         "codec_info": codec.info(),

@@ -36,6 +36,17 @@ DEFAULTS = {"N": 64, "M": 96, "lambdas": "[0.0035,0.013]", "crop": 128, "batch_s
             "schedule": "constant", "restore": "last", "warm_start": "false"}
 
 
+def cli_values(opts: dict[str, str]) -> dict[str, object]:
+    """Option values as `bench run --option k=v` passes them (JSON if it parses, else the text)."""
+    out: dict[str, object] = {}
+    for k, v in opts.items():
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
 def options(steps: int, overrides: dict[str, str]) -> dict[str, str]:
     return {**{k: str(v) for k, v in DEFAULTS.items()}, **overrides, "steps": str(steps)}
 
@@ -78,7 +89,7 @@ def run_once(args: argparse.Namespace) -> None:
     overrides = dict(kv.split("=", 1) for kv in args.option)
     t0 = time.perf_counter()
     path, result = run(RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root),
-                               out=Path(args.work), method_options=overrides, progress=False))
+                               out=Path(args.work), method_options=cli_values(overrides), progress=False))
     file_result(args, path, result, args.method, "provenance", {
         "reproduce": bench_command(args.method, args.root_label, "OUT", overrides, budget="quick").replace(" --budget quick", ""),
         "wall_s": round(time.perf_counter() - t0, 1)})
@@ -94,7 +105,7 @@ def side_probe(args: argparse.Namespace, opts: dict[str, str]) -> dict:
     from side_info_probe import wrong_side
 
     spec = RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root), out=Path(args.work),
-                   budget="quick", method_options=opts)
+                   budget="quick", method_options=cli_values(opts))
     info, proto = resolve("stereo", PROTOCOL)
     codec = make_codec(spec, proto)
     codec.load_weights(protocol_dir(Path(args.work), PROTOCOL) / "weights" / args.method)
@@ -117,7 +128,7 @@ def run_curve(args: argparse.Namespace) -> None:
         opts = options(steps, overrides)
         t0 = time.perf_counter()
         path, result = run(RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root),
-                                   out=Path(args.work), budget="quick", seed=0, method_options=dict(opts), progress=False))
+                                   out=Path(args.work), budget="quick", seed=0, method_options=cli_values(opts), progress=False))
         wall = time.perf_counter() - t0
         result["variant"] = f"steps{steps}"
         probe = side_probe(args, dict(opts)) if result["scenario"] == "decoder_side_info" else None
@@ -125,7 +136,7 @@ def run_curve(args: argparse.Namespace) -> None:
             **({"side_probe": probe} if probe else {}),
             "steps": steps,
             "options": opts,
-            "training_wall_s": (result.get("training") or {}).get("wall_s"),
+            "training_wall_s": round(sum(p.get("wall_s") or 0 for p in ((result.get("training") or {}).get("points") or {}).values()), 1),
             "segment_wall_s": round(wall, 1),
             "reproduce": bench_command(args.method, args.root_label, "OUT", opts),
             "note": "training in segments (extendable: constant lr, last weights); the point equals a run of "
@@ -143,7 +154,8 @@ def check(args: argparse.Namespace) -> int:
         print(f"different images/points: {sorted(set(a) ^ set(b))[:5]}")
         return 1
     bad = [(k, a[k]["bytes"], b[k]["bytes"], float(a[k]["psnr"]) - float(b[k]["psnr"])) for k in sorted(a)
-           if a[k]["bytes"] != b[k]["bytes"] or abs(float(a[k]["psnr"]) - float(b[k]["psnr"])) > 0.01]
+           if a[k]["bytes"] != b[k]["bytes"] or a[k].get("sha256", "") != b[k].get("sha256", "")
+           or abs(float(a[k]["psnr"]) - float(b[k]["psnr"])) > 0.01]
     print(json.dumps({"reference": str(ref), "reproduction": str(new), "rows": len(a), "mismatches": len(bad),
                       "examples": bad[:5]}, indent=1))
     return 1 if bad else 0
