@@ -175,13 +175,13 @@ def load_result(path: Path) -> dict[str, Any]:
 def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
     """Validate a result, a published curve or a CompressAI result JSON. Returns (kind, upgraded object)."""
     if isinstance(obj, dict) and obj.get("kind") == "published_curve":
-        from leaderboard.published import validate_published
+        from .published_schema import validate_published
 
         return "published_curve", validate_published(obj)
-    from leaderboard.compare import COMPRESSAI_KIND, curve_from_compressai, is_compressai_json
+    from .published_schema import COMPRESSAI_KIND, compressai_columns, is_compressai_json
 
     if is_compressai_json(obj):  # CompressAI's result format (eval_model, and the leaderboard's own export)
-        curve_from_compressai(obj)
+        compressai_columns(obj)
         return COMPRESSAI_KIND, obj
     return RESULT_KIND, validate_result(obj)
 

@@ -15,6 +15,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from benchmark.bounds import (  # noqa: F401  (the closed forms live in the core; old names stay importable here)
+    from_db,
+    nosi_distortion,
+    nosi_distortion_db,
+    nosi_rate,
+    to_db,
+    wz_distortion,
+    wz_distortion_db,
+    wz_rate,
+)
 from benchmark.data import Sample
 from benchmark.errors import ConfigError
 from benchmark.protocol import Protocol
@@ -25,44 +35,6 @@ DEFAULT_BLOCK = 10_000
 # Blocks per split: train is effectively endless (generated on access), test = 10^6 samples by default.
 DEFAULT_BLOCKS = {"train": 100_000, "val": 10, "test": 100}
 _SPLIT_ID = {"train": 1, "val": 2, "test": 3}
-
-
-# ---- closed-form bounds -------------------------------------------------------------------------------
-def wz_rate(D: float, sigma2: float) -> float:
-    """Wyner–Ziv rate (bits/sample) at MSE D: max(0, ½·log2(σ²/D))."""
-    return max(0.0, 0.5 * math.log2(sigma2 / D))
-
-
-def wz_distortion(R: float, sigma2: float) -> float:
-    """Wyner–Ziv distortion (MSE) at rate R bits/sample: σ²·2^(−2R)."""
-    return sigma2 * 2.0 ** (-2.0 * max(0.0, R))
-
-
-def nosi_rate(D: float, sigma2: float) -> float:
-    """Rate without side information (X ~ N(0, 1+σ²)): max(0, ½·log2((1+σ²)/D))."""
-    return max(0.0, 0.5 * math.log2((1.0 + sigma2) / D))
-
-
-def nosi_distortion(R: float, sigma2: float) -> float:
-    """Distortion without side information: (1+σ²)·2^(−2R)."""
-    return (1.0 + sigma2) * 2.0 ** (-2.0 * max(0.0, R))
-
-
-def to_db(D: float) -> float:
-    """Distortion in dB: 10·log10(D) (lower is better; −10·log10(D) is the 'PSNR' of a unit-range signal)."""
-    return 10.0 * math.log10(D)
-
-
-def from_db(d_db: float) -> float:
-    return 10.0 ** (d_db / 10.0)
-
-
-def wz_distortion_db(R: float, sigma2: float) -> float:
-    return to_db(wz_distortion(R, sigma2))
-
-
-def nosi_distortion_db(R: float, sigma2: float) -> float:
-    return to_db(nosi_distortion(R, sigma2))
 
 
 # ---- data -----------------------------------------------------------------------------------------------

@@ -31,10 +31,14 @@ import numpy as np
 
 from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate
 from benchmark.errors import BenchError, ResultSchemaError
+from benchmark.published_schema import (  # noqa: F401
+    COMPRESSAI_KIND,
+    compressai_columns,
+    is_compressai_json,
+)
 
 DEGENERATE_GAP = 100.0  # a lowest point more than 100x below the next rate is degenerate
 MIN_OVERLAP = 0.75
-COMPRESSAI_KIND = "compressai_result"
 
 # rate types, as curve files and the leaderboard name them
 RATE_TYPES = {
@@ -142,36 +146,13 @@ def merge_published(curves: Sequence[RDCurve]) -> list[RDCurve]:
 _DSC_DESC = re.compile(r"^dsc-bench (?P<protocol>\S+) \((?P<scenario>[^)]+)\)")
 
 
-def is_compressai_json(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("results"), dict) and "bpp" in obj["results"] and "kind" not in obj
-
-
 def curve_from_compressai(obj: dict[str, Any], protocol: str | None = None, source: str = "") -> RDCurve:
     """A CompressAI result JSON ({"name", "description", "results": {"bpp": [...], "psnr-rgb": [...], ...}}).
 
     The protocol comes from the argument, an explicit "protocol" key, or the suite's own export description
     ("dsc-bench PROTOCOL (scenario); ..."). Rate type: "Inference (entropy estimation)" is a likelihood
     estimate, anything else a coded bitstream."""
-    if not is_compressai_json(obj):
-        raise ResultSchemaError("results", "a CompressAI result file holds {'name', 'results': {'bpp': [...], "
-                                "'psnr-rgb' or 'psnr': [...]}}")
-    res = obj["results"]
-    bpp = res["bpp"]
-    if not isinstance(bpp, list) or not bpp:
-        raise ResultSchemaError("results.bpp", "must be a non-empty list of numbers")
-
-    def col(*names: str) -> list | None:
-        for n in names:
-            if isinstance(res.get(n), list):
-                if len(res[n]) != len(bpp):
-                    raise ResultSchemaError(f"results.{n}", f"has {len(res[n])} values for {len(bpp)} bpp values")
-                return res[n]
-        return None
-
-    psnr = col("psnr-rgb", "psnr")
-    ms = col("ms-ssim-rgb", "ms-ssim")
-    if psnr is None and ms is None:
-        raise ResultSchemaError("results", "needs a 'psnr-rgb' (or 'psnr') or 'ms-ssim-rgb' (or 'ms-ssim') list")
+    bpp, psnr, ms = compressai_columns(obj)
     desc = str(obj.get("description") or "")
     m = _DSC_DESC.match(desc)
     proto = protocol or obj.get("protocol") or (m.group("protocol") if m else None)

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from datasets.gaussian import nosi_distortion_db, wz_distortion_db
-from methods.layered_wz.scalar_reference import scalar_sw_distortion_db, scalar_sw_sweep
+from benchmark.bounds import (
+    nosi_distortion_db,
+    scalar_sw_distortion_db,
+    scalar_sw_sweep,
+    wz_distortion_db,
+)
 
 NA = "—"
 
