@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import html
-import importlib
 import io
 import json
 import math
@@ -25,6 +24,7 @@ from benchmark.safenames import safe_path
 from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, result_candidates, to_compressai_json,
                                validate_result, write_json)
 
+from . import sections
 from . import tables as tbl
 from .compare import (MIN_OVERLAP, PUBLISHED_ANCHORS, clean, curve_from_published, curve_from_result, describe_dropped,
                       merge_published)
@@ -240,31 +240,28 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
-def _gaussian_section(measured: list[Measured], out_dir: Path) -> tuple[str | None, str]:
-    """Markdown from `leaderboard.gaussian.gaussian_section` if that module exists; (None, note) otherwise."""
-    try:
-        mod = importlib.import_module("leaderboard.gaussian")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("leaderboard.gaussian",):
-            return None, ""
-        return None, f"`leaderboard.gaussian` could not be imported ({exc}); the generic table is shown."
-    fn = getattr(mod, "gaussian_section", None)
+def _custom_section(name: str, measured: list[Measured], out_dir: Path) -> tuple[str | None, str]:
+    """Markdown of the section the protocol registered (leaderboard.sections); (None, note) when none or failed."""
+    fn = sections.protocol_section_for(name)
     if fn is None:
-        return None, "`leaderboard.gaussian` has no `gaussian_section`; the generic table is shown."
+        return None, ""
     try:
         return str(fn([m.result for m in measured], out_dir)), ""
     except Exception as exc:  # a bug there must not take the whole leaderboard down, but it is shown
-        return None, f"`gaussian_section` failed ({type(exc).__name__}: {exc}); the generic table is shown."
+        return None, f"the `{name}` section failed ({type(exc).__name__}: {exc}); the generic table is shown."
 
 
 def _method_extras(measured: list[Measured]) -> str:
     """Method-specific tables under the generic one (e.g. DRASIC's gap to its joint reference); never fatal."""
-    try:
-        from leaderboard.drasic import joint_gap_section
-
-        return joint_gap_section([m.result for m in measured]) or ""
-    except Exception as exc:  # a bug there must not take the whole leaderboard down, but it is shown
-        return f"_Note: the DRASIC joint-gap table failed ({type(exc).__name__}: {exc})._"
+    out = []
+    for fn in sections.extra_sections():
+        try:
+            md = fn([m.result for m in measured])
+        except Exception as exc:  # a bug there must not take the whole leaderboard down, but it is shown
+            md = f"_Note: the `{getattr(fn, '__name__', fn)}` table failed ({type(exc).__name__}: {exc})._"
+        if md:
+            out.append(md)
+    return "\n\n".join(out)
 
 
 def protocol_section(name: str, measured: list[Measured], curves: list[Curve], out_dir: Path,
@@ -284,9 +281,9 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
     written: list[Path] = []
 
     custom, note = (None, "")
-    if name == GAUSSIAN_PROTOCOL:
+    if sections.protocol_section_for(name) is not None:  # registered by the protocol's section module
         before = _snapshot(out_dir)
-        custom, note = _gaussian_section(measured, out_dir)
+        custom, note = _custom_section(name, measured, out_dir)
         after = _snapshot(out_dir)
         written += sorted(p for p, t in after.items() if before.get(p) != t)
     if note:
@@ -534,11 +531,10 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
                                       ctx)
         lines += sec
         written += files
-    from .learning_curves import learning_curve_section  # learning-curve points at equal training (issue 14)
-
-    curves_md = learning_curve_section([m.result for m in measured], out_dir)
-    if curves_md:
-        lines += [curves_md, ""]
+    for board_section in sections.board_sections():  # e.g. learning-curve points at equal training
+        md = board_section([m.result for m in measured], out_dir)
+        if md:
+            lines += [md, ""]
     if inputs.skipped:
         lines += ["## Skipped files", "", "These files were not used; fix them (`bench validate FILE` says what is wrong):", ""]
         lines += [f"- `{p}`: {why}" for p, why in inputs.skipped] + [""]

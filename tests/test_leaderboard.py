@@ -4,8 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -204,7 +202,10 @@ def test_gaussian_section_hook_is_used(tmp_path, monkeypatch):
         seen["n"] = len(results)
         return "custom gaussian markdown"
 
-    monkeypatch.setitem(sys.modules, "leaderboard.gaussian", types.SimpleNamespace(gaussian_section=gaussian_section))
+    from leaderboard import sections
+
+    sections.protocol_section_for("gaussian/wz")  # the built-in sections registered first, then replaced here
+    monkeypatch.setitem(sections.PROTOCOL_SECTIONS, "gaussian/wz", gaussian_section)
     d = tmp_path / "res"
     r = make_result("scalar", [(0.5, 10.0), (1.0, 16.0)], protocol="gaussian/wz")
     r["rate_unit"] = "bits/sample"
