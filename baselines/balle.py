@@ -207,6 +207,12 @@ class RDCodec(LearnedCodec):
         }
         return cfg, tc
 
+    def training_plan(self, budget: str) -> dict[str, Any]:
+        """The training configuration `fit` would use (as stored in the weights' training record): the runner
+        reuses saved weights only when it matches, so `--option steps=S` never silently loads other weights."""
+        cfg, tc = self.resolve_config(budget)
+        return {**cfg, "train": tc.as_dict()}
+
     def rate_points(self) -> list[str]:
         return [point_name(l) for l in self.lambdas]
 

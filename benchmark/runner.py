@@ -120,8 +120,12 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
             if console:
                 console.print(f"[yellow]ignoring weights in {weights_dir}: {exc}; retraining[/]")
         else:
-            if loaded.get("budget") in (None, spec.budget) and loaded.get("seed", spec.seed) == spec.seed:
+            same_plan = _same_training_plan(codec, spec.budget, loaded)
+            if loaded.get("budget") in (None, spec.budget) and loaded.get("seed", spec.seed) == spec.seed and same_plan:
                 return {"loaded_from": str(weights_dir), **loaded}
+            if not same_plan and console:
+                console.print(f"[yellow]weights in {weights_dir} were trained with other settings; training "
+                              f"(an extendable run continues its checkpoint)[/]")
     train = build_split(info, spec, protocol, "train")
     try:
         val = build_split(info, spec, protocol, "val")
@@ -132,6 +136,17 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
     if distributed.is_main():  # data-parallel training (torchrun): only rank 0 writes
         codec.save_weights(weights_dir)
     return info_fit
+
+
+def _same_training_plan(codec: Codec, budget: str, loaded: dict[str, Any]) -> bool:
+    """Whether saved weights were trained as the codec would train them now (codecs without `training_plan`,
+    or weights without a stored config, are taken as matching)."""
+    plan = getattr(codec, "training_plan", None)
+    saved = (loaded.get("training") or {}).get("config")
+    if plan is None or saved is None:
+        return True
+    norm = lambda obj: json.loads(json.dumps(obj, sort_keys=True, default=str))  # noqa: E731 - tuples vs lists
+    return norm(plan(budget)) == norm(saved)
 
 
 # ---------------------------------------------------------------- evaluation
