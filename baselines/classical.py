@@ -15,6 +15,7 @@ from PIL import Image, features
 from benchmark.codec import Codec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.errors import BitstreamError, ConfigError
+from benchmark.options import Option
 from benchmark.registry import register_method
 
 
@@ -32,6 +33,10 @@ class PillowCodec(Codec):
 
     pil_format: ClassVar[str]
     feature: ClassVar[str | None] = None
+    options_spec: ClassVar[tuple[Option, ...]] = (
+        Option("qualities", list[int], None, "rate points: the quality values (JPEG 2000: compression ratios) "
+               "of the sweep (default: the field's sweep)", minimum=1),
+    )
 
     def __init__(self, protocol: Any = None, qualities: list[int] | None = None, **options: Any):
         super().__init__(protocol, **options)

@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .defaults import DEFAULT_BUDGET, DEFAULT_DATASET
 from .errors import BenchError
+from .options import Budget, Device, Direction
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Benchmark suite for learned distributed image compression.")
 datasets_app = typer.Typer(help="Inspect local dataset copies.")
@@ -38,7 +40,9 @@ def _parse_kv(items: List[str] | None, what: str) -> dict[str, Any]:
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages hold [..] (list[float]): not markup
     raise typer.Exit(code=2)
 
 
@@ -46,6 +50,7 @@ def _fail(exc: Exception) -> None:
 def list_cmd(
     what: str = typer.Argument("methods", help="methods | datasets | protocols"),
     pattern: Optional[str] = typer.Option(None, "--pattern", "-p", help="wildcard filter, e.g. 'balle*'"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="methods: each method's options (type, default, choices)"),
 ) -> None:
     """List registered methods, datasets or protocols."""
     from .registry import DATASETS, METHODS, PROTOCOLS
@@ -58,6 +63,8 @@ def list_cmd(
             m = METHODS.get(name).meta
             typer.echo(f"{name:<20} {m.scenario.value:<18} {'yes' if m.trainable else 'no':<9} "
                        f"{'yes' if m.scalable else 'no':<8} {m.paper}")
+            if verbose:
+                _echo_options(METHODS.get(name))
         return
     elif what == "datasets":
         typer.echo(f"{'dataset':<18} {'embedded':<12} {'protocols':<46} description")
@@ -73,12 +80,17 @@ def list_cmd(
         return
     else:
         _fail(BenchError(f"cannot list {what!r}; choose methods, datasets or protocols"))
+
+
+def _echo_options(cls: Any) -> None:
+    from .options import describe_rows
+
+    spec = getattr(cls, "options_spec", None)
+    if spec is None:
+        typer.echo("    (options not declared)")
         return
-    console.print(t)
-
-
-def _spec_kwargs(**kw: Any) -> dict[str, Any]:
-    return kw
+    for name, kind, default, text in describe_rows(spec):
+        typer.echo(f"    --option {name:<18} {kind:<34} default {default:<10} {text}")
 
 
 def _dataset_options(sources, direction, skip_bad, dataset_option, variant) -> dict[str, Any]:
@@ -102,13 +114,13 @@ def run(
     protocol: Optional[str] = typer.Option(None, "--protocol", help="protocol; default: the dataset's first"),
     limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N test samples"),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="results folder"),
-    budget: Optional[str] = typer.Option(None, "--budget", help="training budget: smoke | quick | paper"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    budget: Optional[Budget] = typer.Option(None, "--budget", help="training budget (default: quick)"),
+    device: Device = typer.Option(Device.cpu, "--device", help="where learned codecs train and run"),
     seed: int = typer.Option(0, "--seed"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="evaluate these trained weights instead of training"),
     retrain: bool = typer.Option(False, "--retrain", help="train even if weights from an earlier run exist in --out"),
     sources: Optional[int] = typer.Option(None, "--sources", help="number of sources M (distributed protocols)"),
-    direction: Optional[str] = typer.Option(None, "--direction", help="stereo direction: left | right | both"),
+    direction: Optional[Direction] = typer.Option(None, "--direction", help="stereo direction"),
     variant: Optional[str] = typer.Option(None, "--variant", help="dataset variant, e.g. wrong_side"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable images with a warning"),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="refuse images and bitstreams whose header "
@@ -123,7 +135,7 @@ def run(
                                        "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
 ) -> None:
     """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
-    from .defaults import DEFAULT_BUDGET, DEFAULT_DATASET, DEFAULT_METHODS
+    from .defaults import DEFAULT_METHODS
     from .runner import RunSpec
     from .runner import run as run_one
 
@@ -131,7 +143,8 @@ def run(
     _progress_settings(quiet, log_every)
     methods = list(method) if method else list(DEFAULT_METHODS)
     dataset = dataset or DEFAULT_DATASET
-    budget = budget or DEFAULT_BUDGET
+    budget = budget.value if budget else DEFAULT_BUDGET
+    device, direction = device.value, direction.value if direction else None
     if leaderboard is None:
         leaderboard = main_job
     t_start = time.perf_counter()
@@ -246,15 +259,15 @@ def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
 @app.command()
 def train(
     method: str = typer.Option(..., "--method", "-m"),
-    dataset: str = typer.Option("middlebury_sample", "--dataset", "-d"),
+    dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", "-d"),
     root: Optional[Path] = typer.Option(None, "--root"),
     protocol: Optional[str] = typer.Option(None, "--protocol"),
     out: Path = typer.Option(Path("results"), "--out", "-o"),
-    budget: str = typer.Option("quick", "--budget"),
-    device: str = typer.Option("cpu", "--device"),
+    budget: Budget = typer.Option(Budget(DEFAULT_BUDGET), "--budget"),
+    device: Device = typer.Option(Device.cpu, "--device"),
     seed: int = typer.Option(0, "--seed"),
     sources: Optional[int] = typer.Option(None, "--sources"),
-    direction: Optional[str] = typer.Option(None, "--direction"),
+    direction: Optional[Direction] = typer.Option(None, "--direction"),
     option: Optional[List[str]] = typer.Option(None, "--option"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
     devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel (torchrun; one per GPU)"),
@@ -265,6 +278,7 @@ def train(
     from .runner import RunSpec, train_only
 
     _progress_settings(False, log_every)
+    budget, device, direction = budget.value, device.value, direction.value if direction else None
     if devices > 1 and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(code=distributed.relaunch(devices, sys.argv[1:]))
     distributed.init_from_env(device)

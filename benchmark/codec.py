@@ -5,6 +5,7 @@ codec, decides what side information each side may see (see `Scenario`)."""
 from __future__ import annotations
 
 import enum
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, ClassVar, Iterable
 import torch
 
 from .jsonsafe import jsonable as _jsonable  # the one JSON sanitiser
+from .options import Option, check_options
 
 
 class Scenario(str, enum.Enum):
@@ -71,11 +73,42 @@ class MethodMeta:
 class Codec(ABC):
     """Base class of every codec. Subclasses set `meta` and implement the three verbs.
 
-    Construction: ``cls(protocol=Protocol, **options)``; options come from the CLI or a config."""
+    Construction: ``cls(protocol=Protocol, **options)``; options come from the CLI or a config. A method declares
+    its options once in ``options_spec`` (benchmark/options.py): before the subclass's ``__init__`` body runs, the
+    given options are checked against it (unknown name: "did you mean"; wrong type: the option, its type and the
+    valid names) and cast to the declared types, so ``__init__`` receives typed values and no work starts on a bad
+    option. ``options_spec = None`` (a plugin that checks its own) passes them through unchanged."""
 
     meta: ClassVar[MethodMeta]
+    options_spec: ClassVar[tuple[Option, ...] | None] = None
+    # ---- hooks the runner reads (declared here with their defaults; docs/adding_a_method.md) -------------
+    #: dataset options the codec must agree with (e.g. DRASIC's number of sources M, layered_wz's sigma2): the
+    #: runner forwards `--dataset-option K=V` for each K listed here as a method option unless one was given.
+    dataset_options_used: ClassVar[tuple[str, ...]] = ()
+    #: True when `estimate_bits` is a decoder-side quantity (e.g. an ideal Slepian–Wolf rate H(Q|Y)): the runner
+    #: then passes the decoder's side view to it. The coded bytes never depend on this.
+    estimate_uses_decoder_side: ClassVar[bool] = False
+    #: a name for this configuration (set in __init__ from the options, e.g. "s0.1"): results are stored under
+    #: "<method>.<variant>" so two configurations never overwrite each other's result files. None: no suffix.
+    variant: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_checks_options", False):
+            cls.__init__ = _checking_options(init)  # type: ignore[method-assign]
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The given options validated against ``options_spec`` and cast to their declared types."""
+        if cls.options_spec is None:
+            return dict(options)
+        return check_options(cls.meta.name, cls.options_spec, options)
 
     def __init__(self, protocol: Any = None, **options: Any):
+        if not self.__dict__.get("_options_checked"):
+            self._options_checked = True
+            options = type(self).check_options(options)
         self.protocol = protocol
         self.options = dict(options)
 
@@ -96,6 +129,11 @@ class Codec(ABC):
         """Likelihood (ideal code length) estimate of the bits for `x`, where the codec has one."""
         return None
 
+    def training_plan(self, budget: str) -> dict[str, Any] | None:
+        """Learned codecs: the training configuration `budget` would use (steps, λ, crop...). The runner compares it
+        with the one stored beside saved weights and retrains when they differ; None: never compared."""
+        return None
+
     def truncate(self, data: bytes, point: str) -> bytes:
         """Scalable codecs: a valid stream for `point` that is a prefix of the full stream's payload."""
         raise NotImplementedError(f"{self.meta.name} is not scalable")
@@ -103,6 +141,20 @@ class Codec(ABC):
     def info(self) -> dict[str, Any]:
         """Extra facts recorded in result files (configuration, widths, ...)."""
         return {"options": {k: _jsonable(v) for k, v in self.options.items()}}
+
+
+def _checking_options(init: Any) -> Any:
+    """Wrap a Codec subclass's ``__init__`` so the outermost call checks and casts the options first."""
+
+    @functools.wraps(init)
+    def checked(self: Codec, protocol: Any = None, **options: Any) -> None:
+        if not self.__dict__.get("_options_checked"):
+            self._options_checked = True
+            options = type(self).check_options(options)
+        init(self, protocol, **options)
+
+    checked._checks_options = True  # type: ignore[attr-defined]
+    return checked
 
 
 class LearnedCodec(Codec):

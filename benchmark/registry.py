@@ -12,6 +12,8 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
+import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -30,6 +32,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._aliases: dict[str, tuple[str, str]] = {}  # old name -> (current name, why it changed)
 
     def add(self, name: str, obj: T) -> T:
         if not name or not isinstance(name, str):
@@ -45,8 +48,18 @@ class Registry(Generic[T]):
     def remove(self, name: str) -> None:
         self._items.pop(name, None)
 
+    def alias(self, old: str, new: str, why: str) -> None:
+        """Keep a renamed entry reachable under its old name; each look-up of the old name warns."""
+        self._aliases[old] = (new, why)
+
     def get(self, name: str) -> T:
         discover()
+        if name in self._aliases and name not in self._items:
+            new, why = self._aliases[name]
+            msg = f"{self.kind} {name!r} is deprecated: use {new!r} ({why})"
+            warnings.warn(msg, DeprecationWarning, stacklevel=2)
+            print(f"warning: {msg}", file=sys.stderr)
+            name = new
         try:
             return self._items[name]
         except KeyError:
@@ -68,7 +81,7 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         discover()
-        return name in self._items
+        return name in self._items or name in self._aliases
 
 
 def _where(obj: Any) -> str:

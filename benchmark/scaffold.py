@@ -23,6 +23,7 @@ import torch
 from benchmark.codec import Codec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.errors import BitstreamError, ConfigError
+from benchmark.options import Option
 from benchmark.registry import register_method
 
 from .configs import BITS
@@ -32,6 +33,8 @@ from .configs import BITS
 class {cls}(Codec):
     meta = MethodMeta("{name}", Scenario.SEPARATE, paper={paper!r}, licence="TODO",
                       description="placeholder: uniform quantiser + zlib (replace with the paper's method)")
+    # every option, declared once: checked and cast before __init__, listed by `bench list methods -v`
+    options_spec = (Option("bits", list[int], list(BITS), "rate points: bits per sample", minimum=1, maximum=8),)
 
     def rate_points(self) -> list[str]:
         return [f"bits={{b}}" for b in self.options.get("bits", BITS)]

@@ -47,9 +47,9 @@ from .data import Batch, Sample, collate_samples
 from .errors import ConfigError, TrainingError
 from .jsonsafe import jsonable
 from .metrics_log import METRICS_FILE, METRICS_ROWS, MetricsLog
+from .options import check_budget
 from .progress import Reporter, progress_enabled  # noqa: F401  (progress_enabled: re-exported)
 from .weights import state_dict_of, state_dict_sha256
-BUDGET_NAMES = ("smoke", "quick", "paper")
 
 LossFn = Callable[[torch.nn.Module, Batch], Mapping[str, Any]]
 
@@ -124,9 +124,7 @@ def resolve_budget(budget: str | TrainConfig, table: Mapping[str, TrainConfig] |
         cfg = budget
     else:
         table = BUDGETS if table is None else table
-        if budget not in table:
-            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(table)}")
-        cfg = table[budget]
+        cfg = table[check_budget(budget, table)]
     changes = {k: v for k, v in overrides.items() if v is not None}
     return cfg.replace(**changes) if changes else cfg
 

@@ -6,6 +6,7 @@ exponentially over training, no gradient clipping stated. Budgets keep that shap
 decay points stay at the same fractions of training."""
 from __future__ import annotations
 
+from benchmark.options import Option
 from benchmark.trainer import TrainConfig
 
 PAPER_STEPS = 180 * 200  # epochs x (2e5 samples / batch 1e3)
@@ -38,3 +39,32 @@ LAM_TIMES_SIGMA2 = 30.0
 
 def default_lam(sigma2: float) -> float:
     return LAM_TIMES_SIGMA2 / float(sigma2)
+
+
+# the options of layered_wz, declared once (benchmark/options.py): checked and cast before the codec's __init__ runs
+_TRAIN_HELP = "changes what training produces (part of the weights key)"
+OPTIONS: tuple[Option, ...] = (
+    Option("config", str, "222", "alphabets of the K stages: digits (222, 44) or monoN"),
+    Option("prior", str, "conditional", "decoder's model of the indices: q_c (with y) or q_m", choices=("conditional", "marginal")),
+    Option("lam", float, None, "rate-distortion trade-off λ (default: per sigma2)", minimum=0, exclusive=True),
+    Option("sigma2", float, None, "side-information noise variance (default: the protocol's, else 0.1)", minimum=0,
+           exclusive=True),
+    Option("hidden", int, 100, "hidden units per RNN layer", minimum=1),
+    Option("layers", int, 2, "RNN layers", minimum=1),
+    Option("cell", str, "elman", "RNN cell", choices=("elman", "gru")),
+    Option("in_scale", float, None, "input scale (default: 1/sqrt(sigma2))", minimum=0, exclusive=True),
+    Option("residual", bool, True, "stages code the residual of the previous ones"),
+    Option("hard", bool, False, "straight-through hard samples in training"),
+    Option("tau1", float, TAU1, "final Gumbel-softmax temperature", minimum=0, exclusive=True),
+    Option("steps", int, None, "training steps (default: the budget's)", minimum=0),
+    Option("lr", float, None, "learning rate (default: the budget's)", minimum=0, exclusive=True),
+    Option("batch", int, SAMPLES_PER_STEP, "samples per optimisation step", minimum=1),
+    Option("estimator", str, "gumbel", "gradient estimator", choices=("gumbel", "exact")),
+    Option("lr_decay_at", list[float], None, "fractions of training where lr *= 0.3 (default: the paper's)", minimum=0),
+    Option("train_other", bool, False, _TRAIN_HELP),
+    Option("init", str, "random", "encoder initialisation", choices=("random", "nested")),
+    Option("init_delta", float, 1.0, "nested-quantiser step of init=nested", minimum=0, exclusive=True),
+    Option("init_steps", int, 500, "steps of the init=nested fit", minimum=0),
+    Option("coder", str, "range", "bytes: q_m range coder or Slepian–Wolf LDPC syndromes", choices=("range", "ldpc")),
+    Option("sw_margin", float, 0.08, "rate margin of the LDPC syndromes", minimum=0),
+)

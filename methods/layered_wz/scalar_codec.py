@@ -16,6 +16,7 @@ import torch
 from benchmark.codec import Codec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.errors import BitstreamError, ConfigError
+from benchmark.options import Option
 from benchmark.registry import register_method
 
 from .scalar_reference import conditional_code_length, marginal_pmf, mmse_reconstruct, quantize, scalar_sw_step_for_rate
@@ -37,10 +38,17 @@ class ScalarSWCodec(Codec):
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
     estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
 
-    def __init__(self, protocol: Any = None, *, sigma2: float | None = None, rates: tuple[float, ...] | list[float] = RATES,
-                 offset: float = 0.0, **options: Any):
-        if options:
-            raise ConfigError(f"scalar_sw: unknown option(s) {sorted(options)}")
+    options_spec = (
+        Option("sigma2", float, None, "variance of the side-information noise (default: the protocol's sigma2, else 0.1)",
+               minimum=0, exclusive=True),
+        Option("rates", list[float], RATES, "rate points in bits per sample", minimum=0, exclusive=True),
+        Option("offset", float, 0.0, "offset of the quantiser's reconstruction grid"),
+    )
+
+    def __init__(self, protocol: Any = None, *, sigma2: float | None = None, rates: tuple[float, ...] | list[float] | None = None,
+                 offset: float | None = None):
+        rates = RATES if rates is None else rates
+        offset = 0.0 if offset is None else offset
         if sigma2 is None:
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
         super().__init__(protocol, sigma2=float(sigma2), rates=[float(r) for r in rates], offset=float(offset))
