@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("dsc-bench", "torch", "torchvision", "compressai", "numpy", "pillow", "pytorch-msssim", "kornia", "constriction", "scikit-image", "scikit-learn")
+_PACKAGES = ("dsc-bench", "torch", "torchvision", "compressai", "numpy", "pillow", "pytorch-msssim", "constriction", "scikit-image", "scikit-learn")
 
 
 def package_versions() -> dict[str, str]:
