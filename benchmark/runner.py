@@ -141,12 +141,12 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
 def _same_training_plan(codec: Codec, budget: str, loaded: dict[str, Any]) -> bool:
     """Whether saved weights were trained as the codec would train them now (codecs without `training_plan`,
     or weights without a stored config, are taken as matching)."""
-    plan = getattr(codec, "training_plan", None)
+    plan = codec.training_plan(budget)
     saved = (loaded.get("training") or {}).get("config")
     if plan is None or saved is None:
         return True
     norm = lambda obj: json.loads(json.dumps(obj, sort_keys=True, default=str))  # noqa: E731 - tuples vs lists
-    return norm(plan(budget)) == norm(saved)
+    return norm(plan) == norm(saved)
 
 
 # ---------------------------------------------------------------- evaluation
