@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
+from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
@@ -134,6 +135,9 @@ class RDCodec(LearnedCodec):
     arch: ClassVar[str] = ""
     budgets: ClassVar[dict[str, dict[str, Any]]] = BUDGETS
     test_options: ClassVar[dict[str, Any]] = {"lambdas": (0.0035, 0.0483), "N": 16, "M": 24}
+    # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
+    test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "val_every": 1000,
+                                                  "checkpoint_every": 1000}
 
     def __init__(self, protocol: Any = None, *, lambdas: Any = None, N: Any = None, M: Any = None, metric: str = "mse",
                  **options: Any):
@@ -373,7 +377,7 @@ class RDCodec(LearnedCodec):
         idx = self.point_index(point)
         xp = pad_to(x.detach().float().cpu()[None], self.stride)
         sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/determinism.py)
             streams = self.encode(self.models[idx], xp, sp)
         if len(streams) != self.n_streams:
             raise RuntimeError(f"{self.meta.name}: model produced {len(streams)} strings, expected {self.n_streams}")
@@ -399,7 +403,7 @@ class RDCodec(LearnedCodec):
                                  f"but the side view is {tuple(side.shape)}; the bitstream is corrupt or belongs to another image")
         sp = self._side(side, tuple(c.shape), "decoder") if self.uses_side_at_decoder() else None
         try:
-            with torch.no_grad():
+            with torch.no_grad(), one_thread():
                 x_hat = self.decode(self.models[c.point], [s + _GUARD for s in c.streams], self.latent_shape(hp, wp), sp)
         except BitstreamError:
             raise
@@ -416,7 +420,7 @@ class RDCodec(LearnedCodec):
         idx = self.point_index(point)
         xp = pad_to(x.detach().float().cpu()[None], self.stride)
         sp = None if side is None else pad_to(side.detach().float().cpu()[None], self.stride)
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             out = self.eval_forward(self.models[idx], xp, sp)
         return out["x_hat"][0, :, : x.shape[-2], : x.shape[-1]].clamp(0.0, 1.0)
 
@@ -427,7 +431,7 @@ class RDCodec(LearnedCodec):
         idx = self.point_index(point)
         xp = pad_to(x.detach().float().cpu()[None], self.stride)
         sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             lik = self.likelihoods(self.models[idx], xp, sp)
         return float(bits_from_likelihoods(lik))
 

@@ -22,6 +22,7 @@ from . import distributed, metrics
 from .codec import Codec, LearnedCodec, Scenario
 from .container import Container
 from .environment import environment
+from .isolation import isolated_instances
 from .errors import BenchError, ConfigError, DatasetError, OutputError, SkippedSample, WeightsError
 from .progress import Reporter
 from .protocol import Protocol
@@ -36,6 +37,7 @@ BUDGETS = ("smoke", "quick", "paper")
 CSV_FIELDS = [
     "image", "source", "rate_point", "bytes", "payload_bytes", "bpp", "bpp_payload", "bpp_estimated",
     "mse", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s", "height", "width",
+    "sha256",  # of the whole bitstream (container included); last, so partial CSVs written without it still read
 ]
 
 
@@ -163,8 +165,13 @@ def evaluate(
     progress: bool = True,
     partial_csv: Path | None = None,
     fingerprint: str = "",
+    encoder: Codec | None = None,
+    estimator: Codec | None = None,
 ) -> list[dict[str, Any]]:
     """Code every sample at every rate point; return one row per (sample, source, point).
+
+    `codec` decodes; `encoder` (default: `codec`) encodes and `estimator` (default: `codec`) runs
+    `estimate_bits`. `run` passes isolated instances (benchmark/isolation.py).
 
     Rows already present in `partial_csv` under the same fingerprint are reused (resume)."""
     scenario = codec.meta.scenario
@@ -204,7 +211,8 @@ def evaluate(
                         if (name, int(source), p) in done:
                             rows.append(done[(name, int(source), p)])
                     if todo:
-                        for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol):
+                        for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol,
+                                                encoder or codec, estimator or codec):
                             rows.append(row)
                             if writer is not None:
                                 writer.writerow({"fingerprint": fingerprint, **row})
@@ -219,7 +227,7 @@ def evaluate(
     return rows
 
 
-def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, image_protocol):
+def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, image_protocol, enc, estimator):
     x = sample.x
     side = sample.side
     enc_side = side if scenario.encoder_sees_side else None
@@ -228,14 +236,14 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
     streams: dict[str, tuple[bytes, float]] = {}
     if codec.meta.scalable:
         t0 = time.perf_counter()
-        full = codec.compress(x, side=enc_side, source=source, point=points[-1])
+        full = enc.compress(x, side=enc_side, source=source, point=points[-1])
         t_enc = time.perf_counter() - t0
         for p in todo:
-            streams[p] = (full if p == points[-1] else codec.truncate(full, p), t_enc)
+            streams[p] = (full if p == points[-1] else enc.truncate(full, p), t_enc)
     else:
         for p in todo:
             t0 = time.perf_counter()
-            data = codec.compress(x, side=enc_side, source=source, point=p)
+            data = enc.compress(x, side=enc_side, source=source, point=p)
             streams[p] = (data, time.perf_counter() - t0)
     for p in todo:
         data, t_enc = streams[p]
@@ -250,7 +258,7 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
         # an ideal Slepian–Wolf rate (-log2 q(m | y)) is measured with the decoder's side information; codecs
         # that report one say so with `estimate_uses_decoder_side` (their bytes never depend on it)
         est_side = dec_side if getattr(codec, "estimate_uses_decoder_side", False) else enc_side
-        est = codec.estimate_bits(x, side=est_side, source=source, point=p)
+        est = estimator.estimate_bits(x, side=est_side, source=source, point=p)
         row = {
             "image": name, "source": source, "rate_point": p,
             "bytes": len(data), "payload_bytes": payload,
@@ -258,6 +266,7 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
             "bpp_estimated": None if est is None else float(est) / pixels,
             "encode_s": t_enc, "decode_s": t_dec,
             "height": int(x.shape[-2]) if x.dim() >= 2 else 1, "width": int(x.shape[-1]),  # 1-D blocks: 1 x n
+            "sha256": hashlib.sha256(bytes(data)).hexdigest(),
         }
         row.update(measure(x, x_hat, protocol, image_protocol))
         yield row
@@ -316,6 +325,8 @@ def _read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], di
 def _parse(key: str, val: str) -> Any:
     if key in ("image", "rate_point"):
         return val
+    if key == "sha256":
+        return val or None
     if val in ("", "None"):
         return None
     if key in ("source", "bytes", "payload_bytes", "height", "width"):
@@ -406,7 +417,12 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     fp = _fingerprint({"method": key, "options": codec.info(), "training": training, "dataset": spec.dataset,
                        "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
                        "points": codec.rate_points()})
-    rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp)
+    # who sees what, by construction: encode (and estimate) with fresh instances built from the options and the
+    # saved weights, never with the instance that trained and decodes (benchmark/isolation.py)
+    encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
+                                            (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
+    rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
+                    encoder=encoder, estimator=estimator)
     points = aggregate(rows, codec.rate_points(), codec.meta.scenario)
     from .complexity import of_run
 

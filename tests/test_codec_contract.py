@@ -2,22 +2,25 @@
 
 Codecs may set `test_options` (small widths) and `test_protocol`; the input shape follows
 `meta.modalities[0]`: "image" -> 3x64x64, "gray" -> 1x32x32, "scalar" -> 1-D block of 2048 samples."""
+import hashlib
+
+import numpy as np
 import pytest
 import torch
 
-from benchmark import metrics
-from benchmark.codec import Scenario
+from benchmark.codec import LearnedCodec, Scenario
 from benchmark.container import Container
 from benchmark.data import Sample
 from benchmark.errors import BitstreamError
 from benchmark.registry import METHODS, get_protocol
 from benchmark.runner import evaluate
+from tests.cheaters import FitMemo, SideViewMemo
 
 ALL = METHODS.names()
 
 
-def _inputs(cls):
-    g = torch.Generator().manual_seed(0)
+def _inputs(cls, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
     kind = cls.meta.modalities[0]
     if kind == "scalar":
         y = torch.randn(2048, generator=g)
@@ -37,44 +40,163 @@ def _codec(name):
     return cls(protocol=proto, **getattr(cls, "test_options", {}))
 
 
+def _embedded_train(protocol, options=None, n: int = 4):
+    """A few training samples of the protocol's embedded data set (the side views `fit` is handed)."""
+    from benchmark.registry import DATASETS
+
+    info = next((i for _, i in DATASETS.items() if i.embedded and protocol.name in i.protocols), None)
+    assert info is not None, f"protocol {protocol.name} has no embedded data set for the contract test"
+    return _Few(info.factory(None, protocol, "train", **{**protocol.options, **(options or {})}), n)
+
+
+class _Few(torch.utils.data.Dataset):
+    """The first n samples of a data set, with its attributes (num_sources, sigma2, ...)."""
+
+    def __init__(self, base, n):
+        self.base, self.n = base, min(n, len(base))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.base[i]
+
+    def __getattr__(self, k):
+        if k in ("base", "n"):
+            raise AttributeError(k)
+        return getattr(self.base, k)
+
+
+def check_isolation(cls, workdir) -> None:
+    """The encoder's bytes depend on x (and, in `joint`, on the side view handed to it) only: never on what
+    the same instance saw while training, decoding or estimating, nor on a side view handed to `compress`
+    outside `joint`; and decoding is exact (two instances with the same weights decode the same bytes to the
+    same tensor). Raises AssertionError naming the codec and the channel."""
+    name = cls.meta.name
+    proto = get_protocol(getattr(cls, "test_protocol", "middlebury-sample/stereo"))
+    opts = {**getattr(cls, "test_options", {}), **getattr(cls, "test_fit_options", {})}
+    dut = cls(protocol=proto, **opts)  # the instance that trains, decodes and estimates
+    scen = dut.meta.scenario
+    learned = isinstance(dut, LearnedCodec)
+    # data-set options the codec was built with (e.g. DRASIC's number of sources), as the runner forwards them
+    train = _embedded_train(proto, {k: opts[k] for k in getattr(cls, "dataset_options_used", ()) if k in opts})
+    # several samples: a training side view (what a cheating fit() would remember) and two synthetic inputs
+    xs, sides, others = [], [], []
+    for seed in (0, 1):
+        x, s, o = _inputs(cls, seed)
+        xs.append(x), sides.append(s), others.append(o)
+    if train[0].side is not None:
+        t = train[0].side
+        g = torch.Generator().manual_seed(7)
+        xs.append(t), sides.append(train[0].x), others.append(torch.rand(t.shape, generator=g))
+    if learned:
+        dut.fit(train, None, budget="smoke", device="cpu", workdir=workdir / "fit", seed=0)
+        dut.save_weights(workdir / "weights")
+    ref = cls(protocol=proto, **opts)  # a fresh encoder: the options and the weights only
+    if learned:
+        ref.load_weights(workdir / "weights")
+    all_points = ref.rate_points()
+    assert all_points, f"{name} has no rate points"
+    points = sorted({all_points[0], all_points[-1]}, key=all_points.index)
+    joint = scen is Scenario.JOINT
+
+    def encode(c, i, side=None):
+        return {p: c.compress(xs[i], side=sides[i] if joint else side, point=p) for p in points}
+
+    want = [encode(ref, i) for i in range(len(xs))]
+
+    def same_bytes(channel: str) -> None:
+        for i in range(len(xs)):
+            got = encode(dut, i)
+            for p in points:
+                assert got[p] == want[i][p], (
+                    f"{name}: channel {channel}: compress() of sample {i} at {p} gave {len(got[p])} bytes, a fresh "
+                    f"instance with the same weights gives {len(want[i][p])} bytes (sha256 "
+                    f"{hashlib.sha256(got[p]).hexdigest()[:12]} != {hashlib.sha256(want[i][p]).hexdigest()[:12]}): "
+                    "the encoder used information it must not have")
+
+    for i in range(len(xs)):
+        for p in points:
+            data = want[i][p]
+            assert isinstance(data, bytes) and len(data) > 0, f"{name}: compress returned no bytes"
+            c = Container.from_bytes(data, name)
+            assert c.point == all_points.index(p) and tuple(c.shape) == tuple(xs[i].shape), \
+                f"{name}: container header names point #{c.point} and shape {c.shape} for {p} of a {tuple(xs[i].shape)} input"
+            assert Container(name, c.point, c.shape, c.streams).to_bytes() == data, f"{name}: bytes are not one container"
+    same_bytes("fit() -> compress (training side views cached by the instance)" if learned else "construction")
+    if not joint:  # the encoder ignores any side view it is handed
+        for i in range(len(xs)):
+            for v in (others[i], xs[i]):
+                got = encode(dut, i, side=v)
+                assert got == want[i], f"{name}: channel compress(side=...): the bytes depend on the side view handed to the encoder"
+    # decode with arbitrary side views, including a view equal to x itself (what a cheating decoder would store)
+    dec_views = lambda i: (sides[i], others[i], xs[i]) if scen.decoder_sees_side else (None,)
+    for i in range(len(xs)):
+        for p in points:
+            for v in dec_views(i):
+                a = dut.decompress(want[i][p], side=v)
+                b = ref.decompress(want[i][p], side=v)
+                assert a.shape == xs[i].shape, f"{name}: decoded shape {tuple(a.shape)} != {tuple(xs[i].shape)}"
+                assert torch.equal(a, b), f"{name}: decode is not exact: two instances with the same weights decode " \
+                                          f"the same bytes differently (max diff {(a - b).abs().max():g})"
+    same_bytes("decompress(side=...) -> compress (side views seen by the decoder)")
+    for i in range(len(xs)):
+        for p in points:
+            for v in (sides[i], others[i], xs[i]):
+                dut.estimate_bits(xs[i], side=v, point=p)
+    same_bytes("estimate_bits(side=...) -> compress (side views seen by the estimator)")
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_bytes_independent_of_side_view_and_exact_decode(name):
-    codec = _codec(name)
-    x, side, other = _inputs(type(codec))
-    points = codec.rate_points()
-    assert points, f"{name} has no rate points"
-    for p in {points[0], points[-1]}:
-        a = codec.compress(x, side=None if codec.meta.scenario is not Scenario.JOINT else side, point=p)
-        assert isinstance(a, bytes) and len(a) > 0
-        if codec.meta.scenario is not Scenario.JOINT:
-            # the encoder never uses side information, whatever it is handed
-            assert codec.compress(x, side=side, point=p) == a
-            assert codec.compress(x, side=other, point=p) == a
-        c = Container.from_bytes(a, codec.meta.name)
-        assert c.payload_bytes <= len(a)
+def test_bytes_independent_of_side_view_and_exact_decode(name, tmp_path):
+    check_isolation(METHODS.get(name), tmp_path)
+
+
+@pytest.mark.parametrize("cheater, channel", [(SideViewMemo, "decompress"), (FitMemo, "fit")])
+def test_cheating_codecs_are_caught(cheater, channel, tmp_path):
+    """Two codecs written to cheat (tests/cheaters.py) fail the check above, which names them and the channel."""
+    with pytest.raises(AssertionError, match=rf"{cheater.meta.name}: channel {channel}"):
+        check_isolation(cheater, tmp_path)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_metrics_are_taken_on_the_decoded_bytes(name):
+    """Every row's bytes, sha256, bpp and MSE match what decoding the codec's own bytes gives, with the expected
+    values computed here independently of benchmark.metrics (integer 8-bit code values in numpy)."""
     codec = _codec(name)
     x, side, _ = _inputs(type(codec))
     proto = codec.protocol
     rows = evaluate(codec, [Sample(x=x, side=side, name="img")], proto, progress=False)
-    assert {r["rate_point"] for r in rows} == set(codec.rate_points())
+    points = codec.rate_points()
+    assert sorted(r["rate_point"] for r in rows) == sorted(points)
     scen = codec.meta.scenario
+    enc_side = side if scen.encoder_sees_side else None
     image = proto.rate_unit == "bpp"
-    for r in rows[:2] + rows[-1:]:
+    full = codec.compress(x, side=enc_side, point=points[-1]) if codec.meta.scalable else None
+    for r in rows:
         p = r["rate_point"]
-        data = codec.compress(x, side=side if scen.encoder_sees_side else None, point=p)
         if codec.meta.scalable:
-            data = codec.truncate(codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[-1]), p) if p != codec.rate_points()[-1] else data
-        assert len(data) == r["bytes"]
-        pixels = x.shape[-2] * x.shape[-1] if image else x.numel()
-        assert r["bpp"] == pytest.approx(8 * len(data) / pixels)
-        x_hat = codec.decompress(data, side=side if scen.decoder_sees_side else None)
-        assert x_hat.shape == x.shape
-        m = metrics.mse_8bit(x, x_hat) if image else metrics.mse(x.double(), x_hat.double())
-        assert r["mse"] == pytest.approx(m, rel=1e-9, abs=1e-12)
+            data = full if p == points[-1] else codec.truncate(full, p)
+        else:
+            data = codec.compress(x, side=enc_side, point=p)
+        assert r["sha256"] == hashlib.sha256(data).hexdigest() and r["bytes"] == len(data)
+        n_px = x.shape[-1] * x.shape[-2] if image else x.shape[-1]
+        assert r["bpp"] == pytest.approx(len(data) * 8 / n_px, rel=1e-12)
+        x_hat = codec.decompress(data, side=side if scen.decoder_sees_side else None).numpy().astype(np.float64)
+        ref = x.numpy().astype(np.float64)
+        if image:  # 8-bit code values, as a PNG writer stores them (round half to even, like numpy.rint)
+            qa = np.rint(np.clip(ref, 0.0, 1.0) * 255.0).astype(np.int64)
+            qb = np.rint(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.int64)
+            sse = int(((qa - qb) ** 2).sum())
+            want_mse = sse / qa.size / 65025.0
+            if sse:
+                want_psnr = 20.0 * np.log10(255.0) - 10.0 * np.log10(sse / qa.size)
+                assert r["psnr"] == pytest.approx(min(want_psnr, 60.0), abs=1e-9)
+        else:
+            want_mse = float(np.square(ref - x_hat).sum()) / ref.size
+        assert r["mse"] == pytest.approx(want_mse, rel=1e-9, abs=1e-15), (p, r["mse"], want_mse)
 
 
 @pytest.mark.parametrize("name", ALL)

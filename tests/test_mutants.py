@@ -1,5 +1,5 @@
 """Tests of the tests: each mutation below is a bug the suite's own tests once let through. Applied to a copy of
-`benchmark/` in a temporary folder, each must make the named test fail (and the unmutated copy must pass)."""
+the suite's packages in a temporary folder, each must make the named test fail (and the unmutated copy must pass)."""
 from __future__ import annotations
 
 import os
@@ -37,7 +37,8 @@ MUTANTS = {
 
 def _copy(tmp: Path) -> Path:
     repo = tmp / "repo"
-    shutil.copytree(REPO / "benchmark", repo / "benchmark", ignore=shutil.ignore_patterns("__pycache__"))
+    for pkg in ("benchmark", "baselines", "methods", "datasets"):  # the packages the registry imports: one tree
+        shutil.copytree(REPO / pkg, repo / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     (repo / "tests").mkdir()
     for f in ("test_bdrate.py", "test_container.py"):
         shutil.copy(REPO / "tests" / f, repo / "tests" / f)
@@ -45,11 +46,12 @@ def _copy(tmp: Path) -> Path:
 
 
 def _pytest(repo: Path, *tests: str) -> subprocess.CompletedProcess:
-    # the copy's `benchmark` comes first on the path; baselines/, methods/, datasets/ come from the installed tree
+    # the copy comes first on the path (before the installed tree)
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    probe = "import benchmark, sys; sys.exit(0 if benchmark.__file__.startswith(sys.argv[1]) else 1)"
+    probe = ("import benchmark, baselines, methods, sys; "
+             "sys.exit(0 if all(m.__file__.startswith(sys.argv[1]) for m in (benchmark, baselines, methods)) else 1)")
     assert subprocess.run([sys.executable, "-c", probe, str(repo)], cwd=repo, env=env).returncode == 0, \
-        "the copy of benchmark/ is not the one imported"
+        "the copied packages are not the ones imported"
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *tests],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=300)
 

@@ -101,6 +101,8 @@ class DRASICCodec(LearnedCodec):
     test_protocol: ClassVar[str] = "mnist/drasic-class"
     test_options: ClassVar[dict[str, Any]] = {"sources": 2, "iterations": 3, "enc_stem": 2, "enc_hidden": 4,
                                               "dec_stem": 4, "dec_hidden": "4,4,4"}
+    # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
+    test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2}
 
     def __init__(self, protocol: Any = None, *, config: str = "distributed", sources: Any = None, iterations: Any = ITERATIONS,
                  low_complexity: Any = False, channels: Any = 1, **options: Any):

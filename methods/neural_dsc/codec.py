@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
+from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
 from benchmark.limits import shape_problem
 from benchmark.registry import register_method
@@ -168,6 +169,9 @@ class NeuralDSC(LearnedCodec):
     test_options: ClassVar[dict[str, Any]] = {
         "bits": [1, 3], "ch": 8, "n_res": 1, "emb_dim": 8, "prior_dim": 16, "prior_layers": 1, "prior_heads": 2,
     }
+    # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
+    test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "prior_steps": 2,
+                                                  "prior_batch_size": 2}
     # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
     test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "prior_steps": 2,
                                                   "prior_batch_size": 2}
@@ -359,7 +363,7 @@ class NeuralDSC(LearnedCodec):
         self.point_index(point)
         vq = self.models[point][0]
         sp = self._side(side, tuple(x.shape), "encoder") if vq.encoder_uses_side else None
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/determinism.py)
             return vq.encode_indices(xp, sp)[0]
 
     def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
@@ -392,7 +396,7 @@ class NeuralDSC(LearnedCodec):
         sp = self._side(side, tuple(c.shape), "decoder") if vq.decoder_uses_side else None
         try:
             idx = decode_indices(self._prior64(p), c.streams[0], h, w)
-            with torch.no_grad():
+            with torch.no_grad(), one_thread():
                 x_hat = vq.decode_indices(torch.from_numpy(idx).view(1, h, w), sp)
         except Exception as exc:
             raise BitstreamError(f"{self.meta.name}: cannot decode the payload ({type(exc).__name__}: {exc}); "
