@@ -7,7 +7,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from .defaults import DEFAULT_BUDGET
 from .errors import BenchError
+from .options import Budget, Device
 
 sweep_app = typer.Typer(help="Grids of runs as jobs (submitit): locally or on Slurm.")
 console = Console()
@@ -19,12 +21,12 @@ def sweep_run(
     method: List[str] = typer.Option(..., "--method", "-m", help="method (repeatable)"),
     dataset: List[str] = typer.Option(..., "--dataset", "-d", help="dataset (repeatable)"),
     protocol: Optional[List[str]] = typer.Option(None, "--protocol", help="protocol (repeatable); default: each dataset's first"),
-    budget: str = typer.Option("quick", "--budget", help="training budget: smoke | quick | paper"),
+    budget: Budget = typer.Option(Budget(DEFAULT_BUDGET), "--budget", help="training budget"),
     seeds: str = typer.Option("0", "--seeds", help="seeds: '0', '0,1,2' or '0-4'"),
     out: Path = typer.Option(..., "--out", "-o", help="sweep folder"),
     launcher: str = typer.Option("local", "--launcher", help="local | slurm"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="local launcher: jobs at a time"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: Device = typer.Option(Device.cpu, "--device", help="where learned codecs train and run"),
     limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N test samples"),
     root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset(s)"),
     option: Optional[List[str]] = typer.Option(None, "--option", help="method option key=value (repeatable)"),
@@ -42,6 +44,8 @@ def sweep_run(
     from .cli import _parse_kv
     from .progress import set_log_every
     from .sweep import expand, record_settings, slurm_settings, submit
+
+    budget, device = Budget(budget).value, Device(device).value  # plain strings in the sweep's records
 
     try:
         set_log_every(log_every)

@@ -41,6 +41,7 @@ from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
+from benchmark.options import Option, check_budget, train_options
 from benchmark.registry import register_method
 from benchmark.trainer import check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
@@ -50,33 +51,26 @@ from .model import CODE_CHANNELS, DRASIC, STRIDE, Widths, count_parameters
 
 ARCH = "drasic-convlstm-pixelshuffle-v1"
 _TRAIN_OPTIONS = ("steps", "epochs", "batch_size", "lr", "val_every", "val_samples", "checkpoint_every", "num_workers")
-_WIDTH_OPTIONS = ("enc_stem", "enc_hidden", "dec_stem", "dec_hidden")
 _MAX_PIXELS = 1 << 24
 
 PAPER = ("E. Diao, J. Ding, V. Tarokh, DRASIC: Distributed Recurrent Autoencoder for Scalable Image Compression, "
          "DCC 2020 (arXiv:1903.09887)")
 
 
-def _bool(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int,)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    raise ConfigError(f"drasic: option {what} must be true or false, got {value!r}")
-
-
-def _int(value: Any, what: str, lo: int = 1) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"drasic: option {what} must be an integer, got {value!r}")
-    try:
-        v = int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"drasic: option {what} must be an integer, got {value!r}") from exc
-    if v < lo or (isinstance(value, str) and value.strip() != str(v)) or (isinstance(value, float) and value != v):
-        raise ConfigError(f"drasic: option {what} must be an integer >= {lo}, got {value!r}")
-    return v
+# the options of DRASIC, declared once (benchmark/options.py): checked and cast before __init__ runs
+OPTIONS: tuple[Option, ...] = (
+    Option("config", str, "distributed", "M encoders + one decoder | M separate codecs | one codec on pooled data",
+           choices=CONFIGS),
+    Option("sources", int, None, "number of sources M (default: the protocol's)", minimum=1),
+    Option("iterations", int, ITERATIONS, "recurrent iterations T (rate points iter=1..T)", minimum=1),
+    Option("low_complexity", bool, False, "train the second half of the encoders with T/2 iterations"),
+    Option("channels", int, 1, "image channels", minimum=1),
+    Option("enc_stem", int, None, "encoder stem width (default: the budget's)", minimum=1),
+    Option("enc_hidden", int, None, "encoder ConvLSTM width (default: the budget's)", minimum=1),
+    Option("dec_stem", int, None, "decoder stem width (default: the budget's)", minimum=1),
+    Option("dec_hidden", list[int], None, "three decoder ConvLSTM widths a,b,c (default: the budget's)", minimum=1),
+    *train_options(*_TRAIN_OPTIONS),
+)
 
 
 def point_name(t: int) -> str:
@@ -104,23 +98,23 @@ class DRASICCodec(LearnedCodec):
     # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
     test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2}
 
-    def __init__(self, protocol: Any = None, *, config: str = "distributed", sources: Any = None, iterations: Any = ITERATIONS,
-                 low_complexity: Any = False, channels: Any = 1, **options: Any):
-        unknown = set(options) - set(_TRAIN_OPTIONS) - set(_WIDTH_OPTIONS)
-        if unknown:
-            raise ConfigError(f"drasic: unknown option(s) {', '.join(sorted(unknown))}; known: config, sources, iterations, "
-                              f"low_complexity, channels, {', '.join(_WIDTH_OPTIONS + _TRAIN_OPTIONS)}")
+    options_spec: ClassVar[tuple[Option, ...]] = OPTIONS
+
+    def __init__(self, protocol: Any = None, *, config: str | None = None, sources: int | None = None,
+                 iterations: int | None = None, low_complexity: bool | None = None, channels: int | None = None,
+                 **options: Any):
+        # the options arrive checked and typed (OPTIONS); None: the declared default
+        config = "distributed" if config is None else config
+        iterations = ITERATIONS if iterations is None else iterations
+        low_complexity = False if low_complexity is None else low_complexity
+        channels = 1 if channels is None else channels
         if sources is None:
             sources = (getattr(protocol, "options", None) or {}).get("sources", 1)
         super().__init__(protocol, config=config, sources=sources, iterations=iterations, low_complexity=low_complexity,
                          channels=channels, **options)
-        if config not in CONFIGS:
-            raise ConfigError(f"drasic: option config must be one of {', '.join(CONFIGS)}, got {config!r}")
         self.config = config
-        self.M = _int(sources, "sources")
-        self.T = _int(iterations, "iterations")
-        self.low_complexity = _bool(low_complexity, "low_complexity")
-        self.channels = _int(channels, "channels")
+        self.M = int(sources)  # from the protocol when not given
+        self.T, self.low_complexity, self.channels = iterations, low_complexity, channels
         if self.low_complexity and (config == "joint" or self.M < 2 or self.T < 2):
             raise ConfigError("drasic: low_complexity needs a distributed or separate config with M >= 2 sources and T >= 2 "
                               "(the second half of the encoders is trained with T/2 iterations)")
@@ -145,15 +139,11 @@ class DRASICCodec(LearnedCodec):
     # ---- configuration ---------------------------------------------------------------------------------
     def _parse_widths(self, options: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for k in ("enc_stem", "enc_hidden", "dec_stem"):
-            if options.get(k) is not None:
-                out[k] = _int(options[k], k)
-        if options.get("dec_hidden") is not None:
-            v = options["dec_hidden"]
-            parts = [p for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v)
-            if len(parts) != 3:
-                raise ConfigError(f"drasic: option dec_hidden needs three widths 'a,b,c', got {v!r}")
-            out["dec_hidden"] = tuple(_int(p, "dec_hidden") for p in parts)
+        out = {k: options[k] for k in ("enc_stem", "enc_hidden", "dec_stem") if options.get(k) is not None}
+        if options.get("dec_hidden") is not None:  # a tuple of ints (OPTIONS)
+            if len(options["dec_hidden"]) != 3:
+                raise ConfigError(f"drasic: option dec_hidden needs three widths 'a,b,c', got {options['dec_hidden']!r}")
+            out["dec_hidden"] = tuple(options["dec_hidden"])
         return out
 
     def _widths_for(self, base: Widths) -> Widths:
@@ -255,20 +245,15 @@ class DRASICCodec(LearnedCodec):
                 raise ConfigError(f"drasic: {what} samples carry sources {lo}..{hi}, outside 0..{self.M - 1}")
 
     def resolve_training(self, budget: str, n_train: int) -> tuple[Widths, Any, int | None]:
-        if budget not in BUDGETS:
-            raise ConfigError(f"drasic: unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-        b = BUDGETS[budget]
+        b = BUDGETS[check_budget(budget, BUDGETS, "drasic")]
         o = dict(self._train_overrides)
         epochs = o.pop("epochs", b["epochs"])
         changes: dict[str, Any] = {}
-        for k in ("steps", "batch_size", "val_every", "val_samples", "checkpoint_every", "num_workers"):
-            if k in o:
-                changes[k] = _int(o[k], k, lo=0)
-        if "lr" in o:
-            changes["lr"] = float(o["lr"])
+        for k in ("steps", "batch_size", "val_every", "val_samples", "checkpoint_every", "num_workers", "lr"):
+            if k in o:  # typed by OPTIONS
+                changes[k] = o[k]
         tc = resolve_budget(b["train"], None, **changes)
         if epochs is not None and "steps" not in changes:
-            epochs = _int(epochs, "epochs")
             per_epoch = max(1, math.ceil(n_train / tc.batch_size))
             extra = {"steps": epochs * per_epoch}
             if "val_every" not in changes:
