@@ -105,6 +105,16 @@ class Cluster:
         return "; ".join(out)
 
     def stop(self) -> None:
+        """Cancel what is left, let srun/slurmstepd finish, stop the daemons, then end every process that still
+        runs under this cluster's SLURM_CONF (an srun whose controller went away would wait forever)."""
+        if self.env:
+            subprocess.run(["scancel", "--user", __import__("getpass").getuser()], env=self.env, capture_output=True, timeout=30)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30 and self._cluster_pids():
+                res = subprocess.run(["squeue", "-h"], env=self.env, capture_output=True, text=True, timeout=30)
+                if res.returncode == 0 and not res.stdout.strip() and not self._cluster_pids(steps_only=True):
+                    break
+                time.sleep(1)
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -119,3 +129,27 @@ class Cluster:
                 os.kill(int(pid.read_text().strip()), 15)
             except (ValueError, ProcessLookupError):
                 pass
+        for pid in self._cluster_pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+    def _cluster_pids(self, steps_only: bool = False) -> list[int]:
+        """Processes (not this one, not the daemons) whose environment names this cluster's slurm.conf."""
+        if not self.env:
+            return []
+        tag = f"SLURM_CONF={self.env['SLURM_CONF']}".encode()
+        daemons = {p.pid for p in self.procs}
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in daemons or int(entry.name) == os.getpid():
+                continue
+            try:
+                env = (entry / "environ").read_bytes()
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if tag in env.split(b"\0") and (not steps_only or b"srun" in cmd or b"slurmstepd" in cmd):
+                found.append(int(entry.name))
+        return found
