@@ -66,5 +66,5 @@ OPTIONS: tuple[Option, ...] = (
     Option("init_delta", float, 1.0, "nested-quantiser step of init=nested", minimum=0, exclusive=True),
     Option("init_steps", int, 500, "steps of the init=nested fit", minimum=0),
     Option("coder", str, "range", "bytes: q_m range coder or Slepian–Wolf LDPC syndromes", choices=("range", "ldpc")),
-    Option("sw_margin", float, 0.08, "rate margin of the LDPC syndromes", minimum=0),
+    Option("sw_margin", float, 0.08, "LDPC syndrome rate margin, bits per plane bit (< 0: forced failures)", minimum=-1),
 )
