@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
-import torch.nn.functional as F
 
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index  # pad_to: also importable from here
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.determinism import one_thread
@@ -115,15 +115,6 @@ def _opt_int(value: Any, what: str) -> int | None:
     if v <= 0:
         raise ConfigError(f"option {what}: expected a positive integer, got {v}")
     return v
-
-
-def pad_to(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Pad an NCHW tensor at the bottom/right to a multiple of `stride` by edge replication."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
 class RDCodec(LearnedCodec):
@@ -221,10 +212,7 @@ class RDCodec(LearnedCodec):
         return [point_name(l) for l in self.lambdas]
 
     def point_index(self, point: str) -> int:
-        pts = self.rate_points()
-        if point not in pts:
-            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(pts)}")
-        return pts.index(point)
+        return point_index(self.meta.name, self.rate_points(), point)
 
     def _instantiate(self, cfg: Mapping[str, Any], seed: int = 0) -> None:
         self.config = dict(cfg)
@@ -371,12 +359,17 @@ class RDCodec(LearnedCodec):
     def uses_side_at_decoder(self) -> bool:
         return self.meta.scenario.decoder_sees_side
 
-    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
+    def _encoder_inputs(self, x: torch.Tensor, side: torch.Tensor | None, point: str) -> tuple[int, torch.Tensor, torch.Tensor | None]:
+        """(rate-point index, padded NCHW image, padded side view where the encoder sees one) after the checks."""
         self._require_models()
         self._check_image(x)
         idx = self.point_index(point)
         xp = pad_to(x.detach().float().cpu()[None], self.stride)
         sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
+        return idx, xp, sp
+
+    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
+        idx, xp, sp = self._encoder_inputs(x, side, point)
         with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/determinism.py)
             streams = self.encode(self.models[idx], xp, sp)
         if len(streams) != self.n_streams:
@@ -386,21 +379,14 @@ class RDCodec(LearnedCodec):
     def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
         self._require_models()
         c = Container.from_bytes(data, self.meta.name)
-        if c.point >= len(self.models):
-            raise BitstreamError(f"{self.meta.name}: bitstream names rate point #{c.point}, these weights have {len(self.models)}")
-        if len(c.shape) != 3 or c.shape[0] != 3 or min(c.shape[1:]) < 1 or c.shape[1] * c.shape[2] > _MAX_PIXELS:
-            raise BitstreamError(f"{self.meta.name}: implausible image shape {c.shape} in the bitstream header")
-        if len(c.streams) != self.n_streams:
-            raise BitstreamError(f"{self.meta.name}: bitstream has {len(c.streams)} streams, expected {self.n_streams}")
+        check_image_header(self.meta.name, c, n_points=len(self.models), n_streams=self.n_streams, max_pixels=_MAX_PIXELS)
         for i, s in enumerate(c.streams):  # CompressAI's rANS writes 32-bit words and flushes a 64-bit state
             if len(s) < 8 or len(s) % 4:
                 raise BitstreamError(f"{self.meta.name}: stream {i} has {len(s)} bytes; an rANS stream is a whole number "
                                      "of 32-bit words, at least 8 bytes (corrupt or truncated bitstream)")
         _, h, w = c.shape
         hp, wp = h + (-h) % self.stride, w + (-w) % self.stride
-        if side is not None and tuple(side.shape) != tuple(c.shape):  # a header that does not match the side view
-            raise BitstreamError(f"{self.meta.name}: the bitstream header announces an image of shape {c.shape} "
-                                 f"but the side view is {tuple(side.shape)}; the bitstream is corrupt or belongs to another image")
+        check_side_shape(self.meta.name, c, side)
         sp = self._side(side, tuple(c.shape), "decoder") if self.uses_side_at_decoder() else None
         try:
             with torch.no_grad(), one_thread():
@@ -414,6 +400,23 @@ class RDCodec(LearnedCodec):
             raise BitstreamError(f"{self.meta.name}: the payload decoded to an invalid image; the bitstream is corrupt")
         return x_hat[0, :, :h, :w].clamp(0.0, 1.0).contiguous()
 
+    def compress_with_estimate(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0,
+                               point: str) -> tuple[bytes, float | None]:
+        """The bytes of `compress` and, where `encode_with_likelihoods` gives them, the bits of `estimate_bits`
+        from the same analysis pass (identical numbers; the transforms run once instead of twice)."""
+        idx, xp, sp = self._encoder_inputs(x, side, point)
+        with torch.no_grad(), one_thread():
+            streams, lik = self.encode_with_likelihoods(self.models[idx], xp, sp)
+            bits = None if lik is None else float(bits_from_likelihoods(lik))
+        if len(streams) != self.n_streams:
+            raise RuntimeError(f"{self.meta.name}: model produced {len(streams)} strings, expected {self.n_streams}")
+        return Container(self.meta.name, idx, tuple(int(d) for d in x.shape), [bytes(s) for s in streams]).to_bytes(), bits
+
+    def encode_with_likelihoods(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> tuple[list[bytes], Any]:
+        """`encode`'s streams and the likelihoods `likelihoods` would give, from one pass; (streams, None) when a
+        subclass has no such pass (the estimate is then computed apart)."""
+        return self.encode(model, x, side), None
+
     def reconstruct(self, x: torch.Tensor, *, side: torch.Tensor | None = None, point: str) -> torch.Tensor:
         """The model's own reconstruction (forward pass in eval mode, quantised latents), cropped and clamped."""
         self._require_models()
@@ -426,11 +429,7 @@ class RDCodec(LearnedCodec):
 
     def estimate_bits(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> float | None:
         """-log2 of the model's likelihoods of the quantised latents of the padded image (what the coder codes)."""
-        self._require_models()
-        self._check_image(x)
-        idx = self.point_index(point)
-        xp = pad_to(x.detach().float().cpu()[None], self.stride)
-        sp = self._side(side, tuple(x.shape), "encoder") if self.uses_side_at_encoder() else None
+        idx, xp, sp = self._encoder_inputs(x, side, point)
         with torch.no_grad(), one_thread():
             lik = self.likelihoods(self.models[idx], xp, sp)
         return float(bits_from_likelihoods(lik))
@@ -480,6 +479,30 @@ class _ZooCodec(RDCodec):
             scales, means = params.chunk(2, 1)
             y_lik = model.gaussian_conditional(y, scales, means=means)[1]
         return {"y": y_lik, "z": z_lik}
+
+    def encode_with_likelihoods(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> tuple[list[bytes], Any]:
+        """CompressAI's `compress` (same calls, same order, so the same bytes) with the eval-mode likelihoods of
+        `likelihoods` taken from the same g_a/h_a outputs instead of a second analysis pass."""
+        y = model.g_a(x)
+        eb, gc = model.entropy_bottleneck, getattr(model, "gaussian_conditional", None)
+        if self.model_class == "FactorizedPrior":
+            return [eb.compress(y)[0]], {"y": eb(y)[1]}
+        z = model.h_a(torch.abs(y) if self.model_class == "ScaleHyperprior" else y)
+        z_fwd, z_lik = eb(z)
+        z_strings = eb.compress(z)
+        z_hat = eb.decompress(z_strings, z.size()[-2:])
+        params = model.h_s(z_hat)
+        # the estimate's h_s input is the forward pass's z_hat; it equals the decoded one (round(z - m) + m both)
+        p_est = params if torch.equal(z_hat, z_fwd) else model.h_s(z_fwd)
+        if self.model_class == "ScaleHyperprior":
+            y_strings = gc.compress(y, gc.build_indexes(params))
+            y_lik = gc(y, p_est)[1]
+        else:  # MeanScaleHyperprior: h_s predicts (scales, means)
+            scales, means = params.chunk(2, 1)
+            y_strings = gc.compress(y, gc.build_indexes(scales), means=means)
+            s_est, m_est = p_est.chunk(2, 1)
+            y_lik = gc(y, s_est, means=m_est)[1]
+        return [y_strings[0], z_strings[0]], {"y": y_lik, "z": z_lik}
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
         import compressai.models as cm

@@ -129,6 +129,13 @@ class Codec(ABC):
         """Likelihood (ideal code length) estimate of the bits for `x`, where the codec has one."""
         return None
 
+    def compress_with_estimate(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0,
+                               point: str) -> tuple[bytes, float | None]:
+        """`compress`, plus the likelihood estimate in bits where the encoder's own pass yields it for free (the
+        same number `estimate_bits` returns). None: the runner asks `estimate_bits` (which runs the transforms
+        again). Only encoder-side information may enter it; `estimate_uses_decoder_side` codecs never use it."""
+        return self.compress(x, side=side, source=source, point=point), None
+
     def training_plan(self, budget: str) -> dict[str, Any] | None:
         """Learned codecs: the training configuration `budget` would use (steps, λ, crop...). The runner compares it
         with the one stored beside saved weights and retrains when they differ; None: never compared."""

@@ -81,7 +81,7 @@ def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
     # dataset options a codec must agree with when it is built (e.g. DRASIC's number of sources M), forwarded
     # as method options unless given explicitly; a codec lists them in `dataset_options_used`
     data_opts = {**protocol.options, **spec.dataset_options}
-    for k in getattr(cls, "dataset_options_used", ()):
+    for k in cls.dataset_options_used:
         if k in data_opts and k not in options:
             options[k] = data_opts[k]
     try:
@@ -91,7 +91,7 @@ def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
 
 
 def result_key(codec: Codec, spec: RunSpec) -> tuple[str, str | None]:
-    parts = [p for p in (getattr(codec, "variant", None), spec.dataset_options.get("variant")) if p]
+    parts = [p for p in (codec.variant, spec.dataset_options.get("variant")) if p]
     variant = "+".join(str(p) for p in parts) or None
     key = codec.meta.name + (f".{variant}" if variant else "")
     why = name_problem(key)  # the key names files under --out: never a path of its own
@@ -233,20 +233,20 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
     enc_side = side if scenario.encoder_sees_side else None
     dec_side = side if scenario.decoder_sees_side else None
     pixels = x.shape[-2] * x.shape[-1] if image_protocol else x.numel()
-    streams: dict[str, tuple[bytes, float]] = {}
+    streams: dict[str, tuple[bytes, float, float | None]] = {}
     if codec.meta.scalable:
         t0 = time.perf_counter()
         full = enc.compress(x, side=enc_side, source=source, point=points[-1])
         t_enc = time.perf_counter() - t0
         for p in todo:
-            streams[p] = (full if p == points[-1] else enc.truncate(full, p), t_enc)
+            streams[p] = (full if p == points[-1] else enc.truncate(full, p), t_enc, None)
     else:
-        for p in todo:
+        for p in todo:  # the encoder's own pass may yield the likelihood estimate too (Codec.compress_with_estimate)
             t0 = time.perf_counter()
-            data = enc.compress(x, side=enc_side, source=source, point=p)
-            streams[p] = (data, time.perf_counter() - t0)
+            data, enc_est = enc.compress_with_estimate(x, side=enc_side, source=source, point=p)
+            streams[p] = (data, time.perf_counter() - t0, enc_est)
     for p in todo:
-        data, t_enc = streams[p]
+        data, t_enc, enc_est = streams[p]
         if not isinstance(data, (bytes, bytearray)):
             raise BenchError(f"{codec.meta.name}.compress returned {type(data).__name__}, expected bytes")
         t0 = time.perf_counter()
@@ -257,8 +257,10 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
         payload = Container.from_bytes(bytes(data), codec.meta.name).payload_bytes
         # an ideal Slepian–Wolf rate (-log2 q(m | y)) is measured with the decoder's side information; codecs
         # that report one say so with `estimate_uses_decoder_side` (their bytes never depend on it)
-        est_side = dec_side if getattr(codec, "estimate_uses_decoder_side", False) else enc_side
-        est = estimator.estimate_bits(x, side=est_side, source=source, point=p)
+        est_side = dec_side if codec.estimate_uses_decoder_side else enc_side
+        if enc_est is None or codec.estimate_uses_decoder_side:
+            enc_est = estimator.estimate_bits(x, side=est_side, source=source, point=p)
+        est = enc_est
         row = {
             "image": name, "source": source, "rate_point": p,
             "bytes": len(data), "payload_bytes": payload,

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.determinism import one_thread
@@ -39,7 +40,6 @@ from benchmark.limits import shape_problem
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
-from baselines.balle import pad_to  # edge-replicate to the stride (bottom/right)
 
 from . import configs
 from .configs import Arch
@@ -238,10 +238,7 @@ class NeuralDSC(LearnedCodec):
         return [point_name(b) for b in self.bits]
 
     def point_index(self, point: str) -> int:
-        pts = self.rate_points()
-        if point not in pts:
-            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(pts)}")
-        return pts.index(point)
+        return point_index(self.meta.name, self.rate_points(), point)
 
     def _instantiate(self, arch: Arch, bits: tuple[int, ...], seed: int = 0, budget: str | None = None) -> None:
         self.bits = tuple(int(b) for b in bits)
@@ -376,12 +373,7 @@ class NeuralDSC(LearnedCodec):
         self._require_models()
         c = Container.from_bytes(data, self.meta.name)
         pts = self.rate_points()
-        if c.point >= len(pts):
-            raise BitstreamError(f"{self.meta.name}: bitstream names rate point #{c.point}, these weights have {len(pts)}")
-        if len(c.shape) != 3 or c.shape[0] != 3 or min(c.shape[1:]) < 1 or c.shape[1] * c.shape[2] > _MAX_PIXELS:
-            raise BitstreamError(f"{self.meta.name}: implausible image shape {c.shape} in the bitstream header")
-        if len(c.streams) != 1:
-            raise BitstreamError(f"{self.meta.name}: bitstream has {len(c.streams)} streams, expected 1")
+        check_image_header(self.meta.name, c, n_points=len(pts), n_streams=1, max_pixels=_MAX_PIXELS)
         why = shape_problem(c.shape, cap=DECODE_PIXEL_CAP)  # autoregressive: time grows faster than the image
         if why:
             raise BitstreamError(f"{self.meta.name}: refusing to decode: {why}")
@@ -390,9 +382,7 @@ class NeuralDSC(LearnedCodec):
         _, H, W = c.shape
         d = self.down
         h, w = -(-H // d), -(-W // d)
-        if side is not None and tuple(side.shape) != tuple(c.shape):  # a header that does not match the side view
-            raise BitstreamError(f"{self.meta.name}: the bitstream header announces an image of shape {c.shape} "
-                                 f"but the side view is {tuple(side.shape)}; the bitstream is corrupt or belongs to another image")
+        check_side_shape(self.meta.name, c, side)
         sp = self._side(side, tuple(c.shape), "decoder") if vq.decoder_uses_side else None
         try:
             idx = decode_indices(self._prior64(p), c.streams[0], h, w)
