@@ -187,7 +187,7 @@ def _find(results: list[dict[str, Any]], config: str, prior: str, s2: float) -> 
     """The paper-budget result of this configuration (the most recent one when several λ were run)."""
     hits = [r for r in results if _is_plain(r) and _opts(r).get("config") == config and _opts(r).get("prior") == prior
             and sigma2_of(r) == s2 and _budget(r) == "paper"]
-    return sorted(hits, key=lambda r: r.get("created", ""))[-1] if hits else None
+    return max(hits, key=lambda r: r.get("created", "")) if hits else None
 
 
 def _stage_rows(r: dict[str, Any] | None, s2: float) -> list[dict[str, Any]]:

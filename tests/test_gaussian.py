@@ -160,7 +160,9 @@ def test_leaderboard_checklist_paper_vs_measured():
         r["training"] = {"budget": budget}
         return r
 
-    wz = lambda R: 0.1 * 2.0 ** (-2 * R)  # noqa: E731 — D on the Wyner–Ziv bound at rate R
+    def wz(R):  # D on the Wyner–Ziv bound at rate R
+        return 0.1 * 2.0 ** (-2 * R)
+
     fig = {"x": [-3, 3, 8], "codes": ["00110011", "01010101", "00001111"], "y": [-1, 1, 2], "recon": {}}
     layered = res("222", [(0.5, 1, wz(0.5) * 10 ** 0.13), (1.0, 2, wz(1.0) * 10 ** 0.2), (1.5, 3, wz(1.5) * 10 ** 0.3)],
                   figure=fig)  # gaps to WZ: +1.3, +2, +3 dB
@@ -172,3 +174,20 @@ def test_leaderboard_checklist_paper_vs_measured():
     assert "not measured (no paper-budget result for 44.cond, mono4.cond)" in md
     assert boundaries(fig) == [3, 7, 1]
     assert "code changes along x per stage: 3, 7, 1 | not reproduced" in md  # not rising with k
+
+
+def test_nested_quantizer_without_binning_is_the_scalar_reference():
+    """K = 1 with an alphabet far larger than the cells in reach: no binning, so the exact per-sample rates and
+    reconstructions of nested.py must give H(Q|Y) and the MMSE distortion of the scalar reference (cells
+    [iΔ, (i+1)Δ): offset Δ/2), up to Monte Carlo error; binning by 2 lowers the rate and raises D."""
+    from methods.layered_wz.nested import loss_of, nested_codes, nested_points
+
+    s2, delta = 0.1, 0.3
+    (p,) = nested_points(delta, s2, K=1, M=4096, n=100_000, seed=1)
+    r, d = scalar_sw_point(delta, s2, offset=delta / 2)
+    assert p["rate"] == pytest.approx(r, abs=0.02) and p["mse"] == pytest.approx(d, rel=0.03)
+    (b,) = nested_points(delta, s2, K=1, M=2, n=100_000, seed=1)
+    assert b["rate"] < p["rate"] - 0.3 and b["mse"] > p["mse"]
+    assert loss_of([b], 10.0) == pytest.approx(b["stage_rate"] + 10.0 * b["mse"])
+    # bit planes: stage k sends bit K-k of floor(x/Δ)
+    assert nested_codes(np.array([0.05, 0.35, 1.25, -0.05]), 0.1, K=3).tolist() == [[0, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1]]

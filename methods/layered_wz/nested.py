@@ -27,7 +27,7 @@ def nested_codes(x: np.ndarray, delta: float, K: int, M: int = 2, offset: float 
 
 def _stage_posterior(y: np.ndarray, j: np.ndarray, step: float, n_bins: int, sigma: float, offset: float):
     """P(c ≡ j mod n_bins | y) and E[X | c ≡ j, y] for cells of width `step`."""
-    L = int(math.ceil(2 * _T * sigma / step)) + 2
+    L = math.ceil(2 * _T * sigma / step) + 2
     c0 = np.floor((y - _T * sigma - offset) / step).astype(np.int64)
     c = c0[:, None] + np.arange(L)[None, :]
     a = ((c * step + offset) - y[:, None]) / sigma

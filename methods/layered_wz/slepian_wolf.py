@@ -124,7 +124,7 @@ def decode_plane(data: bytes, p_one: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def plane_bits(symbols: np.ndarray, M: int) -> list[np.ndarray]:
     """Bit planes of symbols in 0..M-1 (M = 2^b), most significant first."""
-    b = int(round(math.log2(M)))
+    b = round(math.log2(M))
     if 2**b != M:
         raise ConfigError(f"bit-plane Slepian–Wolf coding needs an alphabet that is a power of 2, got {M}")
     return [((symbols >> (b - 1 - j)) & 1).astype(np.uint8) for j in range(b)]
@@ -132,7 +132,7 @@ def plane_bits(symbols: np.ndarray, M: int) -> list[np.ndarray]:
 
 def plane_probability(probs: np.ndarray, known: list[np.ndarray], j: int, M: int) -> np.ndarray:
     """P(plane j = 1 | planes 0..j-1 = known, y) from the symbol posterior probs (n, M)."""
-    b = int(round(math.log2(M)))
+    b = round(math.log2(M))
     sym = np.arange(M)
     mask = np.ones((probs.shape[0], M), dtype=bool)
     for t, bits in enumerate(known):
