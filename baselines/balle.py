@@ -2,7 +2,8 @@
 
 - ``balle2017``: bmshj2018-factorized (Ballé et al., ICLR 2017 architecture as CompressAI implements it)
 - ``balle2018``: bmshj2018-hyperprior (scale hyperprior, Ballé et al., ICLR 2018)
-- ``minnen2018``: mbt2018-mean (mean-scale hyperprior, Minnen et al., NeurIPS 2018, without context model)
+- ``mbt2018_mean``: mbt2018-mean (mean-scale hyperprior of Minnen et al., NeurIPS 2018, *without* their context
+  model; formerly ``minnen2018``, still accepted with a deprecation warning)
 
 One model per λ (CompressAI's MSE table, quality 1..8 → 0.0018 ... 0.18; loss λ·255²·MSE + bpp). Rate points
 are named ``lambda=<λ>``. Images are padded to the stride (64 for hyperprior models, 16 for the factorized
@@ -20,7 +21,6 @@ handles budgets, training (benchmark.trainer), weights (benchmark.weights), padd
 likelihood estimate. ``baselines/joint.py`` builds the side-information variants on it."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -34,7 +34,8 @@ from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
-from benchmark.registry import register_method
+from benchmark.options import Option, check_budget, train_options
+from benchmark.registry import METHODS, register_method
 from benchmark.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
 from benchmark.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
 
@@ -62,7 +63,17 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 
 _TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "val_every", "val_samples", "clip_grad",
-                  "checkpoint_every", "hflip", "num_workers", "restore", "warm_start")
+                  "checkpoint_every", "hflip", "num_workers", "restore")
+# the options of the Ballé family, declared once (benchmark/options.py): checked and cast before __init__ runs
+OPTIONS: tuple[Option, ...] = (
+    Option("lambdas", list[float], None, "rate points: RD trade-offs λ (default: the budget's)", minimum=0,
+           exclusive=True, unique_sorted=True),
+    Option("N", int, None, "channels of the transforms (default: the budget's; paper: CompressAI's zoo widths)", minimum=1),
+    Option("M", int, None, "channels of the latent (default: the budget's)", minimum=1),
+    Option("metric", str, "mse", "distortion the loss trains for", choices=("mse", "ms-ssim")),
+    *train_options(*_TRAIN_OPTIONS),
+    Option("warm_start", bool, None, "start each λ from the model trained just below it (default: the budget's)"),
+)
 
 
 _GAUSSIAN_TABLES: dict[tuple, tuple[torch.Tensor, ...]] = {}
@@ -85,38 +96,6 @@ def point_name(lmbda: float) -> str:
     return f"lambda={lmbda:g}"
 
 
-def _parse_list(value: Any, what: str) -> tuple[float, ...]:
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",") if v.strip()]
-        except ValueError as exc:
-            raise ConfigError(f"option {what}: cannot parse {text!r} as a list of numbers") from exc
-    if isinstance(value, (int, float)):
-        value = [value]
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"option {what}: expected a list of numbers, got {value!r}") from exc
-    if not out or any(not (v > 0 and math.isfinite(v)) for v in out):
-        raise ConfigError(f"option {what}: expected positive numbers, got {value!r}")
-    if len(set(out)) != len(out):
-        raise ConfigError(f"option {what}: duplicate values in {value!r}")
-    return tuple(sorted(out))
-
-
-def _opt_int(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"option {what}: expected an integer, got {value!r}") from exc
-    if v <= 0:
-        raise ConfigError(f"option {what}: expected a positive integer, got {v}")
-    return v
-
-
 class RDCodec(LearnedCodec):
     """Base of the suite's CompressAI-style codecs: one model per λ, real rANS bytes, likelihood estimates."""
 
@@ -125,30 +104,27 @@ class RDCodec(LearnedCodec):
     n_streams: ClassVar[int] = 2
     arch: ClassVar[str] = ""
     budgets: ClassVar[dict[str, dict[str, Any]]] = BUDGETS
+    options_spec: ClassVar[tuple[Option, ...]] = OPTIONS
     test_options: ClassVar[dict[str, Any]] = {"lambdas": (0.0035, 0.0483), "N": 16, "M": 24}
     # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
     test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "val_every": 1000,
                                                   "checkpoint_every": 1000}
 
-    def __init__(self, protocol: Any = None, *, lambdas: Any = None, N: Any = None, M: Any = None, metric: str = "mse",
-                 **options: Any):
-        unknown = set(options) - set(_TRAIN_OPTIONS)
-        if unknown:
-            raise ConfigError(f"{self.meta.name}: unknown option(s) {', '.join(sorted(unknown))}; known: lambdas, N, M, metric, "
-                              + ", ".join(_TRAIN_OPTIONS))
-        super().__init__(protocol, lambdas=lambdas, N=N, M=M, metric=metric, **options)
-        if metric not in ("mse", "ms-ssim"):
-            raise ConfigError(f"{self.meta.name}: metric must be 'mse' or 'ms-ssim', got {metric!r}")
-        self._opt_lambdas = None if lambdas is None else _parse_list(lambdas, "lambdas")
-        self._opt_N, self._opt_M = _opt_int(N, "N"), _opt_int(M, "M")
-        self.metric = metric
+    def __init__(self, protocol: Any = None, *, lambdas: tuple[float, ...] | None = None, N: int | None = None,
+                 M: int | None = None, metric: str | None = None, warm_start: bool | None = None, **options: Any):
+        # the options arrive checked and typed (OPTIONS, via Codec.options_spec)
+        if warm_start is not None:
+            options["warm_start"] = warm_start
+        super().__init__(protocol, lambdas=lambdas, N=N, M=M, metric=metric or "mse", **options)
+        self._opt_lambdas = lambdas
+        self._opt_N, self._opt_M = N, M
+        self.metric = metric or "mse"
         self._train_overrides = {k: options[k] for k in _TRAIN_OPTIONS if k in options}
         crop = self._train_overrides.get("crop")  # checked here, not deep inside compressai's tensor ops
-        if crop is not None and (not str(crop).isdigit() or int(crop) < self.stride or int(crop) % self.stride):
+        if crop is not None and (crop < self.stride or crop % self.stride):
             raise ConfigError(f"{self.meta.name}: crop={crop!r} must be a positive multiple of the model's stride "
                               f"{self.stride} (e.g. {self.stride * max(1, -(-256 // self.stride))})")
-        ws = self._train_overrides.pop("warm_start", None)
-        self._warm_start = None if ws is None else (ws.lower() in ("1", "true", "yes") if isinstance(ws, str) else bool(ws))
+        self._warm_start = warm_start
         self.lambdas: tuple[float, ...] = self._opt_lambdas or COMPRESSAI_LAMBDAS
         self.config: dict[str, Any] = {}
         self.models: list[torch.nn.Module] = []
@@ -177,19 +153,8 @@ class RDCodec(LearnedCodec):
 
     # ---- configuration -------------------------------------------------------------------------
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
-        if budget not in self.budgets:
-            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(self.budgets)}")
-        b = self.budgets[budget]
-        overrides = dict(self._train_overrides)
-        for k in ("steps", "batch_size", "crop", "val_every", "val_samples", "checkpoint_every", "num_workers"):
-            if k in overrides and overrides[k] is not None:
-                overrides[k] = int(overrides[k])
-        for k in ("lr", "aux_lr", "clip_grad"):
-            if k in overrides and overrides[k] is not None:
-                overrides[k] = float(overrides[k])
-        if "hflip" in overrides and isinstance(overrides["hflip"], str):
-            overrides["hflip"] = overrides["hflip"].lower() in ("1", "true", "yes")
-        tc = resolve_budget(b["train"], None, **overrides)
+        b = self.budgets[check_budget(budget, self.budgets)]
+        tc = resolve_budget(b["train"], None, **self._train_overrides)  # typed by OPTIONS
         cfg = {
             "architecture": self.arch,
             "N": self._opt_N if self._opt_N is not None else b["N"],
@@ -558,9 +523,9 @@ class Balle2018(_ZooCodec):
 
 
 @register_method
-class Minnen2018(_ZooCodec):
+class Mbt2018Mean(_ZooCodec):
     meta = MethodMeta(
-        name="minnen2018",
+        name="mbt2018_mean",
         scenario=Scenario.SEPARATE,
         paper="D. Minnen, J. Ballé, G. Toderici, Joint Autoregressive and Hierarchical Priors for Learned Image "
               "Compression, NeurIPS 2018 (CompressAI mbt2018-mean: mean-scale hyperprior, no context model)",
@@ -573,3 +538,7 @@ class Minnen2018(_ZooCodec):
     zoo_builder = "mbt2018_mean"
     zoo_key = "mbt2018-mean"
     model_class = "MeanScaleHyperprior"
+
+
+# the old name said "Minnen 2018" next to published Minnen curves, which include the context model this lacks
+METHODS.alias("minnen2018", "mbt2018_mean", "it is CompressAI's mbt2018-mean: mean-scale hyperprior, no context model")

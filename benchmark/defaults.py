@@ -6,5 +6,5 @@ DEFAULT_BUDGET = "quick"
 # Classical codecs, then the learned baselines (trained at the quick budget on the embedded sample).
 DEFAULT_METHODS: tuple[str, ...] = (
     "jpeg", "webp", "avif", "jpeg2000",
-    "balle2017", "balle2018", "minnen2018", "dsi_balle2018", "joint_balle2018",
+    "balle2017", "balle2018", "mbt2018_mean", "dsi_balle2018", "joint_balle2018",
 )

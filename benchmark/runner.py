@@ -29,10 +29,11 @@ from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
 from .ranking import coverage_record
 from .limits import pixel_limit
+from .options import BUDGET_NAMES, check_budget
 from .safenames import name_problem
 from .results import SCHEMA_VERSION, atomic_write_text, validate_result, write_json, _finite_or_null
 
-BUDGETS = ("smoke", "quick", "paper")
+BUDGETS = BUDGET_NAMES  # the one list of budget names (benchmark/options.py)
 
 CSV_FIELDS = [
     "image", "source", "rate_point", "bytes", "payload_bytes", "bpp", "bpp_payload", "bpp_estimated",
@@ -323,7 +324,6 @@ def _read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], di
     return done
 
 
-
 def _parse(key: str, val: str) -> Any:
     if key in ("image", "rate_point"):
         return val
@@ -403,13 +403,12 @@ def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 
 def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     """Train or load, evaluate, write `<out>/<protocol>/<method>[.variant].json` + CSV. Returns (path, result)."""
-    if spec.budget not in BUDGETS:
-        raise ConfigError(f"unknown budget {spec.budget!r}; choose one of {', '.join(BUDGETS)}")
+    check_budget(spec.budget)
     info, protocol = resolve(spec.dataset, spec.protocol)
+    codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
     test = build_split(info, spec, protocol, "test")
     if len(test) == 0:
         raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
-    codec = make_codec(spec, protocol)
     key, variant = result_key(codec, spec)
     torch.manual_seed(spec.seed)
     training = ensure_trained(codec, info, protocol, spec, key, console)
@@ -491,6 +490,7 @@ def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:
+    check_budget(spec.budget)
     info, protocol = resolve(spec.dataset, spec.protocol)
     codec = make_codec(spec, protocol)
     if not isinstance(codec, LearnedCodec):

@@ -14,7 +14,7 @@ from benchmark.errors import BitstreamError, ConfigError
 from benchmark.registry import get_method, get_protocol
 
 PROTO = get_protocol("middlebury-sample/stereo")
-ALL = ("balle2017", "balle2018", "minnen2018", "dsi_balle2018", "joint_balle2018")
+ALL = ("balle2017", "balle2018", "mbt2018_mean", "dsi_balle2018", "joint_balle2018")
 
 
 
@@ -76,7 +76,7 @@ def _reference_bits(c, x: torch.Tensor, side: torch.Tensor) -> float:
     model = c.models[-1]
     xp, sp = pad_to(x[None], c.stride), pad_to(side[None], c.stride)
     with torch.no_grad():
-        if c.meta.name in ("balle2017", "balle2018", "minnen2018"):
+        if c.meta.name in ("balle2017", "balle2018", "mbt2018_mean"):
             return _bits(model(xp)["likelihoods"])
         if c.meta.name == "dsi_balle2018":
             twin = cm.ScaleHyperprior(N=c.config["N"], M=c.config["M"]).eval()

@@ -177,9 +177,9 @@ def test_bench_run_weights_evaluates_without_retraining(tmp_path):
     assert all(p["bpp"] > 0 and p["psnr"] > 0 for p in result["points"])  # 3 steps: bytes, not quality
 
     # the same weights through another method, or tampered, are refused with a clear message and exit code 2
-    r = runner.invoke(app, ["run", "--method", "minnen2018", "--dataset", "middlebury_sample", "--weights", str(wdir),
+    r = runner.invoke(app, ["run", "--method", "mbt2018_mean", "--dataset", "middlebury_sample", "--weights", str(wdir),
                             "--out", str(b), "--limit", "1", "--quiet"])
-    assert r.exit_code == 2 and "belong to method 'balle2018', not 'minnen2018'" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "belong to method 'balle2018', not 'mbt2018_mean'" in " ".join(r.output.split())
     f = wdir / manifest["files"]["lambda=0.0035"]["file"]
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0x10

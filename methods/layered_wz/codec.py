@@ -107,6 +107,7 @@ class LayeredWZCodec(LearnedCodec):
     test_fit_options = {"steps": 2, "batch": 500}  # a few steps: the contract test trains every learned codec briefly
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
     estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
+    options_spec = configs.OPTIONS  # checked and cast before __init__ runs (benchmark/options.py)
 
     def __init__(self, protocol: Any = None, *, config: str = "222", prior: str = "conditional", lam: float | None = None,
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",

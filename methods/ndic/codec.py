@@ -16,11 +16,13 @@ from typing import Any, ClassVar, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
+from baselines.balle import OPTIONS as RD_OPTIONS
 from baselines.balle import RDCodec
 from benchmark.codec import MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.errors import ConfigError, TrainingError, WeightsError
+from benchmark.options import Option
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
 
@@ -69,16 +71,16 @@ def ndic_loss_fn(lmbda: float, alpha: float, beta: float, metric: str = "mse"):
     return loss_fn
 
 
-def _weight(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"option {what}: expected a number, got {value!r}") from exc
-    if not v >= 0:
-        raise ConfigError(f"option {what}: expected a non-negative number, got {value!r}")
-    return v
+_WEIGHT_OPTIONS = (
+    Option("alpha", float, None, "weight of the side view's distortion and rate in the loss (default: the family's)",
+           minimum=0),
+    Option("beta", float, None, "weight of the common-information rate bpp_w in the loss (default: the family's)",
+           minimum=0),
+)
+_CAM_OPTION_SPECS = (
+    Option("heads", int, DEFAULT_HEADS, "attention heads of the cross-attention module", minimum=1),
+    Option("max_tokens", int, DEFAULT_MAX_TOKENS, "tokens per stage and view the attention accepts", minimum=1),
+)
 
 
 class _NDICCodec(RDCodec):
@@ -91,13 +93,20 @@ class _NDICCodec(RDCodec):
     # a tiny model for the contract test (2 rate points, 8/8 channels)
     test_options: ClassVar[dict[str, Any]] = {"N": 8, "M": 8, "lambdas": "0.0035,0.0483"}
 
-    def __init__(self, protocol: Any = None, *, alpha: Any = None, beta: Any = None, **options: Any):
-        cam_opts = {k: options.pop(k) for k in _CAM_OPTIONS if k in options}
-        if cam_opts and not self.cam:
-            raise ConfigError(f"{self.meta.name}: option(s) {', '.join(cam_opts)} only apply to ndic_cam")
+    options_spec: ClassVar[tuple[Option, ...]] = (*RD_OPTIONS, *_WEIGHT_OPTIONS)  # ndic_cam adds heads, max_tokens
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        cam_opts = [k for k in _CAM_OPTIONS if k in options]
+        if cam_opts and not cls.cam:
+            raise ConfigError(f"{cls.meta.name}: option(s) {', '.join(cam_opts)} only apply to ndic_cam")
+        return super().check_options(options)
+
+    def __init__(self, protocol: Any = None, *, alpha: float | None = None, beta: float | None = None, **options: Any):
+        cam_opts = {k: options.pop(k) for k in _CAM_OPTIONS if k in options}  # typed; only ndic_cam declares them
         super().__init__(protocol, **options)
-        self._opt_alpha, self._opt_beta = _weight(alpha, "alpha"), _weight(beta, "beta")
-        self._cam_opts = {k: int(v) for k, v in cam_opts.items()}
+        self._opt_alpha, self._opt_beta = alpha, beta
+        self._cam_opts = {k: v for k, v in cam_opts.items() if v is not None}
         self.options.update(alpha=alpha, beta=beta, **cam_opts)
         proto = getattr(protocol, "name", None)
         self.budgets = configs.budgets(proto, self.paper_lambdas)
@@ -279,4 +288,5 @@ class NDICCAMCodec(_NDICCodec):
     n_streams = 2
     hyperprior = True
     cam = True
+    options_spec = (*RD_OPTIONS, *_WEIGHT_OPTIONS, *_CAM_OPTION_SPECS)
     family = "ndic_cam"

@@ -37,6 +37,7 @@ from benchmark.data import Batch
 from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
 from benchmark.limits import shape_problem
+from benchmark.options import Option, check_budget, train_options
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
@@ -57,8 +58,25 @@ _ARCH_FIELDS = ("down", "ch", "n_res", "emb_dim", "prior_dim", "prior_layers", "
 _VQ_TRAIN = ("steps", "batch_size", "crop", "lr", "schedule", "warmup", "val_every", "val_samples", "clip_grad",
              "checkpoint_every", "num_workers", "restore", "hflip")
 _PRIOR_TRAIN = tuple(f"prior_{k}" for k in ("steps", "batch_size", "lr", "warmup", "schedule", "val_every", "val_samples"))
-_INTS = {"steps", "batch_size", "crop", "warmup", "val_every", "val_samples", "checkpoint_every", "num_workers"}
-_FLOATS = {"lr", "clip_grad"}
+_PRIOR_HELP = "the prior's training (default: the budget's)"
+# the options of Neural DSC, declared once (benchmark/options.py): checked and cast before __init__ runs
+OPTIONS: tuple[Option, ...] = (
+    Option("mode", str, None, "who sees the side view (default: the method's mode)", choices=MODES),
+    Option("arch", str, None, "architecture variant of the protocol's table (default: the protocol's)"),
+    Option("bits", list[int], None, "rate points: codebook bits (K = 2**bits; default: the budget's)", minimum=1,
+           maximum=16, unique_sorted=True),
+    Option("data_init", bool, True, "initialise the codebook from encoder outputs"),
+    Option("dead_threshold", float, 1.0, "EMA usage below which a codebook vector is re-seeded", minimum=0),
+    *(Option(k, int, None, "architecture width/depth (default: the arch's)", minimum=1) for k in _ARCH_FIELDS[:-1]),
+    Option("prior_dropout", float, None, "dropout of the prior (default: the arch's)", minimum=0, maximum=1),
+    Option("warmup", int, None, "linear learning-rate warm-up steps (default: the budget's)", minimum=0),
+    *train_options(*(k for k in _VQ_TRAIN if k != "warmup")),
+    *(Option(f"prior_{o.name}", o.type, None, _PRIOR_HELP, o.choices, o.minimum, o.exclusive, o.maximum)
+      for o in train_options("steps", "batch_size", "lr")),
+    Option("prior_warmup", int, None, _PRIOR_HELP, minimum=0),
+    *(Option(f"prior_{o.name}", o.type, None, _PRIOR_HELP, o.choices, o.minimum, o.exclusive, o.maximum)
+      for o in train_options("schedule", "val_every", "val_samples")),
+)
 
 PAPER = ("J. Whang, A. Nagle, A. Acharya, H. Kim, A. G. Dimakis, Neural Distributed Source Coding, "
          "IEEE JSAIT 2024 (arXiv:2106.02797)")
@@ -81,36 +99,6 @@ MODE_META = {
 
 def point_name(bits: int) -> str:
     return f"bits={bits}"
-
-
-def _parse_bits(value: Any) -> tuple[int, ...]:
-    if isinstance(value, str):
-        value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-    if isinstance(value, (int, float)):
-        value = [value]
-    try:
-        out = tuple(sorted({int(v) for v in value}))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"neural_dsc: option bits must be integers 1..16, got {value!r}") from exc
-    if not out or any(not 1 <= b <= 16 for b in out):
-        raise ConfigError(f"neural_dsc: option bits must be integers 1..16, got {value!r}")
-    return out
-
-
-def _cast(key: str, value: Any) -> Any:
-    base = key[len("prior_"):] if key.startswith("prior_") else key
-    if value is None:
-        return None
-    try:
-        if base in _INTS:
-            return int(value)
-        if base in _FLOATS:
-            return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"neural_dsc: option {key} expects a number, got {value!r}") from exc
-    if base == "hflip" and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return value
 
 
 class _PriorHolder(nn.Module):
@@ -172,17 +160,15 @@ class NeuralDSC(LearnedCodec):
     # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
     test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "prior_steps": 2,
                                                   "prior_batch_size": 2}
-    # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
-    test_fit_options: ClassVar[dict[str, Any]] = {"steps": 2, "batch_size": 2, "crop": 64, "prior_steps": 2,
-                                                  "prior_batch_size": 2}
 
-    def __init__(self, protocol: Any = None, *, mode: str | None = None, arch: str | None = None, bits: Any = None,
-                 data_init: bool = True, dead_threshold: float = 1.0, **options: Any):
-        known = set(_ARCH_FIELDS) | set(_VQ_TRAIN) | set(_PRIOR_TRAIN)
-        unknown = set(options) - known
-        if unknown:
-            raise ConfigError(f"{type(self).meta.name}: unknown option(s) {', '.join(sorted(unknown))}; known: mode, arch, "
-                              f"bits, data_init, dead_threshold, {', '.join(sorted(known))}")
+    options_spec: ClassVar[tuple[Option, ...]] = OPTIONS
+
+    def __init__(self, protocol: Any = None, *, mode: str | None = None, arch: str | None = None,
+                 bits: tuple[int, ...] | None = None, data_init: bool | None = None, dead_threshold: float | None = None,
+                 **options: Any):
+        # the options arrive checked and typed (OPTIONS); None: the declared default
+        data_init = True if data_init is None else data_init
+        dead_threshold = 1.0 if dead_threshold is None else dead_threshold
         super().__init__(protocol, mode=mode, arch=arch, bits=bits, data_init=data_init, dead_threshold=dead_threshold, **options)
         default_mode = self.fixed_mode or "distributed"
         mode = mode or default_mode
@@ -199,14 +185,9 @@ class NeuralDSC(LearnedCodec):
         self.arch_name = arch or configs.default_arch_name(self.protocol_name)
         if arch is not None and arch != configs.default_arch_name(self.protocol_name):
             self.variant = arch
-        self._opt_bits = None if bits is None else _parse_bits(bits)
+        self._opt_bits = bits
         self._arch_over = {k: options[k] for k in _ARCH_FIELDS if options.get(k) is not None}
-        for k, v in self._arch_over.items():
-            try:
-                self._arch_over[k] = float(v) if k == "prior_dropout" else int(v)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"neural_dsc: option {k} expects a number, got {v!r}") from exc
-        self._train_over = {k: _cast(k, options[k]) for k in (*_VQ_TRAIN, *_PRIOR_TRAIN) if k in options}
+        self._train_over = {k: options[k] for k in (*_VQ_TRAIN, *_PRIOR_TRAIN) if k in options and options[k] is not None}
         self.data_init, self.dead_threshold = bool(data_init), float(dead_threshold)
         self.config: dict[str, Any] = {}
         self.models: dict[str, tuple[ConditionalVQVAE, CausalTransformerPrior]] = {}
@@ -221,9 +202,7 @@ class NeuralDSC(LearnedCodec):
 
     def resolve(self, budget: str, n_train: int) -> tuple[Arch, tuple[int, ...], TrainConfig, TrainConfig]:
         _, budgets = configs.tables(self.protocol_name)
-        if budget not in budgets:
-            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(budgets)}")
-        b = budgets[budget]
+        b = budgets[check_budget(budget, budgets)]
         vq_over = {k: v for k, v in self._train_over.items() if k in _VQ_TRAIN}
         pr_over = {k[len("prior_"):]: v for k, v in self._train_over.items() if k in _PRIOR_TRAIN}
         vq_cfg = resolve_budget(b.vq, None, **vq_over)
