@@ -75,8 +75,8 @@ def expand(methods: Iterable[str], datasets: Iterable[str], protocols: Iterable[
     from .registry import get_dataset, get_method
 
     methods, seeds, wanted = list(methods), list(seeds), list(protocols or [])
-    for m in methods:
-        get_method(m)  # unknown names fail before anything is submitted
+    for m in methods:  # unknown names, unknown or wrongly typed options fail before anything is submitted
+        get_method(m).check_options(dict(method_options or {}))
     jobs = []
     for d in datasets:
         info = get_dataset(d)

@@ -174,3 +174,12 @@ def test_minnen2018_is_an_alias_of_mbt2018_mean_that_warns(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_method("mbt2018_mean")  # the new name does not warn
+
+
+def test_a_sweep_refuses_bad_options_before_submitting(tmp_path):
+    from benchmark.sweep import expand
+
+    with pytest.raises(ConfigError, match=re.escape("balle2018: option N expects int")):
+        expand(["balle2018"], ["middlebury_sample"], None, [0], budget="smoke", method_options={"N": "abc"})
+    jobs = expand(["balle2018"], ["middlebury_sample"], None, [0], budget="smoke", method_options={"N": 16})
+    assert [j.method_options for j in jobs] == [{"N": 16}]
