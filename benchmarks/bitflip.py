@@ -27,16 +27,11 @@ def main() -> None:
     from benchmark.container import Container
     from benchmark.errors import BitstreamError
     from benchmark.registry import METHODS
-    from tests.test_codec_contract import _codec, _inputs
+    from tests.test_codec_contract import coded_sample
 
     print(f"{'codec':<22}{'payload B':>10}{'refused':>9}{'same':>6}{'changed':>9}{'median dB':>11}{'worst dB':>10}")
     for name in METHODS.names():
-        torch.manual_seed(0)
-        codec = _codec(name)
-        x, side, _ = _inputs(type(codec))
-        scen = codec.meta.scenario
-        data = codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[0])
-        dec_side = side if scen.decoder_sees_side else None
+        codec, data, dec_side = coded_sample(name)
         ref = codec.decompress(data, side=dec_side)
         payload = Container.from_bytes(data, name).payload_bytes
         head = len(data) - payload

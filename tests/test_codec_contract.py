@@ -40,6 +40,17 @@ def _codec(name):
     return cls(protocol=proto, **getattr(cls, "test_options", {}))
 
 
+def coded_sample(name):
+    """A fresh test instance of `name`, one valid stream of its test input at the first rate point, and the side
+    view its decoder gets (None where the scenario gives it none). Seeded, so every caller gets the same bytes."""
+    torch.manual_seed(0)
+    codec = _codec(name)
+    x, side, _ = _inputs(type(codec))
+    scen = codec.meta.scenario
+    data = codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[0])
+    return codec, data, side if scen.decoder_sees_side else None
+
+
 def _embedded_train(protocol, options=None, n: int = 4):
     """A few training samples of the protocol's embedded data set (the side views `fit` is handed)."""
     from benchmark.registry import DATASETS
