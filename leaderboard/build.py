@@ -222,14 +222,21 @@ def _pick(measured: list[Measured], method: str) -> Measured | None:
 
 
 def choose_anchor(measured: list[Measured], info: ProtocolInfo) -> tuple[Measured | None, str]:
+    """The protocol's anchor if it has a ranked result; else a ranked `jpeg`; else whatever of the two exists.
+
+    A quick-budget learned anchor would make every BD number a comparison with an unconverged model, so a ranked
+    classical anchor is preferred to it (and the text says so)."""
     a = _pick(measured, info.anchor)
-    if a is not None:
+    if a is not None and tbl.is_ranked(a.result)[0]:
         return a, f"Anchor for BD metrics: `{a.key}` (the protocol's anchor)."
-    if info.anchor != FALLBACK_ANCHOR:
-        a = _pick(measured, FALLBACK_ANCHOR)
-        if a is not None:
-            return a, (f"Anchor for BD metrics: `{a.key}` — the protocol's anchor `{info.anchor}` has no measured "
-                       f"result here, so `{FALLBACK_ANCHOR}` is used instead.")
+    fb = _pick(measured, FALLBACK_ANCHOR) if info.anchor != FALLBACK_ANCHOR else None
+    if fb is not None and (a is None or tbl.is_ranked(fb.result)[0]):
+        why = ("has no measured result here" if a is None else
+               f"is measured only unranked (`{a.key}`: {tbl.is_ranked(a.result)[1]})")
+        return fb, f"Anchor for BD metrics: `{fb.key}` — the protocol's anchor `{info.anchor}` {why}, so `{FALLBACK_ANCHOR}` is used instead."
+    if a is not None:
+        return a, (f"Anchor for BD metrics: `{a.key}` (the protocol's anchor; unranked: {tbl.is_ranked(a.result)[1]}, "
+                   "so BD numbers here compare with an unconverged model).")
     return None, (f"No measured anchor (`{info.anchor}`" + (f" or `{FALLBACK_ANCHOR}`" if info.anchor != FALLBACK_ANCHOR else "")
                   + f"): BD metrics are not computed. Run `bench run --method {info.anchor} --dataset DATASET --protocol {info.name}` to get them.")
 

@@ -195,6 +195,25 @@ def test_anchor_falls_back_to_jpeg_and_band_is_drawn(tmp_path):
     assert out / "middlebury-sample__stereo_psnr.png" in written
 
 
+def test_quick_trained_anchor_gives_way_to_a_ranked_classical_one(tmp_path):
+    """BD numbers against a quick-budget (unranked) learned anchor would compare with an unconverged model: a
+    ranked jpeg is the anchor instead, and without one the learned anchor is kept and labelled unranked."""
+    proto = "middlebury-sample/stereo"  # the protocol's anchor is balle2018
+    quick = make_result("balle2018", [(b, q - 2.0) for b, q in ANCHOR], protocol=proto)
+    quick["training"] = {"budget": "quick", "steps": 500}
+    quick = validate_result(quick)
+    d = tmp_path / "res"
+    write_json(d / "balle2018.json", quick)
+    write_json(d / "jpeg.json", make_result("jpeg", ANCHOR, protocol=proto))
+    build([d], tmp_path / "out", [tmp_path / "none"])
+    sec = section((tmp_path / "out" / "README.md").read_text(), proto)
+    assert "Anchor for BD metrics: `jpeg`" in sec and "is measured only unranked" in sec
+    (d / "jpeg.json").unlink()
+    build([d], tmp_path / "out2", [tmp_path / "none"])
+    sec = section((tmp_path / "out2" / "README.md").read_text(), proto)
+    assert "Anchor for BD metrics: `balle2018` (the protocol's anchor; unranked: learned at the quick budget" in sec
+
+
 def test_gaussian_section_hook_is_used(tmp_path, monkeypatch):
     seen = {}
 
