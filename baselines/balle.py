@@ -28,13 +28,14 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
 
+from benchmark.budgets import MODEL_STAGE, MethodBudget, checked_table, method_budget
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index  # pad_to: also importable from here
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
-from benchmark.options import Option, check_budget, train_options
+from benchmark.options import Option, train_options
 from benchmark.registry import METHODS, register_method
 from benchmark.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
 from benchmark.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
@@ -49,18 +50,21 @@ _GUARD = b"\x00" * 256  # appended (not transmitted) so a damaged rANS stream ca
 # sized so that `bench run` trains five learned methods in about 7 minutes on 2 CPU cores.
 _SMALL_TRAIN = dict(batch_size=8, crop=64, lr=1e-3, aux_lr=1e-2, schedule="cosine", clip_grad=1.0,
                     val_samples=4, checkpoint_every=100, restore="last")
-BUDGETS: dict[str, dict[str, Any]] = {
-    "smoke": {"N": 32, "M": 48, "lambdas": (0.0035, 0.0130, 0.0483),
-              "train": TrainConfig(steps=150, **_SMALL_TRAIN)},
-    "quick": {"N": 48, "M": 64, "lambdas": (0.0035, 0.0130, 0.0483), "warm_start": True,
-              "train": TrainConfig(steps=500, val_every=250, **_SMALL_TRAIN)},
+# one MethodBudget per budget (benchmark/budgets.py): stage "model" (one model per λ, each trained alike); model:
+# N, M (None: the zoo's), lambdas, warm_start
+BUDGETS: dict[str, MethodBudget] = checked_table({
+    "smoke": MethodBudget({MODEL_STAGE: TrainConfig(steps=150, **_SMALL_TRAIN)},
+                          {"N": 32, "M": 48, "lambdas": (0.0035, 0.0130, 0.0483), "warm_start": False}),
+    "quick": MethodBudget({MODEL_STAGE: TrainConfig(steps=500, val_every=250, **_SMALL_TRAIN)},
+                          {"N": 48, "M": 64, "lambdas": (0.0035, 0.0130, 0.0483), "warm_start": True}),
     # CompressAI zoo training (approximation): 256x256 crops, batch 16, Adam lr 1e-4 (aux 1e-3),
     # plateau decay x0.1 on validation loss, ~1M steps; zoo widths per quality.
-    "paper": {"N": None, "M": None, "lambdas": COMPRESSAI_LAMBDAS,
-              "train": TrainConfig(steps=1_000_000, batch_size=16, crop=256, lr=1e-4, aux_lr=1e-3, schedule="plateau",
-                                   gamma=0.1, plateau_patience=10, clip_grad=1.0, val_every=5000, val_samples=64,
-                                   checkpoint_every=1000, restore="best", num_workers=4)},
-}
+    "paper": MethodBudget({MODEL_STAGE: TrainConfig(steps=1_000_000, batch_size=16, crop=256, lr=1e-4, aux_lr=1e-3,
+                                                    schedule="plateau", gamma=0.1, plateau_patience=10, clip_grad=1.0,
+                                                    val_every=5000, val_samples=64, checkpoint_every=1000,
+                                                    restore="best", num_workers=4)},
+                          {"N": None, "M": None, "lambdas": COMPRESSAI_LAMBDAS, "warm_start": False}),
+}, "balle")
 
 _TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "val_every", "val_samples", "clip_grad",
                   "checkpoint_every", "hflip", "num_workers", "restore")
@@ -73,6 +77,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("metric", str, "mse", "distortion the loss trains for", choices=("mse", "ms-ssim")),
     *train_options(*_TRAIN_OPTIONS),
     Option("warm_start", bool, None, "start each λ from the model trained just below it (default: the budget's)"),
+    Option("point", str, None, "train and code only this rate point of `lambdas` (e.g. lambda=0.013), with the model "
+           "and bytes the full run has there: a per-point sweep job (needs warm_start=false)"),
 )
 
 
@@ -103,7 +109,7 @@ class RDCodec(LearnedCodec):
     stride: ClassVar[int] = 64
     n_streams: ClassVar[int] = 2
     arch: ClassVar[str] = ""
-    budgets: ClassVar[dict[str, dict[str, Any]]] = BUDGETS
+    budgets: ClassVar[dict[str, MethodBudget]] = BUDGETS  # the same for every protocol (NDIC: per protocol)
     options_spec: ClassVar[tuple[Option, ...]] = OPTIONS
     test_options: ClassVar[dict[str, Any]] = {"lambdas": (0.0035, 0.0483), "N": 16, "M": 24}
     # options that make `fit` take a few steps (the contract test trains every learned codec briefly)
@@ -111,10 +117,13 @@ class RDCodec(LearnedCodec):
                                                   "checkpoint_every": 1000}
 
     def __init__(self, protocol: Any = None, *, lambdas: tuple[float, ...] | None = None, N: int | None = None,
-                 M: int | None = None, metric: str | None = None, warm_start: bool | None = None, **options: Any):
+                 M: int | None = None, metric: str | None = None, warm_start: bool | None = None, point: str | None = None,
+                 **options: Any):
         # the options arrive checked and typed (OPTIONS, via Codec.options_spec)
         if warm_start is not None:
             options["warm_start"] = warm_start
+        if point is not None:
+            options["point"] = point
         super().__init__(protocol, lambdas=lambdas, N=N, M=M, metric=metric or "mse", **options)
         self._opt_lambdas = lambdas
         self._opt_N, self._opt_M = N, M
@@ -125,6 +134,7 @@ class RDCodec(LearnedCodec):
             raise ConfigError(f"{self.meta.name}: crop={crop!r} must be a positive multiple of the model's stride "
                               f"{self.stride} (e.g. {self.stride * max(1, -(-256 // self.stride))})")
         self._warm_start = warm_start
+        self._point = point  # only this rate point is trained and coded (a per-point sweep job); None: all
         self.lambdas: tuple[float, ...] = self._opt_lambdas or COMPRESSAI_LAMBDAS
         self.config: dict[str, Any] = {}
         self.models: list[torch.nn.Module] = []
@@ -152,32 +162,59 @@ class RDCodec(LearnedCodec):
         return (h // self.stride, w // self.stride)
 
     # ---- configuration -------------------------------------------------------------------------
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return cls.budgets
+
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
-        b = self.budgets[check_budget(budget, self.budgets)]
-        tc = resolve_budget(b["train"], None, **self._train_overrides)  # typed by OPTIONS
+        b = method_budget(self.budget_table(getattr(self.protocol, "name", None)), budget, self.meta.name)
+        tc = resolve_budget(b.stage(), None, **self._train_overrides)  # typed by OPTIONS
         cfg = {
             "architecture": self.arch,
-            "N": self._opt_N if self._opt_N is not None else b["N"],
-            "M": self._opt_M if self._opt_M is not None else b["M"],
-            "lambdas": list(self._opt_lambdas or b["lambdas"]),
+            "N": self._opt_N if self._opt_N is not None else b.model["N"],
+            "M": self._opt_M if self._opt_M is not None else b.model["M"],
+            "lambdas": list(self._opt_lambdas or b.model["lambdas"]),
             "metric": self.metric,
             "stride": self.stride,
             "budget": budget,
-            "warm_start": self._warm_start if self._warm_start is not None else bool(b.get("warm_start", False)),
+            "warm_start": self._warm_start if self._warm_start is not None else b.model["warm_start"],
         }
         return cfg, tc
 
     def training_plan(self, budget: str) -> dict[str, Any]:
         """The training configuration `fit` would use (as stored in the weights' training record): the runner
         reuses saved weights only when it matches, so `--option steps=S` never silently loads other weights."""
-        cfg, tc = self.resolve_config(budget)
+        cfg, tc = self._resolved(budget)
         return {**cfg, "train": tc.as_dict()}
 
+    def _resolved(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
+        """`resolve_config` with the `point` option checked and recorded (absent without it)."""
+        cfg, tc = self.resolve_config(budget)
+        if self._point is not None:
+            names = [point_name(l) for l in cfg["lambdas"]]
+            if self._point not in names:
+                raise ConfigError(f"{self.meta.name}: point={self._point!r} is not one of the rate points {', '.join(names)}")
+            if cfg["warm_start"]:
+                raise ConfigError(f"{self.meta.name}: point={self._point!r} trains one rate point alone, but warm_start is on "
+                                  "(each λ starts from the one below it); add --option warm_start=false")
+            cfg["point"] = self._point
+        return cfg, tc
+
+    def independent_points(self, budget: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """One model per λ trained from its own initialisation: independent unless warm-started (a chain)."""
+        cfg, _ = self.resolve_config(budget)
+        if cfg["warm_start"] or self._point is not None or len(cfg["lambdas"]) < 2:
+            return None
+        return [(point_name(l), {"point": point_name(l)}) for l in cfg["lambdas"]]
+
     def rate_points(self) -> list[str]:
-        return [point_name(l) for l in self.lambdas]
+        return [self._point] if self._point is not None else [point_name(l) for l in self.lambdas]
 
     def point_index(self, point: str) -> int:
-        return point_index(self.meta.name, self.rate_points(), point)
+        """Index of `point` among all λ (its model, and the container's point field: the same as in a run of all
+        the points); only the points this codec codes are accepted."""
+        point_index(self.meta.name, self.rate_points(), point)
+        return point_index(self.meta.name, [point_name(l) for l in self.lambdas], point)
 
     def _instantiate(self, cfg: Mapping[str, Any], seed: int = 0) -> None:
         self.config = dict(cfg)
@@ -201,7 +238,7 @@ class RDCodec(LearnedCodec):
     # ---- training ------------------------------------------------------------------------------
     def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
             progress: bool | None = None) -> dict[str, Any]:
-        cfg, tc = self.resolve_config(budget)
+        cfg, tc = self._resolved(budget)
         dev = check_device(device)
         t0 = time.perf_counter()
         self._instantiate(cfg, seed)
@@ -216,6 +253,8 @@ class RDCodec(LearnedCodec):
         for i in order:
             lmbda, model = self.lambdas[i], self.models[i]
             p = point_name(lmbda)
+            if p not in self.rate_points():
+                continue  # a per-point job (`point`): every model is built (same initialisation), only its own trains
             loss_fn = self.make_loss(lmbda)
             tag = f"{self.meta.name} {p}" + ("" if self.metric == "mse" else f" metric={self.metric}")
             if warm and previous is not None:
@@ -237,7 +276,7 @@ class RDCodec(LearnedCodec):
             "seed": seed,
             "device": str(dev),
             "steps": tc.steps,
-            "models": len(self.models),
+            "models": len(per_point),
             "config": {**cfg, "train": tc.as_dict()},
             "lambdas": list(self.lambdas),
             "points": per_point,
@@ -269,7 +308,7 @@ class RDCodec(LearnedCodec):
     def save_weights(self, directory: Path) -> Path:
         self._require_models()
         proto = getattr(self.protocol, "name", None)
-        return save_weights(directory, method=self.meta.name, models=dict(zip(self.rate_points(), self.models)),
+        return save_weights(directory, method=self.meta.name, models={p: self.models[self.point_index(p)] for p in self.rate_points()},
                             config=self.config, points=self.rate_points(), protocol=proto, training=self.training_info)
 
     def load_weights(self, directory: Path) -> dict[str, Any]:
@@ -292,8 +331,12 @@ class RDCodec(LearnedCodec):
                                f"the options ask for metric={self.metric}")
         if self._opt_lambdas is not None and tuple(sorted(float(l) for l in cfg["lambdas"])) != self._opt_lambdas:
             raise WeightsError(f"weights in {directory} cover lambdas {cfg['lambdas']}, the options ask for {list(self._opt_lambdas)}")
+        if self._point is not None and cfg.get("point") not in (None, self._point):
+            raise WeightsError(f"weights in {directory} hold rate point {cfg.get('point')}, the options ask for {self._point}")
+        self._point = self._point or cfg.get("point")  # weights of one point code that point only
         self._instantiate(cfg)
-        for p, model in zip(self.rate_points(), self.models):
+        for p in self.rate_points():
+            model = self.models[self.point_index(p)]
             if p not in loaded.tensors:
                 raise WeightsError(f"weights in {directory} have no model for {p}")
             load_into(model, loaded.tensors[p], f"{self.meta.name} {p}")

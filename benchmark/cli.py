@@ -65,6 +65,7 @@ def list_cmd(
                        f"{'yes' if m.scalable else 'no':<8} {m.paper}")
             if verbose:
                 _echo_options(METHODS.get(name))
+                _echo_budgets(METHODS.get(name))
         return
     elif what == "datasets":
         typer.echo(f"{'dataset':<18} {'embedded':<12} {'protocols':<46} description")
@@ -91,6 +92,13 @@ def _echo_options(cls: Any) -> None:
         return
     for name, kind, default, text in describe_rows(spec):
         typer.echo(f"    --option {name:<18} {kind:<34} default {default:<10} {text}")
+
+
+def _echo_budgets(cls: Any) -> None:
+    """A learned method's budget table (benchmark/budgets.py) under its default protocol, one line per budget."""
+    table = cls.budget_table()
+    for name, entry in (table or {}).items():
+        typer.echo(f"    --budget {name:<6} {entry.describe()}")
 
 
 def _dataset_options(sources, direction, skip_bad, dataset_option, variant) -> dict[str, Any]:

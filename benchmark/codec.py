@@ -9,10 +9,11 @@ import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
 
+from .budgets import MethodBudget
 from .jsonsafe import jsonable as _jsonable  # the one JSON sanitiser
 from .options import Option, check_options
 
@@ -136,9 +137,24 @@ class Codec(ABC):
         again). Only encoder-side information may enter it; `estimate_uses_decoder_side` codecs never use it."""
         return self.compress(x, side=side, source=source, point=point), None
 
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> Mapping[str, MethodBudget] | None:
+        """Learned codecs: the method's budgets under `protocol` (None: its default), one `MethodBudget` per name of
+        BUDGET_NAMES (benchmark/budgets.py). ``bench list methods -v`` shows it and the runner checks the budget
+        against it before any work; None: the codec is not trained."""
+        return None
+
     def training_plan(self, budget: str) -> dict[str, Any] | None:
         """Learned codecs: the training configuration `budget` would use (steps, λ, crop...). The runner compares it
         with the one stored beside saved weights and retrains when they differ; None: never compared."""
+        return None
+
+    def independent_points(self, budget: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """Rate points that train independently at `budget` (one model each, none started from another's weights):
+        one (rate point, method options) per point, where the options make the codec train and code only that point
+        with the model and the bytes a run of all the points has there. `bench sweep run` then makes one job per
+        point and merges their results. None (the default): the points train together (a warm-start chain, one
+        variable-rate model, no training) and stay in one job."""
         return None
 
     def truncate(self, data: bytes, point: str) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import torch
 
 from . import distributed, metrics
+from .budgets import method_budget
 from .codec import Codec, LearnedCodec, Scenario
 from .container import Container
 from .environment import environment
@@ -89,6 +90,13 @@ def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
         return cls(protocol=protocol, **options)
     except TypeError as exc:
         raise ConfigError(f"bad option for method {spec.method!r}: {exc}") from exc
+
+
+def check_method_budget(codec: Codec, protocol: Protocol, budget: str) -> None:
+    """A learned codec's own budget table (benchmark/budgets.py) has `budget`: checked before any work."""
+    table = codec.budget_table(protocol.name)
+    if table is not None:
+        method_budget(table, budget, codec.meta.name)
 
 
 def result_key(codec: Codec, spec: RunSpec) -> tuple[str, str | None]:
@@ -406,6 +414,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     check_budget(spec.budget)
     info, protocol = resolve(spec.dataset, spec.protocol)
     codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
+    check_method_budget(codec, protocol, spec.budget)
     test = build_split(info, spec, protocol, "test")
     if len(test) == 0:
         raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
@@ -495,6 +504,7 @@ def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None
     codec = make_codec(spec, protocol)
     if not isinstance(codec, LearnedCodec):
         raise ConfigError(f"{spec.method} is not trainable (classical codec); nothing to train")
+    check_method_budget(codec, protocol, spec.budget)
     key, _ = result_key(codec, spec)
     training = ensure_trained(codec, info, protocol, spec, key, console)
     return protocol_dir(spec.out, protocol.name) / "weights" / key, training

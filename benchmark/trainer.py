@@ -4,7 +4,7 @@ A method plugs in with a model and a loss closure::
 
     from benchmark.trainer import TrainConfig, rd_loss_fn, train
 
-    cfg = resolve_budget("quick", MY_BUDGETS, steps=500)          # or TrainConfig(...)
+    cfg = resolve_budget("quick", MY_BUDGETS, steps=500)  # MY_BUDGETS: {budget: MethodBudget} (benchmark/budgets.py)
     info = train(model, rd_loss_fn(lmbda=0.0067), train_ds, val_ds, config=cfg,
                  workdir=workdir / "lambda=0.0067", seed=seed, device="cpu", tag="lambda=0.0067")
 
@@ -25,14 +25,12 @@ Guarantees:
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -41,92 +39,17 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed
+from .budgets import BUDGETS, MethodBudget, TrainConfig, resolve_budget  # noqa: F401  (re-exported)
 from .checkpoint import (CHECKPOINT_FORMAT, optim_from_tensors, optim_to_tensors, publish, read_checkpoint,  # noqa: F401
                          rng_state, set_rng_state)
 from .data import Batch, Sample, collate_samples
 from .errors import ConfigError, TrainingError
 from .jsonsafe import jsonable
 from .metrics_log import METRICS_FILE, METRICS_ROWS, MetricsLog
-from .options import check_budget
 from .progress import Reporter, progress_enabled  # noqa: F401  (progress_enabled: re-exported)
 from .weights import state_dict_of, state_dict_sha256
 
 LossFn = Callable[[torch.nn.Module, Batch], Mapping[str, Any]]
-
-
-# ---------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (with the seed and the model)."""
-
-    steps: int
-    batch_size: int = 8
-    crop: int | None = 256  # random crop of x and side at the same location; None: whole images (same size)
-    lr: float = 1e-4
-    aux_lr: float = 1e-3
-    schedule: str = "constant"  # constant | step | cosine | plateau
-    milestones: tuple[float, ...] = (0.8,)  # step schedule: fractions of `steps` where lr *= gamma
-    gamma: float = 0.1
-    plateau_patience: int = 10  # plateau schedule: validations without improvement before lr *= gamma
-    min_lr: float = 0.0
-    warmup: int = 0  # linear warm-up steps
-    amsgrad: bool = False
-    clip_grad: float | None = 1.0
-    hflip: bool = False  # random horizontal flip of x and side together
-    val_every: int = 0  # validate every N steps (0: only at the end)
-    val_samples: int = 16  # first N validation samples, centre-cropped to val_crop
-    val_crop: int | None = None  # default: crop
-    checkpoint_every: int = 100  # steps
-    checkpoint_seconds: float = 120.0  # also checkpoint when this much time passed since the last one
-    keep_best: bool = True
-    restore: str = "best"  # weights left in the model at the end: best (by validation loss) | last
-    num_workers: int = 0
-    log_window: int = 50  # steps averaged into the reported final training losses
-
-    def __post_init__(self):
-        if self.steps < 0 or self.batch_size < 1:
-            raise ConfigError(f"steps must be >= 0 and batch_size >= 1 (got {self.steps}, {self.batch_size})")
-        if self.schedule not in ("constant", "step", "cosine", "plateau"):
-            raise ConfigError(f"unknown lr schedule {self.schedule!r}; use constant, step, cosine or plateau")
-        if self.restore not in ("best", "last"):
-            raise ConfigError(f"restore must be 'best' or 'last', got {self.restore!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}")
-        if "milestones" in changes and changes["milestones"] is not None:
-            changes["milestones"] = tuple(changes["milestones"])
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-
-# Generic budgets (methods usually pass their own table to resolve_budget).
-BUDGETS: dict[str, TrainConfig] = {
-    "smoke": TrainConfig(steps=20, batch_size=4, crop=64, lr=1e-3, val_samples=2, checkpoint_every=10),
-    "quick": TrainConfig(steps=500, batch_size=8, crop=64, lr=1e-3, schedule="cosine", val_every=250, val_samples=4),
-    "paper": TrainConfig(steps=1_000_000, batch_size=16, crop=256, lr=1e-4, schedule="plateau", val_every=5000,
-                         val_samples=64, checkpoint_every=1000, num_workers=4),
-}
-
-
-def resolve_budget(budget: str | TrainConfig, table: Mapping[str, TrainConfig] | None = None, **overrides: Any) -> TrainConfig:
-    """The TrainConfig of a budget name (from `table`, else the generic BUDGETS), with overrides applied.
-
-    Overrides whose value is None are ignored, so options can be passed through unconditionally."""
-    if isinstance(budget, TrainConfig):
-        cfg = budget
-    else:
-        table = BUDGETS if table is None else table
-        cfg = table[check_budget(budget, table)]
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return cfg.replace(**changes) if changes else cfg
 
 
 def check_device(device: str) -> torch.device:
@@ -293,8 +216,10 @@ def data_position(step: int, batch_size: int, n: int) -> dict[str, int]:
     return {"epoch": epoch, "offset": offset, "samples_seen": step * batch_size}
 
 
-def _seed_step(seed: int, step: int) -> None:
-    s = _mix(seed, "step", step)
+def _seed_step(seed: int, step: int, rank: int = 0) -> None:
+    """The global RNGs at the start of a step. Rank r > 0 of a data-parallel run gets a seed of its own, so that RNG
+    drawn inside the loss (CompressAI's uniform quantisation noise) is independent across the ranks' shards."""
+    s = _mix(seed, "step", step) if not rank else _mix(seed, "step", step, "rank", rank)
     torch.manual_seed(s)
     np.random.seed(s % (2**32))
     random.seed(s)
@@ -386,7 +311,6 @@ class _Run:
         self.group = distributed.group()
         self.group.check_batch(cfg.batch_size)
         model.to(dev)
-        self.group.broadcast_parameters(model)
         self.run_dir = Path(workdir) / f"run-{_fingerprint(model, cfg, seed, tag, len(train_ds))}"
         if extendable(cfg) and (prior := read_checkpoint(self.run_dir, "last")) is not None and int(prior[0]["step"]) > cfg.steps:
             self.run_dir = self.run_dir.with_name(f"{self.run_dir.name}-steps{cfg.steps}")  # past `steps`: a shorter run
@@ -398,6 +322,10 @@ class _Run:
         self.opts: dict[str, torch.optim.Optimizer] = {"main": torch.optim.Adam(self.main_params, lr=cfg.lr, amsgrad=cfg.amsgrad)}
         if self.aux_params:
             self.opts["aux"] = torch.optim.Adam(self.aux_params, lr=cfg.aux_lr)
+        # several processes (torchrun): DistributedDataParallel over the model and its loss (benchmark/distributed.py)
+        self.ddp = self.group.wrap(distributed.LossModule(model, loss_fn, compressai_aux_loss if self.aux_params else None),
+                                   dev) if self.group.world > 1 else None
+        self.ddp_checked = False
         self.state: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT, "fingerprint": self.run_dir.name[4:], "tag": tag, "seed": seed,
             "config": cfg.as_dict(), "step": 0, "steps": cfg.steps, "plateau_scale": 1.0, "plateau_bad": 0,
@@ -483,26 +411,60 @@ class _Run:
     def step(self, step: int, batch: Batch) -> dict[str, float]:
         """One optimisation step (main optimizer, then the aux optimizer); returns the logged scalars."""
         cfg, opts = self.cfg, self.opts
-        _seed_step(self.seed, step)
+        _seed_step(self.seed, step, self.group.rank)
         lr = cfg.lr * _lr_factor(cfg, step, float(self.state["plateau_scale"]))
         for g in opts["main"].param_groups:
             g["lr"] = lr
-        out = self.loss_fn(self.model, batch.to(self.dev))
-        loss = out["loss"]
-        if not isinstance(loss, torch.Tensor) or not torch.isfinite(loss).all():
-            raise TrainingError(self.nonfinite("loss", loss, step))
-        opts["main"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.group.average_gradients(self.main_params)
+        if self.ddp is None:
+            out = self.loss_fn(self.model, batch.to(self.dev))
+            self.checked_loss(out, step)
+            opts["main"].zero_grad(set_to_none=True)
+            out["loss"].backward()
+        else:
+            out = self.ddp_backward(step, batch.to(self.dev))
         if cfg.clip_grad:
             norm = torch.nn.utils.clip_grad_norm_(self.main_params, cfg.clip_grad)
             if not torch.isfinite(norm):
                 raise TrainingError(self.nonfinite("gradient norm", norm, step))
         opts["main"].step()
-        self.aux_step(out.get("aux_loss"), step)
+        if self.ddp is None:
+            self.aux_step(out.get("aux_loss"), step)
+        elif out.get("aux_loss") is not None and "aux" in opts:
+            opts["aux"].step()  # its gradients came from the same backward pass, averaged by DDP
         logs = self.group.mean_scalars({k: v for k, v in ((k, _scalar(v)) for k, v in out.items()) if v is not None})
         logs["lr"] = lr
         return logs
+
+    def checked_loss(self, out: Mapping[str, Any], step: int) -> torch.Tensor:
+        loss = out["loss"]
+        if not isinstance(loss, torch.Tensor) or not torch.isfinite(loss).all():
+            raise TrainingError(self.nonfinite("loss", loss, step))
+        return loss
+
+    def ddp_backward(self, step: int, batch: Batch) -> Mapping[str, Any]:
+        """DDP's forward runs the loss closure on this rank's shard; one backward pass of loss + aux_loss, during
+        which DDP's reducer averages every gradient (main and aux) over the ranks (benchmark/distributed.py)."""
+        out = self.ddp(batch)
+        if not self.ddp_checked:  # first step of this run: which parameters each loss reaches
+            self.ddp_checked = True
+            names = {id(p): n for n, p in self.model.named_parameters()}
+            aux = out.get("aux_loss") if "aux" in self.opts else None
+            unused = distributed.gradient_reach(self.checked_loss(out, step), aux,
+                                                [(names.get(id(p), "?"), p) for p in self.main_params],
+                                                [(names.get(id(p), "?"), p) for p in self.aux_params])
+            if unused:  # DDP would wait for gradients that never come: rebuild it to look for unused ones, redo
+                module, self.ddp = self.ddp.module, None
+                self.ddp = self.group.wrap(module, self.dev, find_unused=True)
+                _seed_step(self.seed, step, self.group.rank)
+                out = self.ddp(batch)
+        loss = self.checked_loss(out, step)
+        aux = out.get("aux_loss") if "aux" in self.opts else None
+        if aux is not None and not torch.isfinite(aux).all():
+            raise TrainingError(self.nonfinite("aux loss", aux, step))
+        for opt in self.opts.values():
+            opt.zero_grad(set_to_none=True)
+        (loss if aux is None else loss + aux).backward()
+        return out
 
     def aux_step(self, aux: Any, step: int) -> None:
         if aux is None and self.aux_params:
@@ -513,7 +475,6 @@ class _Run:
             raise TrainingError(self.nonfinite("aux loss", aux, step))
         self.opts["aux"].zero_grad(set_to_none=True)
         aux.backward()
-        self.group.average_gradients(self.aux_params)
         self.opts["aux"].step()
 
     def nonfinite(self, what: str, value: Any, step: int) -> str:
@@ -580,8 +541,15 @@ class _Run:
             "final_train": {k: round(v, 6) for k, v in final.items()},
             "best_val": state["best_val"], "best_step": state["best_step"], "validation": state["history"],
             "restored": restored, "weights_sha256": state_dict_sha256(self.model), "run_dir": str(self.run_dir),
-            **({"processes": self.group.world} if self.group.world > 1 else {}),
+            **({"processes": self.group.world, "data_parallel": self.data_parallel()} if self.ddp is not None else {}),
         })
+
+    def data_parallel(self) -> dict[str, Any]:
+        """How the ranks trained together (recorded in the training info)."""
+        import torch.distributed as dist
+
+        return {"wrapper": type(self.ddp).__qualname__, "backend": dist.get_backend(),
+                "find_unused_parameters": bool(self.ddp.find_unused_parameters)}
 
 
 def _parameters(model: torch.nn.Module, aux_parameters: list[torch.nn.Parameter] | None) -> tuple[list, list]:

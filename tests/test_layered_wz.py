@@ -180,7 +180,7 @@ def test_smoke_training_weights_roundtrip(tmp_path):
             LayeredWZCodec(PROTO, **{"config": "44", "hidden": 8, "steps": 40, **other}).load_weights(tmp_path / "weights")
     with pytest.raises(ConfigError):  # data of another source than the codec was built for
         LayeredWZCodec(PROTO, sigma2=0.01, hidden=8).fit(train, None, budget="smoke", workdir=tmp_path / "v")
-    assert BUDGETS["smoke"].steps < BUDGETS["quick"].steps < BUDGETS["paper"].steps
+    assert BUDGETS["smoke"].stage().steps < BUDGETS["quick"].stage().steps < BUDGETS["paper"].stage().steps
 
 
 def test_figure_data_describes_the_quantizer():

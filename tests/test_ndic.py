@@ -207,7 +207,7 @@ def test_paper_settings_and_shared_quick_budget():
         assert (cfg["alpha"], cfg["beta"]) == ((0.0, 0.0) if name == "ndic_cam" else (1.0, 1.0))
         for budget in ("smoke", "quick"):  # same steps, λ, crops, widths as the Ballé anchors
             c, t = codec.resolve_config(budget)
-            assert t == BUDGETS[budget]["train"]
-            assert (c["N"], c["M"], tuple(c["lambdas"])) == (BUDGETS[budget]["N"], BUDGETS[budget]["M"],
-                                                             tuple(BUDGETS[budget]["lambdas"]))
-    assert configs.budgets("cityscapes/ndic", configs.LAMBDAS_NDIC_BALLE2018)["paper"]["train"].val_every == 2975
+            assert t == BUDGETS[budget].stage()
+            m = BUDGETS[budget].model
+            assert (c["N"], c["M"], tuple(c["lambdas"])) == (m["N"], m["M"], tuple(m["lambdas"]))
+    assert configs.budgets("cityscapes/ndic", configs.LAMBDAS_NDIC_BALLE2018)["paper"].stage().val_every == 2975

@@ -234,8 +234,8 @@ def test_smoke_run_on_middlebury_sample(tmp_path):
 def test_smoke_run_on_lfw_sample(tmp_path):
     # the smoke budget unchanged (its own widths and steps): 32x64 faces are cheap
     path, result = _run(tmp_path, "lfw_sample", [])
-    _check_result(path, result, "celeba-hq/neural-dsc", 32 * 64, list(configs.CELEBA_BUDGETS["smoke"].bits))
-    assert result["training"]["steps"] == configs.CELEBA_BUDGETS["smoke"].vq.steps
+    _check_result(path, result, "celeba-hq/neural-dsc", 32 * 64, list(configs.CELEBA_BUDGETS["smoke"].model["bits"]))
+    assert result["training"]["steps"] == configs.CELEBA_BUDGETS["smoke"].stage("vq").steps
 
 
 @pytest.mark.parametrize("cls", [NeuralDSC, NeuralDSCJoint, NeuralDSCSeparate])

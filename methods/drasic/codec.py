@@ -37,11 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.budgets import MODEL_STAGE, MethodBudget, method_budget
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.options import Option, check_budget, train_options
+from benchmark.options import Option, train_options
 from benchmark.registry import register_method
 from benchmark.trainer import check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
@@ -244,15 +245,19 @@ class DRASICCodec(LearnedCodec):
             if lo < 0 or hi >= self.M:
                 raise ConfigError(f"drasic: {what} samples carry sources {lo}..{hi}, outside 0..{self.M - 1}")
 
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return BUDGETS  # the same for every DRASIC protocol
+
     def resolve_training(self, budget: str, n_train: int) -> tuple[Widths, Any, int | None]:
-        b = BUDGETS[check_budget(budget, BUDGETS, "drasic")]
+        b = method_budget(BUDGETS, budget, "drasic")
         o = dict(self._train_overrides)
-        epochs = o.pop("epochs", b["epochs"])
+        epochs = o.pop("epochs", b.epochs.get(MODEL_STAGE))
         changes: dict[str, Any] = {}
         for k in ("steps", "batch_size", "val_every", "val_samples", "checkpoint_every", "num_workers", "lr"):
             if k in o:  # typed by OPTIONS
                 changes[k] = o[k]
-        tc = resolve_budget(b["train"], None, **changes)
+        tc = resolve_budget(b.stage(), None, **changes)
         if epochs is not None and "steps" not in changes:
             per_epoch = max(1, math.ceil(n_train / tc.batch_size))
             extra = {"steps": epochs * per_epoch}
@@ -261,7 +266,7 @@ class DRASICCodec(LearnedCodec):
             tc = tc.replace(**extra)
         else:
             epochs = None
-        return self._widths_for(b["widths"]), tc, epochs
+        return self._widths_for(b.model["widths"]), tc, epochs
 
     def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
             progress: bool | None = None) -> dict[str, Any]:

@@ -11,9 +11,7 @@ weights after the last step are kept (the paper selects no checkpoint by validat
 """
 from __future__ import annotations
 
-from typing import Any
-
-from benchmark.trainer import TrainConfig
+from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
 
 from .model import PAPER_WIDTHS, Widths
 
@@ -27,25 +25,23 @@ QUICK_WIDTHS = Widths(enc_stem=8, enc_hidden=16, dec_stem=32, dec_hidden=(32, 32
 
 _COMMON = dict(crop=None, lr=1e-3, clip_grad=None, hflip=False, restore="last", keep_best=False)
 
-BUDGETS: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "widths": SMOKE_WIDTHS,
-        "epochs": None,
-        "train": TrainConfig(steps=6, batch_size=8, schedule="constant", val_samples=8, checkpoint_every=50, **_COMMON),
-    },
-    "quick": {
-        "widths": QUICK_WIDTHS,
-        "epochs": None,
-        "train": TrainConfig(steps=300, batch_size=16, schedule="step", milestones=(0.25, 0.5, 0.75), gamma=0.5,
-                             val_every=100, val_samples=64, checkpoint_every=100, **_COMMON),
-    },
-    "paper": {
-        "widths": PAPER_WIDTHS,
-        "epochs": PAPER_EPOCHS,  # steps are derived from the training-set size in fit()
-        "train": TrainConfig(steps=1, batch_size=PAPER_BATCH, schedule="step", milestones=(0.25, 0.5, 0.75), gamma=0.5,
-                             val_samples=1000, checkpoint_every=1000, num_workers=4, **_COMMON),
-    },
-}
+# one MethodBudget per budget (benchmark/budgets.py): stage "model"; model: widths; the paper budget gives epochs
+# (its steps are derived from the training-set size in fit())
+BUDGETS: dict[str, MethodBudget] = checked_table({
+    "smoke": MethodBudget(
+        {MODEL_STAGE: TrainConfig(steps=6, batch_size=8, schedule="constant", val_samples=8, checkpoint_every=50,
+                                  **_COMMON)},
+        {"widths": SMOKE_WIDTHS}),
+    "quick": MethodBudget(
+        {MODEL_STAGE: TrainConfig(steps=300, batch_size=16, schedule="step", milestones=(0.25, 0.5, 0.75), gamma=0.5,
+                                  val_every=100, val_samples=64, checkpoint_every=100, **_COMMON)},
+        {"widths": QUICK_WIDTHS}),
+    "paper": MethodBudget(
+        {MODEL_STAGE: TrainConfig(steps=1, batch_size=PAPER_BATCH, schedule="step", milestones=(0.25, 0.5, 0.75),
+                                  gamma=0.5, val_samples=1000, checkpoint_every=1000, num_workers=4, **_COMMON)},
+        {"widths": PAPER_WIDTHS},
+        epochs={MODEL_STAGE: PAPER_EPOCHS}),
+}, "drasic")
 
 # Per-protocol notes (all DRASIC protocols use the same settings; M comes from the dataset's `sources`).
 PROTOCOLS = {

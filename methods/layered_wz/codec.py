@@ -22,11 +22,12 @@ import constriction
 import numpy as np
 import torch
 
+from benchmark.budgets import MethodBudget
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.registry import register_method
-from benchmark.trainer import resolve_budget, train
+from benchmark.trainer import TrainConfig, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights
 
 from . import configs
@@ -115,33 +116,21 @@ class LayeredWZCodec(LearnedCodec):
                  steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
                  estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None,
                  train_other: bool = False, init: str = "random", init_delta: float = 1.0, init_steps: int = 500,
-                 coder: str = "range", sw_margin: float = 0.08, **options: Any):
-        if options:
-            raise ConfigError(f"layered_wz: unknown option(s) {sorted(options)}")
-        if prior not in ("conditional", "marginal"):
-            raise ConfigError(f"layered_wz: prior must be 'conditional' or 'marginal', got {prior!r}")
+                 coder: str = "range", sw_margin: float = 0.08):
+        # the options arrive checked against configs.OPTIONS (names, types, choices, bounds) and cast
         if sigma2 is None:
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
-        sigma2 = float(sigma2)
         self.alphabets = parse_config(config)
-        lam = configs.default_lam(sigma2) if lam is None else float(lam)
-        in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else float(in_scale)
-        super().__init__(protocol, config=str(config), prior=prior, lam=lam, sigma2=sigma2, hidden=int(hidden),
-                         layers=int(layers), cell=cell, in_scale=in_scale, residual=bool(residual), hard=bool(hard),
-                         tau1=float(tau1), steps=steps, lr=lr, batch=int(batch), estimator=str(estimator),
-                         lr_decay_at=None if lr_decay_at is None else [float(f) for f in lr_decay_at],
-                         train_other=bool(train_other), init=str(init), init_delta=float(init_delta),
-                         init_steps=int(init_steps), coder=str(coder), sw_margin=float(sw_margin))
-        if coder not in ("range", "ldpc"):
-            raise ConfigError(f"layered_wz: coder must be 'range' (q_m range coder) or 'ldpc' (Slepian–Wolf syndromes), got {coder!r}")
+        lam = configs.default_lam(sigma2) if lam is None else lam
+        in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else in_scale
+        super().__init__(protocol, config=config, prior=prior, lam=lam, sigma2=sigma2, hidden=hidden, layers=layers,
+                         cell=cell, in_scale=in_scale, residual=residual, hard=hard, tau1=tau1, steps=steps, lr=lr,
+                         batch=batch, estimator=estimator, lr_decay_at=None if lr_decay_at is None else list(lr_decay_at),
+                         train_other=train_other, init=init, init_delta=init_delta, init_steps=init_steps, coder=coder,
+                         sw_margin=sw_margin)
         if coder == "ldpc" and prior != "conditional":
             raise ConfigError("layered_wz: coder=ldpc (Slepian–Wolf) needs prior=conditional (its decoder uses q_c)")
-        if init not in ("random", "nested"):
-            raise ConfigError(f"layered_wz: init must be 'random' (the paper) or 'nested' (encoder first fitted to the "
-                              f"nested-quantizer bit planes of nested.py), got {init!r}")
-        if estimator not in ("gumbel", "exact"):
-            raise ConfigError(f"layered_wz: estimator must be 'gumbel' (the paper) or 'exact', got {estimator!r}")
-        self.config, self.prior, self.lam, self.sigma2 = str(config), prior, lam, sigma2
+        self.config, self.prior, self.lam, self.sigma2 = config, prior, lam, sigma2
         self.variant = variant_key(self.config, prior, sigma2, self.train_options())
         if coder == "ldpc":  # same weights, other bytes: its own result file (pass --weights of the range run)
             self.variant += f".ldpc{self.options['sw_margin']:g}"
@@ -376,7 +365,11 @@ class LayeredWZCodec(LearnedCodec):
                 "y": [-span, span, n_y], "recon": recon}
 
     # ---- training ----------------------------------------------------------------------------------------
-    def train_config(self, budget: str):
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return configs.BUDGETS  # the same for every σ²
+
+    def train_config(self, budget: str) -> TrainConfig:
         o = self.options
         return resolve_budget(budget, configs.BUDGETS, steps=o["steps"], lr=o["lr"],
                               milestones=configs.lr_milestones(self.prior) if o["lr_decay_at"] is None else tuple(o["lr_decay_at"]))

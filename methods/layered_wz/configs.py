@@ -6,8 +6,8 @@ exponentially over training, no gradient clipping stated. Budgets keep that shap
 decay points stay at the same fractions of training."""
 from __future__ import annotations
 
+from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
 from benchmark.options import Option
-from benchmark.trainer import TrainConfig
 
 PAPER_STEPS = 180 * 200  # epochs x (2e5 samples / batch 1e3)
 SAMPLES_PER_STEP = 1000  # the paper's batch (samples of x per optimisation step)
@@ -20,16 +20,17 @@ def lr_milestones(prior: str) -> tuple[float, ...]:
     return tuple(e / 180 for e in range(every, 180, every))
 
 
-# batch_size counts chunks of SAMPLES_PER_STEP samples (the trainer batches dataset items), so one
-# optimisation step sees 1000 (x, y) pairs as in the paper.
-BUDGETS: dict[str, TrainConfig] = {
-    "smoke": TrainConfig(steps=30, batch_size=1, crop=None, lr=1e-3, schedule="step", gamma=0.3, clip_grad=None,
-                         val_samples=1, checkpoint_every=0, checkpoint_seconds=0, keep_best=False, restore="last"),
-    "quick": TrainConfig(steps=2000, batch_size=1, crop=None, lr=1e-3, schedule="step", gamma=0.3, clip_grad=None,
-                         val_samples=10, checkpoint_every=500, keep_best=False, restore="last"),
-    "paper": TrainConfig(steps=PAPER_STEPS, batch_size=1, crop=None, lr=1e-3, schedule="step", gamma=0.3, clip_grad=None,
-                         val_samples=10, checkpoint_every=2000, keep_best=False, restore="last"),
-}
+# one MethodBudget per budget (benchmark/budgets.py): stage "model"; nothing else fixed by the budget (the lr
+# milestones depend on the prior: the codec passes them as an override). batch_size counts chunks of
+# SAMPLES_PER_STEP samples (the trainer batches dataset items), so one optimisation step sees 1000 (x, y) pairs
+# as in the paper.
+_STEP = dict(batch_size=1, crop=None, lr=1e-3, schedule="step", gamma=0.3, clip_grad=None, keep_best=False, restore="last")
+BUDGETS: dict[str, MethodBudget] = checked_table({
+    "smoke": MethodBudget({MODEL_STAGE: TrainConfig(steps=30, val_samples=1, checkpoint_every=0, checkpoint_seconds=0,
+                                                    **_STEP)}),
+    "quick": MethodBudget({MODEL_STAGE: TrainConfig(steps=2000, val_samples=10, checkpoint_every=500, **_STEP)}),
+    "paper": MethodBudget({MODEL_STAGE: TrainConfig(steps=PAPER_STEPS, val_samples=10, checkpoint_every=2000, **_STEP)}),
+}, "layered_wz")
 
 # λ of the loss Σ_k [rate_k (bits) + λ·MSE_k]; the paper does not state it. λ·σ² = 30 puts the slope of
 # the Wyner–Ziv curve, dR/dD = −1/(2·ln2·D), at D ≈ σ²/42 (≈ 2.7 bits): every stage of "222" and "44" then

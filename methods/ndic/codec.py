@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from baselines.balle import OPTIONS as RD_OPTIONS
 from baselines.balle import RDCodec
+from benchmark.budgets import MethodBudget
 from benchmark.codec import MethodMeta, Scenario
 from benchmark.container import Container
 from benchmark.data import Batch
@@ -108,11 +109,13 @@ class _NDICCodec(RDCodec):
         self._opt_alpha, self._opt_beta = alpha, beta
         self._cam_opts = {k: v for k, v in cam_opts.items() if v is not None}
         self.options.update(alpha=alpha, beta=beta, **cam_opts)
-        proto = getattr(protocol, "name", None)
-        self.budgets = configs.budgets(proto, self.paper_lambdas)
         self.lambdas = self._opt_lambdas or self.paper_lambdas
 
     # ---- configuration ----------------------------------------------------------------------------
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return configs.budgets(protocol, cls.paper_lambdas)  # the paper budget validates once per epoch of `protocol`
+
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
         alpha, beta = configs.DEFAULT_WEIGHTS[self.family]

@@ -19,11 +19,8 @@ so that ``ndic_*`` and ``balle2017/2018`` trained with the same budget and seed 
 crops, batches, learning-rate schedule and widths N/M for x's path."""
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from baselines.balle import BUDGETS as BALLE_BUDGETS
-from benchmark.trainer import TrainConfig
+from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
 
 
 def geometric_lambdas(lo: float, hi: float, n: int, digits: int = 2) -> tuple[float, ...]:
@@ -54,17 +51,18 @@ def _paper_train(epoch: int) -> TrainConfig:
 _EPOCH = {"kitti-stereo/ndic": 1576, "cityscapes/ndic": 2975, "middlebury-sample/stereo": 48}
 
 
-def paper_budget(protocol: str | None, lambdas: tuple[float, ...]) -> dict[str, Any]:
-    return {"N": 192, "M": 192, "lambdas": lambdas, "train": _paper_train(_EPOCH.get(protocol or "", 1576))}
+def paper_budget(protocol: str | None, lambdas: tuple[float, ...]) -> MethodBudget:
+    return MethodBudget({MODEL_STAGE: _paper_train(_EPOCH.get(protocol or "", 1576))},
+                        {"N": 192, "M": 192, "lambdas": lambdas, "warm_start": False})
 
 
-def budgets(protocol: str | None, paper_lambdas: tuple[float, ...]) -> dict[str, dict[str, Any]]:
-    """The budget table of an NDIC codec under `protocol` (smoke and quick: the Ballé baselines' own)."""
-    return {
-        "smoke": dict(BALLE_BUDGETS["smoke"]),
-        "quick": dict(BALLE_BUDGETS["quick"]),
+def budgets(protocol: str | None, paper_lambdas: tuple[float, ...]) -> dict[str, MethodBudget]:
+    """The budget table of an NDIC codec under `protocol` (smoke and quick: the Ballé baselines' own entries)."""
+    return checked_table({
+        "smoke": BALLE_BUDGETS["smoke"],
+        "quick": BALLE_BUDGETS["quick"],
         "paper": paper_budget(protocol, paper_lambdas),
-    }
+    }, "ndic")
 
 
 PROTOCOLS = tuple(_EPOCH)

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.budgets import MethodBudget, method_budget
 from benchmark.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index
 from benchmark.container import Container
@@ -37,7 +38,7 @@ from benchmark.data import Batch
 from benchmark.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
 from benchmark.limits import shape_problem
-from benchmark.options import Option, check_budget, train_options
+from benchmark.options import Option, train_options
 from benchmark.registry import register_method
 from benchmark.trainer import TrainConfig, check_device, resolve_budget, train
 from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
@@ -193,25 +194,29 @@ class NeuralDSC(LearnedCodec):
         self.models: dict[str, tuple[ConditionalVQVAE, CausalTransformerPrior]] = {}
         self._p64: dict[str, CausalTransformerPrior] = {}
         self.training_info: dict[str, Any] = {}
-        self.bits: tuple[int, ...] = self._opt_bits or configs.tables(self.protocol_name)[1]["paper"].bits_for(self.arch_name)
+        self.bits: tuple[int, ...] = self._opt_bits or configs.bits_for(self.budget_table(self.protocol_name)["paper"],
+                                                                         self.arch_name)
 
     # ---- configuration -------------------------------------------------------------------------------
     def arch(self, budget: str | None) -> Arch:
         a = configs.arch_for(self.protocol_name, self.arch_name, budget)
         return replace(a, **self._arch_over) if self._arch_over else a
 
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return configs.tables(protocol)[1]  # per protocol (stages "vq" and "prior")
+
     def resolve(self, budget: str, n_train: int) -> tuple[Arch, tuple[int, ...], TrainConfig, TrainConfig]:
-        _, budgets = configs.tables(self.protocol_name)
-        b = budgets[check_budget(budget, budgets)]
-        vq_over = {k: v for k, v in self._train_over.items() if k in _VQ_TRAIN}
-        pr_over = {k[len("prior_"):]: v for k, v in self._train_over.items() if k in _PRIOR_TRAIN}
-        vq_cfg = resolve_budget(b.vq, None, **vq_over)
-        pr_cfg = resolve_budget(b.prior, None, **pr_over)
-        if b.vq_epochs and "steps" not in vq_over:
-            vq_cfg = vq_cfg.replace(steps=math.ceil(b.vq_epochs * n_train / vq_cfg.batch_size))
-        if b.prior_epochs and "steps" not in pr_over:
-            pr_cfg = pr_cfg.replace(steps=math.ceil(b.prior_epochs * n_train / pr_cfg.batch_size))
-        return self.arch(budget), self._opt_bits or b.bits_for(self.arch_name), vq_cfg, pr_cfg
+        b = method_budget(self.budget_table(self.protocol_name), budget, self.meta.name)
+        over = {"vq": {k: v for k, v in self._train_over.items() if k in _VQ_TRAIN},
+                "prior": {k[len("prior_"):]: v for k, v in self._train_over.items() if k in _PRIOR_TRAIN}}
+        cfgs = {}
+        for stage in ("vq", "prior"):
+            cfg = resolve_budget(b.stage(stage), None, **over[stage])
+            if stage in b.epochs and "steps" not in over[stage]:
+                cfg = cfg.replace(steps=math.ceil(b.epochs[stage] * n_train / cfg.batch_size))
+            cfgs[stage] = cfg
+        return self.arch(budget), self._opt_bits or configs.bits_for(b, self.arch_name), cfgs["vq"], cfgs["prior"]
 
     def rate_points(self) -> list[str]:
         return [point_name(b) for b in self.bits]

@@ -8,10 +8,10 @@ networks and shorten training; they keep the structure (modes, VQ, prior, real c
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-from benchmark.trainer import TrainConfig
+from benchmark.budgets import MethodBudget, TrainConfig, checked_table
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,22 @@ class Arch:
         return d
 
 
-@dataclass(frozen=True)
-class Budget:
-    bits: tuple[int, ...]  # rate points: codebook bits (K = 2**bits), one model (VQ-VAE + prior) each
-    vq: TrainConfig
-    prior: TrainConfig
-    narrow: Mapping[str, Any] = field(default_factory=dict)  # Arch fields overridden for CPU budgets
-    vq_epochs: int | None = None  # if set: vq steps = ceil(epochs * len(train) / batch)
-    prior_epochs: int | None = None
-    bits_by_arch: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # per-variant rate points (else `bits`)
+def budget(bits: tuple[int, ...], vq: TrainConfig, prior: TrainConfig, *, narrow: Mapping[str, Any] | None = None,
+           bits_by_arch: Mapping[str, tuple[int, ...]] | None = None, vq_epochs: int | None = None,
+           prior_epochs: int | None = None) -> MethodBudget:
+    """One budget (benchmark/budgets.py): two training stages, "vq" (the VQ-VAE) then "prior" (its index prior);
+    model: ``bits`` (rate points: codebook bits, K = 2**bits, one model each), ``bits_by_arch`` (per-variant
+    rate points, else ``bits``), ``narrow`` (Arch fields overridden for CPU budgets); epochs: a stage's steps are
+    ceil(epochs * len(train) / batch) when given."""
+    epochs = {k: v for k, v in (("vq", vq_epochs), ("prior", prior_epochs)) if v is not None}
+    return MethodBudget({"vq": vq, "prior": prior},
+                        {"bits": tuple(bits), "bits_by_arch": dict(bits_by_arch or {}), "narrow": dict(narrow or {})},
+                        epochs)
 
-    def bits_for(self, arch_name: str | None) -> tuple[int, ...]:
-        return tuple(self.bits_by_arch.get(arch_name or "", self.bits))
+
+def bits_for(entry: MethodBudget, arch_name: str | None) -> tuple[int, ...]:
+    """The rate points of a budget for architecture variant `arch_name`."""
+    return tuple(entry.model["bits_by_arch"].get(arch_name or "", entry.model["bits"]))
 
 
 KITTI_ARCHS = {
@@ -74,8 +78,8 @@ _QUICK_NARROW = {"ch": 32, "n_res": 2, "emb_dim": 64, "prior_dim": 64, "prior_la
 _CPU = dict(clip_grad=1.0, checkpoint_every=100, restore="last")
 
 
-def _smoke(crop: int | None) -> Budget:
-    return Budget(
+def _smoke(crop: int | None) -> MethodBudget:
+    return budget(
         bits=(2, 4),
         vq=TrainConfig(steps=40, batch_size=4, crop=crop, lr=2e-3, val_samples=2, **_CPU),
         prior=TrainConfig(steps=30, batch_size=4, crop=crop, lr=3e-3, warmup=5, schedule="cosine", val_samples=2, **_CPU),
@@ -83,10 +87,10 @@ def _smoke(crop: int | None) -> Budget:
     )
 
 
-def _quick(crop: int | None, prior_crop: int | None = None, vq_steps: int = 600, prior_steps: int = 200) -> Budget:
+def _quick(crop: int | None, prior_crop: int | None = None, vq_steps: int = 600, prior_steps: int = 200) -> MethodBudget:
     """A few CPU minutes per model (one thread): the VQ-VAE on `crop` x `crop` patches (the full-resolution SI
     net dominates the cost), the prior on whole training images (its grid positions as at test time)."""
-    return Budget(
+    return budget(
         bits=(2, 4),
         vq=TrainConfig(steps=vq_steps, batch_size=8, crop=crop, lr=1e-3, schedule="cosine", val_every=0, val_samples=4, **_CPU),
         prior=TrainConfig(steps=prior_steps, batch_size=8, crop=prior_crop, lr=1e-3, warmup=30, schedule="cosine",
@@ -101,22 +105,22 @@ def _paper_prior(steps: int, batch: int) -> TrainConfig:
                        val_every=2000, val_samples=64, checkpoint_every=1000, restore="best", num_workers=4)
 
 
-KITTI_BUDGETS = {
+KITTI_BUDGETS: dict[str, MethodBudget] = checked_table({
     "smoke": _smoke(None),
     "quick": _quick(64),
-    "paper": Budget(
+    "paper": budget(
         bits=PAPER_BITS,
         bits_by_arch=KITTI_PAPER_BITS,
         vq=TrainConfig(steps=99_000, batch_size=16, crop=None, lr=3e-4, schedule="constant", clip_grad=None,
                        val_every=2000, val_samples=64, checkpoint_every=1000, restore="best", num_workers=4),
         prior=_paper_prior(20_000, 16),
     ),
-}
+}, "neural_dsc (KITTI)")
 
-CELEBA_BUDGETS = {
+CELEBA_BUDGETS: dict[str, MethodBudget] = checked_table({
     "smoke": _smoke(None),
     "quick": _quick(None),
-    "paper": Budget(
+    "paper": budget(
         bits=PAPER_BITS,
         vq=TrainConfig(steps=1, batch_size=32, crop=None, lr=3e-4, schedule="constant", clip_grad=None,
                        val_every=1000, val_samples=64, checkpoint_every=1000, restore="best", num_workers=4),
@@ -124,12 +128,13 @@ CELEBA_BUDGETS = {
         vq_epochs=20,
         prior_epochs=20,  # ours
     ),
-}
+}, "neural_dsc (CelebA-HQ)")
 
 # The embedded Middlebury tiles are 128x128 (test crops 192x368); the 8x model of KITTI.
-MIDDLEBURY_BUDGETS = {"smoke": _smoke(None), "quick": _quick(64), "paper": KITTI_BUDGETS["paper"]}
+MIDDLEBURY_BUDGETS: dict[str, MethodBudget] = checked_table(
+    {"smoke": _smoke(None), "quick": _quick(64), "paper": KITTI_BUDGETS["paper"]}, "neural_dsc (Middlebury)")
 
-PROTOCOLS: dict[str, tuple[dict[str, Arch], dict[str, Budget]]] = {
+PROTOCOLS: dict[str, tuple[dict[str, Arch], dict[str, MethodBudget]]] = {
     "kitti-stereo/ndic": (KITTI_ARCHS, KITTI_BUDGETS),
     "cityscapes/ndic": (KITTI_ARCHS, KITTI_BUDGETS),  # same 128x256 images and settings
     "celeba-hq/neural-dsc": (CELEBA_ARCHS, CELEBA_BUDGETS),  # also lfw_sample (32x64 halves)
@@ -138,7 +143,7 @@ PROTOCOLS: dict[str, tuple[dict[str, Arch], dict[str, Budget]]] = {
 DEFAULT_PROTOCOL = "kitti-stereo/ndic"
 
 
-def tables(protocol: str | None) -> tuple[dict[str, Arch], dict[str, Budget]]:
+def tables(protocol: str | None) -> tuple[dict[str, Arch], dict[str, MethodBudget]]:
     return PROTOCOLS.get(protocol or DEFAULT_PROTOCOL, PROTOCOLS[DEFAULT_PROTOCOL])
 
 
@@ -150,6 +155,6 @@ def arch_for(protocol: str | None, name: str | None, budget: str | None) -> Arch
     """The architecture of variant `name` (default: the protocol's first), narrowed for a CPU budget."""
     archs, budgets = tables(protocol)
     a = archs[name or default_arch_name(protocol)]
-    if budget is not None and budget in budgets and budgets[budget].narrow:
-        a = replace(a, **dict(budgets[budget].narrow))
+    if budget is not None and budget in budgets and budgets[budget].model["narrow"]:
+        a = replace(a, **dict(budgets[budget].model["narrow"]))
     return a
