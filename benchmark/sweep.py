@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs (method x dataset x protocol x seed) as jobs, through submitit, locally or on Slurm.
+"""Sweeps: a grid of runs (method x dataset x protocol x seed [x rate point]) as jobs, through submitit, locally or
+on Slurm.
 
 Layout of a sweep folder S::
 
@@ -7,6 +8,7 @@ Layout of a sweep folder S::
     S/jobs/<job>/state.json          # pending | running | done | failed, launcher job id, log paths, error
     S/logs/                          # submitit's pickled calls and the jobs' stdout/stderr
     S/results/seed-<k>/<protocol>/<method>.json   # what `bench run --out S/results/seed-<k>` writes
+    S/points/seed-<k>/<point>/<protocol>/<method>.json   # a per-point job's own result (merged into S/results)
 
 Every result is written atomically by the runner (and the state file too). A rerun skips jobs that are done
 (state done and the result file present) or still alive, and submits the others: an interrupted job resumes
@@ -14,8 +16,11 @@ from its trainer checkpoint (S/results/seed-<k>/<protocol>/train/...) and its pa
 it runs the same RunSpec into the same folder. On Slurm, submitit's checkpoint()/requeue does the same on
 preemption or timeout. `bench leaderboard -r S/results` reads the results folder as it is.
 
-One job per (method, dataset, protocol, seed): the rate points of a method are trained inside its job
-(the Ballé family's quick budget trains them as a warm-start chain, so they cannot be split into jobs).
+One job per (method, dataset, protocol, seed), and per rate point where the codec's points train independently
+(`Codec.independent_points`: e.g. the Ballé family with warm_start off, as at the paper budget; its quick budget
+trains the points as a warm-start chain, in one job). A point job trains and evaluates its point only (the codec's
+option for it, e.g. ``point=lambda=0.013``), and the points' results are merged into one result file per method
+under a lock (benchmark/sweep_merge.py), which is what S/results holds and the leaderboard reads.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import socket
 import subprocess
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,13 +57,36 @@ class Job:
     limit: int | None = None
     root: str | None = None
     method_options: dict[str, Any] = field(default_factory=dict)
+    point: str | None = None  # a per-point job: this rate point only, with `point_options` added to the options
+    point_options: dict[str, Any] = field(default_factory=dict)
+    points: list[str] = field(default_factory=list)  # every point of the method, in its order (merged together)
+
+    @property
+    def group(self) -> str:
+        return f"{self.method}__{self.dataset}__{self.protocol.replace('/', '-')}__seed{self.seed}"
 
     @property
     def name(self) -> str:
-        return f"{self.method}__{self.dataset}__{self.protocol.replace('/', '-')}__seed{self.seed}"
+        return self.group + (f"__{_slug(self.point)}" if self.point else "")
 
     def out(self, sweep: Path) -> Path:
+        """Where the job's run writes (`bench run --out`); a point job's own folder."""
+        return self.point_out(sweep, self.point) if self.point else self.merged_out(sweep)
+
+    def merged_out(self, sweep: Path) -> Path:
         return Path(sweep) / "results" / f"seed-{self.seed}"
+
+    def point_out(self, sweep: Path, point: str) -> Path:
+        return Path(sweep) / "points" / f"seed-{self.seed}" / _slug(point)
+
+    def merge(self, sweep: Path, result: Path) -> Path | None:
+        """Merge the results of every point of this job's method (this job's `result` among them) into S/results,
+        under the lock; the merged file, or None while a point has no result yet."""
+        from .sweep_merge import merge
+
+        rel = Path(os.path.relpath(result, self.out(sweep)))
+        parts = [(p, self.point_out(sweep, p) / rel) for p in self.points]
+        return merge(parts, self.merged_out(sweep) / rel, list(self.point_options))
 
     def result_path(self, sweep: Path) -> Path | None:
         """The result file the job wrote (recorded in its state), if it exists."""
@@ -68,10 +96,15 @@ class Job:
 
 
 # ---------------------------------------------------------------- the grid
+def _slug(point: str) -> str:
+    return point.replace("/", "-").replace(" ", "")
+
+
 def expand(methods: Iterable[str], datasets: Iterable[str], protocols: Iterable[str] | None, seeds: Iterable[int], *,
            budget: str, device: str = "cpu", limit: int | None = None, root: str | None = None,
            method_options: dict[str, Any] | None = None) -> list[Job]:
-    """One job per (method, dataset, protocol, seed); protocols default to each dataset's default one."""
+    """One job per (method, dataset, protocol, seed), and per rate point where the points train independently;
+    protocols default to each dataset's default one."""
     from .registry import get_dataset, get_method
 
     methods, seeds, wanted = list(methods), list(seeds), list(protocols or [])
@@ -86,9 +119,27 @@ def expand(methods: Iterable[str], datasets: Iterable[str], protocols: Iterable[
                               f"it supports {', '.join(info.protocols)}")
         for p in protos:
             for m in methods:
+                split = independent_points(m, d, p, budget, dict(method_options or {}), root)
                 for s in seeds:
-                    jobs.append(Job(m, d, p, int(s), budget, device, limit, root, dict(method_options or {})))
+                    base = Job(m, d, p, int(s), budget, device, limit, root, dict(method_options or {}))
+                    jobs.extend([replace(base, point=pt, point_options=opts, points=[q for q, _ in split])
+                                 for pt, opts in split] or [base])
     return jobs
+
+
+def independent_points(method: str, dataset: str, protocol: str, budget: str, options: dict[str, Any],
+                       root: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The codec's `independent_points` as the runner would build it (empty: one job for all the points)."""
+    from .codec import Codec
+    from .registry import get_method
+    from .runner import RunSpec, make_codec, resolve
+
+    if get_method(method).independent_points is Codec.independent_points:
+        return []  # the default: no need to build the codec
+    _, proto = resolve(dataset, protocol)
+    spec = RunSpec(method=method, dataset=dataset, root=Path(root) if root else None, protocol=protocol, budget=budget,
+                   method_options=options)
+    return list(make_codec(spec, proto).independent_points(budget) or [])
 
 
 # ---------------------------------------------------------------- state files
@@ -147,14 +198,15 @@ class SweepJob:
         write_state(self.sweep, j.name, state="running", host=socket.gethostname(), pid=os.getpid(), job_id=_env_job_id())
         spec = RunSpec(method=j.method, dataset=j.dataset, root=Path(j.root) if j.root else None, protocol=j.protocol,
                        limit=j.limit, out=j.out(self.sweep), budget=j.budget, device=j.device, seed=j.seed,
-                       method_options=dict(j.method_options), progress=None)
+                       method_options={**j.method_options, **j.point_options}, progress=None)
         try:
             path, _ = run(spec)
+            merged = j.merge(self.sweep, path) if j.point else None  # once every point of the method is done
         except Exception as exc:  # recorded for `bench sweep status`, then re-raised (a requeue is a SystemExit: not caught)
             write_state(self.sweep, j.name, state="failed", error=f"{type(exc).__name__}: {exc}",
                         traceback=traceback.format_exc()[-4000:])
             raise
-        write_state(self.sweep, j.name, state="done", result=str(path), error=None)
+        write_state(self.sweep, j.name, state="done", result=str(path), error=None, merged=merged and str(merged))
         return str(path)
 
     def checkpoint(self, *args: Any, **kwargs: Any):
@@ -220,8 +272,37 @@ def status(sweep: Path) -> list[dict[str, Any]]:
         if now == "done" and job.result_path(sweep) is None:
             now = "interrupted"  # the result file is gone: a rerun makes it again
         rows.append({"job": job.name, "state": now, "launcher_id": st.get("job_id"), "stdout": st.get("stdout"),
-                     "stderr": st.get("stderr"), "error": st.get("error"), "result": st.get("result")})
+                     "stderr": st.get("stderr"), "error": st.get("error"), "result": st.get("result"),
+                     "group": job.group if job.point else None, "merged": _merged_path(sweep, job, st)})
     return rows
+
+
+def _merged_path(sweep: Path, job: Job, state: dict[str, Any]) -> str | None:
+    """A point job's merged result file, where it exists."""
+    result = state.get("result")
+    if not job.point or not result:
+        return None
+    target = job.merged_out(sweep) / os.path.relpath(result, job.out(sweep))
+    return str(target) if target.is_file() else None
+
+
+def merge_ready(sweep: Path, jobs: list[Job]) -> list[Path]:
+    """Merge every method whose point jobs are all done but whose merged result is missing (a job that died between
+    its result and the merge, a deleted file); the merged files written."""
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        if j.point:
+            groups.setdefault(j.group, []).append(j)
+    written = []
+    for members in groups.values():
+        states = [read_state(sweep, j.name) for j in members]
+        if any(liveness(st) != "done" or j.result_path(sweep) is None for j, st in zip(members, states)) or \
+                any(_merged_path(sweep, j, st) for j, st in zip(members, states)):
+            continue
+        merged = members[0].merge(sweep, Path(states[0]["result"]))
+        if merged is not None:
+            written.append(merged)
+    return written
 
 
 def slurm_settings(config: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
@@ -293,6 +374,8 @@ def submit(sweep: Path, jobs: list[Job], *, launcher: str = "local", parallel: i
     for j in jobs:
         if j not in todo:
             say(f"skip {j.name}: {liveness(read_state(sweep, j.name))}")
+    for path in merge_ready(sweep, jobs):
+        say(f"merged {path}")
     if not todo:
         return []
     ex = _executor(sweep, launcher, slurm or {})
@@ -307,6 +390,8 @@ def submit(sweep: Path, jobs: list[Job], *, launcher: str = "local", parallel: i
             say(f"submitted {j.name} as Slurm job {sub.job_id}")
         if wait:
             wait_for(sweep, [j.name for j in todo], poll_s=max(poll_s, 2.0), say=say)
+    for path in merge_ready(sweep, jobs):  # normally done by the last point job itself
+        say(f"merged {path}")
     return [j.name for j in todo]
 
 

@@ -83,6 +83,15 @@ def sweep_status(sweep: Path = typer.Argument(..., help="sweep folder")) -> None
         counts[r["state"]] = counts.get(r["state"], 0) + 1
         typer.echo(f"{r['state']:<12} {r['job']}" + (f"  log: {r['stderr']}" if r["state"] == "failed" else "")
                    + (f"  ({r['error']})" if r["state"] == "failed" and r.get("error") else ""))
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("group"):
+            groups.setdefault(r["group"], []).append(r)
+    for name, members in groups.items():  # per-point jobs: one merged result per method
+        merged = next((r["merged"] for r in members if r.get("merged")), None)
+        done = sum(r["state"] == "done" for r in members)
+        typer.echo(f"{'merged' if merged else 'unmerged':<12} {name}: {done}/{len(members)} point jobs done"
+                   + (f" -> {merged}" if merged else ""))
     typer.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
     if counts.get("failed"):
         raise typer.Exit(code=1)

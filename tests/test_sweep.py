@@ -118,3 +118,115 @@ def test_slurm_sweep_gives_the_results_of_the_local_launcher(local_sweep, tmp_pa
         assert _points(out) == _points(local_sweep)
     finally:
         cluster.stop()
+
+
+# ---------------------------------------------------------------- per-rate-point jobs
+# balle2018 at the smoke budget with warm_start off trains its λ independently: one job per λ. Tiny widths, two
+# steps, one test image: the launcher, the point option and the merge are under test, not the training.
+POINT_GRID = ["--method", "balle2018", "--dataset", "middlebury_sample", "--budget", "smoke", "--limit", "1",
+              "--option", "warm_start=false", "--option", "lambdas=0.0035,0.0483", "--option", "N=8", "--option", "M=8",
+              "--option", "steps=2", "--option", "batch_size=2", "--option", "val_samples=1"]
+POINTS = ["lambda=0.0035", "lambda=0.0483"]
+
+
+def _point_sweep(out: Path):
+    res = CliRunner().invoke(app, ["sweep", "run", *POINT_GRID, "--launcher", "local", "--jobs", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _rows(csv_path: Path) -> list[tuple]:
+    import csv
+
+    with open(csv_path, newline="") as fh:
+        return [(r["image"], r["source"], r["rate_point"], r["bytes"], r["sha256"], r["psnr"]) for r in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="module")
+def point_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("points") / "S"
+    res = _point_sweep(out)
+    assert "2 jobs in the grid, 2 started" in res.output
+    return out
+
+
+def test_independent_rate_points_are_one_job_each_merged_into_the_result_of_one_run(point_sweep, tmp_path):
+    import torch
+
+    out = point_sweep
+    assert sorted(p.name.rsplit("__", 1)[1] for p in (out / "jobs").iterdir()) == POINTS
+    code, text = _status(out)
+    assert code == 0 and "2 done" in text and "merged       balle2018__middlebury_sample" in text, text
+    (merged,) = (out / "results").rglob("balle2018.json")  # S/results holds the merged result only
+    result = json.loads(merged.read_text())
+    assert [p["rate_point"] for p in result["points"]] == POINTS and result["merged_from"]["points"] == POINTS
+    assert "point" not in result["codec_info"]["options"]
+
+    # the same settings in one local run (the sweep's jobs train on cpu_count // 2 threads: so does this one)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        res = CliRunner().invoke(app, ["run", *POINT_GRID, "--out", str(tmp_path / "one"), "-q"])
+    finally:
+        torch.set_num_threads(threads)
+    assert res.exit_code == 0, res.output
+    (single,) = (tmp_path / "one").rglob("balle2018.json")
+    one = json.loads(single.read_text())
+    keys = ("rate_point", "bpp", "bpp_estimated", "psnr", "ms_ssim")
+    assert [{k: p[k] for k in keys} for p in result["points"]] == [{k: p[k] for k in keys} for p in one["points"]]
+    assert _rows(merged.with_suffix(".csv")) == _rows(single.with_suffix(".csv"))  # same bytes (sha256) per image
+    sha = lambda r: {p: t["weights_sha256"] for p, t in r["training"]["points"].items()}  # noqa: E731
+    assert sha(result) == sha(one) and len(sha(one)) == 2
+
+
+def test_a_rerun_of_point_jobs_starts_nothing_and_the_leaderboard_reads_the_merged_result(point_sweep, tmp_path):
+    out = point_sweep
+    (merged,) = (out / "results").rglob("balle2018.json")
+    stamps = {p: p.stat().st_mtime_ns for p in [merged, *(out / "jobs").glob("*/state.json")]}
+    res = _point_sweep(out)
+    assert "0 started" in res.output and res.output.count("skip ") == 2
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    # a merged file lost after both points were done is merged again by the next rerun, without a job
+    merged.unlink()
+    res = _point_sweep(out)
+    assert "0 started" in res.output and "merged " in res.output and merged.is_file()
+    res = CliRunner().invoke(app, ["leaderboard", "--results", str(out / "results"), "--out", str(tmp_path / "lb")])
+    assert res.exit_code == 0, res.output
+    assert "balle2018" in (tmp_path / "lb" / "README.md").read_text()
+
+
+def test_the_merge_waits_for_the_lock_and_only_warm_start_chains_stay_one_job(point_sweep):
+    import threading
+    import time
+
+    from benchmark.sweep import expand, load_jobs, read_state
+    from benchmark.sweep_merge import lock_path, locked
+
+    job = next(j for j in load_jobs(point_sweep) if j.point)
+    result = Path(read_state(point_sweep, job.name)["result"])
+    (merged,) = (point_sweep / "results").rglob("balle2018.json")
+    released = []
+
+    def hold():
+        with locked(lock_path(merged)):
+            held.set()
+            time.sleep(0.5)
+            released.append(time.monotonic())
+
+    held = threading.Event()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    assert job.merge(point_sweep, result) == merged
+    assert released and time.monotonic() >= released[0]  # merged only once the other holder let go
+    holder.join()
+
+    def points(budget, **options):
+        return [j.point for j in expand(["balle2018"], ["middlebury_sample"], None, [0], budget=budget,
+                                        method_options=options)]
+
+    assert points("quick") == [None]  # a warm-start chain: one job
+    assert points("quick", warm_start=False) == ["lambda=0.0035", "lambda=0.013", "lambda=0.0483"]
+    assert len(points("paper")) == 8  # CompressAI's eight λ, each trained from scratch
+    assert points("paper", point="lambda=0.0018") == [None]  # one point asked for: one job
+    assert [j.point for j in expand(["jpeg"], ["middlebury_sample"], None, [0], budget="paper")] == [None]
