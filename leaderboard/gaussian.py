@@ -194,17 +194,19 @@ def _stage_rows(r: dict[str, Any] | None, s2: float) -> list[dict[str, Any]]:
     return point_rows(r, s2) if r else []
 
 
-def _gap_wz(r: dict[str, Any] | None, s2: float, k: int) -> float | None:
+def _gap_sq(r: dict[str, Any] | None, s2: float, k: int) -> float | None:
     rows = _stage_rows(r, s2)
-    return rows[k - 1].get("gap_wz_ideal") if len(rows) >= k else None
+    return rows[k - 1].get("gap_sq_ideal") if len(rows) >= k else None
 
 
 def _vs_mono(results, prior: str, s2: float, config: str, k: int) -> tuple[float | None, str]:
     """D(layered stage k) − D(monolithic with M^k bins) at matched rate, measured as the difference of their gaps
-    to the Wyner–Ziv bound at their own ideal rates (negative = layered better)."""
+    to the scalar reference at their own ideal rates (negative = layered better). With one λ per model the two
+    rates differ; a learned scalar code runs parallel to the scalar reference (its gap to the Wyner–Ziv bound
+    grows from 0.3 to 1.5 dB with rate), so the scalar reference carries the monolithic point to the layered rate."""
     M = int(config[0])
     lay, mono = _find(results, config, prior, s2), _find(results, f"mono{M ** k}", prior, s2)
-    a, b = _gap_wz(lay, s2, k), _gap_wz(mono, s2, 1)
+    a, b = _gap_sq(lay, s2, k), _gap_sq(mono, s2, 1)
     missing = [n for n, v in ((f"{config}.{prior[:4]}", lay), (f"mono{M ** k}.{prior[:4]}", mono)) if v is None]
     if missing:
         return None, "no paper-budget result for " + ", ".join(missing)
@@ -287,7 +289,9 @@ def checklist(results: list[dict[str, Any]]) -> list[str]:
     out = ["#### The paper's statements: paper vs measured", "",
            "Only results at the `paper` budget trained as the paper does count for the paper's statements; "
            "Δ vs monolithic = D(layered stage k) − D(monolithic with M^k bins) at matched rate, taken as the "
-           "difference of their gaps to the Wyner–Ziv bound at their own ideal rates (negative = layered better). "
+           "difference of their gaps to the scalar reference at their own ideal rates (negative = layered better; "
+           "with one λ per model the rates differ, and a learned scalar code runs parallel to the scalar reference, "
+           "not to the Wyner–Ziv bound). "
            "The last rows use every layered_wz result (any budget or initialisation) whose stages all send at "
            "least 0.05 bit.", ""]
     return out + _table(["statement", "paper", "measured", "verdict"], rows) + [""]
