@@ -231,7 +231,8 @@ def checklist(results: list[dict[str, Any]]) -> list[str]:
 
     for prior, s2, claim, paper_val, bound in (
         ("conditional", 0.1, "(conditional) layered ≈ monolithic at σ²=0.1", "≈ 0 dB", lambda v: abs(v) <= 0.4),
-        ("conditional", 0.01, "(conditional) layered better than monolithic at σ²=0.01", "up to −1.7 dB", lambda v: v < 0),
+        ("conditional", 0.01, "(conditional) layered better than monolithic at σ²=0.01", "up to −1.7 dB",
+         lambda v: v <= -0.2),  # better by more than the 0.2 dB seeds and λ move a stage (issue 8's four seeds)
         ("marginal", 0.1, "(marginal) 222 within 0.4 dB of monolithic at σ²=0.1", "within ±0.4 dB", lambda v: abs(v) < 0.4),
     ):
         for config, ks in (("222", (1, 2, 3)), ("44", (1, 2))) if prior == "conditional" else (("222", (1, 2, 3)),):
