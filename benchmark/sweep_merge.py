@@ -16,14 +16,15 @@ import copy
 import csv
 import fcntl
 import io
-import json
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .errors import ConfigError
-from .results import atomic_write_text, validate_result, write_json
+from .results import atomic_write_text, load_result, validate_result, write_json
+from .safenames import safe_path
 
 
 @contextmanager
@@ -48,8 +49,10 @@ def merge(parts: Sequence[tuple[str, Path]], target: Path, point_keys: Sequence[
     with locked(lock_path(target)):
         if not all(Path(p).is_file() for _, p in parts):
             return None
-        results = [json.loads(Path(p).read_text(encoding="utf-8")) for _, p in parts]
-        texts = [(Path(p).parent / r["per_image_csv"]).read_text(encoding="utf-8") for (_, p), r in zip(parts, results)]
+        # point results are files like any other (a shared sweep folder): read them as untrusted input
+        results = [load_result(Path(p)) for _, p in parts]
+        texts = [safe_path(Path(p).parent, r["per_image_csv"]).read_text(encoding="utf-8")
+                 for (_, p), r in zip(parts, results)]
         merged = merged_result([pt for pt, _ in parts], results, point_keys)
         merged["merged_from"] = {"points": [pt for pt, _ in parts],
                                  "results": [os.path.relpath(p, target.parent) for _, p in parts]}
