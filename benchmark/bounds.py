@@ -8,6 +8,8 @@ Y ~ N(0, 1), X = Y + N, N ~ N(0, σ²). Limits per sample (MSE, rates in bits/sa
   no side information                                    R(D)    = max(0, ½·log2((1+σ²)/D))
 
 Practical 1-D reference (scalar_sw_*): uniform scalar quantizer + ideal Slepian–Wolf coding + MMSE decoding.
+Marginal 1-D reference (scalar_marginal_*): the same quantizer entropy-coded without the side information
+(rate H(Q)), still decoded with E[X|Q,Y]: the anchor of coders with a marginal prior (no binning).
 
 Quantizer: Q(x) = round((x − offset)/Δ), bin i = [(i−½)Δ + offset, (i+½)Δ + offset). Rate = H(Q | Y) (what
 an ideal Slepian–Wolf coder reaches), reconstruction x̂ = E[X | Q, Y], both exact for X | Y=y ~ N(y, σ²)
@@ -147,6 +149,60 @@ def scalar_sw_step_for_rate(R: float, sigma2: float, offset: float = 0.0) -> flo
     if R <= r[0]:
         return float(steps[fin][0])
     return float(np.exp(np.interp(R, r, s, right=s[-1] - (R - r[-1]) * math.log(2.0))))
+
+
+# ---- scalar quantizer + ideal *marginal* entropy coding (no binning): the anchor of marginal-prior coders --------
+def scalar_marginal_point(delta: float, sigma2: float, offset: float = 0.0) -> tuple[float, float]:
+    """(rate H(Q) in bits/sample, MSE of E[X|Q,Y]) of the step-`delta` quantizer whose indices are entropy-coded
+    without the side information (X ~ N(0, 1+σ²)), exactly. The decoder still reconstructs with y, so the MSE is
+    the one of `scalar_sw_point`; only the rate differs (H(Q) ≥ H(Q|Y)). This is what a contiguous (non-binning)
+    per-sample code with a marginal prior reaches with uniform cells."""
+    if not math.isfinite(delta):
+        return 0.0, float(sigma2)
+    _, dist = scalar_sw_point(delta, sigma2, offset)
+    s = math.sqrt(1.0 + sigma2)
+    n_side = math.ceil(_TAIL * s / delta) + 1
+    p = marginal_pmf(np.arange(-n_side, n_side + 1), delta, sigma2, offset)
+    p = p[p > 1e-300]
+    return float(-(p * np.log2(p)).sum()), dist
+
+
+@lru_cache(maxsize=16)
+def scalar_marginal_sweep(sigma2: float, n: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """(rates, distortions) of the lower envelope of the mid-tread (offset 0) and mid-rise (offset Δ/2: a cell
+    edge at 0, e.g. the 1-bit sign quantizer) uniform quantizers, Δ from 0.02·σ to max(30·σ, 10), plus Δ = ∞."""
+    sigma = math.sqrt(sigma2)
+    pts = [(0.0, float(sigma2))]
+    for d in np.geomspace(0.02 * sigma, max(30.0 * sigma, 10.0), n):
+        pts += [scalar_marginal_point(float(d), sigma2, 0.0), scalar_marginal_point(float(d), sigma2, float(d) / 2)]
+    pts.sort()
+    front: list[tuple[float, float]] = []
+    for r, dist in pts:
+        if not front or dist < front[-1][1]:
+            front.append((r, dist))
+    arr = np.array(front)
+    return arr[:, 0], arr[:, 1]
+
+
+def scalar_marginal_distortion_db(R: float, sigma2: float) -> float:
+    """D (dB) of the marginal scalar reference at rate R: the envelope's distortion at the highest rate ≤ R (a
+    quantizer is a point, not a curve: rates between two points are reached by time sharing, i.e. linearly in
+    MSE), the high-rate law (−6.02 dB/bit) beyond the sweep."""
+    rates, dists = scalar_marginal_sweep(float(sigma2))
+    if R >= rates[-1]:
+        return 10.0 * math.log10(dists[-1] * 2.0 ** (-2.0 * (R - rates[-1])))
+    # time sharing between neighbouring envelope points is linear in MSE; take the lower convex hull
+    hull: list[int] = []
+    for i in range(len(rates)):
+        while len(hull) >= 2:
+            (r0, d0), (r1, d1) = (rates[hull[-2]], dists[hull[-2]]), (rates[hull[-1]], dists[hull[-1]])
+            if (d1 - d0) * (rates[i] - r0) >= (dists[i] - d0) * (r1 - r0):
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    hr, hd = rates[hull], dists[hull]
+    return 10.0 * math.log10(float(np.interp(R, hr, hd)))
 
 
 # ---- per-sample quantities used by the `scalar_sw` codec ---------------------------------------------------

@@ -87,6 +87,32 @@ def test_scalar_reference_matches_monte_carlo():
     assert rate == pytest.approx(r, abs=0.01)
 
 
+def test_marginal_scalar_reference_matches_monte_carlo_and_sits_above_the_slepian_wolf_one():
+    """H(Q) and the MSE of E[X|Q,Y] of one quantizer equal their empirical values; the sign quantizer is 1 bit;
+    coding without the side information costs rate at every rate (H(Q) ≥ H(Q|Y))."""
+    from benchmark.bounds import marginal_pmf, scalar_marginal_distortion_db, scalar_marginal_point
+
+    s2, delta = 0.1, 0.7
+    for offset in (0.0, delta / 2):
+        r, D = scalar_marginal_point(delta, s2, offset)
+        x, y = draw_pairs(200_000, s2, 11)
+        q = quantize(x, delta, offset)
+        _, counts = np.unique(q, return_counts=True)
+        p = counts / q.size
+        assert float(-(p * np.log2(p)).sum()) == pytest.approx(r, abs=0.01)
+        assert float(np.mean((mmse_reconstruct(q, y, delta, s2, offset) - x) ** 2)) == pytest.approx(D, rel=0.01)
+        assert float(marginal_pmf(np.arange(-40, 41), delta, s2, offset).sum()) == pytest.approx(1.0, abs=1e-9)
+    # a huge step with a cell edge at 0 is the sign quantizer: exactly 1 bit, D = σ² − Var(E[X|sign x, y])
+    r, D = scalar_marginal_point(1e3, s2, 5e2)
+    assert r == pytest.approx(1.0, abs=1e-9) and 0 < D < s2
+    for s2 in (0.1, 0.01):
+        rates = (0.2, 0.5, 1.0, 2.0, 3.0)
+        dm = [scalar_marginal_distortion_db(R, s2) for R in rates]
+        assert all(a > b for a, b in zip(dm, dm[1:]))  # decreasing
+        assert all(m > scalar_sw_distortion_db(R, s2) + 0.1 for R, m in zip(rates, dm))  # above SQ + ideal SW
+        assert scalar_marginal_distortion_db(0.0, s2) == pytest.approx(10 * math.log10(s2))  # nothing sent: y
+
+
 # ---- the dataset ------------------------------------------------------------------------------------------
 def test_blocks_are_seeded_and_have_the_stated_statistics():
     ds = GaussianBlocks("test", sigma2=0.01, block=50_000, n_blocks=3)
@@ -176,6 +202,29 @@ def test_leaderboard_checklist_paper_vs_measured():
     assert "not measured (no paper-budget result for 44.cond, mono4.cond)" in md
     assert boundaries(fig) == [3, 7, 1]
     assert "code changes along x per stage: 3, 7, 1 | not reproduced" in md  # not rising with k
+
+
+def test_leaderboard_checklist_marginal_rows_use_the_marginal_scalar_reference():
+    """Marginal-prior coders are compared through their gaps to SQ-marg (rate H(Q)), not to SQ + ideal SW."""
+    from benchmark.bounds import scalar_marginal_distortion_db
+    from leaderboard.gaussian import checklist
+
+    def res(config, pts):
+        r = _result("layered_wz", f"{config}.marg.s0.1", 0.1, pts)
+        r["codec_info"]["options"] = {"config": config, "prior": "marginal", "lam": 300.0}
+        r["training"] = {"budget": "paper"}
+        return r
+
+    def on_ref(R, db=0.0):  # D (MSE) `db` dB above the marginal scalar reference at rate R
+        return 10 ** ((scalar_marginal_distortion_db(R, 0.1) + db) / 10)
+
+    layered = res("222", [(0.9, 1, on_ref(0.9, 0.3)), (1.8, 2, on_ref(1.8, 0.5)), (2.7, 3, on_ref(2.7, 0.2))])
+    monos = [res(f"mono{n}", [(r, 1, on_ref(r, 0.1))]) for n, r in ((2, 1.0), (4, 2.0), (8, 2.9))]
+    md = "\n".join(checklist([layered, *monos]))
+    assert "(marginal) 222 within 0.4 dB of monolithic at σ²=0.1: 222 stage 1 | within ±0.4 dB | +0.20 dB | reproduced" in md
+    assert "222 stage 2 | within ±0.4 dB | +0.40 dB | not reproduced" in md
+    assert "222 stage 3 | within ±0.4 dB | +0.10 dB | reproduced" in md
+    assert "(marginal) 222 rates ≈ log2 N, σ²=0.1 | slightly below log2 N | rate/log2 N: 0.90/1, 1.80/2, 2.70/3 | reproduced" in md
 
 
 def test_nested_quantizer_without_binning_is_the_scalar_reference():
