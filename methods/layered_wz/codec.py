@@ -155,11 +155,11 @@ class LayeredWZCodec(LearnedCodec):
     # ---- rate points ---------------------------------------------------------------------------------
     @property
     def K(self) -> int:
-        return len(self.alphabets)
+        return self.model.cfg.K
 
     @property
     def M(self) -> int:
-        return self.alphabets[0]
+        return self.model.cfg.M
 
     def rate_points(self) -> list[str]:
         return [f"stage={k}" for k in range(1, self.K + 1)]
