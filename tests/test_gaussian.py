@@ -204,6 +204,29 @@ def test_leaderboard_checklist_paper_vs_measured():
     assert "code changes along x per stage: 3, 7, 1 | not reproduced" in md  # not rising with k
 
 
+def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambdas_bracket_the_rate():
+    """Two λ of mono2 bracketing the layered stage-1 rate: D is interpolated linearly in rate at that rate; a
+    layered configuration with two λ gets one row per λ; outside the bracket the gap to SQ is used."""
+    from leaderboard.gaussian import checklist
+
+    def res(config, lam, pts):
+        r = _result("layered_wz", f"{config}.cond.s0.1.lam{lam}", 0.1, pts)
+        r["codec_info"]["options"] = {"config": config, "prior": "conditional", "lam": float(lam)}
+        r["training"] = {"budget": "paper"}
+        return r
+
+    db = lambda v: 10 ** (v / 10)  # noqa: E731
+    lay300 = res("222", 300, [(0.5, 1, db(-12.0))])
+    lay3000 = res("222", 3000, [(1.2, 1, db(-14.0))])
+    monos = [res("mono2", 300, [(0.4, 1, db(-11.0))]), res("mono2", 3000, [(0.8, 1, db(-13.0))])]
+    md = "\n".join(checklist([lay300, lay3000, *monos]))
+    # at 0.5 bit the mono2 curve is −11 + (−2)·(0.1/0.4) = −11.5 dB: layered −12.0 is 0.5 dB better (not ≈: > 0.4)
+    assert "layered ≈ monolithic at σ²=0.1: 222 stage 1 (λ=300) | ≈ 0 dB | -0.50 dB (interpolated) | not reproduced" in md
+    # 1.2 bit is beyond the mono2 points: nearest (0.8 bit) carried along SQ
+    exp = (-14.0 - scalar_sw_distortion_db(1.2, 0.1)) - (-13.0 - scalar_sw_distortion_db(0.8, 0.1))
+    assert f"222 stage 1 (λ=3000) | ≈ 0 dB | {exp:+.2f} dB | " in md
+
+
 def test_leaderboard_checklist_marginal_rows_use_the_marginal_scalar_reference():
     """Marginal-prior coders are compared through their gaps to SQ-marg (rate H(Q)), not to SQ + ideal SW."""
     from benchmark.bounds import scalar_marginal_distortion_db
