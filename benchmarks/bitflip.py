@@ -25,9 +25,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from benchmark.container import Container
+    from benchmark.contract import coded_sample
     from benchmark.errors import BitstreamError
     from benchmark.registry import METHODS
-    from tests.test_codec_contract import coded_sample
 
     print(f"{'codec':<22}{'payload B':>10}{'refused':>9}{'same':>6}{'changed':>9}{'median dB':>11}{'worst dB':>10}")
     for name in METHODS.names():

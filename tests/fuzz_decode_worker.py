@@ -39,16 +39,17 @@ def guard(argv: list[str]) -> int:
 
     torch.set_num_threads(1)
     from benchmark.container import Container
+    from benchmark.contract import contract_codec, contract_inputs
     from benchmark.errors import BitstreamError
     from benchmark.registry import METHODS
-    from tests.test_codec_contract import _codec, _inputs
 
+    names = argv or METHODS.names()  # imports every method module: before the limit on the address space
     base = _vm_size()
     resource.setrlimit(resource.RLIMIT_AS, (base + (512 << 20), base + (512 << 20)))
     out: dict[str, list] = {}
-    for name in argv or METHODS.names():
-        codec = _codec(name)
-        x, side, _ = _inputs(type(codec))
+    for name in names:
+        codec = contract_codec(name)
+        x, side, _ = contract_inputs(type(codec))
         dec_side = side if codec.meta.scenario.decoder_sees_side else None
         huge = (1 << 26,) if x.dim() == 1 else (x.shape[0], 8192, 8192)
         # 1-D blocks: the container caps one dimension at 2**24, below the pixel limit
@@ -86,8 +87,14 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     from benchmark.registry import METHODS
 
-    names = argv[4:] or METHODS.names()
-    import tests.test_codec_contract  # noqa: F401 - every import before the limit on the address space
+    # every import before the limit on the address space: listing the methods imports every method module
+    all_names = METHODS.names()
+    names = argv[4:] or all_names
+    import hypothesis  # noqa: F401
+
+    import benchmark.container
+    import benchmark.contract
+    import benchmark.limits  # noqa: F401
 
     # the limit is set after the imports (torch alone maps a few GB of virtual memory)
     base = _vm_size()
@@ -103,16 +110,12 @@ def fuzz_codec(name: str, examples: int, pixel_limit_n: int, timeout_s: float) -
     from hypothesis import strategies as st
 
     from benchmark.container import Container
+    from benchmark.contract import coded_sample, contract_inputs
     from benchmark.errors import BitstreamError
     from benchmark.limits import pixel_limit
-    from tests.test_codec_contract import _codec, _inputs
 
-    torch.manual_seed(0)
-    codec = _codec(name)
-    x, side, _ = _inputs(type(codec))
-    scen = codec.meta.scenario
-    valid = codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[0])
-    dec_side = side if scen.decoder_sees_side else None
+    codec, valid, dec_side = coded_sample(name)
+    x_shape = tuple(contract_inputs(type(codec))[0].shape)
     stats = {"tried": 0, "decoded": 0, "bitstream_error": 0, "failures": [], "max_s": 0.0}
 
     def attempt(data: bytes) -> None:
@@ -139,7 +142,7 @@ def fuzz_codec(name: str, examples: int, pixel_limit_n: int, timeout_s: float) -
         stats["max_s"] = max(stats["max_s"], time.perf_counter() - t0)
 
     shape = st.one_of(
-        st.just(tuple(x.shape)),
+        st.just(x_shape),
         st.lists(st.integers(0, 1 << 24), min_size=0, max_size=4).map(tuple),
         st.tuples(st.integers(0, 4), st.integers(0, 1 << 14), st.integers(0, 1 << 14)),
     )

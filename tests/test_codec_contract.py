@@ -1,7 +1,6 @@
 """Every registered codec: real bytes, encoder independence from the side view, exact decode, bad bytes refused.
 
-Codecs may set `test_options` (small widths) and `test_protocol`; the input shape follows
-`meta.modalities[0]`: "image" -> 3x64x64, "gray" -> 1x32x32, "scalar" -> 1-D block of 2048 samples."""
+The inputs and instances are `benchmark.contract`'s (codecs may set `test_options` and `test_protocol`)."""
 import hashlib
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 
 from benchmark.codec import LearnedCodec, Scenario
 from benchmark.container import Container
+from benchmark.contract import contract_codec, contract_inputs
 from benchmark.data import Sample
 from benchmark.errors import BitstreamError
 from benchmark.registry import METHODS, get_protocol
@@ -17,38 +17,6 @@ from benchmark.runner import evaluate
 from tests.cheaters import FitMemo, SideViewMemo
 
 ALL = METHODS.names()
-
-
-def _inputs(cls, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    kind = cls.meta.modalities[0]
-    if kind == "scalar":
-        y = torch.randn(2048, generator=g)
-        return y + 0.3 * torch.randn(2048, generator=g), y, torch.randn(2048, generator=g)
-    shape = (1, 32, 32) if kind == "gray" else (3, 64, 64)
-    # smooth-ish content so codecs behave like on images
-    base = torch.nn.functional.interpolate(torch.rand(1, shape[0], 8, 8, generator=g), size=shape[1:], mode="bilinear", align_corners=False)[0]
-    x = (base + 0.05 * torch.rand(shape, generator=g)).clamp(0, 1)
-    side = (x.roll(3, dims=-1) * 0.9 + 0.05).clamp(0, 1)
-    other = torch.rand(shape, generator=g)
-    return x, side, other
-
-
-def _codec(name):
-    cls = METHODS.get(name)
-    proto = get_protocol(getattr(cls, "test_protocol", "middlebury-sample/stereo"))
-    return cls(protocol=proto, **getattr(cls, "test_options", {}))
-
-
-def coded_sample(name):
-    """A fresh test instance of `name`, one valid stream of its test input at the first rate point, and the side
-    view its decoder gets (None where the scenario gives it none). Seeded, so every caller gets the same bytes."""
-    torch.manual_seed(0)
-    codec = _codec(name)
-    x, side, _ = _inputs(type(codec))
-    scen = codec.meta.scenario
-    data = codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[0])
-    return codec, data, side if scen.decoder_sees_side else None
 
 
 def _embedded_train(protocol, options=None, n: int = 4):
@@ -96,7 +64,7 @@ def check_isolation(cls, workdir) -> None:
     # several samples: a training side view (what a cheating fit() would remember) and two synthetic inputs
     xs, sides, others = [], [], []
     for seed in (0, 1):
-        x, s, o = _inputs(cls, seed)
+        x, s, o = contract_inputs(cls, seed)
         xs.append(x), sides.append(s), others.append(o)
     if train[0].side is not None:
         t = train[0].side
@@ -176,8 +144,8 @@ def test_cheating_codecs_are_caught(cheater, channel, tmp_path):
 def test_metrics_are_taken_on_the_decoded_bytes(name):
     """Every row's bytes, sha256, bpp and MSE match what decoding the codec's own bytes gives, with the expected
     values computed here independently of benchmark.metrics (integer 8-bit code values in numpy)."""
-    codec = _codec(name)
-    x, side, _ = _inputs(type(codec))
+    codec = contract_codec(name)
+    x, side, _ = contract_inputs(type(codec))
     proto = codec.protocol
     rows = evaluate(codec, [Sample(x=x, side=side, name="img")], proto, progress=False)
     points = codec.rate_points()
@@ -212,8 +180,8 @@ def test_metrics_are_taken_on_the_decoded_bytes(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_bad_bytes_raise_bitstream_error(name):
-    codec = _codec(name)
-    x, side, _ = _inputs(type(codec))
+    codec = contract_codec(name)
+    x, side, _ = contract_inputs(type(codec))
     scen = codec.meta.scenario
     data = codec.compress(x, side=side if scen.encoder_sees_side else None, point=codec.rate_points()[0])
     dec_side = side if scen.decoder_sees_side else None
