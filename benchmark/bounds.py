@@ -169,40 +169,37 @@ def scalar_marginal_point(delta: float, sigma2: float, offset: float = 0.0) -> t
 
 @lru_cache(maxsize=16)
 def scalar_marginal_sweep(sigma2: float, n: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """(rates, distortions) of the lower envelope of the mid-tread (offset 0) and mid-rise (offset Δ/2: a cell
-    edge at 0, e.g. the 1-bit sign quantizer) uniform quantizers, Δ from 0.02·σ to max(30·σ, 10), plus Δ = ∞."""
+    """(rates, distortions) of the achievable marginal scalar reference, sorted by rate: the lower convex hull (in
+    MSE) of the mid-tread (offset 0) and mid-rise (offset Δ/2: a cell edge at 0, e.g. the 1-bit sign quantizer)
+    uniform quantizers, Δ from 0.02·σ to max(30·σ, 10), plus Δ = ∞. A quantizer is a point, not a curve: rates
+    between two points are reached by time sharing, i.e. linearly in MSE, hence the convex hull."""
     sigma = math.sqrt(sigma2)
     pts = [(0.0, float(sigma2))]
     for d in np.geomspace(0.02 * sigma, max(30.0 * sigma, 10.0), n):
         pts += [scalar_marginal_point(float(d), sigma2, 0.0), scalar_marginal_point(float(d), sigma2, float(d) / 2)]
     pts.sort()
-    front: list[tuple[float, float]] = []
+    hull: list[tuple[float, float]] = []
     for r, dist in pts:
-        if not front or dist < front[-1][1]:
-            front.append((r, dist))
-    arr = np.array(front)
+        if hull and dist >= hull[-1][1]:
+            continue  # no lower distortion at a higher rate: dominated
+        while len(hull) >= 2:
+            (r0, d0), (r1, d1) = hull[-2], hull[-1]
+            if (d1 - d0) * (r - r0) >= (dist - d0) * (r1 - r0):  # hull[-1] on or above the chord: not on the hull
+                hull.pop()
+            else:
+                break
+        hull.append((r, dist))
+    arr = np.array(hull)
     return arr[:, 0], arr[:, 1]
 
 
 def scalar_marginal_distortion_db(R: float, sigma2: float) -> float:
-    """D (dB) of the marginal scalar reference at rate R: the envelope's distortion at the highest rate ≤ R (a
-    quantizer is a point, not a curve: rates between two points are reached by time sharing, i.e. linearly in
-    MSE), the high-rate law (−6.02 dB/bit) beyond the sweep."""
+    """D (dB) of the marginal scalar reference at rate R: linear in MSE between hull points (time sharing), the
+    high-rate law (−6.02 dB/bit) beyond the sweep."""
     rates, dists = scalar_marginal_sweep(float(sigma2))
     if R >= rates[-1]:
         return 10.0 * math.log10(dists[-1] * 2.0 ** (-2.0 * (R - rates[-1])))
-    # time sharing between neighbouring envelope points is linear in MSE; take the lower convex hull
-    hull: list[int] = []
-    for i in range(len(rates)):
-        while len(hull) >= 2:
-            (r0, d0), (r1, d1) = (rates[hull[-2]], dists[hull[-2]]), (rates[hull[-1]], dists[hull[-1]])
-            if (d1 - d0) * (rates[i] - r0) >= (dists[i] - d0) * (r1 - r0):
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    hr, hd = rates[hull], dists[hull]
-    return 10.0 * math.log10(float(np.interp(R, hr, hd)))
+    return 10.0 * math.log10(float(np.interp(R, rates, dists)))
 
 
 # ---- per-sample quantities used by the `scalar_sw` codec ---------------------------------------------------
