@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +217,6 @@ def _stage_rows(r: dict[str, Any] | None, s2: float) -> list[dict[str, Any]]:
     return point_rows(r, s2) if r else []
 
 
-def _gap_sq(r: dict[str, Any] | None, s2: float, k: int, key: str = "gap_sq_ideal") -> float | None:
-    rows = _stage_rows(r, s2)
-    return rows[k - 1].get(key) if len(rows) >= k else None
-
-
 def _vs_mono(results, prior: str, s2: float, config: str, k: int,
              layered: dict[str, Any] | None = None) -> tuple[float | None, str]:
     """D(layered stage k) − D(monolithic with M^k bins) at matched rate (negative = layered better), for the
@@ -248,7 +244,7 @@ def _vs_mono(results, prior: str, s2: float, config: str, k: int,
                  if x and x[0].get("rate_ideal") is not None)
     if not pts:
         return None, "no ideal rate in the result"
-    for (r0, d0, _), (r1, d1, _) in zip(pts, pts[1:]):
+    for (r0, d0, _), (r1, d1, _) in pairwise(pts):
         if r0 <= r <= r1 and r1 > r0:
             return d - (d0 + (d1 - d0) * (r - r0) / (r1 - r0)), "interpolated"
     near = min(pts, key=lambda t: abs(t[0] - r))
