@@ -197,7 +197,7 @@ def _find_all(results: list[dict[str, Any]], config: str, prior: str, s2: float)
     for r in results:
         if (_is_plain(r) and _opts(r).get("config") == config and _opts(r).get("prior") == prior
                 and sigma2_of(r) == s2 and _budget(r) == "paper"):
-            lam = float(_opts(r).get("lam") or 0.0)
+            lam = _lam(r)
             if lam not in by_lam or r.get("created", "") > by_lam[lam].get("created", ""):
                 by_lam[lam] = r
     return [by_lam[k] for k in sorted(by_lam)]
@@ -210,7 +210,9 @@ def _find(results: list[dict[str, Any]], config: str, prior: str, s2: float) -> 
 
 
 def _lam(r: dict[str, Any]) -> float:
-    return float(_opts(r).get("lam") or 0.0)
+    """The result's λ; a result from a stranger may carry anything there (it then counts as λ = 0)."""
+    v = _opts(r).get("lam")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0.0
 
 
 def _stage_rows(r: dict[str, Any] | None, s2: float) -> list[dict[str, Any]]:

@@ -225,6 +225,10 @@ def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambda
     # 1.2 bit is beyond the mono2 points: nearest (0.8 bit) carried along SQ
     exp = (-14.0 - scalar_sw_distortion_db(1.2, 0.1)) - (-13.0 - scalar_sw_distortion_db(0.8, 0.1))
     assert f"222 stage 1 (λ=3000) | ≈ 0 dB | {exp:+.2f} dB | " in md
+    # a stranger's result with a λ that is no number counts as λ = 0 instead of breaking the leaderboard
+    odd = res("222", 300, [(0.5, 1, db(-12.0))])
+    odd["codec_info"]["options"]["lam"] = "lots"
+    assert "222 stage 1 (λ=0) |" in "\n".join(checklist([odd, lay3000, *monos]))
 
 
 def test_leaderboard_checklist_marginal_rows_use_the_marginal_scalar_reference():
