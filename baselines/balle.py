@@ -297,8 +297,12 @@ class RDCodec(LearnedCodec):
         so they are computed once per process and copied (0.35 s per model saved)."""
         from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
+        from benchmark.weights import entropy_range_problem
+
         with torch.no_grad():
-            for m in model.modules():
+            for name, m in model.named_modules():
+                if isinstance(m, EntropyBottleneck) and (why := entropy_range_problem(m)):  # e.g. a converted checkpoint
+                    raise WeightsError(f"refusing the weights: {name} {why}; the coder's tables cannot be built from them")
                 if isinstance(m, EntropyBottleneck):
                     m.update(force=True, update_quantiles=quantiles)
                 elif isinstance(m, GaussianConditional):

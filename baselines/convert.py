@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from benchmark.errors import WeightsError
-from benchmark.weights import sha256_file
+from benchmark.weights import check_tensors, sha256_file
 
 PREFIXES = ("compressai", "authors")
 
@@ -123,6 +123,7 @@ def import_checkpoint(codec: Any, spec: Any) -> dict[str, Any]:
         if prefix == "compressai":
             model = compressai_model(codec, sd, str(path))
             model.eval()
+            check_tensors(model, model.state_dict(), f"{codec.meta.name} {path.name}")  # finite, the constants
             RDCodec._update(model)  # coding tables from the learned densities and quantiles
             cfg_extra = {"N": int(model.g_a[0].weight.shape[0]), "M": int(model.g_a[-1].weight.shape[0])}  # as from_state_dict reads them
         else:
