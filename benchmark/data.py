@@ -12,13 +12,17 @@ class Sample:
     """One test or training item.
 
     x: the image to code, float CxHxW in [0,1]. side: the side view (same size), or None.
-    source: index of the encoder / source in distributed protocols (0 otherwise). name: stable identifier."""
+    source: index of the encoder / source in distributed protocols (0 otherwise). name: stable identifier.
+    view: which view of its scene x is (e.g. "left", "right"), where the dataset knows it: a sandboxed evaluation
+    never gives one role process two views of one scene (benchmark/sandbox_eval.py groups samples by it, and by
+    content where it is empty)."""
 
     x: torch.Tensor
     side: torch.Tensor | None = None
     source: int = 0
     name: str = ""
     label: int | None = None
+    view: str = ""
 
 
 @dataclass

@@ -47,3 +47,7 @@ class OutputError(BenchError):
 
 class SkippedSample(DatasetError):
     """--skip-bad: this test sample's file is unreadable; the runner leaves it out (counted, never replaced)."""
+
+
+class IsolationError(BenchError):
+    """A sandbox could not be set up, or a method's code reached for what its role may not see."""

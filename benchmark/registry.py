@@ -5,7 +5,9 @@ dataset factory) or by ``register_protocol(Protocol(...))``. Duplicate names are
 gets "did you mean"; third-party packages plug in through the entry-point groups ``bench.methods``,
 ``bench.datasets`` and ``bench.protocols`` (each entry point is imported, and registers on import).
 The suite's own modules are discovered by importing every module of ``baselines``, ``methods`` and
-``datasets`` on first look-up, so no central list has to be edited to add a method."""
+``datasets`` on first look-up, so no central list has to be edited to add a method. Methods and datasets are
+discovered separately: looking up a dataset or a protocol never imports a method's code (the evaluation parent
+of a sandboxed run, benchmark/sandbox.py, must never import it)."""
 from __future__ import annotations
 
 import difflib
@@ -22,6 +24,11 @@ from .errors import RegistryError
 
 T = TypeVar("T")
 
+# what each kind of look-up imports: (suite packages, entry-point groups)
+_DISCOVERY = {
+    "methods": (("baselines", "methods"), ("bench.methods",)),
+    "datasets": (("datasets",), ("bench.datasets", "bench.protocols")),
+}
 _SUITE_PACKAGES = ("baselines", "methods", "datasets")
 ENTRY_POINT_GROUPS = ("bench.methods", "bench.datasets", "bench.protocols")
 
@@ -29,8 +36,10 @@ ENTRY_POINT_GROUPS = ("bench.methods", "bench.datasets", "bench.protocols")
 class Registry(Generic[T]):
     """A name -> object map that refuses duplicates and suggests near names."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, discovers: str):
         self.kind = kind
+        self.discovers = discovers  # which half of `discover` a look-up needs ("methods" or "datasets")
+        self.sealed: str | None = None  # set inside a sandboxed role: every look-up raises with this reason
         self._items: dict[str, T] = {}
         self._aliases: dict[str, tuple[str, str]] = {}  # old name -> (current name, why it changed)
 
@@ -52,8 +61,15 @@ class Registry(Generic[T]):
         """Keep a renamed entry reachable under its old name; each look-up of the old name warns."""
         self._aliases[old] = (new, why)
 
+    def _discover(self) -> None:
+        if self.sealed:
+            from .errors import IsolationError
+
+            raise IsolationError(self.sealed)
+        discover(self.discovers)
+
     def get(self, name: str) -> T:
-        discover()
+        self._discover()
         if name in self._aliases and name not in self._items:
             new, why = self._aliases[name]
             msg = f"{self.kind} {name!r} is deprecated: use {new!r} ({why})"
@@ -71,16 +87,16 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self, pattern: str | None = None) -> list[str]:
-        discover()
+        self._discover()
         names = sorted(self._items)
         return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
     def items(self) -> Iterator[tuple[str, T]]:
-        discover()
+        self._discover()
         return iter(sorted(self._items.items()))
 
     def __contains__(self, name: object) -> bool:
-        discover()
+        self._discover()
         return name in self._items or name in self._aliases
 
 
@@ -89,9 +105,9 @@ def _where(obj: Any) -> str:
     return f"{mod}.{getattr(obj, '__qualname__', getattr(obj, 'name', type(obj).__name__))}"
 
 
-METHODS: Registry[type] = Registry("method")
-DATASETS: Registry["DatasetInfo"] = Registry("dataset")
-PROTOCOLS: Registry[Any] = Registry("protocol")
+METHODS: Registry[type] = Registry("method", "methods")
+DATASETS: Registry["DatasetInfo"] = Registry("dataset", "datasets")
+PROTOCOLS: Registry[Any] = Registry("protocol", "datasets")
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,12 @@ class DatasetInfo:
     embedded: bool = False  # ships with the suite's dependencies; no --root needed
     how_to_obtain: str = ""
     check: Callable[..., Any] | None = field(default=None, compare=False)
+    # files of an embedded dataset (inside installed packages): hidden from every sandboxed role, so a method's
+    # code cannot read the test images it codes (benchmark/sandbox.py)
+    data_files: Callable[[], list[Any]] | None = field(default=None, compare=False)
+    # generated from a seed (no files): a training sandbox builds its train/val splits itself instead of being
+    # handed materialised samples
+    generated: bool = False
 
     @property
     def default_protocol(self) -> str:
@@ -128,11 +150,14 @@ def register_dataset(
     embedded: bool = False,
     how_to_obtain: str = "",
     check: Callable[..., Any] | None = None,
+    data_files: Callable[[], list[Any]] | None = None,
+    generated: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a dataset factory ``f(root, protocol, split, **options) -> torch Dataset of Samples``."""
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        DATASETS.add(name, DatasetInfo(name, factory, description, tuple(protocols), embedded, how_to_obtain, check))
+        DATASETS.add(name, DatasetInfo(name, factory, description, tuple(protocols), embedded, how_to_obtain, check,
+                                       data_files, generated))
         return factory
 
     return deco
@@ -143,36 +168,52 @@ def register_protocol(protocol: Any) -> Any:
     return protocol
 
 
-_discovered = False
-_discovering = False
+_discovered: set[str] = set()
+_discovering: set[str] = set()
 
 
-def discover() -> None:
-    """Import the suite's own method/dataset modules and every installed plugin, once."""
-    global _discovered, _discovering
-    if _discovered or _discovering:
-        return
-    _discovering = True
-    try:
-        for pkg_name in _SUITE_PACKAGES:
-            pkg = importlib.import_module(pkg_name)
-            for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
-                leaf = info.name.rsplit(".", 1)[-1]
-                if leaf.startswith("_") or leaf in ("tests", "conftest"):
-                    continue
-                importlib.import_module(info.name)
-        for group in ENTRY_POINT_GROUPS:
-            for ep in metadata.entry_points(group=group):
-                try:
-                    obj = ep.load()
-                except Exception as exc:  # a broken plugin must not hide the suite's own methods
-                    raise RegistryError(f"plugin entry point {ep.name!r} ({ep.value}) in group {group} failed to import: {exc}") from exc
-                if group == "bench.methods" and isinstance(obj, type) and obj.__name__ and hasattr(obj, "meta"):
-                    if obj.meta.name not in METHODS._items:
-                        register_method(obj)
-        _discovered = True
-    finally:
-        _discovering = False
+def discover(kind: str | None = None) -> None:
+    """Import the suite's own modules and installed plugins of `kind` ("methods" or "datasets"; None: both), once.
+    Methods need the protocols their modules name, so discovering methods discovers datasets first."""
+    kinds = ["datasets", "methods"] if kind in (None, "methods") else [kind]
+    for k in kinds:
+        if k in _discovered or k in _discovering:
+            continue
+        _discovering.add(k)
+        try:
+            packages, groups = _DISCOVERY[k]
+            for pkg_name in packages:
+                pkg = importlib.import_module(pkg_name)
+                for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
+                    leaf = info.name.rsplit(".", 1)[-1]
+                    if leaf.startswith("_") or leaf in ("tests", "conftest"):
+                        continue
+                    importlib.import_module(info.name)
+            for group in groups:
+                for ep in metadata.entry_points(group=group):
+                    try:
+                        obj = ep.load()
+                    except Exception as exc:  # a broken plugin must not hide the suite's own methods
+                        raise RegistryError(f"plugin entry point {ep.name!r} ({ep.value}) in group {group} failed to import: {exc}") from exc
+                    if group == "bench.methods" and isinstance(obj, type) and obj.__name__ and hasattr(obj, "meta"):
+                        if obj.meta.name not in METHODS._items:
+                            register_method(obj)
+            _discovered.add(k)
+        finally:
+            _discovering.discard(k)
+
+
+def method_class(name: str, module: str | None = None) -> type:
+    """The method class `name`; with `module` (where an earlier look-up found it), only that module is imported
+    (a sandboxed role imports the one method it runs, not every method of the suite)."""
+    if module and name not in METHODS._items:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    if name in METHODS._items and not METHODS.sealed:
+        return METHODS._items[name]
+    return METHODS.get(name)
 
 
 def get_method(name: str) -> type:

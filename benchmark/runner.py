@@ -24,7 +24,7 @@ from .codec import Codec, LearnedCodec, Scenario
 from .container import Container
 from .environment import environment
 from .isolation import isolated_instances
-from .errors import BenchError, ConfigError, DatasetError, OutputError, SkippedSample, WeightsError
+from .errors import BenchError, ConfigError, DatasetError, IsolationError, OutputError, SkippedSample, WeightsError
 from .progress import Reporter
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
@@ -60,6 +60,9 @@ class RunSpec:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     max_pixels: int | None = None  # image/bitstream pixel limit for this run (None: benchmark.limits default)
+    isolation: str | None = None  # sandbox | process | none (benchmark/sandbox.py); None: the best available
+    keep_bitstreams: bool = False  # store every bitstream beside the result (<key>.bitstreams.zip) for `bench verify`
+    plugins: tuple[str, ...] = ()  # modules a role imports before looking the method up (a method not installed)
 
 
 def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
@@ -78,18 +81,23 @@ def protocol_dir(out: Path, protocol: str) -> Path:
 
 
 def make_codec(spec: RunSpec, protocol: Protocol) -> Codec:
-    cls = get_method(spec.method)
-    options = {**protocol.options_for(spec.method), **spec.method_options}
+    return build_codec(get_method(spec.method), spec.method, protocol, spec.method_options, spec.dataset_options)
+
+
+def build_codec(cls: type, name: str, protocol: Protocol, method_options: dict[str, Any],
+                dataset_options: dict[str, Any]) -> Codec:
+    """An instance of method class `cls` under `protocol` (also called inside a sandboxed role, benchmark/roles.py)."""
+    options = {**protocol.options_for(name), **method_options}
     # dataset options a codec must agree with when it is built (e.g. DRASIC's number of sources M), forwarded
     # as method options unless given explicitly; a codec lists them in `dataset_options_used`
-    data_opts = {**protocol.options, **spec.dataset_options}
+    data_opts = {**protocol.options, **dataset_options}
     for k in cls.dataset_options_used:
         if k in data_opts and k not in options:
             options[k] = data_opts[k]
     try:
         return cls(protocol=protocol, **options)
     except TypeError as exc:
-        raise ConfigError(f"bad option for method {spec.method!r}: {exc}") from exc
+        raise ConfigError(f"bad option for method {name!r}: {exc}") from exc
 
 
 def check_method_budget(codec: Codec, protocol: Protocol, budget: str) -> None:
@@ -100,13 +108,7 @@ def check_method_budget(codec: Codec, protocol: Protocol, budget: str) -> None:
 
 
 def result_key(codec: Codec, spec: RunSpec) -> tuple[str, str | None]:
-    parts = [p for p in (codec.variant, spec.dataset_options.get("variant")) if p]
-    variant = "+".join(str(p) for p in parts) or None
-    key = codec.meta.name + (f".{variant}" if variant else "")
-    why = name_problem(key)  # the key names files under --out: never a path of its own
-    if why:
-        raise ConfigError(f"method/variant name {why}")
-    return key, variant
+    return _key(codec.meta.name, codec.variant, spec)
 
 
 def build_split(info: DatasetInfo, spec: RunSpec, protocol: Protocol, split: str):
@@ -125,18 +127,11 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
     if spec.weights:
         return {"loaded_from": str(spec.weights), **(codec.load_weights(Path(spec.weights)) or {})}
     if weights_dir.exists() and not spec.retrain:
-        try:
-            loaded = codec.load_weights(weights_dir) or {}
-        except WeightsError as exc:
-            if console:
-                console.print(f"[yellow]ignoring weights in {weights_dir}: {exc}; retraining[/]")
-        else:
-            same_plan = _same_training_plan(codec, spec.budget, loaded)
-            if loaded.get("budget") in (None, spec.budget) and loaded.get("seed", spec.seed) == spec.seed and same_plan:
-                return {"loaded_from": str(weights_dir), **loaded}
-            if not same_plan and console:
-                console.print(f"[yellow]weights in {weights_dir} were trained with other settings; training "
-                              f"(an extendable run continues its checkpoint)[/]")
+        reuse = loaded_weights_reusable(codec, weights_dir, spec.budget, spec.seed)
+        if reuse["reusable"]:
+            return {"loaded_from": str(weights_dir), **reuse["loaded"]}
+        if console and reuse.get("why"):
+            console.print(f"[yellow]{reuse['why']}[/]")
     train = build_split(info, spec, protocol, "train")
     try:
         val = build_split(info, spec, protocol, "val")
@@ -147,6 +142,21 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
     if distributed.is_main():  # data-parallel training (torchrun): only rank 0 writes
         codec.save_weights(weights_dir)
     return info_fit
+
+
+def loaded_weights_reusable(codec: Codec, weights_dir: Path, budget: str, seed: int) -> dict[str, Any]:
+    """Whether weights an earlier run left in `weights_dir` were trained as this run would train them:
+    {"reusable": bool, "loaded": the manifest's training info, "why": what differs}. Loads them into `codec`."""
+    try:
+        loaded = codec.load_weights(weights_dir) or {}
+    except WeightsError as exc:
+        return {"reusable": False, "loaded": {}, "why": f"ignoring weights in {weights_dir}: {exc}; retraining"}
+    same_plan = _same_training_plan(codec, budget, loaded)
+    if loaded.get("budget") in (None, budget) and loaded.get("seed", seed) == seed and same_plan:
+        return {"reusable": True, "loaded": loaded}
+    why = "" if same_plan else (f"weights in {weights_dir} were trained with other settings; training "
+                                "(an extendable run continues its checkpoint)")
+    return {"reusable": False, "loaded": {}, "why": why}
 
 
 def _same_training_plan(codec: Codec, budget: str, loaded: dict[str, Any]) -> bool:
@@ -411,14 +421,24 @@ def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 
 def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     """Train or load, evaluate, write `<out>/<protocol>/<method>[.variant].json` + CSV. Returns (path, result)."""
+    from .sandbox import resolve_isolation
+
     check_budget(spec.budget)
+    level = resolve_isolation(spec.isolation)
+    if level != "none":
+        return _run_isolated(spec, level, console)
+    if spec.plugins:
+        import importlib
+
+        for mod in spec.plugins:
+            importlib.import_module(mod)
     info, protocol = resolve(spec.dataset, spec.protocol)
     codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
     check_method_budget(codec, protocol, spec.budget)
     test = build_split(info, spec, protocol, "test")
     if len(test) == 0:
         raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
-    key, variant = result_key(codec, spec)
+    key, variant = _key(codec.meta.name, codec.variant, spec)
     torch.manual_seed(spec.seed)
     training = ensure_trained(codec, info, protocol, spec, key, console)
 
@@ -433,32 +453,178 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
                                             (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
     rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
                     encoder=encoder, estimator=estimator)
-    points = aggregate(rows, codec.rate_points(), codec.meta.scenario)
     from .complexity import of_run
 
     complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
+    import inspect
 
+    return _finish(spec, protocol, test, key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows,
+                   training, complexity, partial, isolation="none", method_file=inspect.getfile(type(codec)))
+
+
+def _key(name: str, codec_variant: str | None, spec: RunSpec) -> tuple[str, str | None]:
+    parts = [p for p in (codec_variant, spec.dataset_options.get("variant")) if p]
+    variant = "+".join(str(p) for p in parts) or None
+    key = name + (f".{variant}" if variant else "")
+    why = name_problem(key)  # the key names files under --out: never a path of its own
+    if why:
+        raise ConfigError(f"method/variant name {why}")
+    return key, variant
+
+
+def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
+    """The same job with the method's code only in role processes (benchmark/sandbox_eval.py); this process
+    never imports it."""
+    import zipfile
+
+    from . import sandbox_eval as se
+    from .registry import DATASETS
+
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    pdir = protocol_dir(spec.out, protocol.name)
+    data_opts = {**protocol.options, **spec.dataset_options}
+    base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
+            "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
+    threads = torch.get_num_threads()
+    with se.scratch_folder(pdir, spec.method) as scratch:
+        ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
+        # 1. what the method is (no data), and whether weights of an earlier run can be reused
+        role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
+        resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
+                                              "reuse_weights": None})
+        desc = se.Description.from_response(resp)
+        ctx.base["module"] = desc.module
+        key, variant = _key(desc.name, desc.variant, spec)
+        if not desc.learned and spec.weights:
+            raise ConfigError(f"{spec.method} has no weights; drop --weights")
+        test = build_split(info, spec, protocol, "test")
+        if len(test) == 0:
+            raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
+        # 2. weights: given, reused, or trained in the training sandbox
+        weights_dir, training = None, None
+        if desc.learned:
+            weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
+        # 3. encoders, then decoders (and decoder-side estimates)
+        partial = pdir / f".{key}.partial.csv"
+        fp = _fingerprint({"method": key, "options": desc.info, "training": training, "dataset": spec.dataset,
+                           "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
+                           "points": desc.rate_points})
+        done = _read_partial(partial, fp)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        n = len(test) if spec.limit is None else min(spec.limit, len(test))
+        archive_path = pdir / f"{key}.bitstreams.zip"
+        tmp_archive = pdir / f".{key}.bitstreams.zip.tmp"
+        keep = zipfile.ZipFile(tmp_archive, "w", zipfile.ZIP_DEFLATED) if spec.keep_bitstreams else None
+        fresh = not done
+        with open(partial, "w" if fresh else "a", newline="", encoding="utf-8") as fh, \
+                Reporter(f"{desc.name} on {protocol.name} ({level})", n, enabled=spec.progress, unit="images") as prog:
+            writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+            if fresh:
+                writer.writeheader()
+
+            def on_row(row: dict[str, Any]) -> None:
+                writer.writerow({"fingerprint": fp, **row})
+                fh.flush()
+
+            try:
+                rows, complexity = se.evaluate(ctx, desc, test, protocol, weights=weights_dir, limit=spec.limit, done=done,
+                                               on_row=on_row, progress=lambda k: prog.advance(k), keep=keep)
+            finally:
+                if keep is not None:
+                    keep.close()
+        if keep is not None and any(r["rate_point"] for r in rows if (r["image"], int(r["source"]), r["rate_point"]) in done):
+            tmp_archive.unlink(missing_ok=True)  # a resumed run lacks the streams of its first part: none is kept
+            keep = None
+    if keep is not None:
+        tmp_archive.replace(archive_path)
+    return _finish(spec, protocol, test, key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity,
+                   partial, isolation=level, method_file=desc.file,
+                   bitstreams=archive_path.name if keep is not None else None)
+
+
+def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
+    """(weights folder, training record) of a learned method under isolation: the given weights, those an earlier
+    run left in <out> when they were trained as this run would train them, or new ones from the training role."""
+    import shutil
+
+    from . import sandbox_eval as se
+
+    if spec.weights:
+        desc.update_from(desc.weights)
+        return Path(spec.weights).resolve(), {"loaded_from": str(spec.weights), **((desc.weights or {}).get("loaded") or {})}
+    weights_dir = (pdir / "weights" / key).resolve()
+    if weights_dir.exists() and not spec.retrain:
+        role = ctx.new("describe-weights", weights_dir)
+        resp = ctx.launch(role, "describe", {"reuse_weights": str(weights_dir)})
+        reuse = resp.get("weights") or {}
+        if reuse.get("reusable") is True:
+            desc.update_from(reuse)
+            return weights_dir, {"loaded_from": str(weights_dir), **(reuse.get("loaded") or {})}
+        if console and reuse.get("why"):
+            console.print(f"[yellow]{reuse['why']}[/]")
+    # the training sandbox: the train and validation samples only (generated datasets: their seed), its checkpoint
+    # folder, and a weights folder it hands back
+    role = ctx.new("train", None)
+    req: dict[str, Any] = {"workdir": str((pdir / "train" / key).resolve())}
+    data_opts = {**protocol.options, **spec.dataset_options}
+    for split in ("train", "val"):
+        if info.generated:
+            req[split] = {"generated": True, "dataset": info.name, "options": data_opts}
+            continue
+        try:
+            ds = build_split(info, spec, protocol, split)
+        except DatasetError:
+            if split == "train":
+                raise
+            req[split] = None
+            continue
+        req[split] = {"folder": str(se.materialise_split(ds, role.folder / "in" / split, split))}
+    role.writable.append(pdir / "train" / key)
+    resp = ctx.launch(role, "train", req)
+    new = role.out / "weights"
+    if not (new / "manifest.json").is_file():
+        raise IsolationError(f"{spec.method}: training wrote no weights (manifest.json) into its weights folder")
+    tmp = weights_dir.with_name(weights_dir.name + ".new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    weights_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(new, tmp, symlinks=False)
+    if weights_dir.exists():
+        shutil.rmtree(weights_dir)
+    tmp.replace(weights_dir)
+    desc.update_from(resp)
+    return weights_dir, resp.get("training")
+
+
+def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str | None, meta: dict[str, Any],
+            points_names: list[str], codec_info: dict[str, Any], rows: list[dict[str, Any]], training: Any,
+            complexity: Any, partial: Path, *, isolation: str, method_file: str | None,
+            bitstreams: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Aggregate the rows and write the result JSON and its per-image CSV (atomically; the CSV first)."""
+    scenario = Scenario(meta["scenario"])
+    pdir = protocol_dir(spec.out, protocol.name)
+    points = aggregate(rows, points_names, scenario)
     csv_path = pdir / f"{key}.csv"
-    _write_rows_csv(csv_path, rows)
+    csv_text = _rows_csv_text(rows)
+    atomic_write_text(csv_path, csv_text)
 
     image_protocol = protocol.rate_unit == "bpp"
     result = {
         "schema_version": SCHEMA_VERSION,
         "kind": "result",
-        "method": codec.meta.name,
+        "method": meta["name"],
         "variant": variant,
         "dataset": spec.dataset,
         "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
         "protocol": protocol.name,
         "protocol_version": protocol.version,
-        "scenario": codec.meta.scenario.value,
+        "scenario": scenario.value,
         "rate_unit": protocol.rate_unit,
         "rate_accounting": {
             "rate_source": "bytes of the suite's bitstream container (header included; bpp_payload excludes it)"
             + ("; bpp_estimated: the codec's likelihood estimate" if any(p.get("bpp_estimated") is not None for p in points) else ""),
             "divided_by": "pixels (H*W) of the coded image x" if image_protocol else "number of coded samples",
-            "side_information": codec.meta.scenario.rate_accounting,
-            "codec_notes": str(codec.info().get("rate_notes", "")),
+            "side_information": scenario.rate_accounting,
+            "codec_notes": str(codec_info.get("rate_notes", "")),
         },
         "metrics": {
             "psnr": protocol.psnr if image_protocol else "10*log10(1/MSE) on raw values (not rounded)",
@@ -471,10 +637,15 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
         "coverage": coverage_record(len(test) if spec.limit is None else min(spec.limit, len(test)), len(test),
                                     spec.limit, int(getattr(test, "skipped", 0) or 0)),
         "per_image_csv": csv_path.name,
+        "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
+        "isolation": isolation,
+        "estimate_check": _estimate_check(rows),
+        "bitstreams": bitstreams,
+        "code": _code_record(method_file),
         "complexity": complexity,
         "training": training,
-        "method_meta": codec.meta.as_dict(),
-        "codec_info": codec.info(),
+        "method_meta": meta,
+        "codec_info": codec_info,
         "environment": environment(spec.device),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -486,16 +657,46 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     return path, result
 
 
-def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The per-image CSV of a run (atomic)."""
-    import io
+def _estimate_check(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How far the codec's likelihood estimate lies from its real bytes (payload): an estimate that disagrees
+    is legal, and shown. None where the codec gives no estimate."""
+    pairs = [(r["bpp_estimated"], r["bpp_payload"]) for r in rows if r.get("bpp_estimated") is not None and r.get("bpp_payload")]
+    if not pairs:
+        return None
+    rel = [abs(e - b) / b for e, b in pairs if b > 0]
+    worst = max(rel) if rel else 0.0
+    return {"max_relative_gap": worst, "rows": len(pairs), "agrees": worst <= 0.25,
+            "note": "estimate vs payload bytes per image; over 25 % apart is flagged (the estimate is not the rate)"}
 
+
+def _code_record(method_file: str | None) -> dict[str, Any] | None:
+    """Content hashes of the method's code and of the suite's (benchmark/provenance.py), where it is available."""
+    try:
+        from . import provenance
+    except ImportError:
+        return None
+    try:
+        rec: dict[str, Any] = {"suite_sha256": provenance.suite_code_hash()}
+        if method_file:
+            rec["method"] = provenance.method_code_record(method_file)
+        return rec
+    except Exception as exc:  # noqa: BLE001 - provenance must not fail a finished run; the file says why
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _rows_csv_text(rows: list[dict[str, Any]]) -> str:
+    """The per-image CSV of a run."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow(r)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The per-image CSV of a run (atomic)."""
+    atomic_write_text(path, _rows_csv_text(rows))
 
 
 def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:

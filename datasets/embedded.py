@@ -62,12 +62,24 @@ class DigitImage:
         return F.interpolate(img, size=(mnist.SIZE, mnist.SIZE), mode="bilinear", align_corners=False)[0].clamp_(0, 1)
 
 
+def package_files(package: str, *relative: str) -> list[Path]:
+    """Data files shipped inside an installed package, found without importing it (for the sandbox's mask)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    base = Path(list(spec.submodule_search_locations)[0])
+    return [base / r for r in relative]
+
+
 @register_dataset(
     "digits",
     description="scikit-learn's 1,797 8x8 digits at 32x32, an offline stand-in for MNIST (DRASIC protocols)",
     protocols=(mnist.CLASS, mnist.RANDOM),
     embedded=True,
     how_to_obtain="embedded: ships with scikit-learn (sklearn.datasets.load_digits); no download, --root ignored",
+    data_files=lambda: package_files("sklearn", "datasets/data/digits.csv.gz"),
 )
 def digits(root: Path | str | None, protocol: Any, split: str, **options: Any) -> mnist.SourceImages:
     """One DRASIC split of the digits; options: sources (M), seed (random partition)."""
@@ -131,6 +143,7 @@ class LfwHalves(AugmentedSplit):
     protocols=(celeba.PROTOCOL,),
     embedded=True,
     how_to_obtain="embedded: ships with scikit-image (skimage.data.lfw_subset); no download, --root ignored",
+    data_files=lambda: package_files("skimage", "data/lfw_subset.npy"),
 )
 def lfw_sample(root: Path | str | None, protocol: Any, split: str, **options: Any) -> LfwHalves:
     """Half faces of ``split``; options: variant (matched|wrong_side), augment, seed."""

@@ -161,7 +161,7 @@ class StereoFolder(Dataset):
         x, side = (left, right) if d == "left" else (right, left)
         if self.flip and torch.rand((), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i)) < 0.5:
             x, side = x.flip(-1), side.flip(-1)
-        return Sample(x=x, side=side, source=0, name=f"{lp.stem}_{d}")
+        return Sample(x=x, side=side, source=0, name=f"{lp.stem}_{d}", view=d)
 
     def _load(self, pi: int, lp: Path, rp: Path) -> tuple[torch.Tensor, torch.Tensor]:
         if self.prepare is None:

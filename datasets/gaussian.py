@@ -99,6 +99,7 @@ PROTOCOL = register_protocol(
     description="synthetic Gaussian source with decoder side information (X = Y + N); options sigma2, block, n_blocks, test_blocks",
     protocols=("gaussian/wz",),
     embedded=True,
+    generated=True,
 )
 def gaussian(root=None, protocol=None, split: str = "test", sigma2: float = DEFAULT_SIGMA2, block: int = DEFAULT_BLOCK,
              n_blocks: int | None = None, test_blocks: int | None = None, **options) -> GaussianBlocks:

@@ -80,12 +80,19 @@ class MiddleburySample(Dataset):
         x, side = (lv, rv) if d == "left" else (rv, lv)
         if self.split == "train" and torch.rand((), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i)) < 0.5:
             x, side = x.flip(-1), side.flip(-1)
-        return Sample(x=x.clone(), side=side.clone(), source=0, name=f"r{r}c{c}_{d}")
+        return Sample(x=x.clone(), side=side.clone(), source=0, name=f"r{r}c{c}_{d}", view=d)
+
+
+def _skimage_files() -> list[Path]:
+    from .embedded import package_files
+
+    return package_files("skimage", "data/motorcycle_left.png", "data/motorcycle_right.png", "data/motorcycle_disp.npz")
 
 
 @register_dataset("middlebury_sample", description="embedded Middlebury Motorcycle stereo pair (ships with scikit-image)",
                   protocols=("middlebury-sample/stereo",), embedded=True,
-                  how_to_obtain="Nothing to obtain: the pair ships with scikit-image (skimage.data.stereo_motorcycle).")
+                  how_to_obtain="Nothing to obtain: the pair ships with scikit-image (skimage.data.stereo_motorcycle).",
+                  data_files=lambda: _skimage_files())
 def middlebury_sample(root: Path | None, protocol: Protocol, split: str, direction: str = "both", seed: int = 0, **options: Any) -> MiddleburySample:
     if options:
         raise ConfigError(f"middlebury_sample does not take option(s) {sorted(options)}; it takes direction and seed")

@@ -68,7 +68,7 @@ def test_entry_point_plugin(monkeypatch, tmp_path):
     ep = metadata.EntryPoint(name="plug", value="myplugin:Plug", group="bench.methods")
     real = metadata.entry_points
     monkeypatch.setattr(reg.metadata, "entry_points", lambda group=None: [ep] if group == "bench.methods" else real(group=group))
-    monkeypatch.setattr(reg, "_discovered", False)
+    monkeypatch.setattr(reg, "_discovered", set())
     try:
         assert "plugin_codec_for_test" in reg.METHODS.names()
         assert reg.get_method("plugin_codec_for_test").__name__ == "Plug"
