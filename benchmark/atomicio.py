@@ -4,7 +4,12 @@ A crash (SIGKILL, power loss) leaves either the old file or the new one, never h
 a temporary file in the same folder, are flushed to disk, then renamed over the target. The file gets the
 permissions an ordinary `open(path, "w")` would give (0666 minus the umask, e.g. 0644 under umask 022),
 not mkstemp's private 0600, so a shared results folder or a served leaderboard stays readable. Any OSError
-(read-only folder, full disk, missing permission) becomes an OutputError that names the folder."""
+(read-only folder, full disk, missing permission) becomes an OutputError that names the folder.
+
+Symbolic links are never followed for writing: a file is written only into a folder that is not itself a link
+(a results folder from a stranger may hold `leaderboard -> /somewhere/else`), and the rename replaces a link at
+the target's name instead of writing through it. `output_dir` creates an output folder the same way, with a
+clear message when it cannot."""
 from __future__ import annotations
 
 import errno
@@ -42,9 +47,45 @@ def output_error(path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {Path(path).name!r} in folder {str(folder)!r}: {exc.strerror or exc}; {hint}")
 
 
+def link_problem(folder: Path) -> str | None:
+    """Why files must not be written into `folder`: it is a symbolic link (None otherwise, missing included)."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        try:
+            target = os.readlink(folder)
+        except OSError:
+            target = "?"
+        return (f"{str(folder)!r} is a symbolic link (to {target!r:.160}); the suite never writes through links: "
+                "remove the link, or pass the real folder as --out")
+    return None
+
+
+def output_dir(folder: Path, *, what: str = "--out") -> Path:
+    """Create output folder `folder` (and its parents) if needed; OutputError when it is a symbolic link or cannot be
+    created (read-only file system, a file in the way, no permission), naming it and saying what to do."""
+    folder = Path(folder)
+    why = link_problem(folder)
+    if why:
+        raise OutputError(f"refusing to write into {what} {why}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create {what} folder {str(folder)!r}: a file of that name is in the way; "
+                          "remove it or choose another --out") from None
+    except OSError as exc:
+        err = output_error(folder / ".", exc)
+        raise OutputError(f"cannot create {what} folder {str(folder)!r}: {exc.strerror or exc}; "
+                          f"{str(err).rsplit('; ', 1)[-1]}") from None
+    return folder
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, with umask permissions; OSError -> OutputError naming the folder."""
+    """Write `data` to `path` atomically, with umask permissions; OSError -> OutputError naming the folder. The folder
+    must not be a symbolic link (`link_problem`)."""
     path = Path(path)
+    why = link_problem(path.parent)
+    if why:
+        raise OutputError(f"refusing to write {path.name!r}: its folder {why}")
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

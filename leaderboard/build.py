@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmark.errors import ResultSchemaError
+from benchmark.csvsafe import safe_cell, safe_row
+from benchmark.errors import OutputError, ResultSchemaError
 from benchmark.safenames import safe_path
 from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, result_candidates, to_compressai_json,
                                validate_result, write_json)
@@ -27,7 +28,7 @@ from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, r
 from . import sections
 from . import tables as tbl
 from .compare import (MIN_OVERLAP, PUBLISHED_ANCHORS, clean, curve_from_published, curve_from_result, describe_dropped,
-                      merge_published)
+                      merge_published, per_image_problem)
 from .figures import assign_colours, draw, series_data
 from .page import TABLE_MARKER, Table, markdown_with_tables, raw, render
 from .published import DEFAULT_DIR as PUBLISHED_DIR
@@ -93,33 +94,81 @@ def _looks_like_result(obj: Any) -> bool:
     return "points" in obj and "protocol" in obj
 
 
-def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list[tuple[Path, str]], int]:
-    """Every `kind == "result"` JSON under the folders (recursively). Invalid ones are returned as skipped."""
-    measured: list[Measured] = []
+def _candidates(results_dirs: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """(file, the folder it was found under) for every result candidate; folders that do not exist are reported."""
+    found: list[tuple[Path, Path]] = []
     skipped: list[tuple[Path, str]] = []
-    ignored = 0
-    files: list[Path] = []
     for d in results_dirs:
         d = Path(d)
         if d.is_file():
-            files.append(d)
+            found.append((d, d.parent))
         elif d.is_dir():
-            files.extend(result_candidates(d))
+            found.extend((p, d) for p in result_candidates(d))
         else:
             skipped.append((d, "results folder does not exist (nothing measured read from it)"))
-    for path in sorted(set(files)):
+    return found, skipped
+
+
+def _link_problem(path: Path, folder: Path) -> str | None:
+    """A file symlink under a results folder may point anywhere: only links to files inside the folder are read."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    root = folder.resolve()
+    if root not in target.parents:
+        return (f"a symbolic link to {str(target)!r:.160}, outside the results folder {str(folder)!r}: "
+                "links out of a results folder are never followed; copy the file in instead")
+    return None
+
+
+def _result_problem(path: Path, result: dict[str, Any]) -> str | None:
+    """What the leaderboard could not do with a valid result: a file name too long for its export, or a per-image
+    CSV it cannot read (not a plain file of the result's folder, a link, binary, a cell of 200k characters...)."""
+    from benchmark.safenames import MAX_FILE_NAME_LEN, name_problem
+
+    key = result["method"] + (f".{result['variant']}" if result.get("variant") else "")
+    why = name_problem(f"{file_stem(result['protocol'])}__{key}-99.json", max_len=MAX_FILE_NAME_LEN)
+    if why:
+        return f"its export file name {why}"
+    return per_image_problem(path, result)
+
+
+def _short(text: str, n: int = 400) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def discover_results(results_dirs: Iterable[Path]) -> tuple[list[Measured], list[tuple[Path, str]], int]:
+    """Every `kind == "result"` JSON under the folders (recursively). Invalid ones are returned as skipped, with the
+    reason: whatever is wrong inside one file (its JSON, its names, its per-image CSV, a link out of the folder),
+    the others are read."""
+    measured: list[Measured] = []
+    ignored = 0
+    found, skipped = _candidates(results_dirs)
+    for path, folder in sorted(set(found)):
         try:
-            obj = load_untrusted(path)
-        except ResultSchemaError as exc:
-            skipped.append((path, f"not readable JSON: {exc}"))
-            continue
-        if not _looks_like_result(obj):
-            ignored += 1
-            continue
-        try:
-            result = validate_result(obj)
-        except ResultSchemaError as exc:
-            skipped.append((path, f"invalid result file: {exc}"))
+            why = _link_problem(path, folder)
+            if why:
+                skipped.append((path, why))
+                continue
+            try:
+                obj = load_untrusted(path)
+            except ResultSchemaError as exc:
+                skipped.append((path, f"not readable JSON: {_short(str(exc))}"))
+                continue
+            if not _looks_like_result(obj):
+                ignored += 1
+                continue
+            try:
+                result = validate_result(obj)
+            except ResultSchemaError as exc:
+                skipped.append((path, f"invalid result file: {_short(str(exc))}"))
+                continue
+            why = _result_problem(path, result)
+            if why:
+                skipped.append((path, _short(why)))
+                continue
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the board; it is named with the reason
+            skipped.append((path, f"could not be read ({type(exc).__name__}: {_short(str(exc), 300)})"))
             continue
         key = result["method"] + (f".{result['variant']}" if result.get("variant") else "")
         label = result["method"] + (f" ({result['variant']})" if result.get("variant") else "")
@@ -441,7 +490,8 @@ def rows_csv(tables: dict[str, Table]) -> str:
         return "id\n"
     df = pd.concat(frames, ignore_index=True, sort=False)
     df = df[["id"] + [c for c in df.columns if c != "id"]]
-    df = df.astype(object).where(df.notna(), None).map(raw)
+    df = df.astype(object).where(df.notna(), None).map(raw).map(safe_cell)  # text cells never run as formulas
+    df.columns = [safe_cell(c) for c in df.columns]
     return df.to_csv(index=False, lineterminator="\n")
 
 
@@ -452,18 +502,19 @@ def points_csv(measured: list[Measured], curves: list[Curve], out_dir: Path | No
     for m in measured:
         r = m.result
         for p in r["points"]:
-            w.writerow({"origin": "measured", "protocol": r["protocol"], "method": r["method"], "variant": r.get("variant") or "",
-                        "label": m.label, "scenario": r["scenario"], "provenance": "measured",
-                        "rate_type": "bpp" if r.get("rate_unit", "bpp") == "bpp" else r["rate_unit"],
-                        "file": _relpath(m.path, out_dir), **{k: _num(p.get(k)) for k in
-                                                ("rate_point", "bpp", "bpp_estimated", "psnr", "psnr_min", "psnr_max", "ms_ssim", "ms_ssim_db")}})
+            w.writerow(safe_row({"origin": "measured", "protocol": r["protocol"], "method": r["method"],
+                                 "variant": r.get("variant") or "", "label": m.label, "scenario": r["scenario"],
+                                 "provenance": "measured",
+                                 "rate_type": "bpp" if r.get("rate_unit", "bpp") == "bpp" else r["rate_unit"],
+                                 "file": _relpath(m.path, out_dir), **{k: _num(p.get(k)) for k in
+                                 ("rate_point", "bpp", "bpp_estimated", "psnr", "psnr_min", "psnr_max", "ms_ssim", "ms_ssim_db")}}))
     for c in curves:
         cv = c.curve
         for p in cv["points"]:
-            w.writerow({"origin": "published", "protocol": cv["protocol"], "method": cv["method"], "variant": "",
-                        "label": cv["label"], "scenario": cv["scenario"], "provenance": cv["provenance"],
-                        "rate_type": cv["rate"], "rate_point": p.get("rate_point", ""), "bpp": _num(p["bpp"]),
-                        cv["metric"]: _num(p["value"]), "file": c.path.name})
+            w.writerow(safe_row({"origin": "published", "protocol": cv["protocol"], "method": cv["method"], "variant": "",
+                                 "label": cv["label"], "scenario": cv["scenario"], "provenance": cv["provenance"],
+                                 "rate_type": cv["rate"], "rate_point": p.get("rate_point", ""), "bpp": _num(p["bpp"]),
+                                 cv["metric"]: _num(p["value"]), "file": c.path.name}))
     return buf.getvalue()
 
 
@@ -505,8 +556,13 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
     short-budget results too (each row still says why it would not be ranked). `figsize` (w, h inches) and `axes`
     (xmin, xmax, ymin, ymax) set every figure's size and limits. Returns the files written. Nothing written
     depends on the time or the machine, so a committed leaderboard can be compared with a rebuild."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from benchmark.atomicio import link_problem, output_dir
+
+    out_dir = output_dir(Path(out_dir), what="the leaderboard folder")  # never a link: `rs/leaderboard -> victim/`
+    for sub in ("compressai",):
+        why = link_problem(out_dir / sub)
+        if why:
+            raise OutputError(f"refusing to write the leaderboard: {why}")
     inputs = gather([Path(d) for d in results_dirs], published_dirs, extra_published)
     ctx: dict[str, Any] = {"figsize": figsize, "axes": axes, "rank_all": rank_all}
     names = sorted({m.protocol for m in inputs.measured} | {c.protocol for c in inputs.curves})

@@ -368,22 +368,48 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
     return float(lo), float(hi)
 
 
-def per_image_rows(result_path: Path, result: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:
-    """rate point -> image -> (bpp, psnr) from a result's per-image CSV; {} when it is missing."""
-    import csv
+def _per_image_csv(result_path: Path, result: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The rows of the per-image CSV a result names (None: it names none, or the file is absent). The name must be
+    a plain file of the result's own folder, not a link; the file bounded, UTF-8 CSV (benchmark.untrusted).
+    Failures raise ResultSchemaError naming the file."""
+    from benchmark.errors import ResultSchemaError
+    from benchmark.untrusted import confined_file, load_csv_file
 
     name = result.get("per_image_csv")
     if not name:
-        return {}
-    path = Path(result_path).parent / name
-    if not path.is_file():
+        return None
+    err = lambda msg: ResultSchemaError("per_image_csv", msg)  # noqa: E731
+    path = confined_file(Path(result_path).parent, name, what="its per-image CSV", error=err)
+    if not path.exists():
+        return None
+    return load_csv_file(path, error=err)
+
+
+def per_image_problem(result_path: Path, result: dict[str, Any]) -> str | None:
+    """Why the per-image CSV a result names cannot be read (None when it can, or when there is none)."""
+    from benchmark.errors import ResultSchemaError
+
+    try:
+        _per_image_csv(result_path, result)
+    except ResultSchemaError as exc:
+        return str(exc)
+    return None
+
+
+def per_image_rows(result_path: Path, result: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:
+    """rate point -> image -> (bpp, psnr) from a result's per-image CSV; {} when it is missing or unreadable
+    (the leaderboard has already skipped a result whose CSV it cannot read: `per_image_problem`)."""
+    from benchmark.errors import ResultSchemaError
+
+    try:
+        rows = _per_image_csv(result_path, result) or []
+    except ResultSchemaError:
         return {}
     out: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            try:
-                key = r.get("image", "") + "|" + str(r.get("source", ""))
-                out.setdefault(r["rate_point"], {})[key] = (float(r["bpp"]), float(r["psnr"]))
-            except (KeyError, TypeError, ValueError):
-                continue
+    for r in rows:
+        try:
+            key = r.get("image", "") + "|" + str(r.get("source", ""))
+            out.setdefault(r["rate_point"], {})[key] = (float(r["bpp"]), float(r["psnr"]))
+        except (KeyError, TypeError, ValueError):
+            continue
     return out

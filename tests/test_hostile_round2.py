@@ -45,3 +45,194 @@ def test_crafted_balle2018_weights_are_refused_before_the_coder_sees_them(tmp_pa
 
 def test_untampered_weights_still_code(tmp_path):
     assert _child("weights", "ok", str(tmp_path / "w"), timeout=120) == {"outcome": "coded"}
+
+
+# ---------------------------------------------------------------- items 3, 5, 7: the leaderboard
+import copy  # noqa: E402
+import shutil  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from benchmark.cli import app  # noqa: E402
+from tests.test_results_schema import good  # noqa: E402,F401 - the valid result fixture (a jpeg run), shared
+
+cli = CliRunner()
+INJECTION = "=cmd|' /C calc'!A0"
+
+
+def _place(good, folder: Path, name: str, *, csv_name: str | None = None, **changes) -> Path:
+    """A copy of the good result under `folder/name` (its per-image CSV copied beside it as `csv_name`)."""
+    path, result = good
+    obj = copy.deepcopy(result)
+    obj.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    if csv_name is not None:
+        shutil.copyfile(path.parent / result["per_image_csv"], folder / csv_name)
+        obj["per_image_csv"] = csv_name
+    (folder / name).write_text(json.dumps(obj))
+    return folder / name
+
+
+def _published(folder: Path, label: str) -> Path:
+    src = ROOT / "leaderboard" / "published" / "cityscapes__ndic__bpg__fig8__psnr.json"
+    obj = json.loads(src.read_text())
+    obj["label"] = label
+    obj["source"] = "@SUM(1+1)*cmd|' /C calc'!A0"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evil_curve.json").write_text(json.dumps(obj))
+    return folder / "evil_curve.json"
+
+
+def hostile_results(good, res: Path, outside: Path) -> dict[str, str]:
+    """Every hostile result file of the round-two probes under `res` (file -> a phrase its skip reason holds), next to
+    the round-one ones of test_hostile_inputs.BAD_FILES."""
+    from tests.test_hostile_inputs import BAD_FILES
+
+    _, result = good
+    expect = {}
+    for name, make in BAD_FILES.items():
+        (res / name).write_text(make(result))
+        expect[name] = ""
+    _place(good, res, "ls_csv.json", per_image_csv="/usr/bin/ls")
+    expect["ls_csv.json"] = "plain names in its own folder"
+    _place(good, res, "up_csv.json", per_image_csv="../outside.csv")
+    expect["up_csv.json"] = "not a safe name"
+    wide = _place(good, res, "wide_csv.json", csv_name="wide.csv")
+    with open(wide.parent / "wide.csv", "a") as f:  # a 200k-character field in a row of the right length
+        f.write("x" * 200_000 + "," * (len(result["points"]) and (wide.parent / "wide.csv").read_text().splitlines()[0].count(",")) + "\n")
+    expect["wide_csv.json"] = "200000 characters"
+    binary = _place(good, res, "binary_csv.json", csv_name="binary.csv")
+    (binary.parent / "binary.csv").write_bytes(Path("/bin/sh").resolve().read_bytes()[:4096])
+    expect["binary_csv.json"] = "binary file"
+    latin = _place(good, res, "latin_csv.json", csv_name="latin.csv")
+    (latin.parent / "latin.csv").write_bytes(b"image,rate_point\n\xe9t\xe9,q=1\n")
+    expect["latin_csv.json"] = "not UTF-8"
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "secret.csv").write_text("image,rate_point,bpp,psnr\nsecret,q=1,1,1\n")
+    linked = _place(good, res, "link_csv.json", csv_name="placeholder.csv")
+    (res / "placeholder.csv").unlink()
+    os.symlink(outside / "secret.csv", res / "placeholder.csv")
+    expect["link_csv.json"] = "symbolic link"
+    assert linked.exists()
+    _place(good, res, "long_names.json", method="m" * 128, variant="v" * 128)
+    expect["long_names.json"] = "128 characters long"
+    _place(good, outside, "elsewhere.json")
+    os.symlink(outside / "elsewhere.json", res / "linked_result.json")
+    expect["linked_result.json"] = "outside the results folder"
+    (res / "dup_keys.json").write_text(json.dumps(result).replace('"method": ', '"method": "jpeg", "method": ', 1))
+    expect["dup_keys.json"] = "appears twice"
+    return expect
+
+
+def test_leaderboard_goes_on_past_every_hostile_file_and_shows_the_good_one(good, tmp_path):
+    """The acceptance test of issue 25: every hostile file of the suite plus one good result; exit 0, the good one
+    shown, each bad one named with its reason, nothing written outside --out, no formula in the CSVs."""
+    res, outside, lb = tmp_path / "res", tmp_path / "outside", tmp_path / "lb"
+    _place(good, res, "jpeg.json", csv_name="jpeg.csv")
+    expect = hostile_results(good, res, outside)
+    pub = _published(tmp_path / "pub", INJECTION)
+    (res / "leaderboard").mkdir()  # a stale board; the build must go into --out, not here
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = cli.invoke(app, ["leaderboard", "--results", str(res), "--out", str(lb), "--published", str(pub)])
+    assert out.exit_code == 0, out.output
+    changed = [p for p in tmp_path.rglob("*") if before.get(p) != p.stat().st_mtime_ns and lb not in p.parents and p != lb]
+    assert not changed, changed
+    readme = (lb / "README.md").read_text()
+    assert "1 measured result file(s)" in readme and "jpeg" in readme
+    skipped = readme[readme.index("## Skipped files"):]
+    for name, phrase in expect.items():
+        line = next((ln for ln in skipped.splitlines() if name in ln), None)
+        assert line is not None, f"{name} not reported as skipped"
+        assert phrase in line, (name, line[:300])
+    assert "secret" not in (lb / "points.csv").read_text() + (lb / "leaderboard.csv").read_text()
+    # item 7: the published label reaches both CSVs only as text
+    for csv_name in ("points.csv", "leaderboard.csv"):
+        text = (lb / csv_name).read_text()
+        import csv as _csv
+
+        cells = [c for row in _csv.reader(text.splitlines()) for c in row]
+        assert "'" + INJECTION in cells, csv_name
+        assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")], csv_name
+        assert not [c for c in cells if c.startswith("-") and not _is_number(c)], csv_name
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def test_validate_refuses_names_the_leaderboard_could_not_write(good, tmp_path):
+    from benchmark.errors import ResultSchemaError
+    from benchmark.results import validate_result
+    from benchmark.safenames import MAX_LEN, MAX_PROTOCOL_LEN, key_problem, name_problem, safe_path
+
+    obj = copy.deepcopy(good[1])
+    for field, value in (("method", "m" * 128), ("variant", "v" * (MAX_LEN + 1)), ("protocol", "p/" * 48 + "q")):
+        bad = {**obj, field: value}
+        with pytest.raises(ResultSchemaError, match=rf"^{field}: is \d+ characters long; at most"):
+            validate_result(bad)
+    # at the limits, the leaderboard's longest file name (export, duplicate suffix, temporary name) still fits
+    longest = "p" * MAX_PROTOCOL_LEN + "__" + "m" * MAX_LEN + "." + "v" * MAX_LEN + "-99.json"
+    assert len(("." + longest + ".abcdefgh.tmp").encode()) <= 255
+    assert safe_path(tmp_path, longest) == tmp_path / longest
+    assert name_problem("m" * MAX_LEN) is None and key_problem("m" * MAX_LEN + "." + "v" * MAX_LEN) is None
+
+
+def test_leaderboard_never_writes_through_a_symlinked_out(good, tmp_path):
+    """`rs/leaderboard -> victim/` and `bench leaderboard --results rs` (no --out): refused, victim/ untouched."""
+    rs, victim = tmp_path / "rs", tmp_path / "victim"
+    _place(good, rs, "jpeg.json", csv_name="jpeg.csv")
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    os.symlink(victim, rs / "leaderboard")
+    out = cli.invoke(app, ["leaderboard", "--results", str(rs)])
+    text = out.output.replace("\n", "")
+    assert out.exit_code == 2, out.output
+    assert "symbolic link" in text and "--out" in text
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+    # a link one level down (the CompressAI export folder) is refused the same way
+    os.unlink(rs / "leaderboard")
+    (rs / "leaderboard").mkdir()
+    os.symlink(victim, rs / "leaderboard" / "compressai")
+    out = cli.invoke(app, ["leaderboard", "--results", str(rs)])
+    assert out.exit_code == 2 and "symbolic link" in out.output.replace("\n", "")
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_atomic_writes_refuse_a_symlinked_folder_and_explain_an_uncreatable_out(tmp_path):
+    from benchmark.atomicio import atomic_write_text, output_dir
+    from benchmark.errors import OutputError
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.symlink(victim, tmp_path / "link")
+    with pytest.raises(OutputError, match="symbolic link"):
+        atomic_write_text(tmp_path / "link" / "x.json", "{}")
+    assert not list(victim.iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="a file of that name is in the way"):
+        output_dir(tmp_path / "file")
+    with pytest.raises(OutputError, match=r"cannot create --out folder .*(denied|read-only|Not a directory)"):
+        output_dir(tmp_path / "file" / "sub")
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(OutputError, match="permission denied"):
+            output_dir(ro / "out")
+
+
+def test_formula_cells_are_neutralised_numbers_untouched():
+    from benchmark.csvsafe import safe_cell, safe_row
+
+    assert safe_cell(INJECTION) == "'" + INJECTION
+    assert safe_cell('=HYPERLINK("http://x","y")') == "'=HYPERLINK(\"http://x\",\"y\")"
+    for lead in ("+", "-", "@", "\t", "\r"):
+        assert safe_cell(lead + "x").startswith("'")
+    assert safe_cell("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m"
+    assert safe_cell("a\nb\x00") == "a\\nb\\x00"
+    for same in (-3.5, 2, None, True, "-3.21", "1e-05", "-inf", "lambda=0.0035", "q=50", "kodim01", ""):
+        assert safe_cell(same) == same
+    assert safe_row({"image": "=1+1", "bpp": 0.5}) == {"image": "'=1+1", "bpp": 0.5}
