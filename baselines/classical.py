@@ -33,9 +33,10 @@ class PillowCodec(Codec):
 
     pil_format: ClassVar[str]
     feature: ClassVar[str | None] = None
+    max_side: ClassVar[tuple[int, str] | None] = None  # (pixels per side, the library whose limit it is)
     options_spec: ClassVar[tuple[Option, ...]] = (
         Option("qualities", list[int], None, "rate points: the quality values (JPEG 2000: compression ratios) "
-               "of the sweep (default: the field's sweep)", minimum=1),
+               "of the sweep (default: the field's sweep)", minimum=1, unique=True),
     )
 
     def __init__(self, protocol: Any = None, qualities: list[int] | None = None, **options: Any):
@@ -56,8 +57,17 @@ class PillowCodec(Codec):
     def encode_file(self, x: torch.Tensor, point: str) -> bytes:
         """The bytes Pillow writes for `x` at `point` (exposed so tests can compare against Pillow)."""
         q = self._quality(point)
+        h, w = (int(d) for d in x.shape[-2:])
+        if self.max_side is not None and max(h, w) > self.max_side[0]:
+            raise ConfigError(f"{self.meta.name} cannot code a {w}x{h} image: {self.max_side[1]} allows at most "
+                              f"{self.max_side[0]} pixels per side; crop or tile the image, or use a codec without "
+                              "that limit (e.g. jpeg2000)")
         buf = io.BytesIO()
-        _to_pil(x).save(buf, format=self.pil_format, **self.save_args(q))
+        try:
+            _to_pil(x).save(buf, format=self.pil_format, **self.save_args(q))
+        except (OSError, ValueError) as exc:  # the encoder library's refusal: not a file-system error
+            raise ConfigError(f"{self.meta.name}: Pillow's {self.pil_format} encoder refused a {w}x{h} image at {point} "
+                              f"({exc})") from exc
         return buf.getvalue()
 
     def _quality(self, point: str) -> int:
@@ -105,6 +115,7 @@ class PillowCodec(Codec):
 class JPEG(PillowCodec):
     meta = MethodMeta("jpeg", Scenario.SEPARATE, paper="ITU-T T.81 (libjpeg via Pillow)", licence="Pillow (HPND) / libjpeg", description="JPEG, 4:2:0, Pillow defaults, quality 5..95 step 5")
     pil_format = "JPEG"
+    max_side = (65500, "libjpeg (JPEG_MAX_DIMENSION)")
 
     def default_qualities(self):
         return list(range(5, 100, 5))
@@ -117,6 +128,7 @@ class JPEG(PillowCodec):
 class WebP(PillowCodec):
     meta = MethodMeta("webp", Scenario.SEPARATE, paper="WebP (libwebp via Pillow)", licence="Pillow / libwebp (BSD)", description="lossy WebP, method 6, quality 5..95 step 5")
     pil_format = "WEBP"
+    max_side = (16383, "libwebp (WEBP_MAX_DIMENSION)")
     feature = "webp"
 
     def default_qualities(self):

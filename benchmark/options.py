@@ -63,6 +63,9 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+MAX_INT = (1 << 31) - 1  # integer options end up in C ints (Pillow's quality, torch sizes)
+
+
 def _scalar(tp: type, value: Any) -> Any:
     """`value` as `tp` (int, float, bool or str), accepting the string forms a command line gives; ValueError if not."""
     if tp is bool:
@@ -77,12 +80,16 @@ def _scalar(tp: type, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value.strip())
-        raise ValueError
+            v = value
+        elif isinstance(value, float) and value.is_integer():
+            v = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value.strip()) <= 24:
+            v = int(value.strip())
+        else:
+            raise ValueError
+        if abs(v) > MAX_INT:  # 1e308 is an integer to Python, but overflows every C library it reaches
+            raise ValueError(f"{value!r:.40} is out of range for an integer option (at most {MAX_INT} in magnitude)")
+        return v
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
@@ -116,7 +123,8 @@ class Option:
     type: int, float, bool, str, list[int] or list[float] (a list also takes ``a,b,c`` or ``[a,b,c]``).
     default: what the method uses when the option is not given (None: the budget or the protocol decides).
     choices: the allowed values (str options); minimum/maximum: bounds (per element for lists; the minimum is
-    exclusive with ``exclusive=True``). unique_sorted: lists are sorted and must not repeat a value (rate points)."""
+    exclusive with ``exclusive=True``). unique_sorted: lists are sorted and must not repeat a value (rate points).
+    unique: lists must not repeat a value, kept in the given order (rate points whose order the method defines)."""
 
     name: str
     type: Any
@@ -127,6 +135,7 @@ class Option:
     exclusive: bool = False
     maximum: float | None = None
     unique_sorted: bool = False
+    unique: bool = False
 
     @property
     def type_name(self) -> str:
@@ -154,9 +163,12 @@ class Option:
                 raise ValueError("an empty list")
             for v in items:
                 self._bounds(v)
+            if self.unique_sorted or self.unique:
+                dup = sorted({v for v in items if items.count(v) > 1})
+                if dup:
+                    raise ValueError(f"duplicate values {', '.join(str(v) for v in dup)}: each rate point is coded once; "
+                                     "give each value once")
             if self.unique_sorted:
-                if len(set(items)) != len(items):
-                    raise ValueError("duplicate values")
                 items = sorted(items)
             return tuple(items)
         v = _scalar(self.type, value)

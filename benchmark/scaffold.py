@@ -34,7 +34,7 @@ class {cls}(Codec):
     meta = MethodMeta("{name}", Scenario.SEPARATE, paper={paper!r}, licence="TODO",
                       description="placeholder: uniform quantiser + zlib (replace with the paper's method)")
     # every option, declared once: checked and cast before __init__, listed by `bench list methods -v`
-    options_spec = (Option("bits", list[int], list(BITS), "rate points: bits per sample", minimum=1, maximum=8),)
+    options_spec = (Option("bits", list[int], list(BITS), "rate points: bits per sample", minimum=1, maximum=8, unique=True),)
 
     def rate_points(self) -> list[str]:
         return [f"bits={{b}}" for b in self.options.get("bits", BITS)]

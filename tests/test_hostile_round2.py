@@ -236,3 +236,127 @@ def test_formula_cells_are_neutralised_numbers_untouched():
     for same in (-3.5, 2, None, True, "-3.21", "1e-05", "-inf", "lambda=0.0035", "q=50", "kodim01", ""):
         assert safe_cell(same) == same
     assert safe_row({"image": "=1+1", "bpp": 0.5}) == {"image": "'=1+1", "bpp": 0.5}
+
+
+# ---------------------------------------------------------------- item 6: images, options, JSON keys
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from benchmark.errors import ConfigError, DatasetError  # noqa: E402
+
+
+def test_thirty_two_bit_integer_tiff_is_refused_not_clipped(tmp_path):
+    from datasets._io import header_problem, load_rgb
+
+    path = tmp_path / "i32.tif"
+    Image.fromarray(np.full((6, 7), 70_000_000, dtype=np.int32)).save(path)
+    assert Image.open(path).mode == "I"
+    with pytest.raises(DatasetError, match=r"i32\.tif.*32-bit integer samples .*8- or 16-bit"):
+        load_rgb(path)
+    assert "32-bit" in str(header_problem(path))  # --skip-bad drops it at construction, from the header
+
+
+@pytest.mark.parametrize("fmt, suffix", [("TIFF", ".tif"), ("PNG", ".png"), ("PPM", ".pgm")])
+def test_sixteen_bit_formats_are_mapped_by_bit_depth(tmp_path, fmt, suffix):
+    from datasets._io import load_rgb
+
+    path = tmp_path / f"g16{suffix}"
+    Image.fromarray(np.full((4, 5), round(0.6 * 65535), dtype=np.uint16)).save(path, format=fmt)
+    x = load_rgb(path)
+    assert x.shape == (3, 4, 5) and torch.allclose(x, torch.full_like(x, 153 / 255))
+
+
+def _exif_image(path: Path, orientation: int) -> np.ndarray:
+    arr = np.zeros((4, 6, 3), dtype=np.uint8)
+    arr[0, 0] = 255  # a marker in the top-left corner as stored
+    im = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im.save(path, format="PNG", exif=exif)
+    return arr
+
+
+@pytest.mark.parametrize("orientation, shape, marker", [(1, (4, 6), (0, 0)), (3, (4, 6), (3, 5)), (6, (6, 4), (0, 3)),
+                                                        (8, (6, 4), (5, 0))])
+def test_exif_orientation_is_applied_and_reported(tmp_path, orientation, shape, marker):
+    from datasets._io import image_facts, load_rgb
+
+    path = tmp_path / "turned.png"
+    _exif_image(path, orientation)
+    x = load_rgb(path)
+    assert tuple(x.shape[1:]) == shape
+    assert tuple(int(i) for i in (x[0] == 1).nonzero()[0]) == marker
+    assert image_facts(path)["exif_orientation"] == orientation
+
+
+def test_alpha_is_dropped_only_when_fully_opaque(tmp_path):
+    from datasets._io import image_facts, load_rgb
+
+    rgba = np.full((4, 5, 4), 200, dtype=np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")
+    x = load_rgb(tmp_path / "opaque.png")
+    assert torch.allclose(x, torch.full_like(x, 200 / 255)) and image_facts(tmp_path / "opaque.png")["alpha_dropped"]
+    rgba[1, 2, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "holes.png")
+    with pytest.raises(DatasetError, match=r"holes\.png.*1 of 20 pixels are not fully opaque.*flatten"):
+        load_rgb(tmp_path / "holes.png")
+    pal = Image.new("P", (3, 3), 0)
+    pal.putpalette([0, 0, 0, 255, 255, 255])
+    pal.putpixel((1, 1), 1)
+    pal.save(tmp_path / "pal.png", transparency=1)  # a palette entry marked transparent
+    with pytest.raises(DatasetError, match="not fully opaque"):
+        load_rgb(tmp_path / "pal.png")
+
+
+def test_libjpeg_size_limit_is_named():
+    from benchmark.registry import get_method
+
+    with pytest.raises(ConfigError, match=r"70000x1 image: libjpeg .* at most 65500 pixels per side"):
+        get_method("jpeg")(qualities=[50]).compress(torch.rand(3, 1, 70000), point="q=50")
+    with pytest.raises(ConfigError, match=r"libwebp .* 16383"):
+        get_method("webp")(qualities=[50]).compress(torch.rand(3, 1, 17000), point="q=50")
+
+
+@pytest.mark.parametrize("method, options, message", [
+    ("jpeg", {"qualities": [1e308]}, r"1e\+308 is out of range for an integer option"),
+    ("jpeg", {"qualities": "[1e308]"}, r"1e\+308 is out of range for an integer option"),
+    ("jpeg", {"qualities": [50, 50]}, r"duplicate values 50"),
+    ("jpeg2000", {"qualities": "10,20,10"}, r"duplicate values 10"),
+    ("balle2018", {"lambdas": [0.01, 0.01]}, r"duplicate values 0\.01"),
+    ("scalar_sw", {"rates": [1.0, 1.0]}, r"duplicate values 1\.0"),
+])
+def test_rate_points_are_finite_and_distinct(method, options, message):
+    from benchmark.registry import get_method
+
+    with pytest.raises(ConfigError, match=message):
+        get_method(method)(**options)
+
+
+def test_bench_run_with_absurd_qualities_is_a_clear_error(tmp_path):
+    from tests.helpers import write_images
+
+    write_images(tmp_path / "imgs", n=1, size=(16, 16))
+    for q in ("qualities=[1e308]", "qualities=[50,50]"):
+        out = cli.invoke(app, ["run", "--method", "jpeg", "--dataset", "images", "--root", str(tmp_path / "imgs"),
+                               "--out", str(tmp_path / "o"), "--option", q, "-q"])
+        assert out.exit_code == 2 and "option qualities" in out.output.replace("\n", ""), out.output
+        assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.json"))
+
+
+def test_duplicate_json_keys_are_refused_naming_the_key(tmp_path):
+    from benchmark.errors import WeightsError
+    from benchmark.untrusted import parse_json
+
+    with pytest.raises(ValueError, match=r"'bpp' appears twice"):
+        parse_json('{"points": [{"bpp": 1, "bpp": 2}]}', where="f.json", error=ValueError)
+    assert parse_json('{"a": {"b": 1}, "b": [1, 1]}', where="f.json", error=ValueError) == {"a": {"b": 1}, "b": [1, 1]}
+    from benchmark.weights import read_manifest, save_weights
+
+    save_weights(tmp_path / "w", method="toy", models={"a": {"w": torch.zeros(2)}})
+    text = (tmp_path / "w" / "manifest.json").read_text()
+    (tmp_path / "w" / "manifest.json").write_text(text.replace('"method": "toy"', '"method": "toy", "method": "other"'))
+    with pytest.raises(WeightsError, match="'method' appears twice"):
+        read_manifest(tmp_path / "w")

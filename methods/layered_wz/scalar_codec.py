@@ -41,7 +41,7 @@ class ScalarSWCodec(Codec):
     options_spec = (
         Option("sigma2", float, None, "variance of the side-information noise (default: the protocol's sigma2, else 0.1)",
                minimum=0, exclusive=True),
-        Option("rates", list[float], RATES, "rate points in bits per sample", minimum=0, exclusive=True),
+        Option("rates", list[float], RATES, "rate points in bits per sample", minimum=0, exclusive=True, unique=True),
         Option("offset", float, 0.0, "offset of the quantiser's reconstruction grid"),
     )
 
