@@ -391,7 +391,8 @@ class RDCodec(LearnedCodec):
     def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
         self._require_models()
         c = Container.from_bytes(data, self.meta.name)
-        check_image_header(self.meta.name, c, n_points=len(self.models), n_streams=self.n_streams, max_pixels=_MAX_PIXELS)
+        check_image_header(self.meta.name, c, n_points=len(self.models), n_streams=self.n_streams, max_pixels=_MAX_PIXELS,
+                           stride=self.stride)
         for i, s in enumerate(c.streams):  # CompressAI's rANS writes 32-bit words and flushes a 64-bit state
             if len(s) < 8 or len(s) % 4:
                 raise BitstreamError(f"{self.meta.name}: stream {i} has {len(s)} bytes; an rANS stream is a whole number "

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .container import Container
 from .errors import BitstreamError, ConfigError
+from .limits import shape_problem
 
 
 def pad_to(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -28,13 +29,18 @@ def point_index(codec: str, points: Sequence[str], point: str) -> int:
     return list(points).index(point)
 
 
-def check_image_header(codec: str, c: Container, *, n_points: int, n_streams: int, max_pixels: int) -> None:
+def check_image_header(codec: str, c: Container, *, n_points: int, n_streams: int, max_pixels: int,
+                       stride: int = 1, cap: int | None = None) -> None:
     """BitstreamError unless the header names a rate point these weights have, a plausible 3xHxW image of at
-    most `max_pixels` and `n_streams` streams."""
+    most `max_pixels` and `n_streams` streams, within the pixel limit once padded to the decoder's `stride`
+    (benchmark.limits.shape_problem; `cap`: the decoder's own lower default)."""
     if c.point >= n_points:
         raise BitstreamError(f"{codec}: bitstream names rate point #{c.point}, these weights have {n_points}")
     if len(c.shape) != 3 or c.shape[0] != 3 or min(c.shape[1:]) < 1 or c.shape[1] * c.shape[2] > max_pixels:
         raise BitstreamError(f"{codec}: implausible image shape {c.shape} in the bitstream header")
+    why = shape_problem(c.shape, cap=cap, stride=stride)  # the padded image is what the networks allocate
+    if why:
+        raise BitstreamError(f"{codec}: refusing to decode: {why}")
     if len(c.streams) != n_streams:
         raise BitstreamError(f"{codec}: bitstream has {len(c.streams)} streams, expected {n_streams}")
 

@@ -2,7 +2,7 @@
 fails the calling test instead of killing pytest. Run by tests/test_hostile_round2.py as
 
     python -m tests.hostile_round2_worker weights MODE DIR        # MODE: int8, nan, cdf_length, ok
-    python -m tests.hostile_round2_worker header NAME SHAPE|honest  # forged-header cost (tests/test_hostile_round2.py)
+    python -m tests.hostile_round2_worker header SIDE [NAME ...]    # forged-header cost (tests/hostile_round2_header.py)
 
 Prints one JSON line: what happened."""
 from __future__ import annotations
@@ -63,9 +63,13 @@ def main(argv: list[str]) -> int:
     if argv[0] == "weights":
         out = weights(argv[1], argv[2])
     elif argv[0] == "header":
+        import torch
+
+        from benchmark.registry import METHODS
         from tests.hostile_round2_header import measure
 
-        out = measure(argv[1], argv[2])
+        torch.set_num_threads(1)
+        out = [r for name in (argv[2:] or METHODS.names()) for r in measure(name, int(argv[1]))]
     else:
         raise SystemExit(f"unknown probe {argv[0]!r}")
     print(json.dumps(out))

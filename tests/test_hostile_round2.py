@@ -360,3 +360,86 @@ def test_duplicate_json_keys_are_refused_naming_the_key(tmp_path):
     (tmp_path / "w" / "manifest.json").write_text(text.replace('"method": "toy"', '"method": "toy", "method": "other"'))
     with pytest.raises(WeightsError, match="'method' appears twice"):
         read_manifest(tmp_path / "w")
+
+
+# ---------------------------------------------------------------- item 4: what a forged header may cost
+LIMIT_SIDE = 128  # the pixel limit of the measurement: 128 x 128 (as --max-pixels 16384 sets it)
+COST_RATIO = 3.0  # a forged header at the limit costs at most 3x the honest decode of that shape ...
+SLACK_S = 0.1  # ... plus this much timer noise (the honest decodes at this size take 1-60 ms)
+RSS_SLACK = 512 << 20  # ... and at most the honest decode's peak RSS + 512 MB
+
+
+def test_forged_headers_at_the_limit_cost_at_most_an_honest_decode():
+    """Every registered codec, at a limit of 128x128 pixels: square, 8-high and 1-high shapes at the limit, each
+    decoded honestly and with forged headers (zeros, random bytes, 8 bytes per stream), in a child process; a shape
+    the codec cannot encode or refuses to decode must be refused for forged headers too."""
+    from benchmark.registry import METHODS
+
+    records = _child("header", str(LIMIT_SIDE), timeout=300)
+    assert sorted({r["codec"] for r in records}) == sorted(METHODS.names())
+    report, bad = [], []
+    for r in records:
+        honest = r["honest"]
+        for f in r["forged"]:
+            ok_outcome = f["outcome"] == "decoded" or f["outcome"].startswith("BitstreamError")
+            if not ok_outcome:
+                bad.append((r["codec"], r["shape"], f["payload"], f["outcome"]))
+            elif honest is None or honest["outcome"] != "decoded":
+                if f["outcome"] == "decoded":
+                    bad.append((r["codec"], r["shape"], f["payload"], "decoded a shape the codec cannot make or refuses"))
+            else:
+                if f["s"] > COST_RATIO * honest["s"] + SLACK_S or f["rss"] > honest["rss"] + RSS_SLACK:
+                    bad.append((r["codec"], r["shape"], f["payload"], f"{f['s']:.3f} s, {f['rss'] >> 20} MB against "
+                                f"honest {honest['s']:.3f} s, {honest['rss'] >> 20} MB"))
+                report.append((r["codec"], tuple(r["shape"]), round(f["s"] / max(honest["s"], 1e-3), 2),
+                               (f["rss"] - honest["rss"]) >> 20))
+    print("forged/honest time ratio and RSS difference (MB):", report)
+    assert not bad, json.dumps(bad, indent=1)[:4000]
+
+
+@pytest.mark.parametrize("name, shape, limit, cap_words", [
+    ("neural_dsc_separate", (3, 1, 262144), None, "above the limit of 65536 per side"),  # issue 25: 66 bytes, 145 s
+    ("neural_dsc_separate", (3, 1, 65536), None, "padded to the decoder's stride 8: 8x65536 = 524288"),
+    ("balle2018", (3, 1, 60000), 1 << 20, "padded to the decoder's stride 64: 64x60032 = 3842048"),
+    ("balle2018", (3, 1, 1 << 24), None, "per side"),
+])
+def test_thin_headers_are_refused_by_their_padded_size(name, shape, limit, cap_words):
+    import time
+
+    from benchmark.container import Container
+    from benchmark.contract import contract_codec
+    from benchmark.errors import BitstreamError
+    from benchmark.limits import pixel_limit
+
+    codec = contract_codec(name)
+    n = 1 if name.startswith("neural") else 2
+    data = Container(name, 0, shape, [bytes(24)] * n).to_bytes()
+    t0 = time.perf_counter()
+    with pixel_limit(limit), pytest.raises(BitstreamError, match="refusing to decode") as info:
+        codec.decompress(data)
+    assert cap_words in str(info.value) and time.perf_counter() - t0 < 1.0
+
+
+def test_a_header_other_than_the_expected_shape_is_refused_before_decoding():
+    """The runner decodes what it has just encoded: under `expected_shape`, the issue's 39 bytes claiming 5792x5792
+    (40 s and 2.3 GB for balle2018 inside the default limit) are refused at once, by every codec."""
+    import time
+
+    from benchmark.container import Container
+    from benchmark.contract import coded_sample, contract_inputs
+    from benchmark.errors import BitstreamError
+    from benchmark.limits import expected_shape
+    from benchmark.registry import METHODS
+
+    for name in METHODS.names():
+        codec, valid, side = coded_sample(name)
+        x = contract_inputs(type(codec))[0]
+        c = Container.from_bytes(valid, name)
+        forged_shape = (x.shape[0], 5792, 5792) if x.dim() == 3 else (x.shape[0] * 4,)
+        forged = Container(name, 0, forged_shape, c.streams).to_bytes()
+        t0 = time.perf_counter()
+        with expected_shape(x.shape):
+            with pytest.raises(BitstreamError, match="image decoded here has shape"):
+                codec.decompress(forged, side=side)
+            out = codec.decompress(valid, side=side)  # the honest stream still decodes
+        assert tuple(out.shape) == tuple(x.shape) and time.perf_counter() - t0 < 30, name
