@@ -639,6 +639,7 @@ def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str
         "per_image_csv": csv_path.name,
         "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
         "isolation": isolation,
+        "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
         "estimate_check": _estimate_check(rows),
         "bitstreams": bitstreams,
         "code": _code_record(method_file),

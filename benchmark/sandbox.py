@@ -71,6 +71,8 @@ def sandbox_problem() -> str | None:
 def resolve_isolation(requested: str | None = None) -> str:
     """The isolation level a run uses: `requested`, or the best available (sandbox, else process with a warning;
     under CI=true a missing sandbox raises)."""
+    if requested is None:
+        requested = os.environ.get("BENCH_ISOLATION") or None  # e.g. the test suite's fixtures: none
     if requested not in (None, "auto") and requested not in LEVELS:
         raise IsolationError(f"unknown isolation level {requested!r}; choose one of {', '.join(LEVELS)}")
     if requested in ("process", "none"):
@@ -186,7 +188,9 @@ def _bwrap_argv(role: Role) -> list[str]:
             args += ["--dev-bind-try", str(dev), str(dev)]
         args += ["--ro-bind-try", "/sys", "/sys"]
     args += ["--chdir", "/tmp/home"]
-    for k, v in _clean_env(threads=role.threads).items():
+    env = _clean_env(threads=role.threads)
+    env["PYTHONPATH"] = _python_path()
+    for k, v in env.items():
         args += ["--setenv", k, v]
     return args
 
@@ -206,7 +210,7 @@ def launch(role: Role, level: str) -> dict[str, Any]:
             home.mkdir(exist_ok=True)
             env = _clean_env(str(home / "h"), role.threads)
             (home / "h").mkdir(exist_ok=True)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
+            env["PYTHONPATH"] = _python_path()
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     cwd=home / "h", start_new_session=True)
         try:
@@ -221,6 +225,11 @@ def launch(role: Role, level: str) -> dict[str, Any]:
     finally:
         log.close()
     return read_response(role, rc)
+
+
+def _python_path() -> str:
+    """The caller's import path (absolute entries: a plugin module beside the caller's code stays importable)."""
+    return os.pathsep.join(p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p))
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -188,8 +188,12 @@ def view_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 # ------------------------------------------------------------------------------------------------ evaluation
 def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, weights: Path | None, limit: int | None,
              done: dict[tuple[str, int, str], dict[str, Any]], on_row: Any, progress: Any,
-             keep: zipfile.ZipFile | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Code every sample in role processes; return (rows in the order of the in-process runner, complexity)."""
+             keep: zipfile.ZipFile | None = None, only: set[int] | None = None,
+             given_bits: dict[tuple[str, int, str], bytes] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Code every sample in role processes; return (rows in the order of the in-process runner, complexity).
+
+    `only`: the sample indices to code (`bench verify --reencode`); `given_bits`: decode these bitstreams instead
+    of encoding (`bench verify`: the streams of a submitted result, keyed by (image, source, rate point))."""
     scenario, points = desc.scenario, desc.rate_points
     image = protocol.rate_unit == "bpp"
     n = len(samples) if limit is None else min(limit, len(samples))
@@ -198,6 +202,8 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
     stage.mkdir()
     entries, order = [], []
     for idx in range(n):
+        if only is not None and idx not in only:
+            continue
         try:
             s = samples[idx]
         except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
@@ -229,7 +235,17 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
     w = str(weights) if weights else None
     complexity, dec_macs = None, None
     # 1. every encoder, before any decoder
-    for gi, group in enumerate(groups):
+    if given_bits is not None:
+        for e in entries:
+            e["enc"] = {}
+            for p in e["todo"]:
+                data = given_bits.get((e["name"], e["source"], p))
+                if data is None:
+                    raise BenchError(f"no bitstream for {e['name']} (source {e['source']}) at {p} in the archive")
+                dst = stage / f"{e['k']}.{points.index(p)}.bin"
+                dst.write_bytes(data)
+                e["enc"][p] = {"path": dst, "encode_s": None, "estimate": None}
+    for gi, group in enumerate(groups if given_bits is None else []):
         role = ctx.new(f"encode-{gi}", weights)
         _link_inputs(group, stage, role.folder / "in", x=True, side=scenario.encoder_sees_side)
         resp = ctx.launch(role, "encode", {
