@@ -488,6 +488,11 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
     threads = torch.get_num_threads()
     with se.scratch_folder(pdir, spec.method) as scratch:
         ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
+        if level == "sandbox":  # a zygote forks every role (benchmark/zygote.py): the imports are paid once
+            from .sandbox import shared_zygote
+
+            binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
+            ctx.zygote = shared_zygote(binds, ctx.hide, threads, spec.device)
         # 1. what the method is (no data), and whether weights of an earlier run can be reused
         role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
         resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,

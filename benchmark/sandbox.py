@@ -163,6 +163,8 @@ class Role:
         return self.folder / "out"
 
 
+
+
 def new_role(parent: Path, name: str, request: dict[str, Any], **kw: Any) -> Role:
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=parent))
     (folder / "in").mkdir()
@@ -225,6 +227,106 @@ def launch(role: Role, level: str) -> dict[str, Any]:
     finally:
         log.close()
     return read_response(role, rc)
+
+
+class Zygote:
+    """One bubblewrap sandbox holding a process that imported torch, CompressAI and the suite (never a method),
+    forking one child per role (benchmark/zygote.py). `binds`: (path, writable) the children may be given —
+    the scratch folder of the run (its role folders), the weights and training folders."""
+
+    def __init__(self, binds: list[tuple[Path, bool]], hide: list[Path], threads: int | None = None, device: str = "cpu"):
+        self.binds = [(Path(p).resolve(), w) for p, w in binds]
+        args = [_bwrap() or "bwrap", "--clearenv", *_base_args()]
+        for h in hide:
+            h = Path(h)
+            if h.exists() and _under_bound(h.resolve()):
+                args += ["--tmpfs", str(h.resolve())] if h.is_dir() else ["--ro-bind", "/dev/null", str(h.resolve())]
+        hidden = [Path(h).resolve() for h in hide]
+        for p, writable in binds:
+            p = Path(p).resolve()
+            if writable:
+                p.mkdir(parents=True, exist_ok=True)
+            if p.exists():
+                args += ["--bind" if writable else "--ro-bind", str(p), str(p)]
+            elif any(h == p or h in p.parents for h in hidden):
+                args += ["--dir", str(p)]  # not there yet: an empty folder, not the one underneath
+        if device.startswith("cuda"):
+            for dev in sorted(Path("/dev").glob("nvidia*")):
+                args += ["--dev-bind-try", str(dev), str(dev)]
+            args += ["--ro-bind-try", "/sys", "/sys"]
+        env = _clean_env(threads=threads)
+        env["PYTHONPATH"] = _python_path()
+        for k, v in env.items():
+            args += ["--setenv", k, v]
+        args += ["--dir", "/.stage", "--chdir", "/tmp/home", "--", sys.executable, "-m", "benchmark.zygote"]
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                     env=_clean_env())
+
+    def serves(self, role: Role) -> bool:
+        """Whether every folder `role` reads or writes lies under what this zygote bound (read-only folders under
+        any bind, writable ones under a writable bind)."""
+        def under(p: Path, writable: bool) -> bool:
+            p = Path(p).resolve()
+            return any((p == b or b in p.parents) and (w or not writable) for b, w in self.binds)
+        return under(role.folder, True) and all(under(p, False) for p in role.read_only) and all(under(p, True) for p in role.writable)
+
+    def run(self, role: Role) -> dict[str, Any]:
+        # what the child keeps of the zygote's view: its role folder, its read-only and writable folders; the
+        # writable binds (scratch folder, training folders) are covered first
+        keep = [(str(Path(p).resolve()), False) for p in role.read_only] + [(str(Path(p).resolve()), True) for p in role.writable]
+        role.request = {**role.request, "_sandbox": {"keep": keep, "hide": [str(b) for b, w in self.binds if w]}}
+        (role.folder / "request.json").write_text(json.dumps(role.request), encoding="utf-8")
+        (role.out / LOG).touch()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write((json.dumps({"request": str(role.folder / "request.json")}) + "\n").encode())
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = b""
+        if not line:
+            self._log.seek(0)
+            raise IsolationError(f"{role.name}: the sandbox's zygote died: {self._log.read()[-1500:].decode('utf-8', 'replace')}")
+        try:
+            rc = int(json.loads(line)["rc"])
+        except (ValueError, KeyError, TypeError):
+            raise IsolationError(f"{role.name}: garbled answer from the sandbox's zygote") from None
+        if rc == 70 and "could not set up the role's namespaces" in _log_tail(role):
+            raise IsolationError(f"{role.name}: {_log_tail(role)}")
+        return read_response(role, rc)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                _kill(self.proc)
+        self._log.close()
+
+    def __enter__(self) -> "Zygote":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_ZYGOTES: dict[Any, Zygote] = {}
+
+
+def shared_zygote(binds: list[tuple[Path, bool]], hide: list[Path], threads: int | None, device: str) -> Zygote:
+    """A zygote for these binds, started once per process and reused by every later run with the same binds (the
+    main job runs several methods in one worker: they share the imports, never a process that ran method code)."""
+    key = (tuple((str(Path(p).resolve()), w) for p, w in binds), tuple(str(h) for h in hide), threads, device)
+    z = _ZYGOTES.get(key)
+    if z is None or z.proc.poll() is not None:
+        z = _ZYGOTES[key] = Zygote(binds, hide, threads, device)
+        if len(_ZYGOTES) == 1:
+            import atexit
+
+            atexit.register(lambda: [zz.close() for zz in _ZYGOTES.values()])
+    return z
 
 
 def _python_path() -> str:

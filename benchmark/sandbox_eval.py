@@ -94,6 +94,7 @@ class Context:
     hide: list[Path] = field(default_factory=list)
     threads: int | None = None
     device: str = "cpu"
+    zygote: Any = None  # a sandbox.Zygote forking the roles (level "sandbox"), else one bubblewrap per role
 
     def new(self, name: str, weights: Path | None) -> sandbox.Role:
         return sandbox.new_role(self.scratch, name, {}, read_only=[weights] if weights else [], hide=self.hide,
@@ -102,6 +103,8 @@ class Context:
     def launch(self, role: sandbox.Role, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
         role.request = {**self.base, "role": kind, "out": str(role.out), "in": str(role.folder / "in"),
                         "threads": self.threads, "device": self.device, **extra}
+        if self.zygote is not None and self.zygote.serves(role):
+            return self.zygote.run(role)
         return sandbox.launch(role, self.level)
 
 

@@ -42,18 +42,25 @@ def _honest_sha(method: str, limit: int = 2) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def shared_out(tmp_path_factory):
+    """One results folder for the sandboxed runs of this module: they share its zygote (one import of torch per
+    test worker instead of one per run); each cheat writes its own result file."""
+    return tmp_path_factory.mktemp("sandboxed")
+
+
 STATE_CHEATS = ["cheat_instance", "cheat_class_attr", "cheat_lru_cache", "cheat_builtins", "cheat_torch_buffer",
                 "cheat_environ", "cheat_tmp_file", "cheat_home_cache", "cheat_dev_shm"]
 
 
 @needs_sandbox
 @pytest.mark.parametrize("method", STATE_CHEATS)
-def test_state_cheats_gain_nothing_in_the_sandbox(method, tmp_path):
+def test_state_cheats_gain_nothing_in_the_sandbox(method, shared_out):
     """Coded in both directions, image k+1 is image k's side view: in one process the cheat codes it as a token;
     in the sandbox every image takes the honest path — also on a second run (files and /dev/shm do not survive)."""
     honest = _honest_sha(method)
     for attempt in range(2 if method in ("cheat_tmp_file", "cheat_home_cache", "cheat_dev_shm") else 1):
-        result, rows = _run(method, tmp_path / f"r{attempt}")
+        result, rows = _run(method, shared_out)
         assert result["isolation"] == "sandbox"
         assert {r["image"]: r["sha256"] for r in rows} == honest, f"{method} gained through its channel (run {attempt})"
 
@@ -73,31 +80,31 @@ def test_the_cheats_are_real_without_isolation(method, tmp_path):
 
 
 @needs_sandbox
-def test_the_callers_frame_holds_no_original(tmp_path):
-    result, rows = _run("cheat_frame", tmp_path)
+def test_the_callers_frame_holds_no_original(shared_out):
+    result, rows = _run("cheat_frame", shared_out)
     assert result["points"][0]["n_lossless"] == 0
     assert all(float(r["psnr"]) < 20 for r in rows)  # a grey image, not x
 
 
 @needs_sandbox
-def test_fit_asking_the_registry_for_test_data_is_refused_naming_the_channel(tmp_path):
+def test_fit_asking_the_registry_for_test_data_is_refused_naming_the_channel(shared_out):
     with pytest.raises(BenchError, match="asked the dataset registry"):
-        _run("cheat_fit_test_data", tmp_path)
+        _run("cheat_fit_test_data", shared_out)
 
 
 @needs_sandbox
-def test_fit_reading_the_embedded_files_learns_nothing(tmp_path):
+def test_fit_reading_the_embedded_files_learns_nothing(shared_out):
     honest = _honest_sha("cheat_fit_files")
-    result, rows = _run("cheat_fit_files", tmp_path)
+    result, rows = _run("cheat_fit_files", shared_out)
     assert {r["image"]: r["sha256"] for r in rows} == honest
 
 
 @needs_sandbox
-def test_decoder_returning_the_side_view_is_shown_as_it_is(tmp_path):
+def test_decoder_returning_the_side_view_is_shown_as_it_is(shared_out):
     from benchmark import metrics
     from datasets.middlebury import MiddleburySample
 
-    result, rows = _run("edge_side_as_recon", tmp_path)
+    result, rows = _run("edge_side_as_recon", shared_out)
     test = MiddleburySample("test")
     for i, r in enumerate(rows):
         s = test[i]
@@ -106,8 +113,8 @@ def test_decoder_returning_the_side_view_is_shown_as_it_is(tmp_path):
 
 
 @needs_sandbox
-def test_an_estimate_that_disagrees_with_the_bytes_is_flagged(tmp_path):
-    result, rows = _run("edge_wrong_estimate", tmp_path)
+def test_an_estimate_that_disagrees_with_the_bytes_is_flagged(shared_out):
+    result, rows = _run("edge_wrong_estimate", shared_out)
     check = result["estimate_check"]
     assert check["agrees"] is False and check["max_relative_gap"] > 5
     for r in rows:
