@@ -305,9 +305,13 @@ def train(
 
 @app.command()
 def validate(paths: List[Path] = typer.Argument(..., help="result or published-curve files, or folders to scan")) -> None:
-    """Check result and published-curve files against the schema; exit non-zero naming the offending field."""
+    """Check result and published-curve files against the schema, and each result against its per-image CSV;
+    exit non-zero naming the offending field."""
+    from rich.markup import escape
+
+    from .consistency import check_consistency
     from .errors import ResultSchemaError
-    from .results import result_candidates, validate_file
+    from .results import RESULT_KIND, result_candidates, validate_file
 
     files: list[Path] = []
     for p in paths:
@@ -315,11 +319,20 @@ def validate(paths: List[Path] = typer.Argument(..., help="result or published-c
     bad = 0
     for f in files:
         try:
-            kind, _ = validate_file(f)
-            console.print(f"[green]ok[/]   {f} ({kind})")
+            kind, obj = validate_file(f)
         except ResultSchemaError as exc:
             bad += 1
-            err_console.print(f"[red]FAIL[/] {f}: field {exc}")
+            err_console.print(f"[red]FAIL[/] {escape(str(f))}: field {escape(str(exc))}")
+            continue
+        # published curves and CompressAI JSON have no per-image rows; a result must agree with its CSV
+        problems = check_consistency(obj, f) if kind == RESULT_KIND else []
+        if problems:
+            bad += 1
+            err_console.print(f"[red]FAIL[/] {escape(str(f))} ({kind}): {escape(str(problems[0]))}")
+            for problem in problems[1:]:
+                err_console.print(f"       {escape(str(problem))}")
+        else:
+            console.print(f"[green]ok[/]   {escape(str(f))} ({kind})")
     if not files:
         err_console.print("no files to validate")
         raise typer.Exit(code=2)

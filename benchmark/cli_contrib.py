@@ -42,38 +42,42 @@ def compare(
 @app.command()
 def submit(
     files: List[Path] = typer.Argument(..., help="result files (<out>/<protocol>/<method>.json) to submit"),
-    into: Path = typer.Option(Path("measured"), "--into", help="the committed results tree"),
+    into: Optional[Path] = typer.Option(None, "--into", help="the committed results tree (default: measured)"),
     check_only: bool = typer.Option(False, "--check", help="only check; copy nothing"),
     replace: bool = typer.Option(False, "--replace", help="overwrite a result already in the tree"),
 ) -> None:
-    """Check result files for a pull request (schema, whole test split, provenance) and copy them into the tree."""
-    from .submit import check_result, place
+    """Check result files for a pull request (schema, per-image CSV, whole test split, provenance, sandbox, method
+    code of this commit) and copy them, with their CSV, into the tree."""
+    from rich.markup import escape
+
+    from .submit import DEFAULT_TREE, check_result, place
 
     refused = 0
     for f in files:
-        chk = check_result(f)
+        chk = check_result(f, into)
         if not chk.ok:
             refused += 1
-            err_console.print(f"[red]refused[/] {f}:")
+            err_console.print(f"[red]refused[/] {escape(str(f))}:")
             for why in chk.refused:
-                err_console.print(f"  - {why}")
+                err_console.print(f"  - {escape(why)}")
             continue
         for w in chk.warnings:
-            console.print(f"[yellow]note[/] {f}: {w}")
+            console.print(f"[yellow]note[/] {escape(str(f))}: {escape(w)}")
         if check_only:
             console.print(f"[green]ok[/] {f}")
             continue
         try:
-            written = place(chk, into, replace)
+            written = place(chk, into or DEFAULT_TREE, replace)
         except BenchError as exc:
             refused += 1
-            err_console.print(f"[red]refused[/] {f}: {exc}")
+            err_console.print(f"[red]refused[/] {escape(str(f))}: {escape(str(exc))}")
             continue
-        console.print(f"[green]accepted[/] {f} -> {written[0]}")
+        console.print(f"[green]accepted[/] {escape(str(f))} -> {escape(str(written[0]))}")
     if refused:
         raise typer.Exit(code=1)
     if not check_only:
-        console.print(f"next: `bench leaderboard --results {into} --out docs/leaderboard`, then commit {into}/ and "
+        tree = into or DEFAULT_TREE
+        console.print(f"next: `bench leaderboard --results {tree} --out docs/leaderboard`, then commit {tree}/ and "
                       "docs/leaderboard/ in one pull request (CONTRIBUTING.md)")
 
 

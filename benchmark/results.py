@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +16,8 @@ from .jsonsafe import jsonable as _finite_or_null  # noqa: F401  (the one JSON s
 SCHEMA_VERSION = 1
 RESULT_KIND = "result"
 SCENARIOS = ("separate", "decoder_side_info", "joint", "distributed")
+ISOLATION_LEVELS = ("sandbox", "process", "none")  # how the method's code was run (benchmark/isolation.py)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # version -> function upgrading a dict of that version to version+1
 _MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
@@ -29,6 +32,54 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def write_result_pair(path: Path, result: dict[str, Any], csv_bytes: bytes) -> dict[str, Any]:
+    """Write a result and its per-image CSV (named by `result["per_image_csv"]`, beside `path`) together.
+
+    Both go to temporary files in the folder first (flushed to disk); then the CSV is renamed over its name
+    and the JSON over its own. The JSON records the CSV's sha256 (`per_image_csv_sha256`): a crash between
+    the two renames leaves the new CSV beside the old JSON, which `bench validate` refuses by that hash,
+    never a pair that validates. Returns the result as written."""
+    import hashlib
+    import os
+    import tempfile
+
+    from .atomicio import current_umask, output_error
+    from .consistency import csv_name_problem
+
+    path = Path(path)
+    why = csv_name_problem(result.get("per_image_csv"), path.name)
+    if why:
+        raise ResultSchemaError("per_image_csv", why)
+    csv_path = path.parent / result["per_image_csv"]
+    result = {**result, "per_image_csv_sha256": hashlib.sha256(csv_bytes).hexdigest()}
+    text = (json.dumps(result, indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
+    temps: list[str] = []
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for target, data in ((csv_path, csv_bytes), (path, text)):
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=path.parent)
+            temps.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temps[0], csv_path)
+        temps[0] = ""
+        os.replace(temps[1], path)
+        temps[1] = ""
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+    finally:  # whatever stopped us, no temporary file is left behind
+        for tmp in temps:
+            if tmp:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+    return result
 
 
 # ---------------------------------------------------------------- validation
@@ -130,6 +181,18 @@ def validate_result(obj: Any) -> dict[str, Any]:
         _check(ra, key, "str", "rate_accounting")
     _check(obj, "metrics", "dict", "")
     _check(obj, "per_image_csv", "str", "", nullable=True)
+    sha = _check(obj, "per_image_csv_sha256", "str", "", optional=True)
+    if sha is not None and not _HEX64.fullmatch(sha):
+        raise ResultSchemaError("per_image_csv_sha256", f"must be a sha256 (64 lower-case hex digits), got {sha!r:.80}")
+    isolation = _check(obj, "isolation", "str", "", optional=True)  # absent in files written before it existed: none
+    if isolation is not None and isolation not in ISOLATION_LEVELS:
+        raise ResultSchemaError("isolation", f"must be one of {ISOLATION_LEVELS}, got {isolation!r:.40}")
+    if _check(obj, "code", "dict", "", optional=True) is not None:
+        from .provenance import record_problem
+
+        bad = record_problem(obj["code"])
+        if bad:
+            raise ResultSchemaError(*bad)
     _check(obj, "training", "dict", "", nullable=True)
     cov = _check(obj, "coverage", "dict", "", optional=True)  # absent in files written before it existed
     if cov is not None:

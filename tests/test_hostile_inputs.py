@@ -59,6 +59,7 @@ def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path):
     bad["method"] = "x/../../../../escaped"
     (res / "evil.json").write_text(json.dumps(bad))
     (res / "jpeg.json").write_text(json.dumps(good[1]))
+    (res / good[1]["per_image_csv"]).write_bytes((good[0].parent / good[1]["per_image_csv"]).read_bytes())  # its CSV
     out = cli.invoke(app, ["validate", str(res)])
     text = out.output.replace("\n", "")
     assert out.exit_code == 1 and "evil.json: field method" in text and "jpeg.json (result)" in text
@@ -256,6 +257,7 @@ def test_bad_files_are_reported_and_skipped_by_validate_and_leaderboard(good, tm
     res = tmp_path / "res"
     res.mkdir()
     (res / "jpeg.json").write_text(json.dumps(good[1]))
+    (res / good[1]["per_image_csv"]).write_bytes((good[0].parent / good[1]["per_image_csv"]).read_bytes())  # its CSV
     for name, make in BAD_FILES.items():
         (res / name).write_text(make(good[1]))
         with pytest.raises(ResultSchemaError):

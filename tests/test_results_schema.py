@@ -96,3 +96,18 @@ def test_atomic_write_leaves_old_file_on_crash(tmp_path, monkeypatch):
         atomic_write_text(p, "new")
     assert p.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_real_run_agrees_with_its_csv_and_a_hand_edit_is_refused(tmp_path, good):
+    """The runner's own output passes the JSON <-> CSV check; the same file with PSNR raised by 1 dB does not."""
+    import shutil
+
+    from benchmark.consistency import check_consistency
+
+    path, result = good
+    assert check_consistency(result, path) == []
+    shutil.copy(path.parent / result["per_image_csv"], tmp_path / result["per_image_csv"])
+    edited = copy.deepcopy(result)
+    edited["points"][2]["psnr"] += 1.0
+    res = runner.invoke(app, ["validate", str(_write(tmp_path, edited, path.name))])
+    assert res.exit_code == 1 and "field points[2].psnr" in res.output, res.output
