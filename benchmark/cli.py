@@ -141,6 +141,13 @@ def run(
                                               "is not a terminal (batch jobs; default 10)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="methods run side by side in worker processes, "
                                        "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
+    isolation: Optional[str] = typer.Option(None, "--isolation", help="where the method's code runs: sandbox (bubblewrap, "
+                                            "one process per role; the default where it works), process (plain child "
+                                            "processes; not ranked) or none (in this process; debugging)"),
+    keep_bitstreams: bool = typer.Option(False, "--keep-bitstreams", help="store every bitstream beside the result "
+                                         "(<method>.bitstreams.zip) so `bench verify` can re-decode it"),
+    plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="module that registers a method not installed as a "
+                                               "plugin (imported only inside the method's role processes; repeatable)"),
 ) -> None:
     """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
     from .defaults import DEFAULT_METHODS
@@ -163,7 +170,8 @@ def run(
                        device=device, seed=seed, weights=weights, retrain=retrain,
                        method_options=_parse_kv(option, "--option"),
                        dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
-                       progress=False if quiet else None, max_pixels=max_pixels))  # None: a bar on a terminal, else log lines
+                       progress=False if quiet else None, max_pixels=max_pixels,  # None: a bar on a terminal, else log lines
+                       isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ())))
     if jobs is None:
         jobs = min(2, os.cpu_count() or 1) if main_job else 1
     if jobs < 1:
@@ -209,9 +217,10 @@ def _run_parallel(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from .progress import Reporter
-    from .registry import get_method
 
-    order = sorted(specs, key=lambda s: not getattr(get_method(s.method).meta, "trainable", False))
+    # in the order given (the main job lists its learned methods first: they take longest); this process never
+    # imports a method's code, which runs only in the workers' sandboxed role processes
+    order = list(specs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     written: list[Path] = []
     errors: list[str] = []
@@ -407,6 +416,35 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     app()
 
+
+
+@app.command()
+def verify(
+    result: Path = typer.Argument(..., help="a result JSON (its per-image CSV and bitstream archive beside it)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset (to re-decode and re-encode)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="the method's weights (default: the result's)"),
+    reencode: int = typer.Option(0, "--reencode", help="also encode N randomly chosen test images again and compare bytes"),
+    no_decode: bool = typer.Option(False, "--no-decode", help="only JSON <-> CSV <-> archive consistency"),
+    isolation: Optional[str] = typer.Option(None, "--isolation", help="sandbox (default) or process"),
+) -> None:
+    """Re-check a result from its bitstreams: consistency with its CSV, every stream's sha256, every stream decoded
+    again in the sandbox and every metric recomputed; with --reencode N, N images encoded again."""
+    from rich.markup import escape
+
+    from .verify import verify as run_verify
+
+    try:
+        rep = run_verify(result, root=root, weights=weights, reencode=reencode, isolation=isolation, decode=not no_decode)
+    except BenchError as exc:
+        _fail(exc)
+        return
+    for note in rep.notes:
+        console.print(f"note: {escape(note)}")
+    for problem in rep.problems:
+        err_console.print(f"[red]FAIL[/] {escape(str(result))}: {escape(problem)}")
+    if rep.problems:
+        raise typer.Exit(code=1)
+    console.print(f"[green]verified[/] {escape(str(result))}")
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,14 @@ class Sample:
     view: str = ""
 
 
+def flip_coin(seed: int, epoch: int, index: int) -> bool:
+    """Deterministic fair coin for the horizontal flip of training item ``index`` in ``epoch`` (the image readers
+    of datasets/ and the training sandbox's FileSplit flip with the same coin)."""
+    import numpy as np
+
+    return bool(np.random.default_rng([seed & 0xFFFFFFFF, epoch, index]).random() < 0.5)
+
+
 @dataclass
 class Batch:
     x: torch.Tensor

@@ -125,7 +125,7 @@ class FileSplit(torch.utils.data.Dataset):
         x = read_tensor(self.folder, it["x"])
         side = read_tensor(self.folder, it["side"]) if it.get("side") else None
         if self.augment:
-            from datasets._real import flip_coin
+            from .data import flip_coin
 
             if flip_coin(self.seed, self.epoch, i % len(self.items)):
                 x = x.flip(-1)

@@ -321,6 +321,9 @@ def shared_zygote(binds: list[tuple[Path, bool]], hide: list[Path], threads: int
     key = (tuple((str(Path(p).resolve()), w) for p, w in binds), tuple(str(h) for h in hide), threads, device)
     z = _ZYGOTES.get(key)
     if z is None or z.proc.poll() is not None:
+        for old in _ZYGOTES.values():  # one at a time: a zygote holds torch's memory
+            old.close()
+        _ZYGOTES.clear()
         z = _ZYGOTES[key] = Zygote(binds, hide, threads, device)
         if len(_ZYGOTES) == 1:
             import atexit

@@ -197,12 +197,33 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
 
     `only`: the sample indices to code (`bench verify --reencode`); `given_bits`: decode these bitstreams instead
     of encoding (`bench verify`: the streams of a submitted result, keyed by (image, source, rate point))."""
-    scenario, points = desc.scenario, desc.rate_points
     image = protocol.rate_unit == "bpp"
     n = len(samples) if limit is None else min(limit, len(samples))
-    n_sources = int(getattr(samples, "num_sources", 1)) if scenario is Scenario.DISTRIBUTED else 1
     stage = ctx.scratch / "samples"
     stage.mkdir()
+    entries, order = _stage(desc, samples, n, stage, done, image, only)
+    groups = _groups(desc.scenario, entries)
+    if given_bits is not None:
+        _given(entries, desc.rate_points, stage, given_bits)
+        complexity = None
+    else:
+        complexity = _encode(ctx, desc, groups, stage, weights, progress)
+    dec_macs = _decode(ctx, desc, groups, stage, weights, image, progress)
+    if desc.estimate_uses_decoder_side:
+        _estimates(ctx, desc, groups, stage, weights)
+    rows = _measure(desc, protocol, entries, order, done, stage, image, on_row, keep)
+    if not rows and n:
+        raise DatasetError(f"no test sample could be read ({int(getattr(samples, 'skipped', 0) or 0)} skipped by --skip-bad); "
+                           "nothing to evaluate")
+    return rows, _complexity(complexity, dec_macs, entries, desc)
+
+
+def _stage(desc: Description, samples: Any, n: int, stage: Path, done: dict, image: bool,
+           only: set[int] | None) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    """Every sample to code written once into the stage folder (one in memory at a time), with its content hashes;
+    (entries still to code, (image, source) in the runner's order)."""
+    scenario, points = desc.scenario, desc.rate_points
+    n_sources = int(getattr(samples, "num_sources", 1)) if scenario is Scenario.DISTRIBUTED else 1
     entries, order = [], []
     for idx in range(n):
         if only is not None and idx not in only:
@@ -219,41 +240,48 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
         for src in sources:
             todo = [p for p in points if (name, int(src), p) not in done]
             order.append((name, int(src)))
-            if not todo:
-                continue
-            entries.append({"k": f"{idx}-{src}", "idx": idx, "name": name, "source": int(src), "todo": todo,
-                            "view": f"source{src}" if scenario is Scenario.DISTRIBUTED else getattr(s, "view", ""),
-                            "hx": hx, "hs": hs, "x": x_rec, "side": side_rec, "shape": list(s.x.shape),
-                            "pixels": s.x.shape[-2] * s.x.shape[-1] if image else s.x.numel(),
-                            "height": int(s.x.shape[-2]) if s.x.dim() >= 2 else 1, "width": int(s.x.shape[-1])})
-    if scenario is Scenario.DISTRIBUTED:
-        by_source: dict[str, list] = {}
-        for e in entries:
-            by_source.setdefault(e["view"], []).append(e)
-        groups = list(by_source.values())
-    else:
-        groups = view_groups(entries)
+            if todo:
+                entries.append({"k": f"{idx}-{src}", "idx": idx, "name": name, "source": int(src), "todo": todo,
+                                "view": f"source{src}" if scenario is Scenario.DISTRIBUTED else getattr(s, "view", ""),
+                                "hx": hx, "hs": hs, "x": x_rec, "side": side_rec, "shape": list(s.x.shape),
+                                "pixels": s.x.shape[-2] * s.x.shape[-1] if image else s.x.numel(),
+                                "height": int(s.x.shape[-2]) if s.x.dim() >= 2 else 1, "width": int(s.x.shape[-1])})
     if entries and scenario is not Scenario.DISTRIBUTED:
         entries[0]["complexity"] = True
-    w = str(weights) if weights else None
-    complexity, dec_macs = None, None
-    # 1. every encoder, before any decoder
-    if given_bits is not None:
-        for e in entries:
-            e["enc"] = {}
-            for p in e["todo"]:
-                data = given_bits.get((e["name"], e["source"], p))
-                if data is None:
-                    raise BenchError(f"no bitstream for {e['name']} (source {e['source']}) at {p} in the archive")
-                dst = stage / f"{e['k']}.{points.index(p)}.bin"
-                dst.write_bytes(data)
-                e["enc"][p] = {"path": dst, "encode_s": None, "estimate": None}
-    for gi, group in enumerate(groups if given_bits is None else []):
+    return entries, order
+
+
+def _groups(scenario: Scenario, entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    if scenario is not Scenario.DISTRIBUTED:
+        return view_groups(entries)
+    by_source: dict[str, list] = {}
+    for e in entries:
+        by_source.setdefault(e["view"], []).append(e)
+    return list(by_source.values())
+
+
+def _given(entries: list[dict[str, Any]], points: list[str], stage: Path, given_bits: dict) -> None:
+    for e in entries:
+        e["enc"] = {}
+        for p in e["todo"]:
+            data = given_bits.get((e["name"], e["source"], p))
+            if data is None:
+                raise BenchError(f"no bitstream for {e['name']} (source {e['source']}) at {p} in the archive")
+            dst = stage / f"{e['k']}.{points.index(p)}.bin"
+            dst.write_bytes(data)
+            e["enc"][p] = {"path": dst, "encode_s": None, "estimate": None}
+
+
+def _encode(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None, progress: Any) -> dict | None:
+    """Every encoder, before any decoder; the bitstreams moved into the stage folder. Returns the MAC count."""
+    scenario, points, complexity = desc.scenario, desc.rate_points, None
+    for gi, group in enumerate(groups):
         role = ctx.new(f"encode-{gi}", weights)
         _link_inputs(group, stage, role.folder / "in", x=True, side=scenario.encoder_sees_side)
         resp = ctx.launch(role, "encode", {
             "points": points, "scalable": desc.scalable, "estimate_uses_decoder_side": desc.estimate_uses_decoder_side,
-            "weights": w, "items": [_item(e, x=True, side=scenario.encoder_sees_side) for e in group]})
+            "weights": str(weights) if weights else None,
+            "items": [_item(e, x=True, side=scenario.encoder_sees_side) for e in group]})
         for it, e in _items(resp, group, "encode"):
             e["enc"] = {}
             for p in e["todo"]:
@@ -268,7 +296,13 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
             complexity = resp["complexity"]
         shutil.rmtree(role.folder, ignore_errors=True)
         progress(len(group) / 2)
-    # 2. the decoders
+    return complexity
+
+
+def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None, image: bool,
+            progress: Any) -> int | None:
+    """The decoders: bitstreams and the side views the scenario gives; reconstructions read back (bounded)."""
+    scenario, points, dec_macs = desc.scenario, desc.rate_points, None
     for gi, group in enumerate(groups):
         role = ctx.new(f"decode-{gi}", weights)
         for e in group:
@@ -277,7 +311,8 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
         _link_inputs(group, stage, role.folder / "in", x=False, side=scenario.decoder_sees_side)
         items = [{**_item(e, x=False, side=scenario.decoder_sees_side), "shape": e["shape"],
                   "bits": {p: e["enc"][p]["path"].name for p in e["todo"]}} for e in group]
-        resp = ctx.launch(role, "decode", {"points": points, "image": image, "weights": w, "items": items})
+        resp = ctx.launch(role, "decode", {"points": points, "image": image, "weights": str(weights) if weights else None,
+                                           "items": items})
         for it, e in _items(resp, group, "decode"):
             e["dec"] = {}
             for p in e["todo"]:
@@ -294,23 +329,33 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
             dec_macs = resp["dec_macs"]
         shutil.rmtree(role.folder, ignore_errors=True)
         progress(len(group) / 2)
-    # 3. decoder-side estimates (numbers only), after every stream and reconstruction exists
-    if desc.estimate_uses_decoder_side:
-        for gi, group in enumerate(groups):
-            role = ctx.new(f"estimate-{gi}", weights)
-            _link_inputs(group, stage, role.folder / "in", x=True, side=scenario.decoder_sees_side)
-            resp = ctx.launch(role, "estimate", {"weights": w, "items": [_item(e, x=True, side=scenario.decoder_sees_side)
-                                                                       for e in group]})
-            for it, e in _items(resp, group, "estimate"):
-                ests = it.get("estimates") if isinstance(it.get("estimates"), dict) else {}
-                e["est"] = {p: _num(ests.get(p)) for p in e["todo"]}
-            shutil.rmtree(role.folder, ignore_errors=True)
-    # 4. the rows, measured here from the original samples and the reconstructions
+    return dec_macs
+
+
+def _estimates(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None) -> None:
+    """Decoder-side estimates (numbers only), after every stream and reconstruction exists."""
+    side = desc.scenario.decoder_sees_side
+    for gi, group in enumerate(groups):
+        role = ctx.new(f"estimate-{gi}", weights)
+        _link_inputs(group, stage, role.folder / "in", x=True, side=side)
+        resp = ctx.launch(role, "estimate", {"weights": str(weights) if weights else None,
+                                             "items": [_item(e, x=True, side=side) for e in group]})
+        for it, e in _items(resp, group, "estimate"):
+            ests = it.get("estimates") if isinstance(it.get("estimates"), dict) else {}
+            e["est"] = {p: _num(ests.get(p)) for p in e["todo"]}
+        shutil.rmtree(role.folder, ignore_errors=True)
+
+
+def _measure(desc: Description, protocol: Any, entries: list, order: list, done: dict, stage: Path, image: bool,
+             on_row: Any, keep: zipfile.ZipFile | None) -> list[dict[str, Any]]:
+    """The rows, measured here from the original samples and the reconstructions, in the runner's order."""
+    from .runner import measure
+
     by_key = {(e["name"], e["source"]): e for e in entries}
     rows = []
     for name, src in order:
         e = by_key.get((name, src))
-        for p in points:
+        for p in desc.rate_points:
             if (name, src, p) in done:
                 rows.append(done[(name, src, p)])
                 continue
@@ -330,17 +375,12 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
                    "bpp_estimated": None if est is None else float(est) / e["pixels"],
                    "encode_s": _num(e["enc"][p].get("encode_s")), "decode_s": e["dec"][p]["decode_s"],
                    "height": e["height"], "width": e["width"], "sha256": hashlib.sha256(data).hexdigest()}
-            from .runner import measure
-
             row.update(measure(x, x_hat, protocol, image))
             if keep is not None:
                 keep.writestr(f"bits/{row['sha256']}.bin", data)
             on_row(row)
             rows.append(row)
-    if not rows and n:
-        raise DatasetError(f"no test sample could be read ({int(getattr(samples, 'skipped', 0) or 0)} skipped by --skip-bad); "
-                           "nothing to evaluate")
-    return rows, _complexity(complexity, dec_macs, entries, desc)
+    return rows
 
 
 def _item(e: dict[str, Any], *, x: bool, side: bool) -> dict[str, Any]:

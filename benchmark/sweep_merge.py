@@ -12,6 +12,8 @@ the order a run of all the points writes them (image, source, point), the traini
 side, the per-point options left out of the recorded options; it names its parts in ``merged_from``."""
 from __future__ import annotations
 
+import hashlib
+
 import copy
 import csv
 import fcntl
@@ -56,8 +58,10 @@ def merge(parts: Sequence[tuple[str, Path]], target: Path, point_keys: Sequence[
         merged = merged_result([pt for pt, _ in parts], results, point_keys)
         merged["merged_from"] = {"points": [pt for pt, _ in parts],
                                  "results": [os.path.relpath(p, target.parent) for _, p in parts]}
+        csv_text = merged_rows([pt for pt, _ in parts], texts)
+        merged["per_image_csv_sha256"] = hashlib.sha256(csv_text.encode("utf-8")).hexdigest()  # of the merged CSV
         validate_result(merged)
-        atomic_write_text(target.parent / merged["per_image_csv"], merged_rows([pt for pt, _ in parts], texts))
+        atomic_write_text(target.parent / merged["per_image_csv"], csv_text)
         write_json(target, merged)
     return target
 

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from benchmark.data import Sample
+from benchmark.data import flip_coin, Sample
 from benchmark.errors import ConfigError, DatasetError, SkippedSample
 
 from ._io import header_problem, open_rgb, to_tensor, warn_skip
@@ -86,11 +86,6 @@ def choice(value: Any, name: str, valid: Iterable[str], dataset: str) -> str:
     if value not in valid:
         raise ConfigError(f"{dataset}: option {name}={value!r} is not valid; choose one of {', '.join(valid)}")
     return value
-
-
-def flip_coin(seed: int, epoch: int, index: int) -> bool:
-    """Deterministic fair coin for the horizontal flip of item ``index`` (see the module docstring)."""
-    return bool(np.random.default_rng([seed & 0xFFFFFFFF, epoch, index]).random() < 0.5)
 
 
 def header_ok(path: Path) -> Exception | None:

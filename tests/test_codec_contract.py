@@ -121,6 +121,16 @@ def check_isolation(cls, workdir) -> None:
                 assert torch.equal(a, b), f"{name}: decode is not exact: two instances with the same weights decode " \
                                           f"the same bytes differently (max diff {(a - b).abs().max():g})"
     same_bytes("decompress(side=...) -> compress (side views seen by the decoder)")
+    # the side views the decoder was handed, coded as images: a decoder that remembered them must not make them cheap
+    for i in range(len(xs)):
+        for v in dec_views(i):
+            if v is None or tuple(v.shape) != tuple(xs[i].shape):
+                continue
+            for p in points:
+                got = dut.compress(v, side=xs[i] if joint else None, point=p)
+                fresh = ref.compress(v, side=xs[i] if joint else None, point=p)
+                assert got == fresh, (f"{name}: channel decompress(side=...) -> compress(side view): a side view the decoder "
+                                      f"was handed codes to {len(got)} bytes, {len(fresh)} with a fresh instance")
     for i in range(len(xs)):
         for p in points:
             for v in (sides[i], others[i], xs[i]):
