@@ -1,7 +1,7 @@
 """Probes of issue 25 run in a child process, so that a crash (SIGSEGV, SIGFPE) or a hang inside a native coder
 fails the calling test instead of killing pytest. Run by tests/test_hostile_round2.py as
 
-    python -m tests.hostile_round2_worker weights MODE DIR        # MODE: int8, nan, cdf_length, ok
+    python -m tests.hostile_round2_worker weights MODE[,MODE] DIR  # int8, nan, cdf_length, quantiles, constant, ok
     python -m tests.hostile_round2_worker header SIDE [NAME ...]    # forged-header cost (tests/hostile_round2_header.py)
 
 Prints one JSON line: what happened."""
@@ -60,8 +60,12 @@ def weights(mode: str, directory: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if argv[0] == "weights":
-        out = weights(argv[1], argv[2])
+    if argv[0] == "weights":  # MODE[,MODE...]: one line per mode, flushed, so a crash names the mode it hit
+        from pathlib import Path
+
+        for mode in argv[1].split(","):
+            print(json.dumps({"mode": mode, **weights(mode, str(Path(argv[2]) / mode))}), flush=True)
+        return 0
     elif argv[0] == "header":
         import torch
 

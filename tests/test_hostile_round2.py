@@ -8,43 +8,57 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _child(*args: str, timeout: float) -> dict:
-    """Run a probe in a child process; a crash (signal) or a hang fails the test with what the child said."""
+def _child(*args: str, timeout: float, lines: bool = False) -> Any:
+    """Run a probe in a child process; a crash (signal) or a hang fails the test with what the child said.
+    The child's last JSON line (`lines`: every JSON line)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     try:
         proc = subprocess.run([sys.executable, "-m", "tests.hostile_round2_worker", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"probe {args} hung: no answer in {timeout} s")
-    assert proc.returncode == 0, f"probe {args} died with rc {proc.returncode}: {proc.stderr[-2000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"probe {args} hung: no answer in {timeout} s; it said {str(exc.stdout)[-500:]}")
+    assert proc.returncode == 0, (f"probe {args} died with rc {proc.returncode} after {proc.stdout[-500:]!r}: "
+                                  f"{proc.stderr[-2000:]}")
+    out = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{") or line.startswith("[")]
+    return out if lines else out[-1]
 
 
 # ---------------------------------------------------------------- item 2: crafted weights
-@pytest.mark.parametrize("mode, message", [
-    ("int8", r"'entropy_bottleneck\._cdf_length' has dtype torch\.int8, the model's is torch\.int32"),
-    ("nan", r"holds \d+ NaN or infinite value\(s\)"),
-    ("cdf_length", r"_cdf_length' differs from the table the suite rebuilds"),
-    ("quantiles", r"quantiles span 1e\+09 symbols, more than the 16384"),
-    ("constant", r"lower_bound_scale\.bound' is a constant of the architecture"),
-])
-def test_crafted_balle2018_weights_are_refused_before_the_coder_sees_them(tmp_path, mode, message):
-    out = _child("weights", mode, str(tmp_path / "w"), timeout=120)
-    assert out["outcome"] == "WeightsError", out
-    assert "balle2018 lambda=" in out["message"] and "retrain, or restore" in out["message"]
+WEIGHT_PROBES = {
+    "int8": r"'entropy_bottleneck\._cdf_length' has dtype torch\.int8, the model's is torch\.int32",
+    "nan": r"holds \d+ NaN or infinite value\(s\)",
+    "cdf_length": r"_cdf_length' differs from the table the suite rebuilds",
+    "quantiles": r"quantiles span 1e\+09 symbols, more than the 16384",
+    "constant": r"lower_bound_scale\.bound' is a constant of the architecture",
+}
+
+
+@pytest.fixture(scope="module")
+def weight_probes(tmp_path_factory) -> dict[str, dict]:
+    """Every crafted-weights probe and the untampered control, in one child process (one line per probe)."""
+    modes = ",".join([*WEIGHT_PROBES, "ok"])
+    return {r["mode"]: r for r in _child("weights", modes, str(tmp_path_factory.mktemp("w")), timeout=300, lines=True)}
+
+
+@pytest.mark.parametrize("mode", list(WEIGHT_PROBES))
+def test_crafted_balle2018_weights_are_refused_before_the_coder_sees_them(weight_probes, mode):
     import re
 
-    assert re.search(message, out["message"]), out["message"]
+    out = weight_probes[mode]
+    assert out["outcome"] == "WeightsError", out
+    assert "balle2018 lambda=" in out["message"] and "retrain, or restore" in out["message"]
+    assert re.search(WEIGHT_PROBES[mode], out["message"]), out["message"]
 
 
-def test_untampered_weights_still_code(tmp_path):
-    assert _child("weights", "ok", str(tmp_path / "w"), timeout=120) == {"outcome": "coded"}
+def test_untampered_weights_still_code(weight_probes):
+    assert weight_probes["ok"] == {"mode": "ok", "outcome": "coded"}
 
 
 # ---------------------------------------------------------------- items 3, 5, 7: the leaderboard
