@@ -426,6 +426,8 @@ def verify(
     reencode: int = typer.Option(0, "--reencode", help="also encode N randomly chosen test images again and compare bytes"),
     no_decode: bool = typer.Option(False, "--no-decode", help="only JSON <-> CSV <-> archive consistency"),
     isolation: Optional[str] = typer.Option(None, "--isolation", help="sandbox (default) or process"),
+    lenient: bool = typer.Option(False, "--lenient", help="where the method cannot be re-run here (weights not given, "
+                                 "dataset not on this machine), say so and check consistency only (CI on a pull request)"),
 ) -> None:
     """Re-check a result from its bitstreams: consistency with its CSV, every stream's sha256, every stream decoded
     again in the sandbox and every metric recomputed; with --reencode N, N images encoded again."""
@@ -434,7 +436,8 @@ def verify(
     from .verify import verify as run_verify
 
     try:
-        rep = run_verify(result, root=root, weights=weights, reencode=reencode, isolation=isolation, decode=not no_decode)
+        rep = run_verify(result, root=root, weights=weights, reencode=reencode, isolation=isolation, decode=not no_decode,
+                         lenient=lenient)
     except BenchError as exc:
         _fail(exc)
         return

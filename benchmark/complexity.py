@@ -13,6 +13,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from .limits import expected_shape
+
 
 def _macs(module: nn.Module, inp: Any, out: Any) -> int:
     if not isinstance(out, torch.Tensor):
@@ -68,7 +70,8 @@ def measure(codec: Any, sample: Any, point: str, *, encoder_sees_side: bool, dec
         with count_macs() as enc:
             data = codec.compress(x, side=side if encoder_sees_side else None, source=sample.source, point=point)
         with count_macs() as dec:
-            codec.decompress(bytes(data), side=side if decoder_sees_side else None, source=sample.source)
+            with expected_shape(tuple(x.shape)):
+                codec.decompress(bytes(data), side=side if decoder_sees_side else None, source=sample.source)
     params = parameters(codec)
     learned = params is not None
     return {"params": params, "point": point,

@@ -60,9 +60,21 @@ def coverage_complete(result: Mapping[str, Any]) -> tuple[bool, str]:
     return False, f"--limit {limit} (file has no coverage record)"
 
 
+def isolation(result: Mapping[str, Any]) -> tuple[str, bool]:
+    """(isolation level the result was coded at, recorded?): files written before the sandbox existed record none
+    and are labelled "none" (benchmark/sandbox.py)."""
+    level = result.get("isolation")
+    return (level, True) if isinstance(level, str) and level else ("none", False)
+
+
 def is_ranked(result: Mapping[str, Any]) -> tuple[bool, str]:
     """(ranked?, why): ranked only if the method needs no training or was trained at its ``paper`` budget, AND
-    the result covers the whole test split. The reason is a short phrase a leaderboard can print."""
+    the result covers the whole test split, AND it was coded in the sandbox (results committed before the sandbox
+    existed keep their place, labelled, until they are rerun). The reason is a short phrase a leaderboard can
+    print."""
+    level, recorded = isolation(result)
+    if recorded and level != "sandbox":
+        return False, f"coded at --isolation {level}, not in the sandbox: rerun with --isolation sandbox to be ranked"
     complete, cov_why = coverage_complete(result)
     if needs_training(result):
         budget = training_budget(result)
@@ -75,4 +87,4 @@ def is_ranked(result: Mapping[str, Any]) -> tuple[bool, str]:
         trained = "needs no training"
     if not complete:
         return False, f"partial test split: {cov_why}"
-    return True, f"{trained}; {cov_why}"
+    return True, f"{trained}; {cov_why}" + ("" if recorded else "; isolation none (coded before the sandbox existed)")

@@ -264,6 +264,7 @@ def decode(req: dict[str, Any], out: Path) -> dict[str, Any]:
     from . import metrics
     from .complexity import count_macs
     from .errors import BenchError
+    from .limits import expected_shape
 
     folder = Path(req["in"])
     codec = _load(req)
@@ -278,7 +279,8 @@ def decode(req: dict[str, Any], out: Path) -> dict[str, Any]:
             data = (folder / Path(bits).name).read_bytes()
             with torch.no_grad(), count_macs() as macs:
                 t0 = time.perf_counter()
-                x_hat = codec.decompress(data, side=side, source=src)
+                with expected_shape(tuple(it["shape"])):  # any other header is refused before allocating
+                    x_hat = codec.decompress(data, side=side, source=src)
                 t_dec = time.perf_counter() - t0
             if it.get("complexity") and p == req["points"][-1] and dec_macs is None:
                 dec_macs = macs[0]

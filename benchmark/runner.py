@@ -29,9 +29,11 @@ from .progress import Reporter
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
 from .ranking import coverage_record
-from .limits import pixel_limit
+from .limits import expected_shape, pixel_limit
 from .options import BUDGET_NAMES, check_budget
-from .safenames import name_problem
+from .safenames import key_problem
+from .atomicio import output_dir
+from .csvsafe import safe_row
 from .results import SCHEMA_VERSION, atomic_write_text, validate_result, write_json, _finite_or_null
 
 BUDGETS = BUDGET_NAMES  # the one list of budget names (benchmark/options.py)
@@ -269,7 +271,8 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
         if not isinstance(data, (bytes, bytearray)):
             raise BenchError(f"{codec.meta.name}.compress returned {type(data).__name__}, expected bytes")
         t0 = time.perf_counter()
-        x_hat = codec.decompress(bytes(data), side=dec_side, source=source)
+        with expected_shape(tuple(x.shape)):  # a header announcing any other shape is refused before allocating
+            x_hat = codec.decompress(bytes(data), side=dec_side, source=source)
         t_dec = time.perf_counter() - t0
         if tuple(x_hat.shape) != tuple(x.shape):
             raise BenchError(f"{codec.meta.name} decoded shape {tuple(x_hat.shape)} differs from input {tuple(x.shape)}")
@@ -424,6 +427,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     from .sandbox import resolve_isolation
 
     check_budget(spec.budget)
+    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
     level = resolve_isolation(spec.isolation)
     if level != "none":
         return _run_isolated(spec, level, console)
@@ -466,7 +470,7 @@ def _key(name: str, codec_variant: str | None, spec: RunSpec) -> tuple[str, str 
     parts = [p for p in (codec_variant, spec.dataset_options.get("variant")) if p]
     variant = "+".join(str(p) for p in parts) or None
     key = name + (f".{variant}" if variant else "")
-    why = name_problem(key)  # the key names files under --out: never a path of its own
+    why = key_problem(key)  # the key names files under --out: never a path of its own, never too long for one
     if why:
         raise ConfigError(f"method/variant name {why}")
     return key, variant
@@ -696,7 +700,7 @@ def _rows_csv_text(rows: list[dict[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow(r)
+        w.writerow(safe_row(r))  # text cells a spreadsheet would run as formulas are neutralised
     return buf.getvalue()
 
 

@@ -67,7 +67,10 @@ def read_archive(path: Path, rows: list[dict[str, str]], report: Report) -> dict
 
 
 def verify(json_path: Path, *, root: Path | None = None, weights: Path | None = None, reencode: int = 0,
-           isolation: str | None = None, decode: bool = True, seed: int = 0) -> Report:
+           isolation: str | None = None, decode: bool = True, seed: int = 0, lenient: bool = False) -> Report:
+    """Every problem of the result at `json_path` (none: verified). `lenient` (CI on a pull request): where the
+    method cannot be re-run here — weights not in the pull request, a dataset not on this machine — say so in a
+    note and check consistency only."""
     from .consistency import check_consistency
     from .errors import BenchError
     from .results import load_result
@@ -92,11 +95,15 @@ def verify(json_path: Path, *, root: Path | None = None, weights: Path | None = 
         streams = read_archive(json_path.parent / Path(str(archive)).name, rows, report)
     if report.problems or not decode:
         return report
+    from .errors import ConfigError, DatasetError, WeightsError
+
     try:
         if streams is not None:
             _redecode(result, rows, streams, report, root=root, weights=weights, isolation=isolation)
         if reencode:
             _reencode(result, rows, reencode, report, root=root, weights=weights, isolation=isolation, seed=seed)
+    except (ConfigError, DatasetError, WeightsError) as exc:
+        (report.notes if lenient else report.problems).append(f"could not re-run the method: {exc}")
     except BenchError as exc:
         report.problems.append(f"could not re-run the method: {exc}")
     return report

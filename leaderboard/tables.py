@@ -164,6 +164,7 @@ def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve], ran
             "table": "ranked" if ranked else "unranked", "label": m.label, "method": r["method"],
             "scenario": r["scenario"], "rate_type": c.rate_type, "coverage": coverage_text(r), "training": budget_text(r),
             "ranking": why, "commit": commit_text(r), "protocol_version": r.get("protocol_version"),
+            "isolation": _isolation_text(r),
             "points": len(r["points"]),
             "rate_min": min(p["bpp"] for p in r["points"]), "rate_max": max(p["bpp"] for p in r["points"]),
         }
@@ -308,6 +309,14 @@ def fmt_cell(col: str, v: Any) -> str:
     return FORMATS.get(col, _text)(v)
 
 
+def _isolation_text(result: dict[str, Any]) -> str:
+    """Where the method's code ran (benchmark/sandbox.py); results from before the sandbox say so."""
+    from benchmark.ranking import isolation
+
+    level, recorded = isolation(result)
+    return level if recorded else "none (before the sandbox)"
+
+
 def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -> list[tuple[str, str]]:
     """(column, header) pairs shown for a table; the CSV holds every column of the frame."""
     unit = info.rate_unit
@@ -316,7 +325,7 @@ def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -
     at = [(f"psnr_at_{b:g}", f"PSNR @ {b:g} {unit}") for b in info.fixed_bpps]
     if table in ("ranked", "unranked"):
         cols = [("label", "method"), ("scenario", "scenario"), ("coverage", "coverage"), ("training", "training"),
-                ("commit", "commit"), ("points", "points"), ("rate_min", f"{unit} min"), ("rate_max", f"{unit} max"),
+                ("commit", "commit"), ("isolation", "isolation"), ("points", "points"), ("rate_min", f"{unit} min"), ("rate_max", f"{unit} max"),
                 ("m_bd_rate", f"BD-rate vs {a}"), ("m_bd_rate_ci", "95 % CI (bootstrap)"),
                 ("seed_spread", "over seeds"), ("m_bd_psnr", f"BD-PSNR vs {a}")]
         if pub_anchor:

@@ -17,7 +17,20 @@ def jpeg_runs(tmp_path_factory):
                         method_options={"qualities": [50]}))[1]
     part = run(RunSpec(method="jpeg", dataset="middlebury_sample", out=out / "b", limit=1, progress=False,
                        method_options={"qualities": [50]}))[1]
-    return whole, part
+    assert whole["isolation"] == part["isolation"] == "none"  # the suite's tests run in-process (tests/conftest.py)
+    # the budget and coverage rules below are judged as for sandboxed results (test_isolation_decides_too)
+    return dict(whole, isolation="sandbox"), dict(part, isolation="sandbox")
+
+
+def test_isolation_decides_too(jpeg_runs):
+    """Only results coded in the sandbox are ranked; files from before the sandbox keep their place, labelled."""
+    whole = jpeg_runs[0]
+    for level in ("none", "process"):
+        ok, why = is_ranked(dict(whole, isolation=level))
+        assert not ok and f"--isolation {level}" in why
+    legacy = {k: v for k, v in whole.items() if k != "isolation"}
+    ok, why = is_ranked(legacy)
+    assert ok and "isolation none" in why
 
 
 def test_runner_records_coverage(jpeg_runs):
