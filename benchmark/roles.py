@@ -331,6 +331,10 @@ def run_request(path: Path) -> int:
                 "type": type(exc).__name__, "traceback": True}
     from .jsonsafe import jsonable
 
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    resp["cpu_s"] = ru.ru_utime + ru.ru_stime  # what this role cost (bubblewrap does not hand it to the caller)
     tmp = out / (RESPONSE + ".tmp")
     tmp.write_text(json.dumps(jsonable(resp)), encoding="utf-8")
     tmp.replace(out / RESPONSE)

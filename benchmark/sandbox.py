@@ -116,9 +116,14 @@ def read_only_paths() -> tuple[str, ...]:
     for p in sys.path:
         if p and os.path.isabs(p) and os.path.exists(p):
             paths.add(p)
+    # never a whole shared folder (a caller whose import path holds /tmp or the home folder would hand its
+    # files to every role): folders *under* them are bound, on top of the role's private /tmp
+    too_broad = {"/", "/tmp", "/dev", "/dev/shm", "/proc", "/sys", "/home", "/root", "/var", "/var/tmp", "/run",
+                 os.path.expanduser("~")}
     out = []
     for p in sorted(paths, key=len):
-        if not os.path.exists(p) or p == "/":
+        p = os.path.normpath(p)
+        if not os.path.exists(p) or p in too_broad:
             continue
         if any(p == q or p.startswith(q.rstrip("/") + "/") for q in out):
             continue  # inside a folder bound already
