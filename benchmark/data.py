@@ -23,6 +23,14 @@ class Sample:
     name: str = ""
     label: int | None = None
     view: str = ""
+    facts: dict[str, Any] | None = None  # what reading changed, e.g. {"exif_orientation": 6} (recorded in the result)
+
+
+def count_facts(counter: dict[str, int], sample: Any) -> None:
+    """Tally what reading changed across a split (`input_facts` of a result): images turned upright by EXIF."""
+    facts = getattr(sample, "facts", None) or {}
+    if facts.get("exif_orientation", 1) not in (1, None):
+        counter["exif_rotated"] = counter.get("exif_rotated", 0) + 1
 
 
 def flip_coin(seed: int, epoch: int, index: int) -> bool:

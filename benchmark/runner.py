@@ -21,6 +21,7 @@ import torch
 from . import distributed, metrics
 from .budgets import method_budget
 from .codec import Codec, LearnedCodec, Scenario
+from .data import count_facts
 from .container import Container
 from .environment import environment
 from .isolation import isolated_instances
@@ -188,6 +189,7 @@ def evaluate(
     fingerprint: str = "",
     encoder: Codec | None = None,
     estimator: Codec | None = None,
+    facts: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Code every sample at every rate point; return one row per (sample, source, point).
 
@@ -225,6 +227,8 @@ def evaluate(
                 except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
                     continue
                 name = sample.name or f"{idx:06d}"
+                if facts is not None:
+                    count_facts(facts, sample)
                 sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
                 for source in sources:
                     todo = [p for p in points if (name, int(source), p) not in done]
@@ -455,15 +459,16 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     # saved weights, never with the instance that trained and decodes (benchmark/isolation.py)
     encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
                                             (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
+    facts: dict[str, int] = {}
     rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
-                    encoder=encoder, estimator=estimator)
+                    encoder=encoder, estimator=estimator, facts=facts)
     from .complexity import of_run
 
     complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
     import inspect
 
     return _finish(spec, protocol, test, key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows,
-                   training, complexity, partial, isolation="none", method_file=inspect.getfile(type(codec)))
+                   training, complexity, partial, isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
 
 
 def _key(name: str, codec_variant: str | None, spec: RunSpec) -> tuple[str, str | None]:
@@ -524,7 +529,7 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
         archive_path = pdir / f"{key}.bitstreams.zip"
         tmp_archive = pdir / f".{key}.bitstreams.zip.tmp"
         keep = zipfile.ZipFile(tmp_archive, "w", zipfile.ZIP_DEFLATED) if spec.keep_bitstreams else None
-        fresh = not done
+        fresh, facts = not done, {}
         with open(partial, "w" if fresh else "a", newline="", encoding="utf-8") as fh, \
                 Reporter(f"{desc.name} on {protocol.name} ({level})", n, enabled=spec.progress, unit="images") as prog:
             writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
@@ -537,7 +542,7 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
 
             try:
                 rows, complexity = se.evaluate(ctx, desc, test, protocol, weights=weights_dir, limit=spec.limit, done=done,
-                                               on_row=on_row, progress=lambda k: prog.advance(k), keep=keep)
+                                               on_row=on_row, progress=lambda k: prog.advance(k), keep=keep, facts=facts)
             finally:
                 if keep is not None:
                     keep.close()
@@ -548,7 +553,7 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
         tmp_archive.replace(archive_path)
     return _finish(spec, protocol, test, key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity,
                    partial, isolation=level, method_file=desc.file,
-                   bitstreams=archive_path.name if keep is not None else None)
+                   bitstreams=archive_path.name if keep is not None else None, facts=facts)
 
 
 def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
@@ -607,7 +612,7 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
 def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str | None, meta: dict[str, Any],
             points_names: list[str], codec_info: dict[str, Any], rows: list[dict[str, Any]], training: Any,
             complexity: Any, partial: Path, *, isolation: str, method_file: str | None,
-            bitstreams: str | None = None) -> tuple[Path, dict[str, Any]]:
+            bitstreams: str | None = None, facts: dict[str, int] | None = None) -> tuple[Path, dict[str, Any]]:
     """Aggregate the rows and write the result JSON and its per-image CSV (atomically; the CSV first)."""
     scenario = Scenario(meta["scenario"])
     pdir = protocol_dir(spec.out, protocol.name)
@@ -648,6 +653,8 @@ def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str
         "per_image_csv": csv_path.name,
         "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
         "isolation": isolation,
+        "input_facts": {"exif_rotated": int((facts or {}).get("exif_rotated", 0)),
+                        "note": "test images turned upright by their EXIF orientation when read (coded upright)"},
         "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
         "estimate_check": _estimate_check(rows),
         "bitstreams": bitstreams,

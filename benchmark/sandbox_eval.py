@@ -33,6 +33,7 @@ import torch
 from . import metrics, sandbox
 from .codec import Scenario
 from .container import Container
+from .data import count_facts
 from .errors import BenchError, DatasetError, IsolationError, SkippedSample
 from .roles import read_recon, read_tensor, write_tensor
 
@@ -192,7 +193,8 @@ def view_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, weights: Path | None, limit: int | None,
              done: dict[tuple[str, int, str], dict[str, Any]], on_row: Any, progress: Any,
              keep: zipfile.ZipFile | None = None, only: set[int] | None = None,
-             given_bits: dict[tuple[str, int, str], bytes] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+             given_bits: dict[tuple[str, int, str], bytes] | None = None,
+             facts: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Code every sample in role processes; return (rows in the order of the in-process runner, complexity).
 
     `only`: the sample indices to code (`bench verify --reencode`); `given_bits`: decode these bitstreams instead
@@ -201,7 +203,7 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
     n = len(samples) if limit is None else min(limit, len(samples))
     stage = ctx.scratch / "samples"
     stage.mkdir()
-    entries, order = _stage(desc, samples, n, stage, done, image, only)
+    entries, order = _stage(desc, samples, n, stage, done, image, only, facts)
     groups = _groups(desc.scenario, entries)
     if given_bits is not None:
         _given(entries, desc.rate_points, stage, given_bits)
@@ -219,7 +221,7 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
 
 
 def _stage(desc: Description, samples: Any, n: int, stage: Path, done: dict, image: bool,
-           only: set[int] | None) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+           only: set[int] | None, facts: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
     """Every sample to code written once into the stage folder (one in memory at a time), with its content hashes;
     (entries still to code, (image, source) in the runner's order)."""
     scenario, points = desc.scenario, desc.rate_points
@@ -233,6 +235,8 @@ def _stage(desc: Description, samples: Any, n: int, stage: Path, done: dict, ima
         except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
             continue
         name = s.name or f"{idx:06d}"
+        if facts is not None:
+            count_facts(facts, s)
         sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [int(s.source)]
         x_rec = write_tensor(stage / f"{idx}.x", s.x)
         side_rec = write_tensor(stage / f"{idx}.side", s.side) if s.side is not None else None

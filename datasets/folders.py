@@ -91,8 +91,19 @@ class ImageFolder(Dataset):
                     raise
                 on_bad_file(self, path, exc, n)
                 continue
-            return Sample(x=x, side=None, source=0, name=path.stem)
+            return Sample(x=x, side=None, source=0, name=path.stem, facts=_facts(path))
         raise DatasetError(f"no readable image among the {n} of this split")
+
+
+def _facts(path: Path) -> dict[str, Any] | None:
+    """EXIF orientation applied on reading (the result counts such images); None when the header has none."""
+    from ._io import image_facts
+
+    try:
+        o = image_facts(path).get("exif_orientation", 1)
+    except Exception:  # noqa: BLE001 - the image was read already; its facts are a note, not a check
+        return None
+    return {"exif_orientation": o} if o not in (1, None) else None
 
 
 @register_dataset("images", description="a local folder of images (e.g. Kodak)", protocols=("images/full",),
@@ -161,7 +172,7 @@ class StereoFolder(Dataset):
         x, side = (left, right) if d == "left" else (right, left)
         if self.flip and torch.rand((), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i)) < 0.5:
             x, side = x.flip(-1), side.flip(-1)
-        return Sample(x=x, side=side, source=0, name=f"{lp.stem}_{d}", view=d)
+        return Sample(x=x, side=side, source=0, name=f"{lp.stem}_{d}", view=d, facts=_facts(lp if d == "left" else rp))
 
     def _load(self, pi: int, lp: Path, rp: Path) -> tuple[torch.Tensor, torch.Tensor]:
         if self.prepare is None:
