@@ -99,10 +99,16 @@ class FileSplit(torch.utils.data.Dataset):
     """A training or validation split the parent materialised (one raw file per tensor), with the flips of the
     original reader replayed per epoch and the attributes methods read (num_sources, sources, sigma2)."""
 
+    CACHE_BYTES = 512 << 20  # decoded tensors kept in memory (a bounded cache; the split itself stays on disk)
+
     def __init__(self, folder: Path, index: dict[str, Any]):
+        from collections import OrderedDict
+
         from .data import Sample
 
         self._Sample = Sample
+        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor | None]] = OrderedDict()
+        self._cached_bytes = 0
         self.folder = Path(folder)
         self.items = index["items"]
         self.augment = bool(index.get("augment"))
@@ -118,12 +124,26 @@ class FileSplit(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _tensors(self, i: int, it: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Item i's tensors, from the cache or read from their files (copies: a caller may change them)."""
+        hit = self._cache.get(i)
+        if hit is None:
+            x = read_tensor(self.folder, it["x"])
+            side = read_tensor(self.folder, it["side"]) if it.get("side") else None
+            size = x.nbytes + (side.nbytes if side is not None else 0)
+            if self._cached_bytes + size <= self.CACHE_BYTES:
+                self._cache[i] = hit = (x, side)
+                self._cached_bytes += size
+            else:
+                return x, side
+        x, side = hit
+        return x.clone(), None if side is None else side.clone()
+
     def __getitem__(self, i: int):
         if not -len(self.items) <= i < len(self.items):
             raise IndexError(i)
         it = self.items[i % len(self.items)]
-        x = read_tensor(self.folder, it["x"])
-        side = read_tensor(self.folder, it["side"]) if it.get("side") else None
+        x, side = self._tensors(i % len(self.items), it)
         if self.augment:
             from .data import flip_coin
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -497,7 +498,7 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
     threads = torch.get_num_threads()
     with se.scratch_folder(pdir, spec.method) as scratch:
         ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
-        if level == "sandbox":  # a zygote forks every role (benchmark/zygote.py): the imports are paid once
+        if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):  # a zygote forks every role (benchmark/zygote.py)
             from .sandbox import shared_zygote
 
             binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
@@ -551,6 +552,7 @@ def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[s
             keep = None
     if keep is not None:
         tmp_archive.replace(archive_path)
+    facts["roles_cpu_s"] = ctx.cost  # type: ignore[assignment]
     return _finish(spec, protocol, test, key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity,
                    partial, isolation=level, method_file=desc.file,
                    bitstreams=archive_path.name if keep is not None else None, facts=facts)
@@ -655,6 +657,7 @@ def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str
         "isolation": isolation,
         "input_facts": {"exif_rotated": int((facts or {}).get("exif_rotated", 0)),
                         "note": "test images turned upright by their EXIF orientation when read (coded upright)"},
+        "roles_cpu_s": (facts or {}).get("roles_cpu_s"),  # CPU seconds of each sandboxed role, as it reported them
         "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
         "estimate_check": _estimate_check(rows),
         "bitstreams": bitstreams,

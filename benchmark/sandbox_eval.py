@@ -96,6 +96,7 @@ class Context:
     threads: int | None = None
     device: str = "cpu"
     zygote: Any = None  # a sandbox.Zygote forking the roles (level "sandbox"), else one bubblewrap per role
+    cost: dict[str, float] = field(default_factory=dict)  # CPU seconds each role reported (result: `roles_cpu_s`)
 
     def new(self, name: str, weights: Path | None) -> sandbox.Role:
         return sandbox.new_role(self.scratch, name, {}, read_only=[weights] if weights else [], hide=self.hide,
@@ -105,8 +106,12 @@ class Context:
         role.request = {**self.base, "role": kind, "out": str(role.out), "in": str(role.folder / "in"),
                         "threads": self.threads, "device": self.device, **extra}
         if self.zygote is not None and self.zygote.serves(role):
-            return self.zygote.run(role)
-        return sandbox.launch(role, self.level)
+            resp = self.zygote.run(role)
+        else:
+            resp = sandbox.launch(role, self.level)
+        if isinstance(resp.get("cpu_s"), (int, float)):
+            self.cost[kind] = round(self.cost.get(kind, 0.0) + float(resp["cpu_s"]), 3)
+        return resp
 
 
 def hidden_paths(spec: Any, registry_datasets: Any) -> list[Path]:
