@@ -432,7 +432,6 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     from .sandbox import resolve_isolation
 
     check_budget(spec.budget)
-    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
     level = resolve_isolation(spec.isolation)
     if level != "none":
         return _run_isolated(spec, level, console)
@@ -444,6 +443,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     info, protocol = resolve(spec.dataset, spec.protocol)
     codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
     check_method_budget(codec, protocol, spec.budget)
+    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
     test = build_split(info, spec, protocol, "test")
     if len(test) == 0:
         raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
@@ -485,12 +485,35 @@ def _key(name: str, codec_variant: str | None, spec: RunSpec) -> tuple[str, str 
 def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
     """The same job with the method's code only in role processes (benchmark/sandbox_eval.py); this process
     never imports it."""
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    out_existed = Path(spec.out).exists()
+    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
+    try:
+        return _run_roles(spec, level, info, protocol, console)
+    except BenchError:
+        if not out_existed:  # a run refused before any work (e.g. a bad option) leaves no folders behind
+            _remove_empty_tree(Path(spec.out))
+        raise
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    for p in sorted((q for q in folder.rglob("*") if q.is_dir()), key=lambda q: len(q.parts), reverse=True):
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol, console=None) -> tuple[Path, dict[str, Any]]:
     import zipfile
 
     from . import sandbox_eval as se
     from .registry import DATASETS
 
-    info, protocol = resolve(spec.dataset, spec.protocol)
     pdir = protocol_dir(spec.out, protocol.name)
     data_opts = {**protocol.options, **spec.dataset_options}
     base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
