@@ -280,6 +280,9 @@ class Zygote:
         # what the child keeps of the zygote's view: its role folder, its read-only and writable folders; the
         # writable binds (scratch folder, training folders) are covered first
         keep = [(str(Path(p).resolve()), False) for p in role.read_only] + [(str(Path(p).resolve()), True) for p in role.writable]
+        # what every role reads and the child's private /tmp would cover: a checkout or a virtual environment
+        # under /tmp (a fresh clone, CI)
+        keep += [(p, False) for p in read_only_paths() if p.startswith("/tmp/")]
         role.request = {**role.request, "_sandbox": {"keep": keep, "hide": [str(b) for b, w in self.binds if w]}}
         (role.folder / "request.json").write_text(json.dumps(role.request), encoding="utf-8")
         (role.out / LOG).touch()
