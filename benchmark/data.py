@@ -41,6 +41,23 @@ def flip_coin(seed: int, epoch: int, index: int) -> bool:
     return bool(np.random.default_rng([seed & 0xFFFFFFFF, epoch, index]).random() < 0.5)
 
 
+def readable_samples(samples: Any, n: int, facts: dict[str, int] | None = None, only: set[int] | None = None):
+    """(index, name, sample) of the first `n` samples (those in `only`), skipping what --skip-bad leaves out
+    (counted by the dataset, never replaced) and tallying `facts`."""
+    from .errors import SkippedSample
+
+    for idx in range(n):
+        if only is not None and idx not in only:
+            continue
+        try:
+            s = samples[idx]
+        except SkippedSample:
+            continue
+        if facts is not None:
+            count_facts(facts, s)
+        yield idx, s.name or f"{idx:06d}", s
+
+
 @dataclass
 class Batch:
     x: torch.Tensor

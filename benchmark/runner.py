@@ -22,11 +22,11 @@ import torch
 from . import distributed, metrics
 from .budgets import method_budget
 from .codec import Codec, LearnedCodec, Scenario
-from .data import count_facts
+from .data import readable_samples
 from .container import Container
 from .environment import environment
 from .isolation import isolated_instances
-from .errors import BenchError, ConfigError, DatasetError, IsolationError, OutputError, SkippedSample, WeightsError
+from .errors import BenchError, ConfigError, DatasetError, IsolationError, OutputError, WeightsError
 from .progress import Reporter
 from .protocol import Protocol
 from .registry import DatasetInfo, get_dataset, get_method, get_protocol
@@ -222,14 +222,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     try:
         with Reporter(f"{codec.meta.name} on {protocol.name}", n * n_sources, enabled=progress, unit="images") as prog:
-            for idx in range(n):
-                try:
-                    sample = samples[idx]
-                except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
-                    continue
-                name = sample.name or f"{idx:06d}"
-                if facts is not None:
-                    count_facts(facts, sample)
+            for idx, name, sample in readable_samples(samples, n, facts):
                 sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
                 for source in sources:
                     todo = [p for p in points if (name, int(source), p) not in done]

@@ -33,8 +33,8 @@ import torch
 from . import metrics, sandbox
 from .codec import Scenario
 from .container import Container
-from .data import count_facts
-from .errors import BenchError, DatasetError, IsolationError, SkippedSample
+from .data import readable_samples
+from .errors import BenchError, DatasetError, IsolationError
 from .roles import read_recon, read_tensor, write_tensor
 
 
@@ -232,16 +232,7 @@ def _stage(desc: Description, samples: Any, n: int, stage: Path, done: dict, ima
     scenario, points = desc.scenario, desc.rate_points
     n_sources = int(getattr(samples, "num_sources", 1)) if scenario is Scenario.DISTRIBUTED else 1
     entries, order = [], []
-    for idx in range(n):
-        if only is not None and idx not in only:
-            continue
-        try:
-            s = samples[idx]
-        except SkippedSample:  # --skip-bad: left out and counted by the dataset, never replaced
-            continue
-        name = s.name or f"{idx:06d}"
-        if facts is not None:
-            count_facts(facts, s)
+    for idx, name, s in readable_samples(samples, n, facts, only):
         sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [int(s.source)]
         x_rec = write_tensor(stage / f"{idx}.x", s.x)
         side_rec = write_tensor(stage / f"{idx}.side", s.side) if s.side is not None else None
@@ -295,9 +286,7 @@ def _encode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
             e["enc"] = {}
             for p in e["todo"]:
                 rec = _point(it, p, e, "encode")
-                src = role.out / "bits" / Path(str(rec.get("file"))).name
-                if not src.is_file() or src.is_symlink():
-                    raise IsolationError(f"encode: bitstream file {rec.get('file')!r} missing")
+                src = _output(role, "bits", rec, "encode")
                 dst = stage / f"{e['k']}.{points.index(p)}.bin"
                 shutil.move(str(src), dst)
                 e["enc"][p] = {"path": dst, "encode_s": _num(rec.get("encode_s")), "estimate": _num(rec.get("estimate"))}
@@ -326,9 +315,7 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
             e["dec"] = {}
             for p in e["todo"]:
                 rec = _point(it, p, e, "decode")
-                path = role.out / "recon" / Path(str(rec.get("file"))).name
-                if not path.is_file() or path.is_symlink():
-                    raise IsolationError(f"decode: reconstruction file {rec.get('file')!r} missing")
+                path = _output(role, "recon", rec, "decode")
                 try:
                     recon = read_recon(path, tuple(e["shape"]), image)
                 except ValueError as exc:
@@ -400,6 +387,14 @@ def _item(e: dict[str, Any], *, x: bool, side: bool) -> dict[str, Any]:
     if side and e["side"] is not None:
         it["side"] = {**e["side"], "file": f"{e['idx']}.side"}
     return it
+
+
+def _output(role: sandbox.Role, sub: str, rec: dict[str, Any], kind: str) -> Path:
+    """The plain file a role names in its response, inside its own out/<sub> folder (never a link)."""
+    path = role.out / sub / Path(str(rec.get("file"))).name
+    if not path.is_file() or path.is_symlink():
+        raise IsolationError(f"{kind}: output file {rec.get('file')!r} missing")
+    return path
 
 
 def _point(it: dict[str, Any], p: str, e: dict[str, Any], role: str) -> dict[str, Any]:
