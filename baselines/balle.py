@@ -17,7 +17,7 @@ training loss are unchanged; only the coder's table is finer. The bytes are Comp
 (one container stream per string: y, then z) in the suite's container.
 
 ``RDCodec`` is the reusable base: a subclass says how to build a model and how to run it; the base
-handles budgets, training (benchmark.trainer), weights (benchmark.weights), padding, the container and the
+handles budgets, training (benchmark.training.trainer), weights (benchmark.training.weights), padding, the container and the
 likelihood estimate. ``baselines/joint.py`` builds the side-information variants on it."""
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
 
-from benchmark.budgets import MODEL_STAGE, MethodBudget, checked_table, method_budget
-from benchmark.codec import LearnedCodec, MethodMeta, Scenario
-from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index  # pad_to: also importable from here
-from benchmark.container import Container
-from benchmark.data import Batch
-from benchmark.determinism import one_thread
-from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
-from benchmark.options import Option, train_options
-from benchmark.registry import METHODS, register_method
-from benchmark.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
-from benchmark.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
+from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, checked_table, method_budget
+from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.coding import check_image_header, check_side_shape, pad_to, point_index  # pad_to: also importable from here
+from benchmark.contract.container import Container
+from benchmark.contract.data import Batch
+from benchmark.contract.determinism import one_thread
+from benchmark.errors import BitstreamError, ConfigError, WeightsError
+from benchmark.contract.options import Option, train_options
+from benchmark.contract.registry import METHODS, register_method
+from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
+from benchmark.training.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
 
 # CompressAI's MSE lambdas for quality 1..8.
 COMPRESSAI_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
@@ -50,7 +50,7 @@ _GUARD = b"\x00" * 256  # appended (not transmitted) so a damaged rANS stream ca
 # sized so that `bench run` trains five learned methods in about 7 minutes on 2 CPU cores.
 _SMALL_TRAIN = dict(batch_size=8, crop=64, lr=1e-3, aux_lr=1e-2, schedule="cosine", clip_grad=1.0,
                     val_samples=4, checkpoint_every=100, restore="last")
-# one MethodBudget per budget (benchmark/budgets.py): stage "model" (one model per λ, each trained alike); model:
+# one MethodBudget per budget (benchmark/contract/budgets.py): stage "model" (one model per λ, each trained alike); model:
 # N, M (None: the zoo's), lambdas, warm_start
 BUDGETS: dict[str, MethodBudget] = checked_table({
     "smoke": MethodBudget({MODEL_STAGE: TrainConfig(steps=150, **_SMALL_TRAIN)},
@@ -68,7 +68,7 @@ BUDGETS: dict[str, MethodBudget] = checked_table({
 
 _TRAIN_OPTIONS = ("steps", "batch_size", "crop", "lr", "aux_lr", "schedule", "val_every", "val_samples", "clip_grad",
                   "checkpoint_every", "hflip", "num_workers", "restore")
-# the options of the Ballé family, declared once (benchmark/options.py): checked and cast before __init__ runs
+# the options of the Ballé family, declared once (benchmark/contract/options.py): checked and cast before __init__ runs
 OPTIONS: tuple[Option, ...] = (
     Option("lambdas", list[float], None, "rate points: RD trade-offs λ (default: the budget's)", minimum=0,
            exclusive=True, unique_sorted=True),
@@ -297,7 +297,7 @@ class RDCodec(LearnedCodec):
         so they are computed once per process and copied (0.35 s per model saved)."""
         from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
-        from benchmark.weights import entropy_range_problem
+        from benchmark.training.weights import entropy_range_problem
 
         with torch.no_grad():
             for name, m in model.named_modules():
@@ -382,7 +382,7 @@ class RDCodec(LearnedCodec):
 
     def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
         idx, xp, sp = self._encoder_inputs(x, side, point)
-        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/determinism.py)
+        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/contract/determinism.py)
             streams = self.encode(self.models[idx], xp, sp)
         if len(streams) != self.n_streams:
             raise RuntimeError(f"{self.meta.name}: model produced {len(streams)} strings, expected {self.n_streams}")

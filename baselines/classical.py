@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from PIL import Image, features
 
-from benchmark.codec import Codec, MethodMeta, Scenario
-from benchmark.container import Container
+from benchmark.contract.codec import Codec, MethodMeta, Scenario
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError
-from benchmark.options import Option
-from benchmark.registry import register_method
+from benchmark.contract.options import Option
+from benchmark.contract.registry import register_method
 
 
 def _to_pil(x: torch.Tensor) -> Image.Image:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from benchmark.errors import WeightsError
-from benchmark.weights import check_tensors, sha256_file
+from benchmark.training.weights import check_tensors, sha256_file
 
 PREFIXES = ("compressai", "authors")
 

@@ -21,10 +21,10 @@ from compressai.models import ScaleHyperprior
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from benchmark.codec import MethodMeta, Scenario
-from benchmark.data import Batch
+from benchmark.contract.codec import MethodMeta, Scenario
+from benchmark.contract.data import Batch
 from benchmark.errors import TrainingError
-from benchmark.registry import register_method
+from benchmark.contract.registry import register_method
 
 from .balle import BUDGETS as _BALLE_BUDGETS
 from .balle import RDCodec

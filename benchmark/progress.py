@@ -67,7 +67,7 @@ def set_log_every(seconds: float | None) -> None:
     """Set the interval for this process and the worker processes it starts."""
     if seconds is not None:
         if not seconds > 0:
-            from .errors import ConfigError
+            from benchmark.errors import ConfigError
 
             raise ConfigError(f"--log-every must be a positive number of seconds, got {seconds}")
         os.environ["BENCH_LOG_EVERY"] = str(seconds)

@@ -36,8 +36,8 @@ _ORIENTATION = 0x0112  # EXIF Orientation: 1 = as stored, 2-8 = mirrored and/or 
 
 
 def _check_size(im: Image.Image, path: Path) -> None:
-    """The header's size against the pixel limit (benchmark.limits), before any pixel is decoded."""
-    from benchmark.limits import max_pixels
+    """The header's size against the pixel limit (benchmark.safety.limits), before any pixel is decoded."""
+    from benchmark.safety.limits import max_pixels
 
     w, h = im.size
     if w * h > max_pixels():

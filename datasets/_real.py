@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from benchmark.data import flip_coin, Sample
+from benchmark.contract.data import flip_coin, Sample
 from benchmark.errors import ConfigError, DatasetError, SkippedSample
 
 from ._io import header_problem, open_rgb, to_tensor, warn_skip

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmark.data import Sample, SplitReport
+from benchmark.contract.data import Sample, SplitReport
 from benchmark.errors import ConfigError, DatasetError, SkippedSample
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import list_images, require_dir, to_tensor, warn_skip
 from ._real import AugmentedSplit, UnreadableImage, check_protocol, check_split, choice, header_ok, read_rgb, \

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmark.data import Sample
+from benchmark.contract.data import Sample
 from benchmark.errors import DatasetError
-from benchmark.registry import register_dataset
+from benchmark.contract.registry import register_dataset
 
 from . import celeba, mnist
 from ._real import AugmentedSplit, check_protocol, check_split, choice, resolve_options

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.data import Sample, SplitReport
+from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError, DatasetError
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import drop_unreadable, list_images, load_rgb, on_bad_file, open_rgb, require_dir, to_tensor
 from .kitti import CROP as KITTI_CROP, SIZE as KITTI_SIZE, _crop_resize as kitti_crop_resize

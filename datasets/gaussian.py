@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.bounds import (  # noqa: F401  (the closed forms live in the core; old names stay importable here)
+from benchmark.results.bounds import (  # noqa: F401  (the closed forms live in the core; old names stay importable here)
     from_db,
     nosi_distortion,
     nosi_distortion_db,
@@ -25,10 +25,10 @@ from benchmark.bounds import (  # noqa: F401  (the closed forms live in the core
     wz_distortion_db,
     wz_rate,
 )
-from benchmark.data import Sample
+from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 DEFAULT_SIGMA2 = 0.1
 DEFAULT_BLOCK = 10_000

@@ -24,10 +24,10 @@ from typing import Any
 
 from PIL import Image
 
-from benchmark.data import SplitReport
+from benchmark.contract.data import SplitReport
 from benchmark.errors import DatasetError
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import require_dir
 from ._real import PairedImages, PairItem, check_protocol, check_split, choice, rel, resolve_options

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.data import Sample
+from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 TRAIN_ROWS, TRAIN_COLS, TILE, STRIDE = (0, 256), (0, 576), 128, 64
 VAL_TILES = [(0, 608), (128, 608)]

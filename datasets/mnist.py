@@ -28,10 +28,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from benchmark.data import Sample, SplitReport
+from benchmark.contract.data import Sample, SplitReport
 from benchmark.errors import ConfigError, DatasetError
-from benchmark.protocol import Protocol
-from benchmark.registry import register_dataset, register_protocol
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import require_dir
 from ._real import check_protocol, check_split, resolve_options

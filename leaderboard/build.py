@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmark.csvsafe import safe_cell, safe_row
+from benchmark.safety.csvsafe import safe_cell, safe_row
 from benchmark.errors import OutputError, ResultSchemaError
-from benchmark.safenames import safe_path
-from benchmark.results import (RESULT_KIND, atomic_write_text, load_untrusted, result_candidates, to_compressai_json,
-                               validate_result, write_json)
+from benchmark.safety.safenames import safe_path
+from benchmark.results.schema import RESULT_KIND, atomic_write_text, load_untrusted, validate_result, write_json
+from benchmark.results.files import result_candidates, to_compressai_json
 
 from . import sections
 from . import tables as tbl
@@ -124,7 +124,7 @@ def _link_problem(path: Path, folder: Path) -> str | None:
 def _result_problem(path: Path, result: dict[str, Any]) -> str | None:
     """What the leaderboard could not do with a valid result: a file name too long for its export, or a per-image
     CSV it cannot read (not a plain file of the result's folder, a link, binary, a cell of 200k characters...)."""
-    from benchmark.safenames import MAX_FILE_NAME_LEN, name_problem
+    from benchmark.safety.safenames import MAX_FILE_NAME_LEN, name_problem
 
     key = result["method"] + (f".{result['variant']}" if result.get("variant") else "")
     why = name_problem(f"{file_stem(result['protocol'])}__{key}-99.json", max_len=MAX_FILE_NAME_LEN)
@@ -210,7 +210,7 @@ class ProtocolInfo:
 
 def protocol_info(name: str) -> ProtocolInfo:
     try:
-        from benchmark.registry import get_protocol
+        from benchmark.contract.registry import get_protocol
 
         p = get_protocol(name)
     except Exception as exc:  # unknown protocol, or the registry cannot load: the leaderboard still builds
@@ -291,7 +291,7 @@ def choose_anchor(measured: list[Measured], info: ProtocolInfo) -> tuple[Measure
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    from benchmark.atomicio import atomic_write_bytes
+    from benchmark.safety.atomicio import atomic_write_bytes
 
     atomic_write_bytes(path, data)
 
@@ -407,7 +407,7 @@ def protocol_section(name: str, measured: list[Measured], curves: list[Curve], o
                   "as indicative, not as a measurement.", ""]
         lines += [f"{i + 1}. {r}" for i, r in enumerate(refs)] + [""]
         try:
-            from benchmark.registry import METHODS
+            from benchmark.contract.registry import METHODS
 
             registered = set(METHODS.names(None))
         except Exception:  # registry unavailable: no reported-vs-reproduced table
@@ -556,7 +556,7 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
     short-budget results too (each row still says why it would not be ranked). `figsize` (w, h inches) and `axes`
     (xmin, xmax, ymin, ymax) set every figure's size and limits. Returns the files written. Nothing written
     depends on the time or the machine, so a committed leaderboard can be compared with a rebuild."""
-    from benchmark.atomicio import link_problem, output_dir
+    from benchmark.safety.atomicio import link_problem, output_dir
 
     out_dir = output_dir(Path(out_dir), what="the leaderboard folder")  # never a link: `rs/leaderboard -> victim/`
     for sub in ("compressai",):

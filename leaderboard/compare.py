@@ -13,7 +13,7 @@ each curve is cleaned in two documented steps, and both steps are reported:
 2. **Monotonicity.** Bjøntegaard integrates log-rate as a function of quality (and quality as a function of
    log-rate), so each curve must be increasing in both. Sorted by rate, a point whose quality is not above
    every cheaper point's quality is dropped (it is dominated). The same cleaned points go to
-   `benchmark.bdrate` and, in the tests, to the `bjontegaard` package (`method="pchip"`).
+   `benchmark.results.bdrate` and, in the tests, to the `bjontegaard` package (`method="pchip"`).
 
 Overlap is the `bjontegaard` package's measure: the length of the common interval over the length of the
 union; below `MIN_OVERLAP` (0.75, the package's default) the number is flagged."""
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate
+from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate
 from benchmark.errors import BenchError, ResultSchemaError
-from benchmark.published_schema import (  # noqa: F401
+from benchmark.results.published import (  # noqa: F401
     COMPRESSAI_KIND,
     compressai_columns,
     is_compressai_json,
@@ -200,7 +200,7 @@ def load_curve_file(path: Path, protocol: str | None = None) -> RDCurve:
 
         return curve_from_published(validate_published(obj), str(path))
     if kind == "result":
-        from benchmark.results import validate_result
+        from benchmark.results.schema import validate_result
 
         return curve_from_result(validate_result(obj), source=str(path))
     raise BenchError(f"{path}: neither a result file, a published curve nor a CompressAI result JSON "
@@ -370,10 +370,10 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
 
 def _per_image_csv(result_path: Path, result: dict[str, Any]) -> list[dict[str, str]] | None:
     """The rows of the per-image CSV a result names (None: it names none, or the file is absent). The name must be
-    a plain file of the result's own folder, not a link; the file bounded, UTF-8 CSV (benchmark.untrusted).
+    a plain file of the result's own folder, not a link; the file bounded, UTF-8 CSV (benchmark.safety.untrusted).
     Failures raise ResultSchemaError naming the file."""
     from benchmark.errors import ResultSchemaError
-    from benchmark.untrusted import confined_file, load_csv_file
+    from benchmark.safety.untrusted import confined_file, load_csv_file
 
     name = result.get("per_image_csv")
     if not name:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.bdrate import bd_psnr
+from benchmark.results.bdrate import bd_psnr
 
 METHOD = "drasic"
 NA = "—"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.ranking import is_ranked
+from benchmark.results.ranking import is_ranked
 
 from .compare import RDCurve
 

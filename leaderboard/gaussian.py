@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.bounds import (
+from benchmark.results.bounds import (
     nosi_distortion_db,
     scalar_marginal_distortion_db,
     scalar_sw_distortion_db,
@@ -88,7 +88,7 @@ def _slug(s: str) -> str:
 def _save(fig: Any, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    from benchmark.atomicio import atomic_write_bytes
+    from benchmark.safety.atomicio import atomic_write_bytes
 
     atomic_write_bytes(path, buf.getvalue())
 

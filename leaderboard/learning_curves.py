@@ -1,14 +1,14 @@
 """Learning curves at equal training: a side-information codec against its separate twin, point by point.
 
 Reads only result files. A learning-curve point is a result with a ``learning_curve`` record (written by
-``benchmarks/learning_curve.py``: steps, the shared training options, the command that reproduces it). For each
+``perf/learning_curve.py``: steps, the shared training options, the command that reproduces it). For each
 protocol, each pair (side-information codec, its twin without side information) and each number of steps both
 reached, the section gives both codecs' points (bpp, PSNR, MS-SSIM per λ), the BD-rate and BD-PSNR of the
 side-information codec against its twin (PCHIP; "no overlap" when the PSNR ranges do not meet, then the PSNR
 difference at the twin's bpp where it can be read off), the BD-rate of each against the classical codecs
 measured on the same pairs, and for NDIC the share of the training rate term spent on the common
 information w (``bpp_w / (bpp_x + bpp_w)`` over the last training steps). These points are learning-curve
-points, never ranked (``benchmark.ranking.is_ranked``). A figure shows the RD points per steps and the
+points, never ranked (``benchmark.results.ranking.is_ranked``). A figure shows the RD points per steps and the
 BD-rate against steps."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
+from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 
 # side-information codec -> its twin trained and coded without the side view
 PAIRS = {"ndic_balle2018": "balle2018", "ndic_balle2017": "balle2017", "dsi_balle2018": "balle2018",

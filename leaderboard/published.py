@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ResultSchemaError
-from benchmark.published_schema import (  # noqa: F401  (the schema lives in the core)
+from benchmark.results.published import (  # noqa: F401  (the schema lives in the core)
     KIND,
     METRICS,
     PROVENANCES,
@@ -34,7 +34,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "published"
 
 
 def load_published_file(path: Path) -> dict[str, Any]:
-    from benchmark.results import load_untrusted
+    from benchmark.results.schema import load_untrusted
 
     return validate_published(load_untrusted(path))
 
@@ -58,7 +58,7 @@ def curve_files(dirs: Iterable[Path] | Path | None = None) -> list[Path]:
 def scan_published(dirs: Iterable[Path] | Path | None = None) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
     """Load every curve file (published-curve or CompressAI result JSON); return ([(path, curve)], [(path, why it
     was skipped)]) without raising."""
-    from benchmark.untrusted import load_json_file
+    from benchmark.safety.untrusted import load_json_file
 
     from .compare import is_compressai_json, published_from_compressai
 

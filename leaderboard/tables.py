@@ -5,7 +5,7 @@ The same frames give the Markdown tables (README), the sortable HTML tables (ind
 the CSV in a real browser. Raw numbers live in the frame; `fmt_cell` turns them into text for the page.
 
 Tables per protocol:
-- `ranked`: measured results that enter the ranking (`benchmark.ranking.is_ranked`: no training needed or the
+- `ranked`: measured results that enter the ranking (`benchmark.results.ranking.is_ranked`: no training needed or the
   method's paper budget, and the whole test split);
 - `unranked`: every other measured result (pipeline checks, learning-curve points, partial runs), with why;
 - `published`: published curves, never mixed with measured rows;
@@ -32,8 +32,8 @@ from .compare import (
 
 REPRODUCED_FLAG_DB = 0.3
 
-try:  # the ranking rule of the committed results tree (benchmark/ranking.py)
-    from benchmark.ranking import is_ranked
+try:  # the ranking rule of the committed results tree (benchmark/results/ranking.py)
+    from benchmark.results.ranking import is_ranked
 except ImportError:  # pragma: no cover - only while that module is not installed
     def is_ranked(result: dict[str, Any]) -> tuple[bool, str]:
         cov = result.get("coverage") or {}
@@ -96,7 +96,7 @@ def _complexity(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _at(points: Sequence[tuple[float, float]], target: float) -> float | None:
-    from benchmark.bdrate import quality_at_rate
+    from benchmark.results.bdrate import quality_at_rate
 
     if not points:
         return None
@@ -239,7 +239,7 @@ def suite_method(published_key: str) -> str:
 
 def _dataset_of(protocol: str) -> str:
     try:
-        from benchmark.registry import get_protocol
+        from benchmark.contract.registry import get_protocol
 
         return get_protocol(protocol).dataset
     except Exception:  # registry unavailable: the command still names the protocol
@@ -310,8 +310,8 @@ def fmt_cell(col: str, v: Any) -> str:
 
 
 def _isolation_text(result: dict[str, Any]) -> str:
-    """Where the method's code ran (benchmark/sandbox.py); results from before the sandbox say so."""
-    from benchmark.ranking import isolation
+    """Where the method's code ran (benchmark/evaluation/sandbox.py); results from before the sandbox say so."""
+    from benchmark.results.ranking import isolation
 
     level, recorded = isolation(result)
     return level if recorded else "none (before the sandbox)"

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from benchmark.codec import Codec, LearnedCodec, MethodMeta, Scenario
-from benchmark.container import Container
+from benchmark.contract.codec import Codec, LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError
-from benchmark.weights import load_into, load_weights, save_weights
+from benchmark.training.weights import load_into, load_weights, save_weights
 
 
 class _Memo:

@@ -18,15 +18,14 @@ import sys
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark.codec import Codec, LearnedCodec, MethodMeta, Scenario
-from benchmark.container import Container
+from benchmark.contract.codec import Codec, LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError
-from benchmark.registry import register_method
+from benchmark.contract.registry import register_method
 
 
 def q8(x: torch.Tensor) -> bytes:
@@ -235,7 +234,7 @@ class FitTestDataCheat(_Cheat, LearnedCodec):
         return self.memory.get(key)
 
     def fit(self, train, val, *, budget, device, workdir, seed=0):
-        from benchmark.registry import get_dataset
+        from benchmark.contract.registry import get_dataset
 
         test = get_dataset("middlebury_sample").factory(None, self.protocol, "test")
         for i in range(len(test)):
@@ -243,7 +242,7 @@ class FitTestDataCheat(_Cheat, LearnedCodec):
         return {"budget": budget, "steps": 0, "seed": seed}
 
     def save_weights(self, directory):
-        from benchmark.weights import save_weights
+        from benchmark.training.weights import save_weights
 
         keys = sorted(self.memory)
         tensors = {"views": torch.stack([self.memory[k] for k in keys]) if keys else torch.zeros(0)}
@@ -251,7 +250,7 @@ class FitTestDataCheat(_Cheat, LearnedCodec):
                             points=self.rate_points(), protocol="middlebury-sample/stereo", training={"budget": "quick"})
 
     def load_weights(self, directory):
-        from benchmark.weights import load_weights
+        from benchmark.training.weights import load_weights
 
         w = load_weights(Path(directory), method=self.meta.name)
         views = w.tensors["memo"]["views"] if isinstance(w.tensors["memo"], dict) else w.tensors["memo"]

@@ -14,8 +14,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.codec import LearnedCodec  # noqa: E402
-from benchmark.registry import get_method, get_protocol  # noqa: E402
+from benchmark.contract.codec import LearnedCodec  # noqa: E402
+from benchmark.contract.registry import get_method, get_protocol  # noqa: E402
 from tests.determinism_inputs import det_input  # noqa: E402
 
 

@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def spec(root: str, out: str):
-    from benchmark.runner import RunSpec
+    from benchmark.evaluation.setup import RunSpec
 
     return RunSpec(method="jpeg", dataset="images", root=Path(root), out=Path(out), progress=False,
                    method_options={"qualities": [10, 40, 70, 90]})
@@ -24,12 +24,13 @@ def spec(root: str, out: str):
 
 def main(argv: list[str]) -> int:
     root, out, fault = argv[0], argv[1], argv[2]
-    from benchmark import atomicio, runner
+    from benchmark.safety import atomicio
+    from benchmark.evaluation import inprocess, runner
     from benchmark.errors import BenchError
 
     if fault == "kill_eval":
         n = int(argv[3])
-        orig = runner._code_sample
+        orig = inprocess._code_sample
         seen: list[str] = []
 
         def code_sample(codec, sample, name, *a, **k):
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
                 os.kill(os.getpid(), signal.SIGKILL)
             return orig(codec, sample, name, *a, **k)
 
-        runner._code_sample = code_sample
+        inprocess._code_sample = code_sample
     elif fault == "kill_write":
         real_fdopen = os.fdopen
 

@@ -38,10 +38,10 @@ def guard(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from benchmark.container import Container
-    from benchmark.contract import contract_codec, contract_inputs
+    from benchmark.contract.container import Container
+    from benchmark.contract.conformance import contract_codec, contract_inputs
     from benchmark.errors import BitstreamError
-    from benchmark.registry import METHODS
+    from benchmark.contract.registry import METHODS
 
     names = argv or METHODS.names()  # imports every method module: before the limit on the address space
     base = _vm_size()
@@ -85,16 +85,16 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from benchmark.registry import METHODS
+    from benchmark.contract.registry import METHODS
 
     # every import before the limit on the address space: listing the methods imports every method module
     all_names = METHODS.names()
     names = argv[4:] or all_names
     import hypothesis  # noqa: F401
 
-    import benchmark.container
-    import benchmark.contract
-    import benchmark.limits  # noqa: F401
+    import benchmark.contract.container
+    import benchmark.contract.conformance
+    import benchmark.safety.limits  # noqa: F401
 
     # the limit is set after the imports (torch alone maps a few GB of virtual memory)
     base = _vm_size()
@@ -109,10 +109,10 @@ def fuzz_codec(name: str, examples: int, pixel_limit_n: int, timeout_s: float) -
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from benchmark.container import Container
-    from benchmark.contract import coded_sample, contract_inputs
+    from benchmark.contract.container import Container
+    from benchmark.contract.conformance import coded_sample, contract_inputs
     from benchmark.errors import BitstreamError
-    from benchmark.limits import pixel_limit
+    from benchmark.safety.limits import pixel_limit
 
     codec, valid, dec_side = coded_sample(name)
     x_shape = tuple(contract_inputs(type(codec))[0].shape)

@@ -4,7 +4,7 @@ headers announcing that shape with payloads that are not the image's (zeros, ran
 
     python -m tests.hostile_round2_worker header SIDE [NAME ...]
 
-SIDE: the pixel limit is SIDE x SIDE (set with benchmark.limits.pixel_limit, as --max-pixels does). Per codec and
+SIDE: the pixel limit is SIDE x SIDE (set with benchmark.safety.limits.pixel_limit, as --max-pixels does). Per codec and
 shape, one JSON record: honest decode time and peak RSS (None when the encoder cannot make that shape or the decoder
 refuses it), and per forged payload its time, peak RSS and outcome. Peak RSS is Linux's VmHWM, reset before each
 measurement (/proc/self/clear_refs)."""
@@ -68,9 +68,9 @@ def shapes_at_limit(x: torch.Tensor, side: int) -> list[tuple[int, ...]]:
 
 
 def measure(name: str, side: int, repeats: int = 3) -> list[dict[str, Any]]:
-    from benchmark.container import Container
-    from benchmark.contract import contract_codec, contract_inputs
-    from benchmark.limits import pixel_limit
+    from benchmark.contract.container import Container
+    from benchmark.contract.conformance import contract_codec, contract_inputs
+    from benchmark.safety.limits import pixel_limit
 
     torch.manual_seed(0)
     codec = contract_codec(name)

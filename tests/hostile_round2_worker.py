@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -22,9 +21,9 @@ def weights(mode: str, directory: str) -> dict:
 
     import torch
 
-    from benchmark.contract import contract_codec, contract_inputs
+    from benchmark.contract.conformance import contract_codec, contract_inputs
     from benchmark.errors import BenchError
-    from benchmark.weights import read_safetensors, write_safetensors
+    from benchmark.training.weights import read_safetensors, write_safetensors
 
     torch.set_num_threads(1)
     d = Path(directory)
@@ -69,7 +68,7 @@ def main(argv: list[str]) -> int:
     elif argv[0] == "header":
         import torch
 
-        from benchmark.registry import METHODS
+        from benchmark.contract.registry import METHODS
         from tests.hostile_round2_header import measure
 
         torch.set_num_threads(1)

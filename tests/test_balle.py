@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from baselines.balle import SCALE_LEVELS, pad_to
-from benchmark.container import Container
-from benchmark.data import Sample
+from benchmark.contract.container import Container
+from benchmark.contract.data import Sample
 from benchmark.errors import BitstreamError, ConfigError
-from benchmark.registry import get_method, get_protocol
+from benchmark.contract.registry import get_method, get_protocol
 
 PROTO = get_protocol("middlebury-sample/stereo")
 ALL = ("balle2017", "balle2018", "mbt2018_mean", "dsi_balle2018", "joint_balle2018")
@@ -107,7 +107,7 @@ def test_estimate_is_the_bits_of_the_full_forward_pass(name):
 def test_bytes_are_within_2_percent_of_the_estimate_on_a_trained_codec(tmp_path):
     """A whole codec trained briefly on the Middlebury tiles, coding the four test crops at > 0.1 bpp: the rANS
     payload costs at most 2 % more than the likelihood estimate (and never less than it, minus rounding)."""
-    from benchmark.registry import get_dataset
+    from benchmark.contract.registry import get_dataset
 
     factory = get_dataset("middlebury_sample").factory
     c = _codec("balle2018", lambdas=[0.0483], N=32, M=48, steps=120, batch_size=8, crop=64, val_every=1000,
@@ -220,7 +220,7 @@ def test_rate_falls_as_lambda_falls(tmp_path):
 def test_weights_trained_for_another_metric_are_refused(tmp_path):
     """A run asking for the MS-SSIM loss must not silently reuse MSE-trained weights (the runner then retrains)."""
     from benchmark.errors import WeightsError
-    from benchmark.registry import get_method, get_protocol
+    from benchmark.contract.registry import get_method, get_protocol
 
     proto = get_protocol("middlebury-sample/stereo")
     cls = get_method("balle2018")

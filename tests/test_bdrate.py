@@ -2,7 +2,7 @@ import bjontegaard as bj
 import numpy as np
 import pytest
 
-from benchmark.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
+from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 
 RA = [0.1, 0.2, 0.4, 0.8, 1.2]
 PA = [28.0, 31.0, 34.0, 37.0, 38.5]

@@ -1,16 +1,16 @@
-"""One budget table shape for every method (benchmark/budgets.py): {budget name: MethodBudget}, read through
+"""One budget table shape for every method (benchmark/contract/budgets.py): {budget name: MethodBudget}, read through
 `Codec.budget_table(protocol)` by `bench list methods -v`, the runner and these tests."""
 import pytest
 from typer.testing import CliRunner
 
-from benchmark.budgets import (BUDGETS, MODEL_STAGE, MethodBudget, TrainConfig, checked_table, method_budget,
+from benchmark.contract.budgets import (BUDGETS, MODEL_STAGE, MethodBudget, TrainConfig, checked_table, method_budget,
                                resolve_budget)
-from benchmark.cli import app
-from benchmark.codec import LearnedCodec
+from cli.main import app
+from benchmark.contract.codec import LearnedCodec
 from benchmark.errors import ConfigError
-from benchmark.options import BUDGET_NAMES
-from benchmark.registry import METHODS, PROTOCOLS, get_method, get_protocol
-from benchmark.runner import check_method_budget
+from benchmark.contract.options import BUDGET_NAMES
+from benchmark.contract.registry import METHODS, PROTOCOLS, get_method, get_protocol
+from benchmark.evaluation.setup import check_method_budget
 
 METHOD_NAMES = METHODS.names()
 # budgets may differ per protocol (NDIC's epoch, Neural DSC's tables): every registered protocol and the default

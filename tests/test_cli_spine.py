@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmark.cli import app
-from benchmark.container import Container
+from cli.main import app
 from tests.helpers import write_images
 
 runner = CliRunner(env={"COLUMNS": "250"})

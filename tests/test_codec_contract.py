@@ -1,19 +1,19 @@
 """Every registered codec: real bytes, encoder independence from the side view, exact decode, bad bytes refused.
 
-The inputs and instances are `benchmark.contract`'s (codecs may set `test_options` and `test_protocol`)."""
+The inputs and instances are `benchmark.contract.conformance`'s (codecs may set `test_options` and `test_protocol`)."""
 import hashlib
 
 import numpy as np
 import pytest
 import torch
 
-from benchmark.codec import LearnedCodec, Scenario
-from benchmark.container import Container
-from benchmark.contract import contract_codec, contract_inputs
-from benchmark.data import Sample
+from benchmark.contract.codec import LearnedCodec, Scenario
+from benchmark.contract.container import Container
+from benchmark.contract.conformance import contract_codec, contract_inputs
+from benchmark.contract.data import Sample
 from benchmark.errors import BitstreamError
-from benchmark.registry import METHODS, get_protocol
-from benchmark.runner import evaluate
+from benchmark.contract.registry import METHODS, get_protocol
+from benchmark.evaluation.inprocess import evaluate
 from tests.cheaters import FitMemo, SideViewMemo
 
 ALL = METHODS.names()
@@ -21,7 +21,7 @@ ALL = METHODS.names()
 
 def _embedded_train(protocol, options=None, n: int = 4):
     """A few training samples of the protocol's embedded data set (the side views `fit` is handed)."""
-    from benchmark.registry import DATASETS
+    from benchmark.contract.registry import DATASETS
 
     info = next((i for _, i in DATASETS.items() if i.embedded and protocol.name in i.protocols), None)
     assert info is not None, f"protocol {protocol.name} has no embedded data set for the contract test"
@@ -153,7 +153,7 @@ def test_cheating_codecs_are_caught(cheater, channel, tmp_path):
 @pytest.mark.parametrize("name", ALL)
 def test_metrics_are_taken_on_the_decoded_bytes(name):
     """Every row's bytes, sha256, bpp and MSE match what decoding the codec's own bytes gives, with the expected
-    values computed here independently of benchmark.metrics (integer 8-bit code values in numpy)."""
+    values computed here independently of benchmark.results.metrics (integer 8-bit code values in numpy)."""
     codec = contract_codec(name)
     x, side, _ = contract_inputs(type(codec))
     proto = codec.protocol

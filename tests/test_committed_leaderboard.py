@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.results import result_candidates
+from benchmark.results.files import result_candidates
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "docs" / "leaderboard"
@@ -69,7 +69,7 @@ def test_committed_leaderboard_is_what_bench_leaderboard_regenerates(rebuilt):
 
 
 def test_every_committed_result_passes_bench_submit():
-    from benchmark.submit import check_result
+    from benchmark.results.submit import check_result
 
     tracked = set(_tracked(TREE))
     files = [p for p in result_candidates(TREE) if p in tracked] if TREE.is_dir() else []

@@ -10,7 +10,8 @@ import warnings
 import pytest
 from typer.testing import CliRunner
 
-from benchmark.results import to_compressai_json, write_json
+from benchmark.results.schema import write_json
+from benchmark.results.files import to_compressai_json
 from leaderboard.build import build
 from leaderboard.compare import (bd, clean, curve_from_compressai, curve_from_published, load_curve_file,
                                  merge_published)
@@ -62,7 +63,7 @@ def test_bd_matches_bjontegaard_package_on_the_same_points(ndic_vs_balle):
 
 
 def test_bench_compare_and_leaderboard_show_the_same_number(tmp_path, ndic_vs_balle, monkeypatch):
-    from benchmark.cli import app
+    from cli.main import app
 
     monkeypatch.chdir(tmp_path)
     res = ndic_vs_balle[2]
@@ -85,7 +86,7 @@ def test_bench_compare_and_leaderboard_show_the_same_number(tmp_path, ndic_vs_ba
 
 
 def test_compare_names_unknown_curve_clearly(tmp_path, monkeypatch):
-    from benchmark.cli import app
+    from cli.main import app
 
     monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(app, ["compare", "no such codec", BALLE, "--protocol", KITTI])
@@ -188,7 +189,7 @@ def test_bootstrap_ci_and_seed_spread(tmp_path):
 def test_bench_validate_reads_our_compressai_export(tmp_path):
     from typer.testing import CliRunner
 
-    from benchmark.cli import app
+    from cli.main import app
 
     path = tmp_path / "export.json"
     write_json(path, to_compressai_json(make_result("jpeg", ANCHOR)))

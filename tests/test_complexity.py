@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.complexity import count_macs, measure, parameters
-from benchmark.data import Sample
+from benchmark.evaluation.complexity import count_macs, measure, parameters
+from benchmark.contract.data import Sample
 
 
 def test_count_macs_conv_deconv_linear():
@@ -24,7 +24,7 @@ def test_count_macs_conv_deconv_linear():
 
 
 def test_learned_codec_complexity_and_classical_has_none():
-    from benchmark.registry import get_method
+    from benchmark.contract.registry import get_method
 
     balle = get_method("balle2018")(**get_method("balle2018").test_options)
     s = Sample(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)))
@@ -40,8 +40,8 @@ def test_learned_codec_complexity_and_classical_has_none():
 
 
 def test_of_run_record_as_the_runner_writes_it():
-    from benchmark.complexity import of_run
-    from benchmark.registry import get_method, get_protocol
+    from benchmark.evaluation.complexity import of_run
+    from benchmark.contract.registry import get_method, get_protocol
 
     proto = get_protocol("middlebury-sample/stereo")
     x = torch.rand(3, 32, 48, generator=torch.Generator().manual_seed(1))

@@ -1,4 +1,4 @@
-"""A result JSON against its per-image CSV (benchmark/consistency.py): the four hand-edits of issue 23 are refused by
+"""A result JSON against its per-image CSV (benchmark/results/consistency.py): the four hand-edits of issue 23 are refused by
 `bench validate` and `bench submit --check` naming the field, hostile CSVs give problems (never a traceback), and
 every committed result under measured/ agrees with its CSV."""
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import metrics
-from benchmark.cli import app
-from benchmark.consistency import CSV_FIELDS, check_consistency
-from benchmark.results import RESULT_KIND, result_candidates, validate_file, validate_result, write_json
+from benchmark.results import metrics
+from cli.main import app
+from benchmark.results.consistency import CSV_FIELDS, check_consistency
+from benchmark.results.schema import RESULT_KIND, validate_result, write_json
+from benchmark.results.files import result_candidates, validate_file
 
 cli = CliRunner(env={"COLUMNS": "400"})
 ROOT = Path(__file__).resolve().parent.parent
@@ -290,7 +291,7 @@ def test_hostile_csv_is_a_problem_not_a_crash(tmp_path, attack):
 
 
 def test_published_curves_and_compressai_exports_need_no_csv(tmp_path):
-    from benchmark.results import to_compressai_json
+    from benchmark.results.files import to_compressai_json
     from tests.test_leaderboard import ANCHOR, make_result, published
 
     export = tmp_path / "export.json"

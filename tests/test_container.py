@@ -1,6 +1,6 @@
 import pytest
 
-from benchmark.container import Container, MAGIC
+from benchmark.contract.container import Container, MAGIC
 from benchmark.errors import BitstreamError
 
 
@@ -47,8 +47,8 @@ def _crc32(data: bytes) -> int:
 
 
 def test_method_tag_is_16_bits_of_crc32_and_tells_every_registered_method_apart():
-    from benchmark.container import method_tag
-    from benchmark.registry import METHODS
+    from benchmark.contract.container import method_tag
+    from benchmark.contract.registry import METHODS
 
     assert _crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
     data = Container("balle2018", 0, (3, 8, 8), [b"x"]).to_bytes()

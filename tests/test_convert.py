@@ -9,9 +9,9 @@ import torch
 from typer.testing import CliRunner
 
 from baselines.convert import foreign_spec, load_checkpoint
-from benchmark.cli import app
+from cli.main import app
 from benchmark.errors import WeightsError
-from benchmark.registry import METHODS
+from benchmark.contract.registry import METHODS
 
 runner = CliRunner(env={"COLUMNS": "250"})
 ZOO_CLASSES = ("FactorizedPrior", "ScaleHyperprior", "MeanScaleHyperprior")

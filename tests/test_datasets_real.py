@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from benchmark.errors import ConfigError, DatasetError
-from benchmark.registry import get_dataset, get_protocol
+from benchmark.contract.registry import get_dataset, get_protocol
 from fixtures_real import (celeba_colors, cityscapes_color, cityscapes_name, idx_bytes, kitti_color, make_celeba_tree,
                            make_cityscapes_tree, make_kitti_tree, make_mnist_tree)
 
@@ -371,7 +371,7 @@ def test_bench_run_jpeg_on_kitti_fixture(tmp_path):
 
     from typer.testing import CliRunner
 
-    from benchmark.cli import app
+    from cli.main import app
 
     root = make_kitti_tree(tmp_path / "kitti", scenes_2012=1, scenes_2015=1)
     out = tmp_path / "out"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.codec import LearnedCodec
-from benchmark.registry import METHODS, get_protocol
+from benchmark.contract.codec import LearnedCodec
+from benchmark.contract.registry import METHODS, get_protocol
 from tests.determinism_inputs import det_input
 
 LEARNED = [n for n in METHODS.names() if issubclass(METHODS.get(n), LearnedCodec)]
@@ -109,8 +109,9 @@ def test_jobs_1_and_jobs_2_write_identical_result_files(tmp_path):
     import csv
     import shutil
 
-    from benchmark.cli import _run_parallel
-    from benchmark.runner import RunSpec, protocol_dir, run
+    from cli.main import _run_parallel
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec, protocol_dir
 
     tiny = {"N": 8, "M": 8, "lambdas": "0.0035,0.0483", "steps": 2, "batch_size": 2, "crop": 64}
     methods = {"balle2018": tiny, "ndic_balle2017": tiny, "jpeg": {}}

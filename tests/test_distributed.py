@@ -1,6 +1,6 @@
 """Data-parallel training with 2 gloo processes on CPU (torchrun), against a 1-process run of the same global batch.
 
-The trainer wraps the model and its loss closure in torch's DistributedDataParallel (benchmark/distributed.py); the
+The trainer wraps the model and its loss closure in torch's DistributedDataParallel (benchmark/training/distributed.py); the
 child counts the wrapper's forward calls, and the training info names the wrapper, so the test fails if the ranks
 trained any other way. The model has a CompressAI EntropyBottleneck: its density enters the main loss (the rate of
 the continuous latent, deterministic: no quantisation noise, so the two runs can be compared step by step) and its
@@ -42,12 +42,12 @@ CHILD = textwrap.dedent(
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(1)
-    from benchmark import distributed
+    from benchmark.training import distributed
     from compressai.entropy_models import EntropyBottleneck
     from torch.nn.parallel import DistributedDataParallel
-    from benchmark.data import Sample
-    from benchmark.trainer import TrainConfig, train
-    from benchmark.weights import state_dict_sha256
+    from benchmark.contract.data import Sample
+    from benchmark.training.trainer import TrainConfig, train
+    from benchmark.training.weights import state_dict_sha256
 
     ddp_forwards = []
     real_forward = DistributedDataParallel.forward

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.codec import Scenario
-from benchmark.container import Container
-from benchmark.data import Batch, Sample
+from benchmark.contract.codec import Scenario
+from benchmark.contract.container import Container
+from benchmark.contract.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.registry import get_dataset, get_method, get_protocol
-from benchmark.runner import RunSpec, make_codec, run
+from benchmark.contract.registry import get_dataset, get_method, get_protocol
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec, make_codec
 from fixtures_real import make_mnist_tree
 from methods.drasic.model import CODE_CHANNELS, binarize
 

@@ -1,14 +1,14 @@
 """The likelihood estimate taken from the encoder's own pass (Codec.compress_with_estimate) is the same number
 `estimate_bits` computes with a second analysis pass, and the bytes are those of `compress`; evaluate() reports
-it unchanged. (Speed itself: benchmarks/eval_overhead.py, run by hand.)"""
+it unchanged. (Speed itself: perf/eval_overhead.py, run by hand.)"""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from baselines.balle import _ZooCodec
-from benchmark.registry import METHODS, get_method, get_protocol
-from benchmark.runner import evaluate
+from benchmark.contract.registry import METHODS, get_method, get_protocol
+from benchmark.evaluation.inprocess import evaluate
 
 ZOO = sorted(n for n in METHODS.names() if issubclass(get_method(n), _ZooCodec))  # balle2017, balle2018, mbt2018_mean
 
@@ -35,7 +35,7 @@ def test_estimate_from_the_encoder_pass_is_exact(name):
 
 
 def test_evaluate_reports_the_encoder_estimate():
-    from benchmark.data import Sample
+    from benchmark.contract.data import Sample
 
     c = _codec("balle2018")
     g = torch.Generator().manual_seed(2)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.atomicio import atomic_write_text
+from benchmark.safety.atomicio import atomic_write_text
 from benchmark.errors import OutputError
-from benchmark.results import load_result, result_candidates
+from benchmark.results.schema import load_result
+from benchmark.results.files import result_candidates
 from tests.helpers import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ def images(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(images, tmp_path_factory):
     """The uninterrupted run (in this process: the same code and options as the worker's)."""
-    from benchmark.runner import run
+    from benchmark.evaluation.runner import run
     from tests.fault_run_worker import spec
 
     out = tmp_path_factory.mktemp("ref")
@@ -91,8 +92,8 @@ def test_fault_sigkill_during_the_final_write_leaves_no_half_file(images, refere
 
 
 def test_fault_disk_full_is_a_clear_error_naming_the_folder(images, tmp_path, monkeypatch):
-    from benchmark import atomicio
-    from benchmark.runner import run
+    from benchmark.safety import atomicio
+    from benchmark.evaluation.runner import run
     from tests.fault_run_worker import spec
 
     def full(fd):
@@ -124,8 +125,9 @@ def test_fault_atomic_write_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 def test_fault_read_only_output_folder(images, tmp_path, monkeypatch):
     """Read-only --out: a clear OutputError naming the folder (root ignores permission bits, so there the
     file system's refusal is simulated at the one place that creates files)."""
-    from benchmark import atomicio
-    from benchmark.runner import RunSpec, run
+    from benchmark.safety import atomicio
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec
 
     out = tmp_path / "ro"
     (out / "images" / "full").mkdir(parents=True)
@@ -134,7 +136,7 @@ def test_fault_read_only_output_folder(images, tmp_path, monkeypatch):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(out / "images" / "full"))
 
         monkeypatch.setattr(atomicio.tempfile, "mkstemp", refuse)
-        monkeypatch.setattr("benchmark.runner.open", refuse, raising=False)
+        monkeypatch.setattr("benchmark.evaluation.runner.open", refuse, raising=False)
     else:
         for d in (out, out / "images", out / "images" / "full"):
             d.chmod(0o555)
@@ -160,7 +162,8 @@ def test_fault_two_runs_writing_the_same_result_at_once(images, reference, tmp_p
 
 def test_fault_files_respect_the_umask(images, tmp_path):
     """Results, CSVs and the leaderboard get 0666 minus the umask (0644 under 022), not mkstemp's 0600."""
-    from benchmark.runner import RunSpec, run
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec
     from leaderboard.build import build
 
     old = os.umask(0o022)

@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from benchmark.errors import ConfigError, DatasetError
-from benchmark.registry import get_dataset, get_protocol
+from benchmark.contract.registry import get_dataset, get_protocol
 from datasets.middlebury import MiddleburySample, TEST_CROPS, TEST_SIZE, TILE
 from tests.helpers import write_images, write_stereo
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.registry import METHODS
+from benchmark.contract.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = 50  # hypothesis examples per codec (arbitrary bytes, arbitrary headers, mutated valid streams)

@@ -13,11 +13,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.container import Container
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ResultSchemaError, WeightsError
-from benchmark.results import validate_file
-from benchmark.runner import RunSpec, run
-from benchmark.weights import load_weights, save_weights
+from benchmark.results.files import validate_file
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
+from benchmark.training.weights import load_weights, save_weights
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
 N_FAST = 1000  # examples per target whose check takes microseconds
@@ -155,7 +156,7 @@ def test_fuzz_published_validator_raises_only_result_schema_error(tmp_path):
 
 def test_fuzz_validators_on_objects(valid_result):
     """The validators called on in-memory objects (as the leaderboard does after parsing)."""
-    from benchmark.results import validate_result
+    from benchmark.results.schema import validate_result
     from leaderboard.published import validate_published
 
     tried = []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmark.errors import ConfigError
-from benchmark.registry import get_protocol
+from benchmark.contract.registry import get_protocol
 from datasets.gaussian import (GaussianBlocks, draw_pairs, from_db, gaussian, nosi_distortion, nosi_distortion_db,
                                nosi_rate, to_db, wz_distortion, wz_distortion_db, wz_rate)
 from methods.layered_wz.scalar_reference import (conditional_code_length, mmse_reconstruct, quantize, scalar_sw_distortion,
@@ -90,7 +90,7 @@ def test_scalar_reference_matches_monte_carlo():
 def test_marginal_scalar_reference_matches_monte_carlo_and_sits_above_the_slepian_wolf_one():
     """H(Q) and the MSE of E[X|Q,Y] of one quantizer equal their empirical values; the sign quantizer is 1 bit;
     coding without the side information costs rate at every rate (H(Q) ≥ H(Q|Y))."""
-    from benchmark.bounds import marginal_pmf, scalar_marginal_distortion_db, scalar_marginal_point
+    from benchmark.results.bounds import marginal_pmf, scalar_marginal_distortion_db, scalar_marginal_point
 
     s2, delta = 0.1, 0.7
     for offset in (0.0, delta / 2):
@@ -233,7 +233,7 @@ def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambda
 
 def test_leaderboard_checklist_marginal_rows_use_the_marginal_scalar_reference():
     """Marginal-prior coders are compared through their gaps to SQ-marg (rate H(Q)), not to SQ + ideal SW."""
-    from benchmark.bounds import scalar_marginal_distortion_db
+    from benchmark.results.bounds import scalar_marginal_distortion_db
     from leaderboard.gaussian import checklist
 
     def res(config, pts):

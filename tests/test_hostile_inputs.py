@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from benchmark.cli import app
-from benchmark.container import Container
+from cli.main import app
+from benchmark.contract.container import Container
 from benchmark.errors import (
     BitstreamError,
     ConfigError,
@@ -27,8 +27,10 @@ from benchmark.errors import (
     SkippedSample,
     WeightsError,
 )
-from benchmark.results import validate_file, validate_result
-from benchmark.runner import RunSpec, run
+from benchmark.results.schema import validate_result
+from benchmark.results.files import validate_file
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 from tests.helpers import write_images
 
 cli = CliRunner()
@@ -75,7 +77,7 @@ def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path):
 
 
 def test_writers_refuse_unsafe_names(tmp_path):
-    from benchmark.safenames import safe_path
+    from benchmark.safety.safenames import safe_path
     from leaderboard.build import _inline
 
     with pytest.raises(OutputError, match="not a safe name"):
@@ -87,8 +89,8 @@ def test_writers_refuse_unsafe_names(tmp_path):
 
 def test_variant_that_escapes_out_is_a_config_error(tmp_path):
     """The runner's result key (file names under --out) is checked whatever a codec or dataset calls its variant."""
-    from benchmark.registry import get_method
-    from benchmark.runner import result_key
+    from benchmark.contract.registry import get_method
+    from benchmark.evaluation.setup import result_key
 
     spec = RunSpec(method="jpeg", dataset="images", out=tmp_path, dataset_options={"variant": "../../up"})
     with pytest.raises(ConfigError, match="not a safe name"):
@@ -147,10 +149,10 @@ def test_sixteen_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
 
 
 def test_lossless_image_gives_a_finite_psnr_and_a_count():
-    from benchmark.codec import Scenario
-    from benchmark.metrics import PSNR_MAX_8BIT
-    from benchmark.registry import get_protocol
-    from benchmark.runner import aggregate, measure
+    from benchmark.contract.codec import Scenario
+    from benchmark.results.metrics import PSNR_MAX_8BIT
+    from benchmark.contract.registry import get_protocol
+    from benchmark.evaluation.rows import aggregate, measure
 
     proto = get_protocol("images/full")
     x = torch.rand(3, 16, 16)
@@ -169,7 +171,7 @@ def test_lossless_image_gives_a_finite_psnr_and_a_count():
 def test_jpeg_payload_whose_channels_differ_from_the_header(claimed, payload_mode):
     import io
 
-    from benchmark.registry import get_method
+    from benchmark.contract.registry import get_method
 
     buf = io.BytesIO()
     Image.new(payload_mode, (16, 16), 128).save(buf, format="JPEG")
@@ -224,9 +226,9 @@ def test_short_input_is_truncated_not_bad_magic():
 
 # ---------------------------------------------------------------- 4. a run that cannot continue
 def test_half_written_partial_csv_tail_is_dropped_and_recoded(tmp_path):
-    from benchmark.data import Sample
-    from benchmark.registry import get_method, get_protocol
-    from benchmark.runner import evaluate
+    from benchmark.contract.data import Sample
+    from benchmark.contract.registry import get_method, get_protocol
+    from benchmark.evaluation.inprocess import evaluate
 
     proto = get_protocol("images/full")
     codec = get_method("jpeg")(protocol=proto, qualities=[30, 80])
@@ -275,7 +277,7 @@ def test_bad_files_are_reported_and_skipped_by_validate_and_leaderboard(good, tm
 
 @pytest.mark.parametrize("version", ["abc", None, 1.5, True, -3])
 def test_manifest_format_version_must_be_an_integer(tmp_path, version):
-    from benchmark.weights import load_weights, save_weights
+    from benchmark.training.weights import load_weights, save_weights
 
     save_weights(tmp_path, method="toy", models={"a": {"w": torch.zeros(2)}})
     m = json.loads((tmp_path / "manifest.json").read_text())
@@ -287,7 +289,7 @@ def test_manifest_format_version_must_be_an_integer(tmp_path, version):
 
 # ---------------------------------------------------------------- 6. smaller
 def test_identical_weights_hash_identically(tmp_path):
-    from benchmark.weights import write_safetensors
+    from benchmark.training.weights import write_safetensors
 
     tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(4, dtype=torch.int64)}
     meta = {f"k{i}": str(i) for i in range(12)}  # many entries: a hash map would order them differently
@@ -297,7 +299,7 @@ def test_identical_weights_hash_identically(tmp_path):
 
 
 def test_crop_not_a_multiple_of_the_stride_is_a_config_error_at_start():
-    from benchmark.registry import get_method
+    from benchmark.contract.registry import get_method
 
     with pytest.raises(ConfigError, match="crop=96 must be a positive multiple of the model's stride 64"):
         get_method("balle2018")(crop=96)

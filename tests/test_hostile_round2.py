@@ -67,7 +67,7 @@ import shutil  # noqa: E402
 
 from typer.testing import CliRunner  # noqa: E402
 
-from benchmark.cli import app  # noqa: E402
+from cli.main import app  # noqa: E402
 from tests.test_results_schema import good  # noqa: E402,F401 - the valid result fixture (a jpeg run), shared
 
 cli = CliRunner()
@@ -180,8 +180,8 @@ def _is_number(text: str) -> bool:
 
 def test_validate_refuses_names_the_leaderboard_could_not_write(good, tmp_path):
     from benchmark.errors import ResultSchemaError
-    from benchmark.results import validate_result
-    from benchmark.safenames import MAX_LEN, MAX_PROTOCOL_LEN, key_problem, name_problem, safe_path
+    from benchmark.results.schema import validate_result
+    from benchmark.safety.safenames import MAX_LEN, MAX_PROTOCOL_LEN, key_problem, name_problem, safe_path
 
     obj = copy.deepcopy(good[1])
     for field, value in (("method", "m" * 128), ("variant", "v" * (MAX_LEN + 1)), ("protocol", "p/" * 48 + "q")):
@@ -217,7 +217,7 @@ def test_leaderboard_never_writes_through_a_symlinked_out(good, tmp_path):
 
 
 def test_atomic_writes_refuse_a_symlinked_folder_and_explain_an_uncreatable_out(tmp_path):
-    from benchmark.atomicio import atomic_write_text, output_dir
+    from benchmark.safety.atomicio import atomic_write_text, output_dir
     from benchmark.errors import OutputError
 
     victim = tmp_path / "victim"
@@ -239,7 +239,7 @@ def test_atomic_writes_refuse_a_symlinked_folder_and_explain_an_uncreatable_out(
 
 
 def test_formula_cells_are_neutralised_numbers_untouched():
-    from benchmark.csvsafe import safe_cell, safe_row
+    from benchmark.safety.csvsafe import safe_cell, safe_row
 
     assert safe_cell(INJECTION) == "'" + INJECTION
     assert safe_cell('=HYPERLINK("http://x","y")') == "'=HYPERLINK(\"http://x\",\"y\")"
@@ -325,7 +325,7 @@ def test_alpha_is_dropped_only_when_fully_opaque(tmp_path):
 
 
 def test_libjpeg_size_limit_is_named():
-    from benchmark.registry import get_method
+    from benchmark.contract.registry import get_method
 
     with pytest.raises(ConfigError, match=r"70000x1 image: libjpeg .* at most 65500 pixels per side"):
         get_method("jpeg")(qualities=[50]).compress(torch.rand(3, 1, 70000), point="q=50")
@@ -342,7 +342,7 @@ def test_libjpeg_size_limit_is_named():
     ("scalar_sw", {"rates": [1.0, 1.0]}, r"duplicate values 1\.0"),
 ])
 def test_rate_points_are_finite_and_distinct(method, options, message):
-    from benchmark.registry import get_method
+    from benchmark.contract.registry import get_method
 
     with pytest.raises(ConfigError, match=message):
         get_method(method)(**options)
@@ -362,12 +362,12 @@ def test_bench_run_with_absurd_qualities_is_a_clear_error(tmp_path):
 
 def test_duplicate_json_keys_are_refused_naming_the_key(tmp_path):
     from benchmark.errors import WeightsError
-    from benchmark.untrusted import parse_json
+    from benchmark.safety.untrusted import parse_json
 
     with pytest.raises(ValueError, match=r"'bpp' appears twice"):
         parse_json('{"points": [{"bpp": 1, "bpp": 2}]}', where="f.json", error=ValueError)
     assert parse_json('{"a": {"b": 1}, "b": [1, 1]}', where="f.json", error=ValueError) == {"a": {"b": 1}, "b": [1, 1]}
-    from benchmark.weights import read_manifest, save_weights
+    from benchmark.training.weights import read_manifest, save_weights
 
     save_weights(tmp_path / "w", method="toy", models={"a": {"w": torch.zeros(2)}})
     text = (tmp_path / "w" / "manifest.json").read_text()
@@ -387,7 +387,7 @@ def test_forged_headers_at_the_limit_cost_at_most_an_honest_decode():
     """Every registered codec, at a limit of 128x128 pixels: square, 8-high and 1-high shapes at the limit, each
     decoded honestly and with forged headers (zeros, random bytes, 8 bytes per stream), in a child process; a shape
     the codec cannot encode or refuses to decode must be refused for forged headers too."""
-    from benchmark.registry import METHODS
+    from benchmark.contract.registry import METHODS
 
     records = _child("header", str(LIMIT_SIDE), timeout=300)
     assert sorted({r["codec"] for r in records}) == sorted(METHODS.names())
@@ -420,10 +420,10 @@ def test_forged_headers_at_the_limit_cost_at_most_an_honest_decode():
 def test_thin_headers_are_refused_by_their_padded_size(name, shape, limit, cap_words):
     import time
 
-    from benchmark.container import Container
-    from benchmark.contract import contract_codec
+    from benchmark.contract.container import Container
+    from benchmark.contract.conformance import contract_codec
     from benchmark.errors import BitstreamError
-    from benchmark.limits import pixel_limit
+    from benchmark.safety.limits import pixel_limit
 
     codec = contract_codec(name)
     n = 1 if name.startswith("neural") else 2
@@ -439,11 +439,11 @@ def test_a_header_other_than_the_expected_shape_is_refused_before_decoding():
     (40 s and 2.3 GB for balle2018 inside the default limit) are refused at once, by every codec."""
     import time
 
-    from benchmark.container import Container
-    from benchmark.contract import coded_sample, contract_inputs
+    from benchmark.contract.container import Container
+    from benchmark.contract.conformance import coded_sample, contract_inputs
     from benchmark.errors import BitstreamError
-    from benchmark.limits import expected_shape
-    from benchmark.registry import METHODS
+    from benchmark.safety.limits import expected_shape
+    from benchmark.contract.registry import METHODS
 
     for name in METHODS.names():
         codec, valid, side = coded_sample(name)

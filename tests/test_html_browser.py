@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.results import write_json
+from benchmark.results.schema import write_json
 from leaderboard.build import build
 from tests.test_leaderboard import ANCHOR, BETTER, make_result
 

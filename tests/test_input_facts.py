@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from benchmark.runner import RunSpec, run
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 
 
 def test_exif_rotated_images_are_counted_in_the_result(tmp_path):

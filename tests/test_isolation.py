@@ -1,4 +1,4 @@
-"""The runner's isolation by construction (benchmark/isolation.py): a codec written to cheat gains nothing in a
+"""The runner's isolation by construction (benchmark/evaluation/isolation.py): a codec written to cheat gains nothing in a
 real `run`, while the same codec does cheat when one instance both decodes and encodes."""
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import csv
 
 import pytest
 
-from benchmark import runner
-from benchmark.registry import METHODS, get_dataset, get_protocol
-from benchmark.runner import RunSpec, evaluate, run
+from benchmark.evaluation import runner, setup
+from benchmark.contract.registry import METHODS, get_dataset, get_protocol
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.inprocess import evaluate
+from benchmark.evaluation.setup import RunSpec
 from tests.cheaters import FitMemo, SideViewMemo
 
 PROTO = get_protocol("middlebury-sample/stereo")
@@ -62,8 +64,9 @@ def test_fit_memo_cheats_with_one_instance_and_gains_nothing_in_run(registered, 
     assert all(r["bytes"] < TOKEN for r in shared)  # every test x is some training side view: all tokens
 
     # a run whose training split holds the test pairs (so training side views are test images)
-    real = runner.build_split
-    monkeypatch.setattr(runner, "build_split", lambda info, spec, protocol, split: real(info, spec, protocol, "test"))
+    real = setup.build_split
+    for module in (setup, runner):
+        monkeypatch.setattr(module, "build_split", lambda info, spec, protocol, split: real(info, spec, protocol, "test"))
     registered(FitMemo)
     path, _ = run(RunSpec(method=FitMemo.meta.name, dataset="middlebury_sample", out=tmp_path, budget="smoke",
                           progress=False))

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.bounds import scalar_sw_point
-from benchmark.container import Container
+from benchmark.results.bounds import scalar_sw_point
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError
 from methods.layered_wz.lattice import (
     LATTICES,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.container import Container
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.registry import get_protocol
+from benchmark.contract.registry import get_protocol
 from datasets.gaussian import GaussianBlocks, draw_pairs
 from methods.layered_wz.codec import LayeredWZCodec, parse_config
 from methods.layered_wz.configs import BUDGETS, lr_milestones
@@ -208,8 +208,8 @@ def test_scalar_reference_codec_bytes_and_estimate():
 
 def test_runner_reports_the_ideal_slepian_wolf_rate():
     """The runner hands y to estimate_bits (not to compress) for these codecs: bpp_estimated is H(M|Y)-like."""
-    from benchmark.data import Sample
-    from benchmark.runner import evaluate
+    from benchmark.contract.data import Sample
+    from benchmark.evaluation.inprocess import evaluate
 
     x, y = _pairs(3000)
     c = _codec(config="44")
@@ -226,7 +226,8 @@ def test_a_run_with_another_lambda_never_reuses_the_first_runs_weights(tmp_path)
     """λ and every training option are in the weights/result key, and load_weights refuses other λ's weights."""
     import json
 
-    from benchmark.runner import RunSpec, run
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec
 
     def spec(lam):
         return RunSpec(method="layered_wz", dataset="gaussian", out=tmp_path, budget="smoke", progress=False,
@@ -253,7 +254,7 @@ def test_a_run_with_another_lambda_never_reuses_the_first_runs_weights(tmp_path)
 def test_range_coded_bytes_within_1_percent_of_the_ideal_marginal_rate_on_a_million_samples():
     """Marginal-prior coder: the real range-coded bytes of 10^6 samples cost at most 1 % more than the ideal rate
     Σ −log2 q_m(m_k | m_<k) (Eq. 12), at every stage."""
-    from benchmark.container import Container
+    from benchmark.contract.container import Container
 
     c = _codec(config="222", prior="marginal")
     x, _ = _pairs(1_000_000, seed=11)

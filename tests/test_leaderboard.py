@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.results import validate_result, write_json
+from benchmark.results.schema import validate_result, write_json
 from leaderboard.build import build
 
 PROTO = "stereo/pairs"  # registered, anchor "jpeg", fixed rates 0.1 / 0.25 / 0.5
@@ -23,7 +23,7 @@ def _warm_imports():
     import matplotlib.pyplot  # noqa: F401
     import seaborn  # noqa: F401
 
-    from benchmark.registry import discover
+    from benchmark.contract.registry import discover
 
     discover()
 

@@ -5,9 +5,10 @@ import csv
 import pytest
 import torch
 
-from benchmark.registry import get_dataset, get_protocol
-from benchmark.runner import RunSpec, run
-from benchmark.trainer import TrainConfig, extendable
+from benchmark.contract.registry import get_dataset, get_protocol
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
+from benchmark.training.trainer import TrainConfig, extendable
 from tests.helpers import write_stereo
 
 PROTO = "stereo/kitti-ndic"

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from benchmark.ranking import is_ranked
-from benchmark.runner import RunSpec, run
+from benchmark.results.ranking import is_ranked
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 from leaderboard.learning_curves import learning_curve_section, rows
 
 

@@ -1,8 +1,7 @@
-import math
 
 import torch
 
-from benchmark import metrics
+from benchmark.results import metrics
 
 
 def test_psnr_known_value():

@@ -15,19 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 # (file, original text, mutated text, the test that must catch it)
 MUTANTS = {
     "linear-rate interpolation in quality_at_rate": (
-        "benchmark/bdrate.py",
+        "benchmark/results/bdrate.py",
         "b, m = _prepare(np.log10(np.asarray(rates, dtype=float)), quality)\n    t = np.log10(target)",
         "b, m = _prepare(np.asarray(rates, dtype=float), quality)\n    t = target",
         "tests/test_bdrate.py::test_quality_at_rate",
     ),
     "first of duplicate points instead of their mean": (
-        "benchmark/bdrate.py",
+        "benchmark/results/bdrate.py",
         "um = np.bincount(inv, weights=m) / np.bincount(inv)",
         "um = m[np.unique(b, return_index=True)[1]]",
         "tests/test_bdrate.py::test_duplicate_rates_are_averaged",
     ),
     "8-bit method tag in the container": (
-        "benchmark/container.py",
+        "benchmark/contract/container.py",
         "(zlib.crc32(method.encode(\"utf-8\")) & 0xFFFF)",
         "(zlib.crc32(method.encode(\"utf-8\")) & 0xFF)",
         "tests/test_container.py::test_method_tag_is_16_bits_of_crc32_and_tells_every_registered_method_apart",

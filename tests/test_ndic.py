@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from benchmark import metrics
-from benchmark.container import Container
+from benchmark.results import metrics
+from benchmark.contract.container import Container
 from benchmark.errors import ConfigError, WeightsError
-from benchmark.registry import METHODS, get_dataset, get_protocol
-from benchmark.trainer import bits_from_likelihoods
+from benchmark.contract.registry import METHODS, get_dataset, get_protocol
+from benchmark.training.trainer import bits_from_likelihoods
 from methods.ndic import configs
 from methods.ndic.codec import ndic_loss
 from methods.ndic.model import NDIC

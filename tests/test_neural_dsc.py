@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmark.cli import app
-from benchmark.container import Container
-from benchmark.data import Sample
+from cli.main import app
+from benchmark.contract.container import Container
+from benchmark.contract.data import Sample
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.registry import get_dataset, get_protocol
+from benchmark.contract.registry import get_dataset, get_protocol
 from fixtures_real import make_kitti_tree
 from methods.neural_dsc import configs
 from methods.neural_dsc import prior as P

@@ -1,4 +1,4 @@
-"""The typed options layer (benchmark/options.py): every registered method declares its options once, and a
+"""The typed options layer (benchmark/contract/options.py): every registered method declares its options once, and a
 bad option (unknown name, or a value of the wrong type) fails before any work with one clear message."""
 import json
 import re
@@ -8,11 +8,11 @@ import warnings
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import runner as bench_runner
-from benchmark.cli import _parse_kv, app
+from benchmark.evaluation import runner as bench_runner
+from cli.main import _parse_kv, app
 from benchmark.errors import ConfigError
-from benchmark.options import BUDGET_NAMES, Option, check_options
-from benchmark.registry import DATASETS, METHODS, get_method
+from benchmark.contract.options import BUDGET_NAMES, Option, check_options
+from benchmark.contract.registry import DATASETS, METHODS, get_method
 
 cli = CliRunner(env={"COLUMNS": "250"})
 METHOD_NAMES = METHODS.names()
@@ -53,7 +53,7 @@ def _names_the_valid_options(msg: str, cls) -> None:
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_every_method_declares_its_options(name):
     cls = get_method(name)
-    assert cls.options_spec is not None, f"{name}: declare options_spec (benchmark/options.py)"
+    assert cls.options_spec is not None, f"{name}: declare options_spec (benchmark/contract/options.py)"
     names = [o.name for o in cls.options_spec]
     assert len(names) == len(set(names)), f"{name}: an option declared twice"
     for opt in cls.options_spec:
@@ -158,9 +158,9 @@ def test_check_options_casts_each_type():
 
 
 def test_one_list_of_budget_names():
-    import benchmark.trainer as trainer
+    import benchmark.training.trainer as trainer
 
-    assert bench_runner.BUDGETS is BUDGET_NAMES == ("smoke", "quick", "paper")
+    assert BUDGET_NAMES == ("smoke", "quick", "paper")
     assert not hasattr(trainer, "BUDGET_NAMES")
     assert tuple(trainer.BUDGETS) == BUDGET_NAMES
 
@@ -177,7 +177,7 @@ def test_minnen2018_is_an_alias_of_mbt2018_mean_that_warns(capsys):
 
 
 def test_a_sweep_refuses_bad_options_before_submitting(tmp_path):
-    from benchmark.sweep import expand
+    from benchmark.cluster.sweep import expand
 
     with pytest.raises(ConfigError, match=re.escape("balle2018: option N expects int")):
         expand(["balle2018"], ["middlebury_sample"], None, [0], budget="smoke", method_options={"N": "abc"})

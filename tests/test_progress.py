@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmark.data import Sample
+from benchmark.contract.data import Sample
 from benchmark.progress import Reporter, mode
-from benchmark.trainer import TrainConfig, rd_loss_fn, train
+from benchmark.training.trainer import TrainConfig, rd_loss_fn, train
 from tests.tiny_rd import TinyRD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def test_bench_run_into_a_file_leaves_timed_progress_lines(tmp_path):
     env.pop("PYTEST_CURRENT_TEST", None)
     env.pop("BENCH_PROGRESS", None)
     with open(tmp_path / "log", "w") as log:
-        res = subprocess.run([sys.executable, "-m", "benchmark.cli", "run", "--method", "jpeg", "--dataset", "middlebury_sample",
+        res = subprocess.run([sys.executable, "-m", "cli.main", "run", "--method", "jpeg", "--dataset", "middlebury_sample",
                               "--limit", "1", "--out", str(tmp_path / "out"), "--log-every", "0.5"],
                              stdout=log, stderr=subprocess.STDOUT, env=env, timeout=900)
     text = (tmp_path / "log").read_text()

@@ -1,16 +1,15 @@
-"""Content hashes of the method's code and the suite's (benchmark/provenance.py): stable, blind to what is not
+"""Content hashes of the method's code and the suite's (benchmark/results/provenance.py): stable, blind to what is not
 code, changed by any change of a code file, found without importing the method, and checked by `bench submit`."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from benchmark.provenance import (CodeRecordError, code_files, code_record, method_code_problem, method_code_record,
+from benchmark.results.provenance import (CodeRecordError, code_files, code_record, method_code_problem, method_code_record,
                                   record_problem, repo_root, suite_code_hash, tree_hash)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,11 +19,12 @@ def fake_repo(root: Path) -> Path:
     """A checkout in miniature: a methods/ package importing a baseline, the suite's packages, docs and caches."""
     files = {
         "benchmark/__init__.py": "",
-        "benchmark/codec.py": "class Codec: pass\n",
+        "benchmark/contract/__init__.py": "",
+        "benchmark/contract/codec.py": "class Codec: pass\n",
         "datasets/__init__.py": "",
         "baselines/__init__.py": "",
-        "baselines/base.py": "from benchmark.codec import Codec\nclass Base(Codec): pass\n",
-        "baselines/jpeg.py": "from benchmark.codec import Codec\n",
+        "baselines/base.py": "from benchmark.contract.codec import Codec\nclass Base(Codec): pass\n",
+        "baselines/jpeg.py": "from benchmark.contract.codec import Codec\n",
         "baselines/derived.py": "from .base import Base\n",
         "methods/__init__.py": "",
         "methods/mine/__init__.py": "from . import codec\n",
@@ -84,7 +84,7 @@ def test_method_record_follows_the_methods_imports(tmp_path):
     before = rec["sha256"]
     (repo / "baselines/base.py").write_text("class Base: pass  # changed\n")
     assert method_code_record(str(repo / "methods/mine/codec.py"), repo)["sha256"] != before
-    (repo / "benchmark/codec.py").write_text("class Codec: pass  # changed\n")  # the suite's code: not the method's
+    (repo / "benchmark/contract/codec.py").write_text("class Codec: pass  # changed\n")  # the suite's code: not the method's
     assert method_code_record(str(repo / "baselines/jpeg.py"), repo)["sha256"] == tree_hash(
         repo, ["baselines/__init__.py", "baselines/jpeg.py"])
 
@@ -112,15 +112,14 @@ def test_the_suites_methods_and_hashes():
     ndic = method_code_record(str(ROOT / "methods" / "ndic" / "codec.py"))
     assert "methods/ndic" in ndic["paths"] and "baselines/balle.py" in ndic["paths"]
     assert method_code_problem({"method": ndic}) is None
-    t0 = time.perf_counter()
     suite = suite_code_hash()
-    assert suite == tree_hash(repo_root(), ["benchmark", "datasets"]) and time.perf_counter() - t0 < 2
+    assert suite == tree_hash(repo_root(), ["benchmark", "datasets"])
     assert code_record(str(ROOT / "baselines" / "classical.py"))["suite_sha256"] == suite
     assert record_problem(code_record(str(ROOT / "baselines" / "classical.py"))) is None
 
 
 def test_no_method_module_is_imported():
-    code = ("import sys\nfrom benchmark.provenance import code_record\n"
+    code = ("import sys\nfrom benchmark.results.provenance import code_record\n"
             "code_record('methods/ndic/codec.py'); code_record('baselines/joint.py')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('methods', 'baselines', 'torch')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -133,7 +132,7 @@ def test_no_method_module_is_imported():
 ])
 def test_hostile_code_records_are_refused_by_the_schema(paths, field):
     from benchmark.errors import ResultSchemaError
-    from benchmark.results import validate_result
+    from benchmark.results.schema import validate_result
     from tests.test_leaderboard import ANCHOR, make_result
 
     r = make_result("jpeg", ANCHOR)
@@ -145,8 +144,8 @@ def test_hostile_code_records_are_refused_by_the_schema(paths, field):
 
 
 def test_a_record_the_runner_could_not_complete_validates_but_is_not_submitted(tmp_path):
-    from benchmark.results import validate_result
-    from benchmark.submit import check_result
+    from benchmark.results.schema import validate_result
+    from benchmark.results.submit import check_result
     from tests.test_submit import _write, good_result
 
     r = good_result()

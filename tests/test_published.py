@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from benchmark.errors import ResultSchemaError
-from benchmark.results import validate_any, validate_file
+from benchmark.results.files import validate_any, validate_file
 from leaderboard.published import DEFAULT_DIR, curve_files, load_published, load_published_file, validate_published
 
 GOOD = {

@@ -5,9 +5,10 @@ import copy
 import pytest
 
 from benchmark.errors import ResultSchemaError
-from benchmark.ranking import coverage_record, is_ranked
-from benchmark.results import validate_result
-from benchmark.runner import RunSpec, run
+from benchmark.results.ranking import coverage_record, is_ranked
+from benchmark.results.schema import validate_result
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.registry as reg
-from benchmark.codec import Codec, MethodMeta, Scenario
+import benchmark.contract.registry as reg
+from benchmark.contract.codec import Codec, MethodMeta, Scenario
 from benchmark.errors import RegistryError
 
 
@@ -13,7 +13,7 @@ def test_suite_imports_its_own_top_level_packages():
     import leaderboard
     import methods
 
-    repo = Path(reg.__file__).resolve().parent.parent
+    repo = Path(reg.__file__).resolve().parents[2]
     for mod in (datasets, baselines, methods, leaderboard):
         assert Path(mod.__file__).resolve().parent.parent == repo, f"{mod.__name__} is shadowed by {mod.__file__}"
 
@@ -55,7 +55,7 @@ def test_entry_point_plugin(monkeypatch, tmp_path):
     """A third-party package registers a method through the `bench.methods` entry-point group."""
     plugin = tmp_path / "myplugin.py"
     plugin.write_text(
-        "from benchmark.codec import Codec, MethodMeta, Scenario\n"
+        "from benchmark.contract.codec import Codec, MethodMeta, Scenario\n"
         "class Plug(Codec):\n"
         "    meta = MethodMeta('plugin_codec_for_test', Scenario.SEPARATE)\n"
         "    def rate_points(self): return ['p']\n"

@@ -4,10 +4,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from benchmark.cli import app
+from cli.main import app
 from benchmark.errors import ResultSchemaError
-from benchmark.results import SCHEMA_VERSION, atomic_write_text, validate_result
-from benchmark.runner import RunSpec, run
+from benchmark.results.schema import SCHEMA_VERSION, atomic_write_text, validate_result
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 
 runner = CliRunner()
 
@@ -69,7 +70,7 @@ def test_non_finite_number_rejected(tmp_path, good):
 
 def test_old_schema_versions_keep_loading(monkeypatch, good):
     """A migration chain upgrades older files; here a hypothetical v0 that called `method` `model`."""
-    import benchmark.results as R
+    import benchmark.results.schema as R
 
     def v0_to_v1(obj):
         obj["method"] = obj.pop("model")
@@ -102,7 +103,7 @@ def test_a_real_run_agrees_with_its_csv_and_a_hand_edit_is_refused(tmp_path, goo
     """The runner's own output passes the JSON <-> CSV check; the same file with PSNR raised by 1 dB does not."""
     import shutil
 
-    from benchmark.consistency import check_consistency
+    from benchmark.results.consistency import check_consistency
 
     path, result = good
     assert check_consistency(result, path) == []

@@ -4,11 +4,12 @@ import csv
 import pytest
 import torch
 
-from benchmark.codec import Codec, MethodMeta, Scenario
-from benchmark.container import Container
-from benchmark.data import Sample
-from benchmark.registry import get_protocol
-from benchmark.runner import aggregate, evaluate
+from benchmark.contract.codec import Codec, MethodMeta, Scenario
+from benchmark.contract.container import Container
+from benchmark.contract.data import Sample
+from benchmark.contract.registry import get_protocol
+from benchmark.evaluation.inprocess import evaluate
+from benchmark.evaluation.rows import aggregate
 
 PROTO = get_protocol("middlebury-sample/stereo")
 

@@ -1,4 +1,4 @@
-"""The sandbox (benchmark/sandbox.py, benchmark/sandbox_eval.py): every cheat fixture of tests/cheaters_sandbox.py
+"""The sandbox (benchmark/evaluation/sandbox.py, benchmark/evaluation/sandbox_eval.py): every cheat fixture of tests/cheaters_sandbox.py
 gains nothing in a real run — each image's bytes equal its honest path's — or is refused naming its channel; the
 two honest edge cases run and are shown as they are."""
 from __future__ import annotations
@@ -6,17 +6,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import zlib
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark.container import Container
+from benchmark.contract.container import Container
 from benchmark.errors import BenchError
-from benchmark.runner import RunSpec, run
-from benchmark.sandbox import sandbox_problem
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
+from benchmark.evaluation.sandbox import sandbox_problem
 
 PLUGIN = ("tests.cheaters_sandbox",)
 needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
@@ -101,7 +101,7 @@ def test_fit_reading_the_embedded_files_learns_nothing(shared_out):
 
 @needs_sandbox
 def test_decoder_returning_the_side_view_is_shown_as_it_is(shared_out):
-    from benchmark import metrics
+    from benchmark.results import metrics
     from datasets.middlebury import MiddleburySample
 
     result, rows = _run("edge_side_as_recon", shared_out)
@@ -135,20 +135,20 @@ def test_sandboxed_run_equals_the_in_process_run(tmp_path):
 def test_verify_redecodes_and_catches_a_consistent_forgery(tmp_path):
     """A forgery that keeps JSON and CSV consistent (a better MSE in one row, the means recomputed, the CSV hash
     updated) passes the consistency checks but not `bench verify`, which decodes the kept streams again."""
-    from benchmark.consistency import check_consistency
-    from benchmark.runner import CSV_FIELDS, _parse, _rows_csv_text, aggregate
-    from benchmark.codec import Scenario
-    from benchmark.metrics import psnr_8bit_capped
-    from benchmark.verify import verify
+    from benchmark.results.consistency import check_consistency
+    from benchmark.evaluation.rows import CSV_FIELDS, parse_cell, rows_csv_text, aggregate
+    from benchmark.contract.codec import Scenario
+    from benchmark.results.metrics import psnr_8bit_capped
+    from benchmark.evaluation.verify import verify
 
     path, result = run(RunSpec(method="jpeg", dataset="middlebury_sample", out=tmp_path, limit=2, isolation="sandbox",
                                keep_bitstreams=True, progress=False, method_options={"qualities": [50]}))
     assert verify(path).ok
     csv_path = path.parent / result["per_image_csv"]
-    rows = [{k: _parse(k, v) for k, v in r.items() if k in CSV_FIELDS} for r in csv.DictReader(open(csv_path))]
+    rows = [{k: parse_cell(k, v) for k, v in r.items() if k in CSV_FIELDS} for r in csv.DictReader(open(csv_path))]
     rows[0]["mse"] /= 2
     rows[0]["psnr"] = psnr_8bit_capped(rows[0]["mse"])
-    text = _rows_csv_text(rows)
+    text = rows_csv_text(rows)
     csv_path.write_text(text)
     forged = dict(result, points=aggregate(rows, ["q=50"], Scenario.SEPARATE),
                   per_image_csv_sha256=hashlib.sha256(text.encode()).hexdigest())

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmark.cli import app
-from benchmark.results import write_json
-from benchmark.submit import check_result
+from cli.main import app
+from benchmark.results.schema import write_json
+from benchmark.results.submit import check_result
 from tests.test_consistency import write_result
 
 PROTO = "stereo/pairs"
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def submittable() -> dict:
     """What a result needs beyond its numbers: coverage, provenance, sandbox isolation and its method's code."""
-    from benchmark.provenance import code_record
+    from benchmark.results.provenance import code_record
 
     return {
         "protocol_version": 1, "isolation": "sandbox", "code": code_record(str(ROOT / "baselines" / "classical.py")),
@@ -108,7 +108,7 @@ def test_new_method_scaffold(tmp_path, monkeypatch):
     import importlib.util
     import sys
 
-    from benchmark import registry
+    from benchmark.contract import registry
 
     monkeypatch.setattr(registry, "register_method", lambda cls: cls)
     spec = importlib.util.spec_from_file_location("my_dsc", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
@@ -214,7 +214,7 @@ def test_json_and_csv_are_replaced_together_or_the_mismatch_shows(tmp_path, monk
     """A crash between the two renames leaves the new CSV beside the old JSON: `bench validate` refuses the pair."""
     import os
 
-    from benchmark.results import write_result_pair
+    from benchmark.results.schema import write_result_pair
 
     path = _write(tmp_path, good_result())
     result = json.loads(path.read_text())

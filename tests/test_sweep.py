@@ -1,4 +1,4 @@
-"""Sweeps (benchmark/sweep.py): local jobs through submitit, a rerun starts nothing, an interrupted job reruns,
+"""Sweeps (benchmark/cluster/sweep.py): local jobs through submitit, a rerun starts nothing, an interrupted job reruns,
 status names failures with their logs, the leaderboard reads the results folder, and a real one-node Slurm
 cluster (tests/slurm_cluster.py) gives the same results as the local launcher.
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmark.cli import app
+from cli.main import app
 
 GRID = ["--method", "jpeg", "--method", "webp", "--dataset", "middlebury_sample", "--budget", "smoke", "--limit", "1"]
 
@@ -199,8 +199,8 @@ def test_the_merge_waits_for_the_lock_and_only_warm_start_chains_stay_one_job(po
     import threading
     import time
 
-    from benchmark.sweep import expand, load_jobs, read_state
-    from benchmark.sweep_merge import lock_path, locked
+    from benchmark.cluster.sweep import expand, load_jobs, read_state
+    from benchmark.cluster.sweep_merge import lock_path, locked
 
     job = next(j for j in load_jobs(point_sweep) if j.point)
     result = Path(read_state(point_sweep, job.name)["result"])

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.data import Sample
+from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError, TrainingError
-from benchmark.trainer import TrainConfig, read_checkpoint, rd_loss_fn, resolve_budget, train
-from benchmark.weights import state_dict_sha256
+from benchmark.training.trainer import TrainConfig, read_checkpoint, rd_loss_fn, resolve_budget, train
+from benchmark.training.weights import state_dict_sha256
 from tests.tiny_rd import TinyRD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,9 +32,9 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from benchmark.data import Sample
-    from benchmark.trainer import TrainConfig, rd_loss_fn, train
-    from benchmark.weights import state_dict_sha256
+    from benchmark.contract.data import Sample
+    from benchmark.training.trainer import TrainConfig, rd_loss_fn, train
+    from benchmark.training.weights import state_dict_sha256
     from tests.tiny_rd import TinyRD
 
     workdir, stop_at, marker, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
@@ -210,7 +210,7 @@ def test_rd_loss_is_lambda_mse_plus_bpp():
     torch.manual_seed(0)
     model = TinyRD().eval()
     x = torch.rand(2, 3, 32, 32)
-    from benchmark.data import Batch
+    from benchmark.contract.data import Batch
 
     out = rd_loss_fn(0.01)(model, Batch(x, None, torch.zeros(2, dtype=torch.long), ["a", "b"]))
     with torch.no_grad():

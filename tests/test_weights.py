@@ -10,9 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmark.cli import app
+from cli.main import app
 from benchmark.errors import WeightsError
-from benchmark.weights import MANIFEST, load_into, load_weights, read_safetensors, save_weights, state_dict_sha256
+from benchmark.training.weights import MANIFEST, load_into, load_weights, read_safetensors, save_weights, state_dict_sha256
 
 runner = CliRunner(env={"COLUMNS": "250"})
 
@@ -67,7 +67,7 @@ def _file(d: Path, key: str = "lambda=0.01") -> Path:
 
 def _rehash(d: Path) -> None:
     """Make the manifest agree with the files again (an attacker who edits both)."""
-    from benchmark.weights import sha256_file
+    from benchmark.training.weights import sha256_file
 
     m = json.loads((d / MANIFEST).read_text())
     for e in m["files"].values():

@@ -1,6 +1,7 @@
 """Saved weights are reused only when they were trained as the codec would train them now: asking for other
 steps (or any other training option) in the same --out trains instead of silently loading the old weights."""
-from benchmark.runner import RunSpec, run
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 from tests.test_learning_curve import OPTS, PROTO, kitti_like  # noqa: F401 - the fixture
 
 

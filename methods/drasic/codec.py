@@ -37,15 +37,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.budgets import MODEL_STAGE, MethodBudget, method_budget
-from benchmark.codec import LearnedCodec, MethodMeta, Scenario
-from benchmark.container import Container
-from benchmark.data import Batch
+from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, method_budget
+from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.container import Container
+from benchmark.contract.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.options import Option, train_options
-from benchmark.registry import register_method
-from benchmark.trainer import check_device, resolve_budget, train
-from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
+from benchmark.contract.options import Option, train_options
+from benchmark.contract.registry import register_method
+from benchmark.training.trainer import check_device, resolve_budget, train
+from benchmark.training.weights import load_into, load_weights, save_weights, state_dict_sha256
 
 from .configs import BUDGETS, CONFIGS, ITERATIONS, QUICK_WIDTHS
 from .model import CODE_CHANNELS, DRASIC, STRIDE, Widths, count_parameters
@@ -58,7 +58,7 @@ PAPER = ("E. Diao, J. Ding, V. Tarokh, DRASIC: Distributed Recurrent Autoencoder
          "DCC 2020 (arXiv:1903.09887)")
 
 
-# the options of DRASIC, declared once (benchmark/options.py): checked and cast before __init__ runs
+# the options of DRASIC, declared once (benchmark/contract/options.py): checked and cast before __init__ runs
 OPTIONS: tuple[Option, ...] = (
     Option("config", str, "distributed", "M encoders + one decoder | M separate codecs | one codec on pooled data",
            choices=CONFIGS),

@@ -11,7 +11,7 @@ weights after the last step are kept (the paper selects no checkpoint by validat
 """
 from __future__ import annotations
 
-from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
+from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
 
 from .model import PAPER_WIDTHS, Widths
 
@@ -25,7 +25,7 @@ QUICK_WIDTHS = Widths(enc_stem=8, enc_hidden=16, dec_stem=32, dec_hidden=(32, 32
 
 _COMMON = dict(crop=None, lr=1e-3, clip_grad=None, hflip=False, restore="last", keep_best=False)
 
-# one MethodBudget per budget (benchmark/budgets.py): stage "model"; model: widths; the paper budget gives epochs
+# one MethodBudget per budget (benchmark/contract/budgets.py): stage "model"; model: widths; the paper budget gives epochs
 # (its steps are derived from the training-set size in fit())
 BUDGETS: dict[str, MethodBudget] = checked_table({
     "smoke": MethodBudget(

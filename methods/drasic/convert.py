@@ -27,7 +27,7 @@ from typing import Mapping
 import torch
 
 from benchmark.errors import WeightsError
-from benchmark.plain_checkpoint import read_plain_state_dict
+from benchmark.safety.plain_checkpoint import read_plain_state_dict
 
 from .model import CODE_CHANNELS, DRASIC, Widths
 

@@ -22,13 +22,13 @@ import constriction
 import numpy as np
 import torch
 
-from benchmark.budgets import MethodBudget
-from benchmark.codec import LearnedCodec, MethodMeta, Scenario
-from benchmark.container import Container
+from benchmark.contract.budgets import MethodBudget
+from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
-from benchmark.registry import register_method
-from benchmark.trainer import TrainConfig, resolve_budget, train
-from benchmark.weights import load_into, load_weights, save_weights
+from benchmark.contract.registry import register_method
+from benchmark.training.trainer import TrainConfig, resolve_budget, train
+from benchmark.training.weights import load_into, load_weights, save_weights
 
 from . import configs
 from . import slepian_wolf as sw
@@ -108,7 +108,7 @@ class LayeredWZCodec(LearnedCodec):
     test_fit_options = {"steps": 2, "batch": 500}  # a few steps: the contract test trains every learned codec briefly
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
     estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf rate, measured with y by the runner
-    options_spec = configs.OPTIONS  # checked and cast before __init__ runs (benchmark/options.py)
+    options_spec = configs.OPTIONS  # checked and cast before __init__ runs (benchmark/contract/options.py)
 
     def __init__(self, protocol: Any = None, *, config: str = "222", prior: str = "conditional", lam: float | None = None,
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",

@@ -6,8 +6,8 @@ exponentially over training, no gradient clipping stated. Budgets keep that shap
 decay points stay at the same fractions of training."""
 from __future__ import annotations
 
-from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
-from benchmark.options import Option
+from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
+from benchmark.contract.options import Option
 
 PAPER_STEPS = 180 * 200  # epochs x (2e5 samples / batch 1e3)
 SAMPLES_PER_STEP = 1000  # the paper's batch (samples of x per optimisation step)
@@ -20,7 +20,7 @@ def lr_milestones(prior: str) -> tuple[float, ...]:
     return tuple(e / 180 for e in range(every, 180, every))
 
 
-# one MethodBudget per budget (benchmark/budgets.py): stage "model"; nothing else fixed by the budget (the lr
+# one MethodBudget per budget (benchmark/contract/budgets.py): stage "model"; nothing else fixed by the budget (the lr
 # milestones depend on the prior: the codec passes them as an override). batch_size counts chunks of
 # SAMPLES_PER_STEP samples (the trainer batches dataset items), so one optimisation step sees 1000 (x, y) pairs
 # as in the paper.
@@ -42,7 +42,7 @@ def default_lam(sigma2: float) -> float:
     return LAM_TIMES_SIGMA2 / float(sigma2)
 
 
-# the options of layered_wz, declared once (benchmark/options.py): checked and cast before the codec's __init__ runs
+# the options of layered_wz, declared once (benchmark/contract/options.py): checked and cast before the codec's __init__ runs
 _TRAIN_HELP = "changes what training produces (part of the weights key)"
 OPTIONS: tuple[Option, ...] = (
     Option("config", str, "222", "alphabets of the K stages: digits (222, 44) or monoN"),

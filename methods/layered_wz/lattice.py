@@ -2,7 +2,7 @@
 
 The encoder sees n samples at once and quantizes them with a fine lattice Λ_f = s·L, L ∈ {Z (n=1), A2 (n=2),
 D4 (n=4), E8 (n=8)}, scaled so that the cell volume is Δ^n (Δ = the step of the scalar quantizer with the same
-cell volume; `Z` with n=1 *is* the scalar reference of `benchmark.bounds`). Nearest-point decoders are those of
+cell volume; `Z` with n=1 *is* the scalar reference of `benchmark.results.bounds`). Nearest-point decoders are those of
 J. H. Conway, N. J. A. Sloane, "Fast quantizing and decoding algorithms for lattice quantizers and codes",
 IEEE Trans. Inf. Theory 28(2), 1982: rounding for Z^n, "round, then re-round the worst coordinate" for D_n,
 the sum-zero rounding for A_n (A2 through its embedding in R^3), E8 = D8 ∪ (D8 + ½·1) (the nearer of two D8
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.container import Container
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError
 
 METHOD_TAG = "lattice_wz"  # container tag of the nested-lattice bitstream
@@ -47,7 +47,7 @@ METHOD_TAG = "lattice_wz"  # container tag of the nested-lattice bitstream
 
 # ---- Conway–Sloane nearest-point decoders (unscaled lattices) --------------------------------------------------
 def nearest_z(x: np.ndarray) -> np.ndarray:
-    """Z^n: round every coordinate (halves upwards, as benchmark.bounds.quantize does)."""
+    """Z^n: round every coordinate (halves upwards, as benchmark.results.bounds.quantize does)."""
     return np.floor(x + 0.5)
 
 
@@ -426,7 +426,7 @@ NESTED_GRID = {2: (2.5, 3.0, 3.5, 4.0, 4.5, 5.5), 3: (1.5, 1.8, 2.1, 2.5, 3.0, 3
 
 
 def _refs(rate: float, sigma2: float) -> tuple[float, float]:
-    from benchmark.bounds import scalar_sw_distortion_db, wz_distortion_db
+    from benchmark.results.bounds import scalar_sw_distortion_db, wz_distortion_db
     return wz_distortion_db(rate, sigma2), scalar_sw_distortion_db(rate, sigma2)
 
 
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     import time
     from pathlib import Path
 
-    from benchmark.atomicio import atomic_write_text
+    from benchmark.safety.atomicio import atomic_write_text
 
     ap = argparse.ArgumentParser(prog="python -m methods.layered_wz.lattice", description=__doc__.splitlines()[0])
     ap.add_argument("--sigma2", type=float, nargs="+", default=[0.1, 0.01])

@@ -13,11 +13,11 @@ import constriction
 import numpy as np
 import torch
 
-from benchmark.codec import Codec, MethodMeta, Scenario
-from benchmark.container import Container
+from benchmark.contract.codec import Codec, MethodMeta, Scenario
+from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError
-from benchmark.options import Option
-from benchmark.registry import register_method
+from benchmark.contract.options import Option
+from benchmark.contract.registry import register_method
 
 from .scalar_reference import conditional_code_length, marginal_pmf, mmse_reconstruct, quantize, scalar_sw_step_for_rate
 

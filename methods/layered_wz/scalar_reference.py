@@ -1,10 +1,10 @@
 """Practical 1-D Wyner–Ziv reference (uniform scalar quantizer + ideal Slepian–Wolf coding + MMSE decoding).
 
-The closed forms live in the core leaf module `benchmark.bounds`, which the leaderboard also reads; the
+The closed forms live in the core leaf module `benchmark.results.bounds`, which the leaderboard also reads; the
 names stay importable from here."""
 from __future__ import annotations
 
-from benchmark.bounds import (  # noqa: F401
+from benchmark.results.bounds import (  # noqa: F401
     LOG2E,
     _interval_prob,
     _phi,

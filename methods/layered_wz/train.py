@@ -1,4 +1,4 @@
-"""Glue between the layered Wyner–Ziv model and the suite's trainer (`benchmark.trainer.train`).
+"""Glue between the layered Wyner–Ziv model and the suite's trainer (`benchmark.training.trainer.train`).
 
 - `Chunks` cuts the dataset's blocks of (x, y) pairs into chunks of the paper's batch (10³ samples), so one
   trainer item is one optimisation batch; nothing is loaded before it is asked for.
@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from benchmark.data import Batch, Sample
+from benchmark.contract.data import Batch, Sample
 from benchmark.errors import ConfigError
 
 from .model import LayeredWZ

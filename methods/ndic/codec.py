@@ -18,14 +18,14 @@ import torch.nn.functional as F
 
 from baselines.balle import OPTIONS as RD_OPTIONS
 from baselines.balle import RDCodec
-from benchmark.budgets import MethodBudget
-from benchmark.codec import MethodMeta, Scenario
-from benchmark.container import Container
-from benchmark.data import Batch
+from benchmark.contract.budgets import MethodBudget
+from benchmark.contract.codec import MethodMeta, Scenario
+from benchmark.contract.container import Container
+from benchmark.contract.data import Batch
 from benchmark.errors import ConfigError, TrainingError, WeightsError
-from benchmark.options import Option
-from benchmark.registry import register_method
-from benchmark.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
+from benchmark.contract.options import Option
+from benchmark.contract.registry import register_method
+from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
 
 from . import configs
 from .cam import DEFAULT_HEADS, DEFAULT_MAX_TOKENS, DEFAULT_PATCHES, NDICCAM

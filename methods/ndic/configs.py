@@ -20,7 +20,7 @@ crops, batches, learning-rate schedule and widths N/M for x's path."""
 from __future__ import annotations
 
 from baselines.balle import BUDGETS as BALLE_BUDGETS
-from benchmark.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
+from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, TrainConfig, checked_table
 
 
 def geometric_lambdas(lo: float, hi: float, n: int, digits: int = 2) -> tuple[float, ...]:

@@ -30,17 +30,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.budgets import MethodBudget, method_budget
-from benchmark.codec import LearnedCodec, MethodMeta, Scenario
-from benchmark.coding import check_image_header, check_side_shape, pad_to, point_index
-from benchmark.container import Container
-from benchmark.data import Batch
-from benchmark.determinism import one_thread
+from benchmark.contract.budgets import MethodBudget, method_budget
+from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
+from benchmark.contract.coding import check_image_header, check_side_shape, pad_to, point_index
+from benchmark.contract.container import Container
+from benchmark.contract.data import Batch
+from benchmark.contract.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
-from benchmark.options import Option, train_options
-from benchmark.registry import register_method
-from benchmark.trainer import TrainConfig, check_device, resolve_budget, train
-from benchmark.weights import load_into, load_weights, save_weights, state_dict_sha256
+from benchmark.contract.options import Option, train_options
+from benchmark.contract.registry import register_method
+from benchmark.training.trainer import TrainConfig, check_device, resolve_budget, train
+from benchmark.training.weights import load_into, load_weights, save_weights, state_dict_sha256
 
 from . import configs
 from .configs import Arch
@@ -59,7 +59,7 @@ _VQ_TRAIN = ("steps", "batch_size", "crop", "lr", "schedule", "warmup", "val_eve
              "checkpoint_every", "num_workers", "restore", "hflip")
 _PRIOR_TRAIN = tuple(f"prior_{k}" for k in ("steps", "batch_size", "lr", "warmup", "schedule", "val_every", "val_samples"))
 _PRIOR_HELP = "the prior's training (default: the budget's)"
-# the options of Neural DSC, declared once (benchmark/options.py): checked and cast before __init__ runs
+# the options of Neural DSC, declared once (benchmark/contract/options.py): checked and cast before __init__ runs
 OPTIONS: tuple[Option, ...] = (
     Option("mode", str, None, "who sees the side view (default: the method's mode)", choices=MODES),
     Option("arch", str, None, "architecture variant of the protocol's table (default: the protocol's)"),
@@ -343,7 +343,7 @@ class NeuralDSC(LearnedCodec):
         self.point_index(point)
         vq = self.models[point][0]
         sp = self._side(side, tuple(x.shape), "encoder") if vq.encoder_uses_side else None
-        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/determinism.py)
+        with torch.no_grad(), one_thread():  # bit-exact whatever the thread count (benchmark/contract/determinism.py)
             return vq.encode_indices(xp, sp)[0]
 
     def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-from benchmark.budgets import MethodBudget, TrainConfig, checked_table
+from benchmark.contract.budgets import MethodBudget, TrainConfig, checked_table
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Arch:
 def budget(bits: tuple[int, ...], vq: TrainConfig, prior: TrainConfig, *, narrow: Mapping[str, Any] | None = None,
            bits_by_arch: Mapping[str, tuple[int, ...]] | None = None, vq_epochs: int | None = None,
            prior_epochs: int | None = None) -> MethodBudget:
-    """One budget (benchmark/budgets.py): two training stages, "vq" (the VQ-VAE) then "prior" (its index prior);
+    """One budget (benchmark/contract/budgets.py): two training stages, "vq" (the VQ-VAE) then "prior" (its index prior);
     model: ``bits`` (rate points: codebook bits, K = 2**bits, one model each), ``bits_by_arch`` (per-variant
     rate points, else ``bits``), ``narrow`` (Arch fields overridden for CPU budgets); epochs: a stage's steps are
     ceil(epochs * len(train) / batch) when given."""

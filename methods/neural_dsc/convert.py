@@ -40,7 +40,7 @@ from typing import Any, Mapping
 import torch
 
 from benchmark.errors import WeightsError
-from benchmark.plain_checkpoint import read_plain_state_dict
+from benchmark.safety.plain_checkpoint import read_plain_state_dict
 
 from .model import AUTHORS_LAYOUTS, AuthorsVQVAE
 from .prior import CausalTransformerPrior, sinusoid_1d

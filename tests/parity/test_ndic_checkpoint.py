@@ -13,9 +13,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmark.cli import app
+from cli.main import app
 from benchmark.errors import ConfigError, WeightsError
-from benchmark.registry import get_method
+from benchmark.contract.registry import get_method
 
 from .ndic_helpers import PAPER_SIZE, inputs, seed_authors_model
 from .reference import reference_import

@@ -1,0 +1,373 @@
+"""The evaluation loop: train or load, code every test sample to real bytes, measure, write the result.
+
+The runner enforces the scenario (who sees the side view): the encoder gets `side` only in scenario
+`joint`; the decoder gets it in `joint` and `decoder_side_info`. Rate is always the length of the bytes
+the codec returned (the suite's container), divided by the pixels of the coded image."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.contract.codec import LearnedCodec, Scenario
+from benchmark.contract.options import check_budget
+from benchmark.contract.protocol import Protocol
+from benchmark.contract.registry import (
+    DatasetInfo,
+)
+from benchmark.errors import (
+    BenchError,
+    ConfigError,
+    DatasetError,
+    IsolationError,
+    OutputError,
+)
+from benchmark.evaluation.environment import environment
+from benchmark.evaluation.inprocess import evaluate
+from benchmark.evaluation.isolation import isolated_instances
+from benchmark.evaluation.rows import (
+    CSV_FIELDS,
+    aggregate,
+    estimate_check,
+    fingerprint,
+    read_partial,
+    rows_csv_text,
+)
+from benchmark.evaluation.setup import (
+    RunSpec,
+    build_split,
+    check_method_budget,
+    ensure_trained,
+    make_codec,
+    protocol_dir,
+    resolve,
+    result_key,
+    run_key,
+)
+from benchmark.progress import Reporter
+from benchmark.results.ranking import coverage_record
+from benchmark.results.schema import (
+    SCHEMA_VERSION,
+    _finite_or_null,
+    atomic_write_text,
+    validate_result,
+    write_json,
+)
+from benchmark.safety.atomicio import output_dir
+from benchmark.safety.limits import pixel_limit
+
+# ---------------------------------------------------------------- evaluation
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+# ---------------------------------------------------------------- the whole job
+def run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
+    """`_run` under the run's pixel limit (benchmark.safety.limits) for every image read and bitstream decoded; an
+    OSError that escapes (the partial CSV on a full disk, a read-only --out) becomes an OutputError naming --out."""
+    with pixel_limit(spec.max_pixels):
+        try:
+            return _run(spec, console)
+        except OSError as exc:
+            out = Path(spec.out).resolve()
+            if exc.filename and out not in Path(str(exc.filename)).resolve().parents:
+                raise  # not about --out
+            raise OutputError(f"{spec.method}: cannot write under the output folder {str(spec.out)!r} "
+                              f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}); "
+                              "free space, make it writable or choose another --out") from exc
+
+
+def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
+    """Train or load, evaluate, write `<out>/<protocol>/<method>[.variant].json` + CSV. Returns (path, result)."""
+    from benchmark.evaluation.sandbox import resolve_isolation
+
+    check_budget(spec.budget)
+    level = resolve_isolation(spec.isolation)
+    if level != "none":
+        return _run_isolated(spec, level, console)
+    if spec.plugins:
+        import importlib
+
+        for mod in spec.plugins:
+            importlib.import_module(mod)
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
+    check_method_budget(codec, protocol, spec.budget)
+    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
+    test = build_split(info, spec, protocol, "test")
+    if len(test) == 0:
+        raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
+    key, variant = run_key(codec.meta.name, codec.variant, spec)
+    torch.manual_seed(spec.seed)
+    training = ensure_trained(codec, info, protocol, spec, key, console)
+
+    pdir = protocol_dir(spec.out, protocol.name)
+    partial = pdir / f".{key}.partial.csv"
+    fp = fingerprint({"method": key, "options": codec.info(), "training": training, "dataset": spec.dataset,
+                       "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
+                       "points": codec.rate_points()})
+    # who sees what, by construction: encode (and estimate) with fresh instances built from the options and the
+    # saved weights, never with the instance that trained and decodes (benchmark/evaluation/isolation.py)
+    encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
+                                            (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
+    facts: dict[str, int] = {}
+    rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
+                    encoder=encoder, estimator=estimator, facts=facts)
+    from benchmark.evaluation.complexity import of_run
+
+    complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
+    import inspect
+
+    return _finish(spec, protocol, test, key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows,
+                   training, complexity, partial, isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
+
+
+def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
+    """The same job with the method's code only in role processes (benchmark/evaluation/sandbox_eval.py); this process
+    never imports it."""
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    out_existed = Path(spec.out).exists()
+    output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
+    try:
+        return _run_roles(spec, level, info, protocol, console)
+    except BenchError:
+        if not out_existed:  # a run refused before any work (e.g. a bad option) leaves no folders behind
+            _remove_empty_tree(Path(spec.out))
+        raise
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    for p in sorted((q for q in folder.rglob("*") if q.is_dir()), key=lambda q: len(q.parts), reverse=True):
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol, console=None) -> tuple[Path, dict[str, Any]]:
+    import zipfile
+
+    from benchmark.contract.registry import DATASETS
+    from benchmark.evaluation import sandbox_eval as se
+
+    pdir = protocol_dir(spec.out, protocol.name)
+    data_opts = {**protocol.options, **spec.dataset_options}
+    base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
+            "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
+    threads = torch.get_num_threads()
+    with se.scratch_folder(pdir, spec.method) as scratch:
+        ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
+        if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):  # a zygote forks every role (benchmark/evaluation/zygote.py)
+            from benchmark.evaluation.sandbox import shared_zygote
+
+            binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
+            ctx.zygote = shared_zygote(binds, ctx.hide, threads, spec.device)
+        # 1. what the method is (no data), and whether weights of an earlier run can be reused
+        role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
+        resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
+                                              "reuse_weights": None})
+        desc = se.Description.from_response(resp)
+        ctx.base["module"] = desc.module
+        key, variant = run_key(desc.name, desc.variant, spec)
+        if not desc.learned and spec.weights:
+            raise ConfigError(f"{spec.method} has no weights; drop --weights")
+        test = build_split(info, spec, protocol, "test")
+        if len(test) == 0:
+            raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
+        # 2. weights: given, reused, or trained in the training sandbox
+        weights_dir, training = None, None
+        if desc.learned:
+            weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
+        # 3. encoders, then decoders (and decoder-side estimates)
+        partial = pdir / f".{key}.partial.csv"
+        fp = fingerprint({"method": key, "options": desc.info, "training": training, "dataset": spec.dataset,
+                           "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
+                           "points": desc.rate_points})
+        done = read_partial(partial, fp)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        n = len(test) if spec.limit is None else min(spec.limit, len(test))
+        archive_path = pdir / f"{key}.bitstreams.zip"
+        tmp_archive = pdir / f".{key}.bitstreams.zip.tmp"
+        keep = zipfile.ZipFile(tmp_archive, "w", zipfile.ZIP_DEFLATED) if spec.keep_bitstreams else None
+        fresh, facts = not done, {}
+        with open(partial, "w" if fresh else "a", newline="", encoding="utf-8") as fh, \
+                Reporter(f"{desc.name} on {protocol.name} ({level})", n, enabled=spec.progress, unit="images") as prog:
+            writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+            if fresh:
+                writer.writeheader()
+
+            def on_row(row: dict[str, Any]) -> None:
+                writer.writerow({"fingerprint": fp, **row})
+                fh.flush()
+
+            try:
+                rows, complexity = se.evaluate(ctx, desc, test, protocol, weights=weights_dir, limit=spec.limit, done=done,
+                                               on_row=on_row, progress=lambda k: prog.advance(k), keep=keep, facts=facts)
+            finally:
+                if keep is not None:
+                    keep.close()
+        if keep is not None and any(r["rate_point"] for r in rows if (r["image"], int(r["source"]), r["rate_point"]) in done):
+            tmp_archive.unlink(missing_ok=True)  # a resumed run lacks the streams of its first part: none is kept
+            keep = None
+    if keep is not None:
+        tmp_archive.replace(archive_path)
+    facts["roles_cpu_s"] = ctx.cost  # type: ignore[assignment]
+    return _finish(spec, protocol, test, key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity,
+                   partial, isolation=level, method_file=desc.file,
+                   bitstreams=archive_path.name if keep is not None else None, facts=facts)
+
+
+def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
+    """(weights folder, training record) of a learned method under isolation: the given weights, those an earlier
+    run left in <out> when they were trained as this run would train them, or new ones from the training role."""
+    import shutil
+
+    from benchmark.evaluation import sandbox_eval as se
+
+    if spec.weights:
+        desc.update_from(desc.weights)
+        return Path(spec.weights).resolve(), {"loaded_from": str(spec.weights), **((desc.weights or {}).get("loaded") or {})}
+    weights_dir = (pdir / "weights" / key).resolve()
+    if weights_dir.exists() and not spec.retrain:
+        role = ctx.new("describe-weights", weights_dir)
+        resp = ctx.launch(role, "describe", {"reuse_weights": str(weights_dir)})
+        reuse = resp.get("weights") or {}
+        if reuse.get("reusable") is True:
+            desc.update_from(reuse)
+            return weights_dir, {"loaded_from": str(weights_dir), **(reuse.get("loaded") or {})}
+        if console and reuse.get("why"):
+            console.print(f"[yellow]{reuse['why']}[/]")
+    # the training sandbox: the train and validation samples only (generated datasets: their seed), its checkpoint
+    # folder, and a weights folder it hands back
+    role = ctx.new("train", None)
+    req: dict[str, Any] = {"workdir": str((pdir / "train" / key).resolve())}
+    data_opts = {**protocol.options, **spec.dataset_options}
+    for split in ("train", "val"):
+        if info.generated:
+            req[split] = {"generated": True, "dataset": info.name, "options": data_opts}
+            continue
+        try:
+            ds = build_split(info, spec, protocol, split)
+        except DatasetError:
+            if split == "train":
+                raise
+            req[split] = None
+            continue
+        req[split] = {"folder": str(se.materialise_split(ds, role.folder / "in" / split, split))}
+    role.writable.append(pdir / "train" / key)
+    resp = ctx.launch(role, "train", req)
+    new = role.out / "weights"
+    if not (new / "manifest.json").is_file():
+        raise IsolationError(f"{spec.method}: training wrote no weights (manifest.json) into its weights folder")
+    tmp = weights_dir.with_name(weights_dir.name + ".new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    weights_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(new, tmp, symlinks=False)
+    if weights_dir.exists():
+        shutil.rmtree(weights_dir)
+    tmp.replace(weights_dir)
+    desc.update_from(resp)
+    return weights_dir, resp.get("training")
+
+
+def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str | None, meta: dict[str, Any],
+            points_names: list[str], codec_info: dict[str, Any], rows: list[dict[str, Any]], training: Any,
+            complexity: Any, partial: Path, *, isolation: str, method_file: str | None,
+            bitstreams: str | None = None, facts: dict[str, int] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Aggregate the rows and write the result JSON and its per-image CSV (atomically; the CSV first)."""
+    scenario = Scenario(meta["scenario"])
+    pdir = protocol_dir(spec.out, protocol.name)
+    points = aggregate(rows, points_names, scenario)
+    csv_path = pdir / f"{key}.csv"
+    csv_text = rows_csv_text(rows)
+    atomic_write_text(csv_path, csv_text)
+
+    image_protocol = protocol.rate_unit == "bpp"
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "result",
+        "method": meta["name"],
+        "variant": variant,
+        "dataset": spec.dataset,
+        "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
+        "protocol": protocol.name,
+        "protocol_version": protocol.version,
+        "scenario": scenario.value,
+        "rate_unit": protocol.rate_unit,
+        "rate_accounting": {
+            "rate_source": "bytes of the suite's bitstream container (header included; bpp_payload excludes it)"
+            + ("; bpp_estimated: the codec's likelihood estimate" if any(p.get("bpp_estimated") is not None for p in points) else ""),
+            "divided_by": "pixels (H*W) of the coded image x" if image_protocol else "number of coded samples",
+            "side_information": scenario.rate_accounting,
+            "codec_notes": str(codec_info.get("rate_notes", "")),
+        },
+        "metrics": {
+            "psnr": protocol.psnr if image_protocol else "10*log10(1/MSE) on raw values (not rounded)",
+            "ms_ssim": f"pytorch_msssim, win_size={protocol.ms_ssim_win}, data_range=1, per image then mean; "
+                       "ms_ssim_db = -10*log10(1 - mean MS-SSIM)" if image_protocol else "not applicable",
+            "aggregation": "mean over test images (and over sources for distributed codecs)",
+            "limit": spec.limit,
+        },
+        "points": points,
+        "coverage": coverage_record(len(test) if spec.limit is None else min(spec.limit, len(test)), len(test),
+                                    spec.limit, int(getattr(test, "skipped", 0) or 0)),
+        "per_image_csv": csv_path.name,
+        "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
+        "isolation": isolation,
+        "input_facts": {"exif_rotated": int((facts or {}).get("exif_rotated", 0)),
+                        "note": "test images turned upright by their EXIF orientation when read (coded upright)"},
+        "roles_cpu_s": (facts or {}).get("roles_cpu_s"),  # CPU seconds of each sandboxed role, as it reported them
+        "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
+        "estimate_check": estimate_check(rows),
+        "bitstreams": bitstreams,
+        "code": _code_record(method_file),
+        "complexity": complexity,
+        "training": training,
+        "method_meta": meta,
+        "codec_info": codec_info,
+        "environment": environment(spec.device),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    result = _finite_or_null(result)
+    validate_result(result)
+    path = pdir / f"{key}.json"
+    write_json(path, result)
+    partial.unlink(missing_ok=True)
+    return path, result
+
+
+def _code_record(method_file: str | None) -> dict[str, Any] | None:
+    """Content hashes of the method's code and of the suite's (benchmark/results/provenance.py), where it is available."""
+    try:
+        from benchmark.results import provenance
+    except ImportError:
+        return None
+    try:
+        rec: dict[str, Any] = {"suite_sha256": provenance.suite_code_hash()}
+        if method_file:
+            rec["method"] = provenance.method_code_record(method_file)
+        return rec
+    except Exception as exc:  # noqa: BLE001 - provenance must not fail a finished run; the file says why
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:
+    check_budget(spec.budget)
+    info, protocol = resolve(spec.dataset, spec.protocol)
+    codec = make_codec(spec, protocol)
+    if not isinstance(codec, LearnedCodec):
+        raise ConfigError(f"{spec.method} is not trainable (classical codec); nothing to train")
+    check_method_budget(codec, protocol, spec.budget)
+    key, _ = result_key(codec, spec)
+    training = ensure_trained(codec, info, protocol, spec, key, console)
+    return protocol_dir(spec.out, protocol.name) / "weights" / key, training

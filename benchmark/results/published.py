@@ -1,0 +1,144 @@
+"""The published-curve schema and the CompressAI result-JSON shape, checked in the core.
+
+`bench validate` (benchmark.results.files.validate_any) and the leaderboard (leaderboard.published,
+leaderboard.compare) read these files through the same checks, so the core never imports the leaderboard.
+A published curve is one metric of one method under one protocol, with where the numbers come from
+(`source`, `provenance` exact|digitized, `accuracy`)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from benchmark.errors import ResultSchemaError
+from benchmark.results.schema import SCENARIOS, check_names
+
+KIND = "published_curve"
+SCHEMA_VERSION = 1
+METRICS = ("psnr", "ms_ssim", "ms_ssim_db")
+RATES = ("bpp", "bpp_estimated", "bpp_uniform", "bpp_prior", "bits/sample")
+PROVENANCES = ("exact", "digitized")
+
+_REQUIRED_STR = ("method", "label", "protocol", "scenario", "metric", "rate", "source", "provenance")
+_OPTIONAL_STR = ("accuracy", "notes")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite_everywhere(obj: Any, where: str) -> None:
+    """JSON parsers accept NaN/Infinity literals; a curve file must not hold them anywhere."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ResultSchemaError(where or "<root>", f"must be a finite number, got {obj!r}")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _finite_everywhere(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _finite_everywhere(v, f"{where}[{i}]")
+
+
+def _one_of(obj: dict, key: str, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if obj[key] not in allowed:
+        raise ResultSchemaError(key, f"must be one of {', '.join(allowed)}; got {obj[key]!r}")
+
+
+def validate_published(obj: Any) -> dict[str, Any]:
+    """Check a published-curve dict; return it. Raises ResultSchemaError(field, message) naming the field."""
+    if not isinstance(obj, dict):
+        raise ResultSchemaError("<root>", f"a published-curve file holds a JSON object, got {type(obj).__name__}")
+    if "kind" not in obj:
+        raise ResultSchemaError("kind", f"missing required field (expected {KIND!r})")
+    if obj["kind"] != KIND:
+        raise ResultSchemaError("kind", f"expected {KIND!r}, got {obj['kind']!r}")
+    if "schema_version" not in obj:
+        raise ResultSchemaError("schema_version", "missing required field")
+    version = obj["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultSchemaError("schema_version", f"must be an integer, got {version!r}")
+    if version != SCHEMA_VERSION:
+        raise ResultSchemaError(
+            "schema_version",
+            f"unknown published-curve schema version {version}; this suite reads version {SCHEMA_VERSION} "
+            "(upgrade dsc-bench to read newer files)",
+        )
+    _finite_everywhere(obj, "")
+    for key in _REQUIRED_STR:
+        if key not in obj:
+            raise ResultSchemaError(key, "missing required field")
+        if not isinstance(obj[key], str):
+            raise ResultSchemaError(key, f"must be a string, got {type(obj[key]).__name__} ({obj[key]!r:.60})")
+        if not obj[key].strip():
+            raise ResultSchemaError(key, "must not be empty")
+    for key in _OPTIONAL_STR:
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            raise ResultSchemaError(key, f"must be a string or null, got {type(obj[key]).__name__}")
+    check_names({k: obj[k] for k in ("method", "protocol")})
+    _one_of(obj, "metric", METRICS)
+    _one_of(obj, "rate", RATES)
+    _one_of(obj, "provenance", PROVENANCES)
+    _one_of(obj, "scenario", SCENARIOS)
+    if obj.get("sources") is not None:
+        s = obj["sources"]
+        if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+            raise ResultSchemaError("sources", f"must be a positive integer (number of sources M), got {s!r}")
+
+    if "points" not in obj:
+        raise ResultSchemaError("points", "missing required field")
+    points = obj["points"]
+    if not isinstance(points, list):
+        raise ResultSchemaError("points", f"must be a list, got {type(points).__name__}")
+    if not points:
+        raise ResultSchemaError("points", "must hold at least one point")
+    for i, p in enumerate(points):
+        where = f"points[{i}]"
+        if not isinstance(p, dict):
+            raise ResultSchemaError(where, f"must be an object {{'bpp': .., 'value': ..}}, got {type(p).__name__}")
+        for key in ("bpp", "value"):
+            if key not in p:
+                raise ResultSchemaError(f"{where}.{key}", "missing required field")
+            if not _is_num(p[key]):
+                raise ResultSchemaError(f"{where}.{key}", f"must be a number, got {type(p[key]).__name__} ({p[key]!r:.40})")
+        if "rate_point" in p and not isinstance(p["rate_point"], str):
+            raise ResultSchemaError(f"{where}.rate_point", f"must be a string, got {type(p['rate_point']).__name__}")
+        if p["bpp"] < 0:
+            raise ResultSchemaError(f"{where}.bpp", f"must be >= 0, got {p['bpp']}")
+        if obj["metric"] == "ms_ssim" and not 0.0 <= p["value"] <= 1.0:
+            raise ResultSchemaError(f"{where}.value", f"linear MS-SSIM must lie in [0, 1], got {p['value']}")
+    return obj
+
+
+# ---------------------------------------------------------------- CompressAI result JSON
+COMPRESSAI_KIND = "compressai_result"
+
+
+def is_compressai_json(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("results"), dict) and "bpp" in obj["results"] and "kind" not in obj
+
+
+def compressai_columns(obj: Any) -> tuple[list, list | None, list | None]:
+    """(bpp, psnr, ms-ssim) lists of a CompressAI result JSON ({"name", "description", "results": {"bpp": [...],
+    "psnr-rgb": [...], ...}}); psnr or ms-ssim is None when absent. Raises ResultSchemaError naming the field."""
+    if not is_compressai_json(obj):
+        raise ResultSchemaError("results", "a CompressAI result file holds {'name', 'results': {'bpp': [...], "
+                                "'psnr-rgb' or 'psnr': [...]}}")
+    res = obj["results"]
+    bpp = res["bpp"]
+    if not isinstance(bpp, list) or not bpp:
+        raise ResultSchemaError("results.bpp", "must be a non-empty list of numbers")
+
+    def col(*names: str) -> list | None:
+        for n in names:
+            if isinstance(res.get(n), list):
+                if len(res[n]) != len(bpp):
+                    raise ResultSchemaError(f"results.{n}", f"has {len(res[n])} values for {len(bpp)} bpp values")
+                return res[n]
+        return None
+
+    psnr = col("psnr-rgb", "psnr")
+    ms = col("ms-ssim-rgb", "ms-ssim")
+    if psnr is None and ms is None:
+        raise ResultSchemaError("results", "needs a 'psnr-rgb' (or 'psnr') or 'ms-ssim-rgb' (or 'ms-ssim') list")
+    return bpp, psnr, ms

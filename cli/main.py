@@ -1,0 +1,431 @@
+"""`bench`: list, run, train, validate, leaderboard, datasets check."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import typer
+from rich.table import Table
+
+from cli.defaults import DEFAULT_BUDGET, DEFAULT_DATASET
+from benchmark.errors import BenchError
+from benchmark.contract.options import Budget, Device, Direction
+
+from cli.app import _fail, _parse_kv, app, console, err_console  # noqa: F401
+from cli.sweep import sweep_app
+
+datasets_app = typer.Typer(help="Inspect local dataset copies.")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(sweep_app, name="sweep")
+
+
+@app.command("list")
+def list_cmd(
+    what: str = typer.Argument("methods", help="methods | datasets | protocols"),
+    pattern: Optional[str] = typer.Option(None, "--pattern", "-p", help="wildcard filter, e.g. 'balle*'"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="methods: each method's options (type, default, choices)"),
+) -> None:
+    """List registered methods, datasets or protocols."""
+    from benchmark.contract.registry import DATASETS, METHODS, PROTOCOLS
+
+    what = what.lower().rstrip("s") + "s"
+    # one line per entry, however narrow the terminal (a table wraps long titles into unreadable columns)
+    if what == "methods":
+        typer.echo(f"{'method':<20} {'scenario':<18} {'trainable':<9} {'scalable':<8} paper")
+        for name in METHODS.names(pattern):
+            m = METHODS.get(name).meta
+            typer.echo(f"{name:<20} {m.scenario.value:<18} {'yes' if m.trainable else 'no':<9} "
+                       f"{'yes' if m.scalable else 'no':<8} {m.paper}")
+            if verbose:
+                _echo_options(METHODS.get(name))
+                _echo_budgets(METHODS.get(name))
+        return
+    elif what == "datasets":
+        typer.echo(f"{'dataset':<18} {'embedded':<12} {'protocols':<46} description")
+        for name in DATASETS.names(pattern):
+            d = DATASETS.get(name)
+            typer.echo(f"{name:<18} {'yes' if d.embedded else 'no (--root)':<12} {', '.join(d.protocols):<46} {d.description}")
+        return
+    elif what == "protocols":
+        # one line per protocol, however narrow the terminal
+        for name in PROTOCOLS.names(pattern):
+            p = PROTOCOLS.get(name)
+            typer.echo(f"{name:<26} {p.description} [anchor: {p.anchor}]")
+        return
+    else:
+        _fail(BenchError(f"cannot list {what!r}; choose methods, datasets or protocols"))
+
+
+def _echo_options(cls: Any) -> None:
+    from benchmark.contract.options import describe_rows
+
+    spec = getattr(cls, "options_spec", None)
+    if spec is None:
+        typer.echo("    (options not declared)")
+        return
+    for name, kind, default, text in describe_rows(spec):
+        typer.echo(f"    --option {name:<18} {kind:<34} default {default:<10} {text}")
+
+
+def _echo_budgets(cls: Any) -> None:
+    """A learned method's budget table (benchmark/contract/budgets.py) under its default protocol, one line per budget."""
+    table = cls.budget_table()
+    for name, entry in (table or {}).items():
+        typer.echo(f"    --budget {name:<6} {entry.describe()}")
+
+
+def _dataset_options(sources, direction, skip_bad, dataset_option, variant) -> dict[str, Any]:
+    opts = _parse_kv(dataset_option, "--dataset-option")
+    if sources is not None:
+        opts["sources"] = sources
+    if direction is not None:
+        opts["direction"] = direction
+    if skip_bad:
+        opts["skip_bad"] = True
+    if variant is not None:
+        opts["variant"] = variant
+    return opts
+
+
+@app.command()
+def run(
+    method: Optional[List[str]] = typer.Option(None, "--method", "-m", help="method name (repeatable); default: the main-job set"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset name; default middlebury_sample"),
+    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="protocol; default: the dataset's first"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N test samples"),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="results folder"),
+    budget: Optional[Budget] = typer.Option(None, "--budget", help="training budget (default: quick)"),
+    device: Device = typer.Option(Device.cpu, "--device", help="where learned codecs train and run"),
+    seed: int = typer.Option(0, "--seed"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="evaluate these trained weights instead of training"),
+    retrain: bool = typer.Option(False, "--retrain", help="train even if weights from an earlier run exist in --out"),
+    sources: Optional[int] = typer.Option(None, "--sources", help="number of sources M (distributed protocols)"),
+    direction: Optional[Direction] = typer.Option(None, "--direction", help="stereo direction"),
+    variant: Optional[str] = typer.Option(None, "--variant", help="dataset variant, e.g. wrong_side"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable images with a warning"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="refuse images and bitstreams whose header "
+                                             "announces more pixels (H*W) than this; default 2**25 (benchmark/safety/limits.py)"),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="method option key=value (repeatable)"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option", help="dataset option key=value (repeatable)"),
+    leaderboard: Optional[bool] = typer.Option(None, "--leaderboard/--no-leaderboard", help="regenerate the leaderboard afterwards (default: on for the main job)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines when stderr "
+                                              "is not a terminal (batch jobs; default 10)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="methods run side by side in worker processes, "
+                                       "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
+    isolation: Optional[str] = typer.Option(None, "--isolation", help="where the method's code runs: sandbox (bubblewrap, "
+                                            "one process per role; the default where it works), process (plain child "
+                                            "processes; not ranked) or none (in this process; debugging)"),
+    keep_bitstreams: bool = typer.Option(False, "--keep-bitstreams", help="store every bitstream beside the result "
+                                         "(<method>.bitstreams.zip) so `bench verify` can re-decode it"),
+    plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="module that registers a method not installed as a "
+                                               "plugin (imported only inside the method's role processes; repeatable)"),
+) -> None:
+    """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
+    from cli.defaults import DEFAULT_METHODS
+    from benchmark.evaluation.setup import RunSpec
+    from benchmark.evaluation.runner import run as run_one
+
+    main_job = not method and dataset is None
+    _progress_settings(quiet, log_every)
+    methods = list(method) if method else list(DEFAULT_METHODS)
+    dataset = dataset or DEFAULT_DATASET
+    budget = budget.value if budget else DEFAULT_BUDGET
+    device, direction = device.value, direction.value if direction else None
+    if leaderboard is None:
+        leaderboard = main_job
+    t_start = time.perf_counter()
+    written = []
+    specs = []
+    for m in methods:
+        specs.append(RunSpec(method=m, dataset=dataset, root=root, protocol=protocol, limit=limit, out=out, budget=budget,
+                       device=device, seed=seed, weights=weights, retrain=retrain,
+                       method_options=_parse_kv(option, "--option"),
+                       dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
+                       progress=False if quiet else None, max_pixels=max_pixels,  # None: a bar on a terminal, else log lines
+                       isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ())))
+    if jobs is None:
+        jobs = min(2, os.cpu_count() or 1) if main_job else 1
+    if jobs < 1:
+        _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
+    if jobs > 1 and len(specs) > 1:
+        written = _run_parallel(specs, jobs, quiet)
+    else:
+        for spec in specs:
+            try:
+                t0 = time.perf_counter()
+                path, result = run_one(spec, console=console)
+            except BenchError as exc:
+                _fail(exc)
+                return
+            written.append(path)
+            _print_result(path, result, time.perf_counter() - t0)
+    if leaderboard:
+        _build_leaderboard([out], out / "leaderboard")
+    if len(methods) > 1:
+        console.print(f"[bold]done[/]: {len(written)} result files in {time.perf_counter() - t_start:.1f} s")
+
+
+def _run_worker(spec: Any, threads: int) -> tuple[str, Any, float]:
+    """One method in a worker process: returns ("ok", (path, result), s) or ("error", message, s)."""
+    import dataclasses
+
+    import torch
+
+    from benchmark.evaluation.runner import run as run_one
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        path, result = run_one(dataclasses.replace(spec, progress=False if sys.stderr.isatty() else spec.progress), console=None)
+    except BenchError as exc:  # sent back as text: exception types with extra fields need not pickle
+        return "error", f"{spec.method}: {exc}", time.perf_counter() - t0
+    return "ok", (str(path), result), time.perf_counter() - t0
+
+
+def _run_parallel(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
+    """Run several methods side by side (trainable ones first, as they take longest); one overall progress bar."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from benchmark.progress import Reporter
+
+    # in the order given (the main job lists its learned methods first: they take longest); this process never
+    # imports a method's code, which runs only in the workers' sandboxed role processes
+    order = list(specs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    written: list[Path] = []
+    errors: list[str] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool, \
+            Reporter(f"{len(specs)} methods, {jobs} at a time", len(specs), enabled=False if quiet else None,
+                     unit="methods", transient=True, console=console) as bar:
+        futures = {pool.submit(_run_worker, s, threads): s for s in order}
+        for fut in as_completed(futures):
+            status, payload, seconds = fut.result()
+            bar.advance()
+            if status == "error":
+                errors.append(payload)
+                err_console.print(f"[bold red]error:[/] {payload}")
+                continue
+            path, result = payload
+            written.append(Path(path))
+            bar.print(f"[green]done[/] {futures[fut].method} ({seconds:.0f} s)")
+            _print_result(Path(path), result, seconds)
+    if errors:
+        raise typer.Exit(code=2)
+    return written
+
+
+def _progress_settings(quiet: bool, log_every: float | None) -> None:
+    """--quiet and --log-every for this process and the workers it starts (through the environment)."""
+    from benchmark.progress import set_log_every
+
+    if quiet:
+        os.environ["BENCH_PROGRESS"] = "0"
+    try:
+        set_log_every(log_every)
+    except BenchError as exc:
+        _fail(exc)
+
+
+def _print_result(path: Path, result: dict[str, Any], seconds: float) -> None:
+    unit = result["rate_unit"]
+    t = Table(title=f"{result['method']}{'.' + result['variant'] if result.get('variant') else ''} on {result['protocol']} ({result['scenario']})")
+    pts = result["points"]
+    cols = [("point", "rate_point", None), (unit, "bpp", 4), (f"{unit} payload", "bpp_payload", 4),
+            (f"{unit} estimate", "bpp_estimated", 4), ("PSNR dB", "psnr", 2), ("PSNR min", "psnr_min", 2),
+            ("PSNR max", "psnr_max", 2), ("MS-SSIM", "ms_ssim", 4), ("enc s", "encode_s", 3), ("dec s", "decode_s", 3)]
+    cols = [c for c in cols if any(p.get(c[1]) is not None for p in pts)]  # hide columns with no values
+    for name, key, _ in cols:
+        t.add_column(name, justify="right", no_wrap=key == "rate_point", min_width=12 if key == "rate_point" else None)
+    f = lambda v, prec: "—" if v is None else (v if prec is None else f"{v:.{prec}f}")
+    for p in pts:
+        t.add_row(*[f(p.get(key), prec) for _, key, prec in cols])
+    console.print(t)
+    console.print(f"wrote [bold]{path}[/] ({seconds:.1f} s)")
+
+
+@app.command()
+def train(
+    method: str = typer.Option(..., "--method", "-m"),
+    dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", "-d"),
+    root: Optional[Path] = typer.Option(None, "--root"),
+    protocol: Optional[str] = typer.Option(None, "--protocol"),
+    out: Path = typer.Option(Path("results"), "--out", "-o"),
+    budget: Budget = typer.Option(Budget(DEFAULT_BUDGET), "--budget"),
+    device: Device = typer.Option(Device.cpu, "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    sources: Optional[int] = typer.Option(None, "--sources"),
+    direction: Optional[Direction] = typer.Option(None, "--direction"),
+    option: Optional[List[str]] = typer.Option(None, "--option"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+    devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel (torchrun; one per GPU)"),
+    log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines (batch jobs)"),
+) -> None:
+    """Train a learned method and save its weights (safetensors + manifest) under <out>/<protocol>/weights/."""
+    from benchmark.training import distributed
+    from benchmark.evaluation.runner import train_only
+    from benchmark.evaluation.setup import RunSpec
+
+    _progress_settings(False, log_every)
+    budget, device, direction = budget.value, device.value, direction.value if direction else None
+    if devices > 1 and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(code=distributed.relaunch(devices, sys.argv[1:]))
+    distributed.init_from_env(device)
+    spec = RunSpec(method=method, dataset=dataset, root=root, protocol=protocol, out=out, budget=budget, device=device,
+                   seed=seed, retrain=True, method_options=_parse_kv(option, "--option"),
+                   dataset_options=_dataset_options(sources, direction, False, dataset_option, None))
+    try:
+        path, info = train_only(spec, console=console)
+    except BenchError as exc:
+        _fail(exc)
+        return
+    if not distributed.is_main():
+        return
+    console.print(f"weights in [bold]{path}[/]; evaluate with `bench run --method {method} --dataset {dataset} --weights {path}`")
+
+
+@app.command()
+def validate(paths: List[Path] = typer.Argument(..., help="result or published-curve files, or folders to scan")) -> None:
+    """Check result and published-curve files against the schema, and each result against its per-image CSV;
+    exit non-zero naming the offending field."""
+    from rich.markup import escape
+
+    from benchmark.results.consistency import check_consistency
+    from benchmark.errors import ResultSchemaError
+    from benchmark.results.schema import RESULT_KIND
+    from benchmark.results.files import result_candidates, validate_file
+
+    files: list[Path] = []
+    for p in paths:
+        files.extend(result_candidates(p) if p.is_dir() else [p])
+    bad = 0
+    for f in files:
+        try:
+            kind, obj = validate_file(f)
+        except ResultSchemaError as exc:
+            bad += 1
+            err_console.print(f"[red]FAIL[/] {escape(str(f))}: field {escape(str(exc))}")
+            continue
+        # published curves and CompressAI JSON have no per-image rows; a result must agree with its CSV
+        problems = check_consistency(obj, f) if kind == RESULT_KIND else []
+        if problems:
+            bad += 1
+            err_console.print(f"[red]FAIL[/] {escape(str(f))} ({kind}): {escape(str(problems[0]))}")
+            for problem in problems[1:]:
+                err_console.print(f"       {escape(str(problem))}")
+        else:
+            console.print(f"[green]ok[/]   {escape(str(f))} ({kind})")
+    if not files:
+        err_console.print("no files to validate")
+        raise typer.Exit(code=2)
+    if bad:
+        raise typer.Exit(code=1)
+
+
+def _build_leaderboard(results: list[Path], out: Path, **options: Any) -> None:
+    from leaderboard.build import build
+
+    written = build(results, out, **options)
+    console.print(f"leaderboard: {len(written)} files in [bold]{out}[/] (open {out / 'README.md'} or {out / 'index.html'})")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: List[Path] = typer.Option([Path("results")], "--results", "-r", help="folders of result files"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: <first results folder>/leaderboard)"),
+    published: Optional[List[Path]] = typer.Option(None, "--published", help="folder or file of curves (published-curve "
+                                                   "or CompressAI JSON) ADDED to the shipped ones (repeatable)"),
+    protocol: Optional[List[str]] = typer.Option(None, "--protocol", help="only this protocol (repeatable)"),
+    figsize: Optional[Tuple[float, float]] = typer.Option(None, "--figsize", help="figure width and height in inches"),
+    axes: Optional[Tuple[float, float, float, float]] = typer.Option(None, "--axes", help="xmin xmax ymin ymax of every figure"),
+    rank_all: bool = typer.Option(False, "--rank-all", help="rank partial (--limit) and short-budget results too; "
+                                  "each row still says why it would not be ranked"),
+) -> None:
+    """Regenerate the leaderboard (tables, BD-rate, plots, published curves) from result files."""
+    try:
+        _build_leaderboard(list(results), out or results[0] / "leaderboard", extra_published=list(published or []),
+                           protocols=protocol or None, figsize=figsize, axes=axes, rank_all=rank_all)
+    except BenchError as exc:
+        _fail(exc)
+
+
+@datasets_app.command("check")
+def datasets_check(
+    name: str = typer.Argument(..., help="dataset name"),
+    root: Optional[Path] = typer.Option(None, "--root"),
+    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+) -> None:
+    """Report per split what was found and what is missing; exit non-zero if a split is incomplete."""
+    from benchmark.contract.registry import get_dataset
+
+    try:
+        info = get_dataset(name)
+        if info.check is None:
+            console.print(f"{name}: embedded dataset, nothing to check" if info.embedded else f"{name}: no checker")
+            return
+        reports = info.check(root, **_parse_kv(dataset_option, "--dataset-option"))
+    except BenchError as exc:
+        _fail(exc)
+        return
+    t = Table("split", "found", "expected", "missing", "first missing", "note")
+    for r in reports:
+        t.add_row(r.split, str(r.found), "?" if r.expected is None else str(r.expected), str(r.n_missing),
+                  ", ".join((r.missing or [])[:3]), r.note)
+    console.print(t)
+    if not all(r.ok for r in reports):
+        console.print(f"[yellow]incomplete[/]: {info.how_to_obtain}")
+        raise typer.Exit(code=1)
+    console.print("[green]complete[/]")
+
+
+from cli import contrib  # noqa: E402,F401  (registers bench compare / submit / new-method)
+from cli import convert  # noqa: E402,F401  (registers bench convert)
+
+
+def main() -> None:
+    import warnings
+
+    # compressai's import triggers torch's TorchScript deprecation notice; it says nothing about the user's run
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    app()
+
+
+
+@app.command()
+def verify(
+    result: Path = typer.Argument(..., help="a result JSON (its per-image CSV and bitstream archive beside it)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset (to re-decode and re-encode)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="the method's weights (default: the result's)"),
+    reencode: int = typer.Option(0, "--reencode", help="also encode N randomly chosen test images again and compare bytes"),
+    no_decode: bool = typer.Option(False, "--no-decode", help="only JSON <-> CSV <-> archive consistency"),
+    isolation: Optional[str] = typer.Option(None, "--isolation", help="sandbox (default) or process"),
+    lenient: bool = typer.Option(False, "--lenient", help="where the method cannot be re-run here (weights not given, "
+                                 "dataset not on this machine), say so and check consistency only (CI on a pull request)"),
+) -> None:
+    """Re-check a result from its bitstreams: consistency with its CSV, every stream's sha256, every stream decoded
+    again in the sandbox and every metric recomputed; with --reencode N, N images encoded again."""
+    from rich.markup import escape
+
+    from benchmark.evaluation.verify import verify as run_verify
+
+    try:
+        rep = run_verify(result, root=root, weights=weights, reencode=reencode, isolation=isolation, decode=not no_decode,
+                         lenient=lenient)
+    except BenchError as exc:
+        _fail(exc)
+        return
+    for note in rep.notes:
+        console.print(f"note: {escape(note)}")
+    for problem in rep.problems:
+        err_console.print(f"[red]FAIL[/] {escape(str(result))}: {escape(problem)}")
+    if rep.problems:
+        raise typer.Exit(code=1)
+    console.print(f"[green]verified[/] {escape(str(result))}")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""`bench sweep run` and `bench sweep status` (see benchmark/cluster/sweep.py for the folder layout)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from cli.defaults import DEFAULT_BUDGET
+from benchmark.errors import BenchError
+from benchmark.contract.options import Budget, Device
+
+sweep_app = typer.Typer(help="Grids of runs as jobs (submitit): locally or on Slurm.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@sweep_app.command("run")
+def sweep_run(
+    method: List[str] = typer.Option(..., "--method", "-m", help="method (repeatable)"),
+    dataset: List[str] = typer.Option(..., "--dataset", "-d", help="dataset (repeatable)"),
+    protocol: Optional[List[str]] = typer.Option(None, "--protocol", help="protocol (repeatable); default: each dataset's first"),
+    budget: Budget = typer.Option(Budget(DEFAULT_BUDGET), "--budget", help="training budget"),
+    seeds: str = typer.Option("0", "--seeds", help="seeds: '0', '0,1,2' or '0-4'"),
+    out: Path = typer.Option(..., "--out", "-o", help="sweep folder"),
+    launcher: str = typer.Option("local", "--launcher", help="local | slurm"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="local launcher: jobs at a time"),
+    device: Device = typer.Option(Device.cpu, "--device", help="where learned codecs train and run"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N test samples"),
+    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset(s)"),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="method option key=value (repeatable)"),
+    slurm_config: Optional[Path] = typer.Option(None, "--slurm-config", help="TOML/JSON file with Slurm settings"),
+    partition: Optional[str] = typer.Option(None, "--partition"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="GPUs per job"),
+    time_min: Optional[int] = typer.Option(None, "--time", help="time limit per job, minutes"),
+    mem: Optional[str] = typer.Option(None, "--mem", help="memory per job, e.g. 32G"),
+    account: Optional[str] = typer.Option(None, "--account"),
+    cpus: Optional[int] = typer.Option(None, "--cpus", help="CPUs per job"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Slurm: wait until every job has ended"),
+    log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between the jobs' progress lines"),
+) -> None:
+    """Run every (method, dataset, protocol, seed) not done yet; a rerun resumes interrupted jobs."""
+    from cli.app import _parse_kv
+    from benchmark.progress import set_log_every
+    from benchmark.cluster.sweep import expand, record_settings, slurm_settings, submit
+
+    budget, device = Budget(budget).value, Device(device).value  # plain strings in the sweep's records
+
+    try:
+        set_log_every(log_every)
+        grid = expand(method, dataset, protocol, parse_seeds(seeds), budget=budget, device=device, limit=limit,
+                      root=str(root) if root else None, method_options=_parse_kv(option, "--option"))
+        slurm = slurm_settings(slurm_config, {"partition": partition, "gpus": gpus, "time": time_min, "mem": mem,
+                                              "account": account, "cpus": cpus}) if launcher == "slurm" else \
+            {"time": time_min}
+        record_settings(out, budget, device)
+        started = submit(out, grid, launcher=launcher, parallel=jobs, slurm=slurm, wait=wait, say=console.print)
+    except BenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2)
+    console.print(f"{len(grid)} jobs in the grid, {len(started)} started; `bench sweep status {out}` shows them")
+    from benchmark.cluster.sweep import status
+
+    failed = [r["job"] for r in status(out) if r["state"] == "failed" and r["job"] in started]
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} job(s) failed[/]: {', '.join(failed)}")
+        raise typer.Exit(code=1)
+
+
+@sweep_app.command("status")
+def sweep_status(sweep: Path = typer.Argument(..., help="sweep folder")) -> None:
+    """pending / running / done / failed / interrupted per job, with the log path of each failure."""
+    from benchmark.cluster.sweep import status
+
+    try:
+        rows = status(sweep)
+    except BenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+        typer.echo(f"{r['state']:<12} {r['job']}" + (f"  log: {r['stderr']}" if r["state"] == "failed" else "")
+                   + (f"  ({r['error']})" if r["state"] == "failed" and r.get("error") else ""))
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("group"):
+            groups.setdefault(r["group"], []).append(r)
+    for name, members in groups.items():  # per-point jobs: one merged result per method
+        merged = next((r["merged"] for r in members if r.get("merged")), None)
+        done = sum(r["state"] == "done" for r in members)
+        typer.echo(f"{'merged' if merged else 'unmerged':<12} {name}: {done}/{len(members)} point jobs done"
+                   + (f" -> {merged}" if merged else ""))
+    typer.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
+    if counts.get("failed"):
+        raise typer.Exit(code=1)
+
+
+def parse_seeds(text: str) -> list[int]:
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise typer.BadParameter(f"--seeds must look like 0 or 0,1,2 or 0-4, got {text!r}")
+    return out
+
+
+

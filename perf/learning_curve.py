@@ -1,0 +1,187 @@
+"""Learning curve of one learned codec at fixed settings: train in segments, evaluate at each step S, file each point.
+
+Run by hand (not a test), one method per process, one torch thread, e.g. side by side on 2 cores:
+
+    OMP_NUM_THREADS=1 nice -n 5 python perf/learning_curve.py --method balle2018 \\
+        --root DIR --steps 100,200,400,700,1000,1500,2000 --work scratch/kitti-curve --measured measured
+
+Each segment is `bench run` with ``--option steps=S`` and the options below (``schedule=constant``,
+``restore=last``, ``warm_start=false``): such training is *extendable* (benchmark.training.trainer.extendable), so the run
+to S continues the checkpoint of the run to the previous S and its weights at S are those of a run of S steps
+from scratch. A point is therefore reproduced by the single command printed in its result file
+(``learning_curve.reproduce``) in a fresh output folder: same bytes per image, same PSNR.
+
+Each point is copied to ``<measured>/<protocol>/<method>.steps<S>.json`` (+ ``.csv``) with ``variant`` =
+``steps<S>`` and a ``learning_curve`` record (steps, settings, command, training wall time). Training state
+and weights stay under ``--work`` (never committed). ``--check DIR`` compares a reproduction's CSV with the
+committed point instead of training."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmark.evaluation.setup import protocol_dir  # noqa: E402
+
+PROTOCOL = "stereo/kitti-ndic"
+# the settings every method of one curve shares (widths of the issue's reference run, one crop/batch/lr)
+DEFAULTS = {"N": 64, "M": 96, "lambdas": "[0.0035,0.013]", "crop": 128, "batch_size": 8, "lr": "5e-4",
+            "schedule": "constant", "restore": "last", "warm_start": "false"}
+
+
+def cli_values(opts: dict[str, str]) -> dict[str, object]:
+    """Option values as `bench run --option k=v` passes them (JSON if it parses, else the text)."""
+    out: dict[str, object] = {}
+    for k, v in opts.items():
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def options(steps: int, overrides: dict[str, str]) -> dict[str, str]:
+    return {**{k: str(v) for k, v in DEFAULTS.items()}, **overrides, "steps": str(steps)}
+
+
+def bench_command(method: str, root: str, out: str, opts: dict[str, str], budget: str = "quick") -> str:
+    parts = ["OMP_NUM_THREADS=1", "bench", "run", "--method", method, "--dataset", "stereo", "--protocol", PROTOCOL,
+             "--root", root, "--budget", budget, "--out", out]
+    for k, v in opts.items():
+        parts += ["--option", f"{k}={v}"]
+    return " ".join(shlex.quote(p) if not p.startswith("OMP_") else p for p in parts)
+
+
+def point_name(method: str, steps: int) -> str:
+    return f"{method}.steps{steps}"
+
+
+def file_result(args: argparse.Namespace, path: Path, result: dict, name: str, record_key: str, record: dict) -> dict:
+    """Copy a run's result (+ CSV) to <measured>/<protocol>/<name>.json with a provenance record; committed files
+    name no machine paths: the data root and the work folder become placeholders."""
+    from benchmark.results.schema import atomic_write_text, validate_result, write_json
+
+    dest = protocol_dir(Path(args.measured), PROTOCOL)
+    result["per_image_csv"] = f"{name}.csv"
+    result[record_key] = record
+    text = json.dumps(result)
+    for real, label in ((str(args.root), args.root_label), (str(args.work), "WORK")):
+        text = text.replace(json.dumps(real)[1:-1], label)
+    result = validate_result(json.loads(text))
+    atomic_write_text(dest / f"{name}.csv", Path(path).with_suffix(".csv").read_text())
+    write_json(dest / f"{name}.json", result)
+    pts = ", ".join(f"{p['rate_point']}: {p['bpp']:.4f} bpp {p['psnr']:.3f} dB" for p in result["points"])
+    print(f"{name}: {pts}", flush=True)
+    return result
+
+
+def run_once(args: argparse.Namespace) -> None:
+    """A codec that needs no training (JPEG, WebP): one run on the test pairs, filed as <method>.json."""
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec
+
+    overrides = dict(kv.split("=", 1) for kv in args.option)
+    t0 = time.perf_counter()
+    path, result = run(RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root),
+                               out=Path(args.work), method_options=cli_values(overrides), progress=False))
+    file_result(args, path, result, args.method, "provenance", {
+        "reproduce": bench_command(args.method, args.root_label, "OUT", overrides, budget="quick").replace(" --budget quick", ""),
+        "wall_s": round(time.perf_counter() - t0, 1)})
+
+
+def side_probe(args: argparse.Namespace, opts: dict[str, str]) -> dict:
+    """PSNR of the evaluation's bytes decoded with the right side view, another pair's, and a grey one
+    (perf/side_info_probe.py), with the weights just trained."""
+    from benchmark.contract.registry import get_protocol
+    from benchmark.evaluation.setup import RunSpec, build_split, make_codec, resolve
+
+    sys.path.insert(0, str(REPO / "perf"))
+    from side_info_probe import wrong_side
+
+    spec = RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root), out=Path(args.work),
+                   budget="quick", method_options=cli_values(opts))
+    info, proto = resolve("stereo", PROTOCOL)
+    codec = make_codec(spec, proto)
+    codec.load_weights(protocol_dir(Path(args.work), PROTOCOL) / "weights" / args.method)
+    return wrong_side(codec, build_split(info, spec, get_protocol(PROTOCOL), "test"), proto)
+
+
+def run_curve(args: argparse.Namespace) -> None:
+    import torch
+
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec
+
+    torch.set_num_threads(1)
+    overrides = dict(kv.split("=", 1) for kv in args.option)
+    dest = protocol_dir(Path(args.measured), PROTOCOL)
+    for steps in sorted(int(s) for s in args.steps.split(",")):
+        name = point_name(args.method, steps)
+        if (dest / f"{name}.json").exists() and not args.redo:
+            print(f"{name}: already filed, skipping", flush=True)
+            continue
+        opts = options(steps, overrides)
+        t0 = time.perf_counter()
+        path, result = run(RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root),
+                                   out=Path(args.work), budget="quick", seed=0, method_options=cli_values(opts), progress=False))
+        wall = time.perf_counter() - t0
+        result["variant"] = f"steps{steps}"
+        probe = side_probe(args, dict(opts)) if result["scenario"] == "decoder_side_info" else None
+        file_result(args, path, result, name, "learning_curve", {
+            **({"side_probe": probe} if probe else {}),
+            "steps": steps,
+            "options": opts,
+            "training_wall_s": round(sum(p.get("wall_s") or 0 for p in ((result.get("training") or {}).get("points") or {}).values()), 1),
+            "segment_wall_s": round(wall, 1),
+            "reproduce": bench_command(args.method, args.root_label, "OUT", opts),
+            "note": "training in segments (extendable: constant lr, last weights); the point equals a run of "
+                    "`steps` steps from scratch with the same options, seed 0, one torch thread",
+        })
+
+
+def check(args: argparse.Namespace) -> int:
+    """Compare the per-image CSV of a reproduction (a bench run --out DIR) with the committed point."""
+    ref = protocol_dir(Path(args.measured), PROTOCOL) / f"{point_name(args.method, args.check_steps)}.csv"
+    new = protocol_dir(Path(args.check), PROTOCOL) / f"{args.method}.csv"
+    rows = lambda p: {(r["image"], r["rate_point"]): r for r in csv.DictReader(open(p, encoding="utf-8"))}  # noqa: E731
+    a, b = rows(ref), rows(new)
+    if set(a) != set(b):
+        print(f"different images/points: {sorted(set(a) ^ set(b))[:5]}")
+        return 1
+    bad = [(k, a[k]["bytes"], b[k]["bytes"], float(a[k]["psnr"]) - float(b[k]["psnr"])) for k in sorted(a)
+           if a[k]["bytes"] != b[k]["bytes"] or a[k].get("sha256", "") != b[k].get("sha256", "")
+           or abs(float(a[k]["psnr"]) - float(b[k]["psnr"])) > 0.01]
+    print(json.dumps({"reference": str(ref), "reproduction": str(new), "rows": len(a), "mismatches": len(bad),
+                      "examples": bad[:5]}, indent=1))
+    return 1 if bad else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--root", help="the stereo folder (train/ val/ test/ with left/ right/)")
+    ap.add_argument("--root-label", default="KITTI_PAIRS", help="how the data root is written in filed results")
+    ap.add_argument("--steps", default="100,200,400,700,1000,1500,2000")
+    ap.add_argument("--work", default="scratch/kitti-curve", help="training state and weights (not committed)")
+    ap.add_argument("--measured", default="measured")
+    ap.add_argument("--option", action="append", default=[], help="override a setting, key=value")
+    ap.add_argument("--redo", action="store_true")
+    ap.add_argument("--once", action="store_true", help="a codec without training: one run, filed as <method>.json")
+    ap.add_argument("--check", help="a bench run --out folder to compare with the committed point")
+    ap.add_argument("--check-steps", type=int)
+    args = ap.parse_args()
+    if args.check:
+        return check(args)
+    (run_once if args.once else run_curve)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
