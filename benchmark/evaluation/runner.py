@@ -6,15 +6,13 @@ the codec returned (the suite's container), divided by the pixels of the coded i
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmark.contract.codec import LearnedCodec, Scenario
+from benchmark.contract.codec import LearnedCodec
 from benchmark.contract.options import check_budget
 from benchmark.contract.protocol import Protocol
 from benchmark.contract.registry import (
@@ -27,13 +25,11 @@ from benchmark.errors import (
     IsolationError,
     OutputError,
 )
-from benchmark.evaluation.environment import environment
 from benchmark.evaluation.inprocess import evaluate
 from benchmark.evaluation.isolation import isolated_instances
+from benchmark.evaluation.record import Outcome, result_record
 from benchmark.evaluation.rows import (
     CSV_FIELDS,
-    aggregate,
-    estimate_check,
     fingerprint,
     read_partial,
     rows_csv_text,
@@ -50,10 +46,7 @@ from benchmark.evaluation.setup import (
     run_key,
 )
 from benchmark.progress import Reporter
-from benchmark.results.ranking import coverage_record
 from benchmark.results.schema import (
-    SCHEMA_VERSION,
-    _finite_or_null,
     atomic_write_text,
     validate_result,
     write_json,
@@ -124,8 +117,9 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
     import inspect
 
-    return _finish(spec, protocol, test, key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows,
-                   training, complexity, partial, isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
+    out = Outcome(key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows, training, complexity,
+                  isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
+    return _finish(spec, protocol, test, out, partial)
 
 
 def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
@@ -222,9 +216,9 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
     if keep is not None:
         tmp_archive.replace(archive_path)
     facts["roles_cpu_s"] = ctx.cost  # type: ignore[assignment]
-    return _finish(spec, protocol, test, key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity,
-                   partial, isolation=level, method_file=desc.file,
-                   bitstreams=archive_path.name if keep is not None else None, facts=facts)
+    out = Outcome(key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity, isolation=level,
+                  method_file=desc.file, bitstreams=archive_path.name if keep is not None else None, facts=facts)
+    return _finish(spec, protocol, test, out, partial)
 
 
 def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
@@ -280,85 +274,18 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
     return weights_dir, resp.get("training")
 
 
-def _finish(spec: RunSpec, protocol: Protocol, test: Any, key: str, variant: str | None, meta: dict[str, Any],
-            points_names: list[str], codec_info: dict[str, Any], rows: list[dict[str, Any]], training: Any,
-            complexity: Any, partial: Path, *, isolation: str, method_file: str | None,
-            bitstreams: str | None = None, facts: dict[str, int] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Aggregate the rows and write the result JSON and its per-image CSV (atomically; the CSV first)."""
-    scenario = Scenario(meta["scenario"])
+def _finish(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, partial: Path) -> tuple[Path, dict[str, Any]]:
+    """Write the per-image CSV, then the result JSON (each atomically); drop the partial CSV."""
     pdir = protocol_dir(spec.out, protocol.name)
-    points = aggregate(rows, points_names, scenario)
-    csv_path = pdir / f"{key}.csv"
-    csv_text = rows_csv_text(rows)
+    csv_path = pdir / f"{out.key}.csv"
+    csv_text = rows_csv_text(out.rows)
     atomic_write_text(csv_path, csv_text)
-
-    image_protocol = protocol.rate_unit == "bpp"
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "result",
-        "method": meta["name"],
-        "variant": variant,
-        "dataset": spec.dataset,
-        "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
-        "protocol": protocol.name,
-        "protocol_version": protocol.version,
-        "scenario": scenario.value,
-        "rate_unit": protocol.rate_unit,
-        "rate_accounting": {
-            "rate_source": "bytes of the suite's bitstream container (header included; bpp_payload excludes it)"
-            + ("; bpp_estimated: the codec's likelihood estimate" if any(p.get("bpp_estimated") is not None for p in points) else ""),
-            "divided_by": "pixels (H*W) of the coded image x" if image_protocol else "number of coded samples",
-            "side_information": scenario.rate_accounting,
-            "codec_notes": str(codec_info.get("rate_notes", "")),
-        },
-        "metrics": {
-            "psnr": protocol.psnr if image_protocol else "10*log10(1/MSE) on raw values (not rounded)",
-            "ms_ssim": f"pytorch_msssim, win_size={protocol.ms_ssim_win}, data_range=1, per image then mean; "
-                       "ms_ssim_db = -10*log10(1 - mean MS-SSIM)" if image_protocol else "not applicable",
-            "aggregation": "mean over test images (and over sources for distributed codecs)",
-            "limit": spec.limit,
-        },
-        "points": points,
-        "coverage": coverage_record(len(test) if spec.limit is None else min(spec.limit, len(test)), len(test),
-                                    spec.limit, int(getattr(test, "skipped", 0) or 0)),
-        "per_image_csv": csv_path.name,
-        "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
-        "isolation": isolation,
-        "input_facts": {"exif_rotated": int((facts or {}).get("exif_rotated", 0)),
-                        "note": "test images turned upright by their EXIF orientation when read (coded upright)"},
-        "roles_cpu_s": (facts or {}).get("roles_cpu_s"),  # CPU seconds of each sandboxed role, as it reported them
-        "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
-        "estimate_check": estimate_check(rows),
-        "bitstreams": bitstreams,
-        "code": _code_record(method_file),
-        "complexity": complexity,
-        "training": training,
-        "method_meta": meta,
-        "codec_info": codec_info,
-        "environment": environment(spec.device),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    result = _finite_or_null(result)
+    result = result_record(spec, protocol, test, out, csv_path.name, csv_text)
     validate_result(result)
-    path = pdir / f"{key}.json"
+    path = pdir / f"{out.key}.json"
     write_json(path, result)
     partial.unlink(missing_ok=True)
     return path, result
-
-
-def _code_record(method_file: str | None) -> dict[str, Any] | None:
-    """Content hashes of the method's code and of the suite's (benchmark/results/provenance.py), where it is available."""
-    try:
-        from benchmark.results import provenance
-    except ImportError:
-        return None
-    try:
-        rec: dict[str, Any] = {"suite_sha256": provenance.suite_code_hash()}
-        if method_file:
-            rec["method"] = provenance.method_code_record(method_file)
-        return rec
-    except Exception as exc:  # noqa: BLE001 - provenance must not fail a finished run; the file says why
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:

@@ -1,0 +1,113 @@
+"""The result document of a run: what the runner writes beside the per-image CSV (`benchmark.results.schema` says
+what each field means). Built from the run's specification, its protocol, the test split and the `Outcome` of
+coding it; the runner writes it (`runner._finish`)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmark.contract.codec import Scenario
+from benchmark.contract.protocol import Protocol
+from benchmark.evaluation.environment import environment
+from benchmark.evaluation.rows import aggregate, estimate_check
+from benchmark.evaluation.setup import RunSpec
+from benchmark.results.ranking import coverage_record
+from benchmark.results.schema import SCHEMA_VERSION, _finite_or_null
+
+
+@dataclass
+class Outcome:
+    """What coding the test split produced, whichever path ran the method (sandboxed roles or this process)."""
+
+    key: str  # <method>[.<variant>]: the result's file name
+    variant: str | None
+    meta: dict[str, Any]  # MethodMeta.as_dict()
+    rate_points: list[str]
+    codec_info: dict[str, Any]
+    rows: list[dict[str, Any]]
+    training: Any
+    complexity: Any
+    isolation: str
+    method_file: str | None
+    bitstreams: str | None = None  # the archive's file name when --keep-bitstreams kept every stream
+    facts: dict[str, Any] = field(default_factory=dict)  # input facts (exif_rotated) and roles_cpu_s
+
+
+def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, csv_name: str, csv_text: str) -> dict[str, Any]:
+    """The result document (JSON-ready: infinities and NaN as null)."""
+    scenario = Scenario(out.meta["scenario"])
+    points = aggregate(out.rows, out.rate_points, scenario)
+    image_protocol = protocol.rate_unit == "bpp"
+    n = len(test) if spec.limit is None else min(spec.limit, len(test))
+    return _finite_or_null({
+        "schema_version": SCHEMA_VERSION,
+        "kind": "result",
+        "method": out.meta["name"],
+        "variant": out.variant,
+        "dataset": spec.dataset,
+        "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
+        "protocol": protocol.name,
+        "protocol_version": protocol.version,
+        "scenario": scenario.value,
+        "rate_unit": protocol.rate_unit,
+        "rate_accounting": _rate_accounting(scenario, points, out.codec_info, image_protocol),
+        "metrics": _metrics_record(protocol, spec.limit, image_protocol),
+        "points": points,
+        "coverage": coverage_record(n, len(test), spec.limit, int(getattr(test, "skipped", 0) or 0)),
+        "per_image_csv": csv_name,
+        "per_image_csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
+        "isolation": out.isolation,
+        "input_facts": {"exif_rotated": int(out.facts.get("exif_rotated", 0)),
+                        "note": "test images turned upright by their EXIF orientation when read (coded upright)"},
+        "roles_cpu_s": out.facts.get("roles_cpu_s"),  # CPU seconds of each sandboxed role, as it reported them
+        "method_options": {k: v for k, v in spec.method_options.items()},  # as given (`bench verify` rebuilds the codec)
+        "estimate_check": estimate_check(out.rows),
+        "bitstreams": out.bitstreams,
+        "code": _code_record(out.method_file),
+        "complexity": out.complexity,
+        "training": out.training,
+        "method_meta": out.meta,
+        "codec_info": out.codec_info,
+        "environment": environment(spec.device),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
+def _rate_accounting(scenario: Scenario, points: list[dict[str, Any]], codec_info: dict[str, Any],
+                     image_protocol: bool) -> dict[str, Any]:
+    return {
+        "rate_source": "bytes of the suite's bitstream container (header included; bpp_payload excludes it)"
+        + ("; bpp_estimated: the codec's likelihood estimate" if any(p.get("bpp_estimated") is not None for p in points) else ""),
+        "divided_by": "pixels (H*W) of the coded image x" if image_protocol else "number of coded samples",
+        "side_information": scenario.rate_accounting,
+        "codec_notes": str(codec_info.get("rate_notes", "")),
+    }
+
+
+def _metrics_record(protocol: Protocol, limit: int | None, image_protocol: bool) -> dict[str, Any]:
+    return {
+        "psnr": protocol.psnr if image_protocol else "10*log10(1/MSE) on raw values (not rounded)",
+        "ms_ssim": f"pytorch_msssim, win_size={protocol.ms_ssim_win}, data_range=1, per image then mean; "
+                   "ms_ssim_db = -10*log10(1 - mean MS-SSIM)" if image_protocol else "not applicable",
+        "aggregation": "mean over test images (and over sources for distributed codecs)",
+        "limit": limit,
+    }
+
+
+def _code_record(method_file: str | None) -> dict[str, Any] | None:
+    """Content hashes of the method's code and of the suite's (benchmark/results/provenance.py), where it is available."""
+    try:
+        from benchmark.results import provenance
+    except ImportError:
+        return None
+    try:
+        rec: dict[str, Any] = {"suite_sha256": provenance.suite_code_hash()}
+        if method_file:
+            rec["method"] = provenance.method_code_record(method_file)
+        return rec
+    except Exception as exc:  # noqa: BLE001 - provenance must not fail a finished run; the file says why
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
