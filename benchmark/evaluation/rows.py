@@ -31,6 +31,15 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def resume_fingerprint(spec: Any, protocol: Any, key: str, codec_info: dict[str, Any], training: Any,
+                       rate_points: list[str]) -> str:
+    """What the rows of a partial CSV depend on: a run resumes only rows coded by the same method, options,
+    weights (the training record), data and protocol."""
+    return fingerprint({"method": key, "options": codec_info, "training": training, "dataset": spec.dataset,
+                        "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
+                        "points": rate_points})
+
+
 def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_protocol: bool = True) -> dict[str, Any]:
     """Distortion of the decoded output as the protocol states (8-bit rounded images, or raw MSE)."""
     if image_protocol:

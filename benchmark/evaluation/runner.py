@@ -30,8 +30,8 @@ from benchmark.evaluation.isolation import isolated_instances
 from benchmark.evaluation.record import Outcome, result_record
 from benchmark.evaluation.rows import (
     CSV_FIELDS,
-    fingerprint,
     read_partial,
+    resume_fingerprint,
     rows_csv_text,
 )
 from benchmark.evaluation.setup import (
@@ -102,9 +102,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 
     pdir = protocol_dir(spec.out, protocol.name)
     partial = pdir / f".{key}.partial.csv"
-    fp = fingerprint({"method": key, "options": codec.info(), "training": training, "dataset": spec.dataset,
-                       "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
-                       "points": codec.rate_points()})
+    fp = resume_fingerprint(spec, protocol, key, codec.info(), training, codec.rate_points())
     # who sees what, by construction: encode (and estimate) with fresh instances built from the options and the
     # saved weights, never with the instance that trained and decodes (benchmark/evaluation/isolation.py)
     encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
@@ -184,9 +182,7 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
             weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
         # 3. encoders, then decoders (and decoder-side estimates)
         partial = pdir / f".{key}.partial.csv"
-        fp = fingerprint({"method": key, "options": desc.info, "training": training, "dataset": spec.dataset,
-                           "dataset_options": spec.dataset_options, "root": str(spec.root), "protocol": protocol.name,
-                           "points": desc.rate_points})
+        fp = resume_fingerprint(spec, protocol, key, desc.info, training, desc.rate_points)
         done = read_partial(partial, fp)
         partial.parent.mkdir(parents=True, exist_ok=True)
         n = len(test) if spec.limit is None else min(spec.limit, len(test))

@@ -152,8 +152,8 @@ def _compare(rows: list[dict[str, str]], fresh: list[dict[str, Any]], report: Re
 def _prepare(result, root, weights, isolation, scratch_out: Path):
     from benchmark.contract.registry import DATASETS
     from benchmark.evaluation import sandbox_eval as se
-    from benchmark.evaluation.setup import build_split, protocol_dir, resolve
     from benchmark.evaluation.sandbox import resolve_isolation
+    from benchmark.evaluation.setup import build_split, protocol_dir, resolve
 
     spec = _spec(result, root, weights, isolation, scratch_out)
     level = resolve_isolation(spec.isolation)
