@@ -6,7 +6,7 @@ decoder gets it in `joint` and `decoder_side_info`. Rate is always the length of
 suite's container), divided by the pixels of the coded image."""
 from __future__ import annotations
 
-import csv
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -20,9 +20,8 @@ from benchmark.errors import (
     BenchError,
     DatasetError,
 )
-from benchmark.evaluation.rows import CSV_FIELDS, measure, read_partial
+from benchmark.evaluation.rows import PartialCSV, measure
 from benchmark.progress import Reporter
-from benchmark.results import metrics
 from benchmark.safety.limits import expected_shape
 
 
@@ -51,42 +50,22 @@ def evaluate(
     n_sources = int(getattr(samples, "num_sources", 1)) if scenario is Scenario.DISTRIBUTED else 1
     image_protocol = protocol.rate_unit == "bpp"
 
-    done: dict[tuple[str, int, str], dict[str, Any]] = {}
-    writer = None
-    fh = None
-    if partial_csv is not None:
-        done = read_partial(partial_csv, fingerprint)
-        for row in done.values():  # the CSV has no column for why MS-SSIM is null: the same reason as a fresh row
-            if image_protocol and row.get("ms_ssim") is None and row.get("height") and row.get("width"):
-                row["_ms_ssim_reason"] = metrics.ms_ssim_supported(row["height"], row["width"], protocol.ms_ssim_win)[1]
-        partial_csv.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not done
-        fh = open(partial_csv, "w" if fresh else "a", newline="", encoding="utf-8")
-        writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
-        if fresh:
-            writer.writeheader()
-
+    part = PartialCSV(partial_csv, fingerprint, protocol) if partial_csv is not None else None
+    done = part.done if part is not None else {}
     rows: list[dict[str, Any]] = []
-    try:
-        with Reporter(f"{codec.meta.name} on {protocol.name}", n * n_sources, enabled=progress, unit="images") as prog:
-            for idx, name, sample in readable_samples(samples, n, facts):
-                sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
-                for source in sources:
-                    todo = [p for p in points if (name, int(source), p) not in done]
-                    for p in points:
-                        if (name, int(source), p) in done:
-                            rows.append(done[(name, int(source), p)])
-                    if todo:
-                        for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol,
-                                                encoder or codec, estimator or codec):
-                            rows.append(row)
-                            if writer is not None:
-                                writer.writerow({"fingerprint": fingerprint, **row})
-                                fh.flush()
-                    prog.advance(1)
-    finally:
-        if fh is not None:
-            fh.close()
+    with part or contextlib.nullcontext(), \
+            Reporter(f"{codec.meta.name} on {protocol.name}", n * n_sources, enabled=progress, unit="images") as prog:
+        for idx, name, sample in readable_samples(samples, n, facts):
+            sources = range(n_sources) if scenario is Scenario.DISTRIBUTED else [sample.source]
+            for source in sources:
+                rows += [done[(name, int(source), p)] for p in points if (name, int(source), p) in done]
+                todo = [p for p in points if (name, int(source), p) not in done]
+                for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol,
+                                        encoder or codec, estimator or codec) if todo else ():
+                    rows.append(row)
+                    if part is not None:
+                        part.add(row)
+                prog.advance(1)
     if not rows and n:
         raise DatasetError(f"no test sample could be read ({int(getattr(samples, 'skipped', 0) or 0)} skipped by --skip-bad); "
                            "nothing to evaluate")

@@ -174,3 +174,37 @@ def estimate_check(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     worst = max(rel) if rel else 0.0
     return {"max_relative_gap": worst, "rows": len(pairs), "agrees": worst <= 0.25,
             "note": "estimate vs payload bytes per image; over 25 % apart is flagged (the estimate is not the rate)"}
+
+
+class PartialCSV:
+    """The rows of a run as they are coded, one line each, so an interrupted run resumes (``with PartialCSV(...)``).
+
+    `done` holds the rows an earlier attempt left under the same fingerprint (`read_partial`); `add` appends a
+    fresh row and flushes it. With a protocol, resumed rows get back why their MS-SSIM is null (the CSV has no
+    column for it), as a fresh row has it."""
+
+    def __init__(self, path: Path, fingerprint: str, protocol: Any = None):
+        self.path, self.fingerprint = Path(path), fingerprint
+        self.done = read_partial(self.path, fingerprint)
+        if protocol is not None and protocol.rate_unit == "bpp":
+            for row in self.done.values():
+                if row.get("ms_ssim") is None and row.get("height") and row.get("width"):
+                    row["_ms_ssim_reason"] = metrics.ms_ssim_supported(row["height"], row["width"], protocol.ms_ssim_win)[1]
+        self._fh: Any = None
+        self._writer: Any = None
+
+    def __enter__(self) -> "PartialCSV":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.done
+        self._fh = open(self.path, "w" if fresh else "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+        if fresh:
+            self._writer.writeheader()
+        return self
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._writer.writerow({"fingerprint": self.fingerprint, **row})
+        self._fh.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._fh.close()

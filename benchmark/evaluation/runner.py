@@ -5,7 +5,6 @@ The runner enforces the scenario (who sees the side view): the encoder gets `sid
 the codec returned (the suite's container), divided by the pixels of the coded image."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ from benchmark.evaluation.inprocess import evaluate
 from benchmark.evaluation.isolation import isolated_instances
 from benchmark.evaluation.record import Outcome, result_record
 from benchmark.evaluation.rows import (
-    CSV_FIELDS,
-    read_partial,
+    PartialCSV,
     resume_fingerprint,
     rows_csv_text,
 )
@@ -147,23 +145,12 @@ def _remove_empty_tree(folder: Path) -> None:
 
 
 def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol, console=None) -> tuple[Path, dict[str, Any]]:
-    import zipfile
-
-    from benchmark.contract.registry import DATASETS
+    """Describe the method, get its weights, code the test split in role processes, write the result."""
     from benchmark.evaluation import sandbox_eval as se
 
     pdir = protocol_dir(spec.out, protocol.name)
-    data_opts = {**protocol.options, **spec.dataset_options}
-    base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
-            "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
-    threads = torch.get_num_threads()
     with se.scratch_folder(pdir, spec.method) as scratch:
-        ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
-        if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):  # a zygote forks every role (benchmark/evaluation/zygote.py)
-            from benchmark.evaluation.sandbox import shared_zygote
-
-            binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
-            ctx.zygote = shared_zygote(binds, ctx.hide, threads, spec.device)
+        ctx = _role_context(spec, level, protocol, pdir, scratch)
         # 1. what the method is (no data), and whether weights of an earlier run can be reused
         role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
         resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
@@ -182,39 +169,62 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
             weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
         # 3. encoders, then decoders (and decoder-side estimates)
         partial = pdir / f".{key}.partial.csv"
-        fp = resume_fingerprint(spec, protocol, key, desc.info, training, desc.rate_points)
-        done = read_partial(partial, fp)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        n = len(test) if spec.limit is None else min(spec.limit, len(test))
-        archive_path = pdir / f"{key}.bitstreams.zip"
-        tmp_archive = pdir / f".{key}.bitstreams.zip.tmp"
-        keep = zipfile.ZipFile(tmp_archive, "w", zipfile.ZIP_DEFLATED) if spec.keep_bitstreams else None
-        fresh, facts = not done, {}
-        with open(partial, "w" if fresh else "a", newline="", encoding="utf-8") as fh, \
-                Reporter(f"{desc.name} on {protocol.name} ({level})", n, enabled=spec.progress, unit="images") as prog:
-            writer = csv.DictWriter(fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
-            if fresh:
-                writer.writeheader()
-
-            def on_row(row: dict[str, Any]) -> None:
-                writer.writerow({"fingerprint": fp, **row})
-                fh.flush()
-
-            try:
-                rows, complexity = se.evaluate(ctx, desc, test, protocol, weights=weights_dir, limit=spec.limit, done=done,
-                                               on_row=on_row, progress=lambda k: prog.advance(k), keep=keep, facts=facts)
-            finally:
-                if keep is not None:
-                    keep.close()
-        if keep is not None and any(r["rate_point"] for r in rows if (r["image"], int(r["source"]), r["rate_point"]) in done):
-            tmp_archive.unlink(missing_ok=True)  # a resumed run lacks the streams of its first part: none is kept
-            keep = None
-    if keep is not None:
-        tmp_archive.replace(archive_path)
-    facts["roles_cpu_s"] = ctx.cost  # type: ignore[assignment]
+        rows, complexity, facts, kept = _code_in_roles(spec, ctx, desc, test, protocol, weights_dir, partial,
+                                                       resume_fingerprint(spec, protocol, key, desc.info, training,
+                                                                          desc.rate_points), pdir / f".{key}.bitstreams.zip.tmp")
+    archive = None
+    if kept is not None:
+        archive = pdir / f"{key}.bitstreams.zip"
+        kept.replace(archive)
+    facts["roles_cpu_s"] = ctx.cost
     out = Outcome(key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity, isolation=level,
-                  method_file=desc.file, bitstreams=archive_path.name if keep is not None else None, facts=facts)
+                  method_file=desc.file, bitstreams=archive.name if archive else None, facts=facts)
     return _finish(spec, protocol, test, out, partial)
+
+
+def _role_context(spec: RunSpec, level: str, protocol: Protocol, pdir: Path, scratch: Path) -> Any:
+    """Where the roles of this run start: what every request carries, what they must not see, and (sandbox level)
+    the zygote that forks them (benchmark/evaluation/zygote.py)."""
+    from benchmark.contract.registry import DATASETS
+    from benchmark.evaluation import sandbox_eval as se
+
+    data_opts = {**protocol.options, **spec.dataset_options}
+    base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
+            "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
+    threads = torch.get_num_threads()
+    ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
+    if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):
+        from benchmark.evaluation.sandbox import shared_zygote
+
+        binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
+        ctx.zygote = shared_zygote(binds, ctx.hide, threads, spec.device)
+    return ctx
+
+
+def _code_in_roles(spec: RunSpec, ctx: Any, desc: Any, test: Any, protocol: Protocol, weights_dir: Path | None,
+                   partial: Path, fp: str, tmp_archive: Path) -> tuple[list[dict[str, Any]], Any, dict[str, Any], Path | None]:
+    """(rows, complexity, input facts, the bitstream archive or None): every test sample coded by encoder roles,
+    then decoder roles, each row appended to the partial CSV as it is measured. With --keep-bitstreams every stream
+    is archived, unless the run resumed (its first part's streams are gone: then none is kept)."""
+    import zipfile
+
+    from benchmark.evaluation import sandbox_eval as se
+
+    n = len(test) if spec.limit is None else min(spec.limit, len(test))
+    keep = zipfile.ZipFile(tmp_archive, "w", zipfile.ZIP_DEFLATED) if spec.keep_bitstreams else None
+    facts: dict[str, Any] = {}
+    with PartialCSV(partial, fp) as part, \
+            Reporter(f"{desc.name} on {protocol.name} ({ctx.level})", n, enabled=spec.progress, unit="images") as prog:
+        try:
+            rows, complexity = se.evaluate(ctx, desc, test, protocol, weights=weights_dir, limit=spec.limit, done=part.done,
+                                           on_row=part.add, progress=lambda k: prog.advance(k), keep=keep, facts=facts)
+        finally:
+            if keep is not None:
+                keep.close()
+    if keep is not None and any((r["image"], int(r["source"]), r["rate_point"]) in part.done for r in rows):
+        tmp_archive.unlink(missing_ok=True)
+        keep = None
+    return rows, complexity, facts, tmp_archive if keep is not None else None
 
 
 def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
