@@ -85,6 +85,12 @@ def validate_published(obj: Any) -> dict[str, Any]:
         if not isinstance(s, int) or isinstance(s, bool) or s < 1:
             raise ResultSchemaError("sources", f"must be a positive integer (number of sources M), got {s!r}")
 
+    _check_points(obj)
+    return obj
+
+
+def _check_points(obj: dict[str, Any]) -> None:
+    """The curve's points: a non-empty list of {bpp >= 0, value}, linear MS-SSIM within [0, 1]."""
     if "points" not in obj:
         raise ResultSchemaError("points", "missing required field")
     points = obj["points"]
@@ -107,7 +113,6 @@ def validate_published(obj: Any) -> dict[str, Any]:
             raise ResultSchemaError(f"{where}.bpp", f"must be >= 0, got {p['bpp']}")
         if obj["metric"] == "ms_ssim" and not 0.0 <= p["value"] <= 1.0:
             raise ResultSchemaError(f"{where}.value", f"linear MS-SSIM must lie in [0, 1], got {p['value']}")
-    return obj
 
 
 # ---------------------------------------------------------------- CompressAI result JSON

@@ -45,7 +45,7 @@ def check_result(path: Path, into: Path | None = None) -> Check:
     `into` is the committed tree (default `measured`, in the current folder or the checkout): a file already at
     its own place there is re-checked as a committed file (see `_code_checks`)."""
     from benchmark.results.consistency import inspect
-    from benchmark.results.ranking import is_ranked, needs_training, training_budget
+    from benchmark.results.ranking import is_ranked
     from benchmark.results.schema import validate_result
     from benchmark.safety.untrusted import load_json_file
 
@@ -64,21 +64,43 @@ def check_result(path: Path, into: Path | None = None) -> Check:
     found = inspect(result, path)  # the per-image CSV beside it, and every number the JSON takes from it
     chk.csv_path, chk.csv_sha256 = found.csv_path, found.csv_sha256
     chk.refused.extend(f"per-image CSV: {p}" for p in found.problems)
+    chk.refused.extend(_coverage_problems(result))
+    chk.refused.extend(_provenance_problems(result))
+    env = result.get("environment") or {}
+    if str(env.get("git_commit") or "").endswith("-dirty"):
+        chk.warnings.append("made from a checkout with uncommitted changes: say in the pull request what they were")
+    if result.get("protocol_version") is None:
+        chk.warnings.append("no protocol_version (written before result files carried it): version 1 assumed")
+    _code_checks(chk, result, in_tree=_in_tree(path, result, into))
+    ranked, why = is_ranked(result)
+    if not ranked:
+        chk.warnings.append(f"will be listed apart, not ranked: {why}")
+    return chk
+
+
+def _coverage_problems(result: dict[str, Any]) -> list[str]:
+    """Why the result does not cover the whole test split (none: it does)."""
     cov = result.get("coverage")
     limit = (result.get("metrics") or {}).get("limit")
     if isinstance(cov, dict):
         if cov.get("limit") is not None or limit is not None:
-            chk.refused.append(f"coverage: a --limit {cov.get('limit', limit)} run coded {cov.get('samples')} of "
-                               f"{cov.get('split_samples')} test samples; a submission covers the whole test split "
-                               "(rerun without --limit)")
-        elif not cov.get("complete"):
-            chk.refused.append(f"coverage: {cov.get('samples')} of {cov.get('split_samples')} test samples coded, "
-                               f"{cov.get('skipped', 0)} skipped as unreadable; fix the dataset copy and rerun")
-    elif limit is not None:
-        chk.refused.append(f"coverage: a --limit {limit} run; a submission covers the whole test split (rerun without --limit)")
-    else:
-        chk.refused.append("coverage: the file has no `coverage` record (written by an older suite); rerun with this "
-                           "version so the number of test samples coded is recorded")
+            return [f"coverage: a --limit {cov.get('limit', limit)} run coded {cov.get('samples')} of "
+                    f"{cov.get('split_samples')} test samples; a submission covers the whole test split "
+                    "(rerun without --limit)"]
+        if not cov.get("complete"):
+            return [f"coverage: {cov.get('samples')} of {cov.get('split_samples')} test samples coded, "
+                    f"{cov.get('skipped', 0)} skipped as unreadable; fix the dataset copy and rerun"]
+        return []
+    if limit is not None:
+        return [f"coverage: a --limit {limit} run; a submission covers the whole test split (rerun without --limit)"]
+    return ["coverage: the file has no `coverage` record (written by an older suite); rerun with this "
+            "version so the number of test samples coded is recorded"]
+
+
+def _provenance_problems(result: dict[str, Any]) -> list[str]:
+    """What the result lacks of what made it (commit, command, versions, device, training budget)."""
+    from benchmark.results.ranking import needs_training, training_budget
+
     env = result.get("environment") or {}
     missing = []
     if not env.get("git_commit"):
@@ -92,16 +114,8 @@ def check_result(path: Path, into: Path | None = None) -> Check:
     if needs_training(result) and not training_budget(result):
         missing.append("training.budget (which training budget the weights were trained at)")
     if missing:
-        chk.refused.append("provenance missing: " + ", ".join(missing) + "; results written by `bench run` carry all of it")
-    if str(env.get("git_commit") or "").endswith("-dirty"):
-        chk.warnings.append("made from a checkout with uncommitted changes: say in the pull request what they were")
-    if result.get("protocol_version") is None:
-        chk.warnings.append("no protocol_version (written before result files carried it): version 1 assumed")
-    _code_checks(chk, result, in_tree=_in_tree(path, result, into))
-    ranked, why = is_ranked(result)
-    if not ranked:
-        chk.warnings.append(f"will be listed apart, not ranked: {why}")
-    return chk
+        return ["provenance missing: " + ", ".join(missing) + "; results written by `bench run` carry all of it"]
+    return []
 
 
 def _in_tree(path: Path, result: dict[str, Any], into: Path | None) -> bool:
