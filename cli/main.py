@@ -126,48 +126,49 @@ def run(
                                                "plugin (imported only inside the method's role processes; repeatable)"),
 ) -> None:
     """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
-    from cli.defaults import DEFAULT_METHODS
+    import dataclasses
+
     from benchmark.evaluation.setup import RunSpec
-    from benchmark.evaluation.runner import run as run_one
+    from cli.defaults import DEFAULT_METHODS
 
     main_job = not method and dataset is None
     _progress_settings(quiet, log_every)
+    spec = RunSpec(method="", dataset=dataset or DEFAULT_DATASET, root=root, protocol=protocol, limit=limit, out=out,
+                   budget=budget.value if budget else DEFAULT_BUDGET, device=device.value, seed=seed, weights=weights,
+                   retrain=retrain, method_options=_parse_kv(option, "--option"),
+                   dataset_options=_dataset_options(sources, direction.value if direction else None, skip_bad,
+                                                    dataset_option, variant),
+                   progress=False if quiet else None, max_pixels=max_pixels,  # None: a bar on a terminal, else log lines
+                   isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ()))
     methods = list(method) if method else list(DEFAULT_METHODS)
-    dataset = dataset or DEFAULT_DATASET
-    budget = budget.value if budget else DEFAULT_BUDGET
-    device, direction = device.value, direction.value if direction else None
-    if leaderboard is None:
-        leaderboard = main_job
-    t_start = time.perf_counter()
-    written = []
-    specs = []
-    for m in methods:
-        specs.append(RunSpec(method=m, dataset=dataset, root=root, protocol=protocol, limit=limit, out=out, budget=budget,
-                       device=device, seed=seed, weights=weights, retrain=retrain,
-                       method_options=_parse_kv(option, "--option"),
-                       dataset_options=_dataset_options(sources, direction, skip_bad, dataset_option, variant),
-                       progress=False if quiet else None, max_pixels=max_pixels,  # None: a bar on a terminal, else log lines
-                       isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ())))
     if jobs is None:
         jobs = min(2, os.cpu_count() or 1) if main_job else 1
     if jobs < 1:
         _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
-    if jobs > 1 and len(specs) > 1:
-        written = _run_parallel(specs, jobs, quiet)
-    else:
-        for spec in specs:
-            try:
-                t0 = time.perf_counter()
-                path, result = run_one(spec, console=console)
-            except BenchError as exc:
-                _fail(exc)
-                return
-            written.append(path)
-            _print_result(path, result, time.perf_counter() - t0)
-    if leaderboard:
+    t_start = time.perf_counter()
+    written = _run_methods([dataclasses.replace(spec, method=m) for m in methods], jobs, quiet)
+    if main_job if leaderboard is None else leaderboard:
         _build_leaderboard([out], out / "leaderboard")
     if len(methods) > 1:
         console.print(f"[bold]done[/]: {len(written)} result files in {time.perf_counter() - t_start:.1f} s")
+
+
+def _run_methods(specs: list[Any], jobs: int, quiet: bool) -> list[Path]:
+    """Run each spec (side by side in `jobs` worker processes when there are several); the result files written."""
+    from benchmark.evaluation.runner import run as run_one
+
+    if jobs > 1 and len(specs) > 1:
+        return _run_parallel(specs, jobs, quiet)
+    written = []
+    for spec in specs:
+        try:
+            t0 = time.perf_counter()
+            path, result = run_one(spec, console=console)
+        except BenchError as exc:
+            _fail(exc)
+        written.append(path)
+        _print_result(path, result, time.perf_counter() - t0)
+    return written
 
 
 def _run_worker(spec: Any, threads: int) -> tuple[str, Any, float]:
