@@ -7,8 +7,8 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from cli.app import _fail, app, console, err_console
 from benchmark.errors import BenchError
+from cli.app import _fail, app, console, err_console
 
 
 @app.command()

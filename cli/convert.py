@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from cli.app import _fail, _parse_kv, app, console
 from benchmark.errors import BenchError
+from cli.app import _fail, _parse_kv, app, console
 
 
 @app.command()
@@ -21,7 +21,6 @@ def convert(
 ) -> None:
     """Convert external checkpoints (read with torch.load(weights_only=True); pickles refused) into suite weights."""
     from baselines.convert import foreign_spec
-
     from benchmark.contract.registry import get_method
 
     try:

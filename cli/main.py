@@ -1,4 +1,5 @@
-"""`bench`: list, run, train, validate, leaderboard, datasets check."""
+"""`bench`: the application with every command registered, and the commands that run methods: `bench run`,
+`bench train` and `bench leaderboard`. `main` is the console script."""
 from __future__ import annotations
 
 import os
@@ -10,71 +11,13 @@ from typing import Any, List, Optional, Tuple
 import typer
 from rich.table import Table
 
-from cli.defaults import DEFAULT_BUDGET, DEFAULT_DATASET
-from benchmark.errors import BenchError
 from benchmark.contract.options import Budget, Device, Direction
-
+from benchmark.errors import BenchError
 from cli.app import _fail, _parse_kv, app, console, err_console  # noqa: F401
+from cli.defaults import DEFAULT_BUDGET, DEFAULT_DATASET
 from cli.sweep import sweep_app
 
-datasets_app = typer.Typer(help="Inspect local dataset copies.")
-app.add_typer(datasets_app, name="datasets")
 app.add_typer(sweep_app, name="sweep")
-
-
-@app.command("list")
-def list_cmd(
-    what: str = typer.Argument("methods", help="methods | datasets | protocols"),
-    pattern: Optional[str] = typer.Option(None, "--pattern", "-p", help="wildcard filter, e.g. 'balle*'"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="methods: each method's options (type, default, choices)"),
-) -> None:
-    """List registered methods, datasets or protocols."""
-    from benchmark.contract.registry import DATASETS, METHODS, PROTOCOLS
-
-    what = what.lower().rstrip("s") + "s"
-    # one line per entry, however narrow the terminal (a table wraps long titles into unreadable columns)
-    if what == "methods":
-        typer.echo(f"{'method':<20} {'scenario':<18} {'trainable':<9} {'scalable':<8} paper")
-        for name in METHODS.names(pattern):
-            m = METHODS.get(name).meta
-            typer.echo(f"{name:<20} {m.scenario.value:<18} {'yes' if m.trainable else 'no':<9} "
-                       f"{'yes' if m.scalable else 'no':<8} {m.paper}")
-            if verbose:
-                _echo_options(METHODS.get(name))
-                _echo_budgets(METHODS.get(name))
-        return
-    elif what == "datasets":
-        typer.echo(f"{'dataset':<18} {'embedded':<12} {'protocols':<46} description")
-        for name in DATASETS.names(pattern):
-            d = DATASETS.get(name)
-            typer.echo(f"{name:<18} {'yes' if d.embedded else 'no (--root)':<12} {', '.join(d.protocols):<46} {d.description}")
-        return
-    elif what == "protocols":
-        # one line per protocol, however narrow the terminal
-        for name in PROTOCOLS.names(pattern):
-            p = PROTOCOLS.get(name)
-            typer.echo(f"{name:<26} {p.description} [anchor: {p.anchor}]")
-        return
-    else:
-        _fail(BenchError(f"cannot list {what!r}; choose methods, datasets or protocols"))
-
-
-def _echo_options(cls: Any) -> None:
-    from benchmark.contract.options import describe_rows
-
-    spec = getattr(cls, "options_spec", None)
-    if spec is None:
-        typer.echo("    (options not declared)")
-        return
-    for name, kind, default, text in describe_rows(spec):
-        typer.echo(f"    --option {name:<18} {kind:<34} default {default:<10} {text}")
-
-
-def _echo_budgets(cls: Any) -> None:
-    """A learned method's budget table (benchmark/contract/budgets.py) under its default protocol, one line per budget."""
-    table = cls.budget_table()
-    for name, entry in (table or {}).items():
-        typer.echo(f"    --budget {name:<6} {entry.describe()}")
 
 
 def _dataset_options(sources, direction, skip_bad, dataset_option, variant) -> dict[str, Any]:
@@ -268,14 +211,14 @@ def train(
     log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines (batch jobs)"),
 ) -> None:
     """Train a learned method and save its weights (safetensors + manifest) under <out>/<protocol>/weights/."""
-    from benchmark.training import distributed
     from benchmark.evaluation.runner import train_only
     from benchmark.evaluation.setup import RunSpec
+    from benchmark.training import distributed
 
     _progress_settings(False, log_every)
     budget, device, direction = budget.value, device.value, direction.value if direction else None
     if devices > 1 and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(code=distributed.relaunch(devices, sys.argv[1:]))
+        raise typer.Exit(code=_relaunch(devices, sys.argv[1:]))
     distributed.init_from_env(device)
     spec = RunSpec(method=method, dataset=dataset, root=root, protocol=protocol, out=out, budget=budget, device=device,
                    seed=seed, retrain=True, method_options=_parse_kv(option, "--option"),
@@ -288,44 +231,6 @@ def train(
     if not distributed.is_main():
         return
     console.print(f"weights in [bold]{path}[/]; evaluate with `bench run --method {method} --dataset {dataset} --weights {path}`")
-
-
-@app.command()
-def validate(paths: List[Path] = typer.Argument(..., help="result or published-curve files, or folders to scan")) -> None:
-    """Check result and published-curve files against the schema, and each result against its per-image CSV;
-    exit non-zero naming the offending field."""
-    from rich.markup import escape
-
-    from benchmark.results.consistency import check_consistency
-    from benchmark.errors import ResultSchemaError
-    from benchmark.results.schema import RESULT_KIND
-    from benchmark.results.files import result_candidates, validate_file
-
-    files: list[Path] = []
-    for p in paths:
-        files.extend(result_candidates(p) if p.is_dir() else [p])
-    bad = 0
-    for f in files:
-        try:
-            kind, obj = validate_file(f)
-        except ResultSchemaError as exc:
-            bad += 1
-            err_console.print(f"[red]FAIL[/] {escape(str(f))}: field {escape(str(exc))}")
-            continue
-        # published curves and CompressAI JSON have no per-image rows; a result must agree with its CSV
-        problems = check_consistency(obj, f) if kind == RESULT_KIND else []
-        if problems:
-            bad += 1
-            err_console.print(f"[red]FAIL[/] {escape(str(f))} ({kind}): {escape(str(problems[0]))}")
-            for problem in problems[1:]:
-                err_console.print(f"       {escape(str(problem))}")
-        else:
-            console.print(f"[green]ok[/]   {escape(str(f))} ({kind})")
-    if not files:
-        err_console.print("no files to validate")
-        raise typer.Exit(code=2)
-    if bad:
-        raise typer.Exit(code=1)
 
 
 def _build_leaderboard(results: list[Path], out: Path, **options: Any) -> None:
@@ -355,37 +260,33 @@ def leaderboard_cmd(
         _fail(exc)
 
 
-@datasets_app.command("check")
-def datasets_check(
-    name: str = typer.Argument(..., help="dataset name"),
-    root: Optional[Path] = typer.Option(None, "--root"),
-    dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
-) -> None:
-    """Report per split what was found and what is missing; exit non-zero if a split is incomplete."""
-    from benchmark.contract.registry import get_dataset
-
-    try:
-        info = get_dataset(name)
-        if info.check is None:
-            console.print(f"{name}: embedded dataset, nothing to check" if info.embedded else f"{name}: no checker")
-            return
-        reports = info.check(root, **_parse_kv(dataset_option, "--dataset-option"))
-    except BenchError as exc:
-        _fail(exc)
-        return
-    t = Table("split", "found", "expected", "missing", "first missing", "note")
-    for r in reports:
-        t.add_row(r.split, str(r.found), "?" if r.expected is None else str(r.expected), str(r.n_missing),
-                  ", ".join((r.missing or [])[:3]), r.note)
-    console.print(t)
-    if not all(r.ok for r in reports):
-        console.print(f"[yellow]incomplete[/]: {info.how_to_obtain}")
-        raise typer.Exit(code=1)
-    console.print("[green]complete[/]")
 
 
-from cli import contrib  # noqa: E402,F401  (registers bench compare / submit / new-method)
-from cli import convert  # noqa: E402,F401  (registers bench convert)
+
+def _relaunch(nproc: int, argv: list[str]) -> int:
+    """Run `bench <argv>` (without --devices) under torchrun with `nproc` processes; return its exit code."""
+    import subprocess
+
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--devices":
+            skip = True
+            continue
+        if a.startswith("--devices="):
+            continue
+        args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "cli.main", *args]
+    return subprocess.call(cmd)
+
+
+# the other command modules register on `app` when imported: after this module's, so `bench --help` lists run first
+from cli import catalog, contrib, convert, verify_cmd  # noqa: E402,F401
+
+app.add_typer(catalog.datasets_app, name="datasets")
 
 
 def main() -> None:
@@ -395,38 +296,6 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     app()
 
-
-
-@app.command()
-def verify(
-    result: Path = typer.Argument(..., help="a result JSON (its per-image CSV and bitstream archive beside it)"),
-    root: Optional[Path] = typer.Option(None, "--root", help="local copy of the dataset (to re-decode and re-encode)"),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="the method's weights (default: the result's)"),
-    reencode: int = typer.Option(0, "--reencode", help="also encode N randomly chosen test images again and compare bytes"),
-    no_decode: bool = typer.Option(False, "--no-decode", help="only JSON <-> CSV <-> archive consistency"),
-    isolation: Optional[str] = typer.Option(None, "--isolation", help="sandbox (default) or process"),
-    lenient: bool = typer.Option(False, "--lenient", help="where the method cannot be re-run here (weights not given, "
-                                 "dataset not on this machine), say so and check consistency only (CI on a pull request)"),
-) -> None:
-    """Re-check a result from its bitstreams: consistency with its CSV, every stream's sha256, every stream decoded
-    again in the sandbox and every metric recomputed; with --reencode N, N images encoded again."""
-    from rich.markup import escape
-
-    from benchmark.evaluation.verify import verify as run_verify
-
-    try:
-        rep = run_verify(result, root=root, weights=weights, reencode=reencode, isolation=isolation, decode=not no_decode,
-                         lenient=lenient)
-    except BenchError as exc:
-        _fail(exc)
-        return
-    for note in rep.notes:
-        console.print(f"note: {escape(note)}")
-    for problem in rep.problems:
-        err_console.print(f"[red]FAIL[/] {escape(str(result))}: {escape(problem)}")
-    if rep.problems:
-        raise typer.Exit(code=1)
-    console.print(f"[green]verified[/] {escape(str(result))}")
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from cli.defaults import DEFAULT_BUDGET
-from benchmark.errors import BenchError
 from benchmark.contract.options import Budget, Device
+from benchmark.errors import BenchError
+from cli.defaults import DEFAULT_BUDGET
 
 sweep_app = typer.Typer(help="Grids of runs as jobs (submitit): locally or on Slurm.")
 console = Console()
@@ -41,9 +41,9 @@ def sweep_run(
     log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between the jobs' progress lines"),
 ) -> None:
     """Run every (method, dataset, protocol, seed) not done yet; a rerun resumes interrupted jobs."""
-    from cli.app import _parse_kv
-    from benchmark.progress import set_log_every
     from benchmark.cluster.sweep import expand, record_settings, slurm_settings, submit
+    from benchmark.progress import set_log_every
+    from cli.app import _parse_kv
 
     budget, device = Budget(budget).value, Device(device).value  # plain strings in the sweep's records
 

@@ -154,24 +154,3 @@ def gradient_reach(loss: torch.Tensor, aux: torch.Tensor | None, named_main: Seq
 def group() -> Group:
     d = _dist()
     return Group(d.get_rank(), d.get_world_size()) if d is not None else Group()
-
-
-def relaunch(nproc: int, argv: list[str]) -> int:
-    """Run `bench <argv>` (without --devices) under torchrun with `nproc` processes; return its exit code."""
-    import subprocess
-    import sys
-
-    args, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--devices":
-            skip = True
-            continue
-        if a.startswith("--devices="):
-            continue
-        args.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "cli.main", *args]
-    return subprocess.call(cmd)
