@@ -1,6 +1,10 @@
 """The result document of a run: what the runner writes beside the per-image CSV (`benchmark.results.schema` says
 what each field means). Built from the run's specification, its protocol, the test split and the `Outcome` of
-coding it; the runner writes it (`runner._finish`)."""
+coding it; the runner writes it (`runner._finish`).
+
+A result carries what the leaderboard shows about its protocol and its method (`protocol_facts`, `method_meta`),
+so the leaderboard reads result files and never the registry. `suite_facts` gives the same two records for every
+registered protocol and method, for the protocols and methods that have no result yet."""
 from __future__ import annotations
 
 import hashlib
@@ -50,6 +54,7 @@ def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, cs
         "dataset_options": {k: v for k, v in {**protocol.options, **spec.dataset_options}.items()},
         "protocol": protocol.name,
         "protocol_version": protocol.version,
+        "protocol_facts": protocol_facts(protocol),
         "scenario": scenario.value,
         "rate_unit": protocol.rate_unit,
         "rate_accounting": _rate_accounting(scenario, points, out.codec_info, image_protocol),
@@ -73,6 +78,22 @@ def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, cs
         "environment": environment(spec.device),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
+
+
+def protocol_facts(protocol: Protocol) -> dict[str, Any]:
+    """What a result records of its protocol: its description (`Protocol.as_dict`) and the fixed rates at which the
+    leaderboard reads each curve."""
+    return {**protocol.as_dict(), "fixed_bpps": [float(b) for b in protocol.fixed_bpps]}
+
+
+def suite_facts() -> dict[str, Any]:
+    """The facts results record, for every registered protocol and method: {"protocols": {name: protocol_facts},
+    "methods": {name: MethodMeta.as_dict()}}. The leaderboard reads them for protocols and methods without results
+    (a published curve's protocol, a method that reproduces a published curve but has not been run)."""
+    from benchmark.contract.registry import METHODS, PROTOCOLS
+
+    return {"protocols": {name: protocol_facts(p) for name, p in PROTOCOLS.items()},
+            "methods": {name: cls.meta.as_dict() for name, cls in METHODS.items()}}
 
 
 def _rate_accounting(scenario: Scenario, points: list[dict[str, Any]], codec_info: dict[str, Any],

@@ -24,6 +24,7 @@ from benchmark.errors import (
     IsolationError,
     OutputError,
 )
+from benchmark.evaluation import session
 from benchmark.evaluation.inprocess import evaluate
 from benchmark.evaluation.isolation import isolated_instances
 from benchmark.evaluation.record import Outcome, result_record
@@ -146,16 +147,15 @@ def _remove_empty_tree(folder: Path) -> None:
 
 def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol, console=None) -> tuple[Path, dict[str, Any]]:
     """Describe the method, get its weights, code the test split in role processes, write the result."""
-    from benchmark.evaluation import sandbox_eval as se
 
     pdir = protocol_dir(spec.out, protocol.name)
-    with se.scratch_folder(pdir, spec.method) as scratch:
+    with session.scratch_folder(pdir, spec.method) as scratch:
         ctx = _role_context(spec, level, protocol, pdir, scratch)
         # 1. what the method is (no data), and whether weights of an earlier run can be reused
         role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
         resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
                                               "reuse_weights": None})
-        desc = se.Description.from_response(resp)
+        desc = session.Description.from_response(resp)
         ctx.base["module"] = desc.module
         key, variant = run_key(desc.name, desc.variant, spec)
         if not desc.learned and spec.weights:
@@ -186,13 +186,12 @@ def _role_context(spec: RunSpec, level: str, protocol: Protocol, pdir: Path, scr
     """Where the roles of this run start: what every request carries, what they must not see, and (sandbox level)
     the zygote that forks them (benchmark/evaluation/zygote.py)."""
     from benchmark.contract.registry import DATASETS
-    from benchmark.evaluation import sandbox_eval as se
 
     data_opts = {**protocol.options, **spec.dataset_options}
     base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
             "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
     threads = torch.get_num_threads()
-    ctx = se.Context(level, scratch, base, se.hidden_paths(spec, DATASETS), threads, spec.device)
+    ctx = session.Context(level, scratch, base, session.hidden_paths(spec, DATASETS), threads, spec.device)
     if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):
         from benchmark.evaluation.sandbox import shared_zygote
 
@@ -232,7 +231,6 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
     run left in <out> when they were trained as this run would train them, or new ones from the training role."""
     import shutil
 
-    from benchmark.evaluation import sandbox_eval as se
 
     if spec.weights:
         desc.update_from(desc.weights)
@@ -263,7 +261,7 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
                 raise
             req[split] = None
             continue
-        req[split] = {"folder": str(se.materialise_split(ds, role.folder / "in" / split, split))}
+        req[split] = {"folder": str(session.materialise_split(ds, role.folder / "in" / split, split))}
     role.writable.append(pdir / "train" / key)
     resp = ctx.launch(role, "train", req)
     new = role.out / "weights"

@@ -19,14 +19,10 @@ every metric from the original samples and the reconstructions."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import tempfile
 import zipfile
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -36,138 +32,9 @@ from benchmark.contract.data import readable_samples
 from benchmark.errors import BenchError, DatasetError, IsolationError
 from benchmark.evaluation import sandbox
 from benchmark.evaluation.roles import read_recon, read_tensor, write_tensor
-
-
-@dataclass
-class Description:
-    """What the describe role reported about the method (all the parent knows of it)."""
-
-    name: str
-    module: str
-    file: str
-    meta: dict[str, Any]
-    scenario: Scenario
-    rate_points: list[str]
-    variant: str | None
-    info: dict[str, Any]
-    learned: bool
-    scalable: bool
-    estimate_uses_decoder_side: bool
-    training_plan: Any
-    weights: dict[str, Any] | None
-
-    @classmethod
-    def from_response(cls, resp: dict[str, Any]) -> "Description":
-        meta = resp.get("meta") or {}
-        points = resp.get("rate_points")
-        if not isinstance(points, list) or not points or not all(isinstance(p, str) for p in points):
-            raise IsolationError(f"describe: rate points must be a non-empty list of names, got {points!r:.80}")
-        if len(set(points)) != len(points):
-            raise IsolationError(f"describe: duplicate rate points {points}")
-        try:
-            scenario = Scenario(meta.get("scenario"))
-        except ValueError:
-            raise IsolationError(f"describe: unknown scenario {meta.get('scenario')!r}") from None
-        return cls(name=str(meta.get("name")), module=str(resp.get("module") or ""), file=str(resp.get("file") or ""),
-                   meta=meta, scenario=scenario, rate_points=points, variant=resp.get("variant"),
-                   info=resp.get("info") or {}, learned=bool(resp.get("learned")), scalable=bool(meta.get("scalable")),
-                   estimate_uses_decoder_side=bool(resp.get("estimate_uses_decoder_side")),
-                   training_plan=resp.get("training_plan"), weights=resp.get("weights"))
-
-
-    def update_from(self, resp: dict[str, Any] | None) -> None:
-        """The rate points and facts of the codec once its weights are loaded or trained (they may differ from the
-        ones of the untrained codec, e.g. a budget that trains fewer λ)."""
-        if resp and resp.get("rate_points") is not None:
-            points = Description.from_response({"meta": self.meta, "rate_points": resp["rate_points"]}).rate_points
-            self.rate_points = points
-        if resp and isinstance(resp.get("info"), dict):
-            self.info = resp["info"]
-
-
-@dataclass
-class Context:
-    """One sandboxed run: isolation level, scratch folder, what roles must not see, and the request basics."""
-
-    level: str
-    scratch: Path
-    base: dict[str, Any]  # method, module, plugins, protocol, options... (every request carries them)
-    hide: list[Path] = field(default_factory=list)
-    threads: int | None = None
-    device: str = "cpu"
-    zygote: Any = None  # a sandbox.Zygote forking the roles (level "sandbox"), else one bubblewrap per role
-    cost: dict[str, float] = field(default_factory=dict)  # CPU seconds each role reported (result: `roles_cpu_s`)
-
-    def new(self, name: str, weights: Path | None) -> sandbox.Role:
-        return sandbox.new_role(self.scratch, name, {}, read_only=[weights] if weights else [], hide=self.hide,
-                                threads=self.threads, device=self.device)
-
-    def launch(self, role: sandbox.Role, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
-        role.request = {**self.base, "role": kind, "out": str(role.out), "in": str(role.folder / "in"),
-                        "threads": self.threads, "device": self.device, **extra}
-        if self.zygote is not None and self.zygote.serves(role):
-            resp = self.zygote.run(role)
-        else:
-            resp = sandbox.launch(role, self.level)
-        if isinstance(resp.get("cpu_s"), (int, float)):
-            self.cost[kind] = round(self.cost.get(kind, 0.0) + float(resp["cpu_s"]), 3)
-        return resp
-
-
-def hidden_paths(spec: Any, registry_datasets: Any) -> list[Path]:
-    """What no role may see where it lies under a bound folder: the dataset root, the results folder and the data
-    files of every embedded dataset."""
-    hide = [Path(spec.out).resolve()]
-    if spec.root:
-        hide.append(Path(spec.root).resolve())
-    for _, info in registry_datasets.items():
-        if info.data_files:
-            try:
-                hide += [Path(p) for p in info.data_files()]
-            except Exception:  # noqa: BLE001 - a dataset whose package is missing has no files to hide
-                pass
-    return hide
-
-
-@contextmanager
-def scratch_folder(pdir: Path, key: str) -> Iterator[Path]:
-    pdir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".sandbox-{key}-", dir=pdir)).resolve()
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
+from benchmark.evaluation.session import Context, Description
 
 # ------------------------------------------------------------------------------------------------ training data
-def materialise_split(ds: Any, folder: Path, split: str) -> Path:
-    """Write every sample of a training/validation split as raw tensor files plus index.json (streamed: one
-    sample in memory at a time). Flips of an augmenting reader are replayed by the role per epoch."""
-    folder.mkdir(parents=True, exist_ok=True)
-    augment = bool(getattr(ds, "augment", False)) and hasattr(ds, "set_epoch")
-    if augment:
-        ds.augment = False  # store unflipped; the role's FileSplit flips with the same coin per (seed, epoch, index)
-    items = []
-    try:
-        for i in range(len(ds)):
-            s = ds[i]
-            it = {"x": write_tensor(folder / f"{i}.x", s.x), "source": int(s.source), "name": s.name, "label": s.label,
-                  "view": getattr(s, "view", "")}
-            if s.side is not None:
-                it["side"] = write_tensor(folder / f"{i}.side", s.side)
-            items.append(it)
-    finally:
-        if augment:
-            ds.augment = True
-    attrs = {}
-    for k in ("num_sources", "sigma2"):
-        if getattr(ds, k, None) is not None:
-            attrs[k] = getattr(ds, k) if isinstance(getattr(ds, k), (int, float)) else float(getattr(ds, k))
-    if getattr(ds, "sources", None) is not None:
-        attrs["sources"] = [int(v) for v in ds.sources]
-    index = {"split": split, "items": items, "augment": augment, "seed": int(getattr(ds, "seed", 0) or 0), "attrs": attrs}
-    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    return folder
 
 
 # ------------------------------------------------------------------------------------------------ view groups

@@ -169,16 +169,17 @@ def _run_roles(result, root, weights, isolation, *, only=None, given_bits=None):
 
     from benchmark.errors import ConfigError
     from benchmark.evaluation import sandbox_eval as se
+    from benchmark.evaluation import session
 
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         spec, level, info, protocol, test, se, datasets, protocol_dir = _prepare(result, root, weights, isolation, Path(tmp))
         base = {"method": spec.method, "plugins": [], "protocol": protocol.name, "method_options": spec.method_options,
                 "dataset_options": {**protocol.options, **spec.dataset_options}, "budget": spec.budget, "seed": spec.seed}
-        with se.scratch_folder(Path(tmp), "verify") as scratch:
-            ctx = se.Context(level, scratch, base, se.hidden_paths(spec, datasets), None, "cpu")
+        with session.scratch_folder(Path(tmp), "verify") as scratch:
+            ctx = session.Context(level, scratch, base, session.hidden_paths(spec, datasets), None, "cpu")
             role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
             resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None})
-            desc = se.Description.from_response(resp)
+            desc = session.Description.from_response(resp)
             if desc.learned and not spec.weights:
                 raise ConfigError(f"{spec.method} is learned: pass --weights (the result's weights folder)")
             desc.update_from(desc.weights)
