@@ -92,3 +92,26 @@ def test_schema_checks_coverage(jpeg_runs):
     assert exc.value.field == "coverage.samples"
     assert coverage_record(3, 4, None, 0)["complete"] is False
     assert coverage_record(4, 4, None, 1)["complete"] is False
+
+
+def test_runner_records_the_protocol_facts_the_leaderboard_shows(jpeg_runs):
+    """The leaderboard reads a protocol's anchor, fixed rates, unit and description from the result, never from
+    the registry; the schema checks that block, and files written before it existed still load."""
+    from benchmark.contract.registry import get_protocol
+
+    r = copy.deepcopy(jpeg_runs[0])
+    p = get_protocol(r["protocol"])
+    facts = r["protocol_facts"]
+    assert (facts["name"], facts["anchor"], facts["rate_unit"], facts["dataset"]) == (p.name, p.anchor, p.rate_unit, p.dataset)
+    assert facts["fixed_bpps"] == list(p.fixed_bpps) and facts["description"] == p.description
+    validate_result({k: v for k, v in r.items() if k != "protocol_facts"})
+    for field, bad in (("name", "other/protocol"), ("fixed_bpps", [0.1, -1.0]), ("anchor", None)):
+        broken = copy.deepcopy(r)
+        broken["protocol_facts"][field] = bad
+        with pytest.raises(ResultSchemaError) as exc:
+            validate_result(broken)
+        assert exc.value.field.startswith(f"protocol_facts.{field}")
+    r["method_meta"]["twin"] = 3
+    with pytest.raises(ResultSchemaError) as exc:
+        validate_result(r)
+    assert exc.value.field == "method_meta.twin"

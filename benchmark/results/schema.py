@@ -194,6 +194,10 @@ def validate_result(obj: Any) -> dict[str, Any]:
         if bad:
             raise ResultSchemaError(*bad)
     _check(obj, "training", "dict", "", nullable=True)
+    _check_protocol_facts(obj)
+    meta = _check(obj, "method_meta", "dict", "", optional=True)
+    if meta is not None:
+        _check(meta, "twin", "str", "method_meta", optional=True)
     cov = _check(obj, "coverage", "dict", "", optional=True)  # absent in files written before it existed
     if cov is not None:
         for key in ("samples", "split_samples", "skipped"):
@@ -229,6 +233,24 @@ def validate_result(obj: Any) -> dict[str, Any]:
             _check(s, "psnr", "num", f"{where}.per_source[{j}]", nullable=True)
         _check(p, "extra", "dict", where, optional=True)
     return obj
+
+
+def _check_protocol_facts(obj: dict[str, Any]) -> None:
+    """`protocol_facts` (what the leaderboard shows of the protocol) is optional: files written before it existed
+    lack it. Where present it describes the result's own protocol."""
+    facts = _check(obj, "protocol_facts", "dict", "", optional=True)
+    if facts is None:
+        return
+    for key in ("name", "dataset", "description", "rate_unit", "anchor"):
+        _check(facts, key, "str", "protocol_facts")
+    if facts["name"] != obj["protocol"]:
+        raise ResultSchemaError("protocol_facts.name", f"must be the result's protocol {obj['protocol']!r}, got "
+                                f"{facts['name']!r:.80}")
+    _check(facts, "version", "int", "protocol_facts", optional=True)
+    rates = _check(facts, "fixed_bpps", "list", "protocol_facts")
+    for i, b in enumerate(rates):
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0:
+            raise ResultSchemaError(f"protocol_facts.fixed_bpps[{i}]", f"must be a positive number, got {b!r:.40}")
 
 
 def load_result(path: Path) -> dict[str, Any]:
