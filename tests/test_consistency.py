@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from benchmark.results import metrics
 from cli.main import app
-from benchmark.results.consistency import CSV_FIELDS, check_consistency
+from benchmark.results.consistency import check_consistency
+from benchmark.results.per_image_csv import CSV_FIELDS
 from benchmark.results.schema import RESULT_KIND, validate_result, write_json
 from benchmark.results.files import result_candidates, validate_file
 

@@ -15,16 +15,11 @@ import torch
 from benchmark.contract.codec import Scenario
 from benchmark.contract.protocol import Protocol
 from benchmark.results import metrics
+from benchmark.results.per_image_csv import CSV_FIELDS
 from benchmark.results.schema import (
     atomic_write_text,
 )
 from benchmark.safety.csvsafe import safe_row
-
-CSV_FIELDS = [
-    "image", "source", "rate_point", "bytes", "payload_bytes", "bpp", "bpp_payload", "bpp_estimated",
-    "mse", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s", "height", "width",
-    "sha256",  # of the whole bitstream (container included); last, so partial CSVs written without it still read
-]
 
 
 def fingerprint(obj: Any) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.results.published import COMPRESSAI_KIND, compressai_columns, is_compressai_json, validate_published
+from benchmark.results.published import (
+    COMPRESSAI_KIND,
+    compressai_columns,
+    is_compressai_json,
+    validate_published,
+)
 from benchmark.results.schema import RESULT_KIND, load_untrusted, validate_result
 
 

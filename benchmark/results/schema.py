@@ -25,7 +25,9 @@ _MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that a crash leaves either the old file or the new one, never half a file."""
-    from benchmark.safety.atomicio import atomic_write_text as write  # umask permissions; OSError -> OutputError naming the folder
+    from benchmark.safety.atomicio import (
+        atomic_write_text as write,  # umask permissions; OSError -> OutputError naming the folder
+    )
 
     write(Path(path), text)
 
@@ -45,8 +47,8 @@ def write_result_pair(path: Path, result: dict[str, Any], csv_bytes: bytes) -> d
     import os
     import tempfile
 
+    from benchmark.results.per_image_csv import csv_name_problem
     from benchmark.safety.atomicio import current_umask, output_error
-    from benchmark.results.consistency import csv_name_problem
 
     path = Path(path)
     why = csv_name_problem(result.get("per_image_csv"), path.name)

@@ -203,9 +203,9 @@ def place(chk: Check, into: Path = DEFAULT_TREE, replace: bool = False) -> list[
     written through a symbolic link, and no file is replaced that this result did not write: an existing
     JSON only with `replace`, an existing CSV only when it is the one that JSON names. Both files are
     written together (`benchmark.results.schema.write_result_pair`)."""
-    from benchmark.results.consistency import read_csv_bytes
-    from benchmark.safety.safenames import safe_path
+    from benchmark.results.per_image_csv import read_csv_bytes
     from benchmark.results.schema import write_result_pair
+    from benchmark.safety.safenames import safe_path
 
     if not chk.ok:
         raise BenchError(f"{chk.path}: not accepted: " + "; ".join(chk.refused))
