@@ -1,4 +1,4 @@
-"""Small fixture builders shared by the spine tests."""
+"""Small fixture builders and text helpers shared by the tests."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,3 +32,9 @@ def write_stereo(folder: Path, n: int = 2, size: tuple[int, int] = (64, 96)) -> 
         img = smooth_image(size[0], size[1] + 8, seed=i)
         Image.fromarray(img[:, 8:]).save(folder / "left" / f"{i:06d}.png")
         Image.fromarray(img[:, :-8]).save(folder / "right" / f"{i:06d}.png")
+
+
+def flat(text: str) -> str:
+    """Text with every run of whitespace made one space: command-line output compared without the line breaks
+    that rich inserts at the console width."""
+    return " ".join(text.split())

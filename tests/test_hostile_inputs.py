@@ -1,7 +1,8 @@
 # ruff: noqa: F811 - tests take the imported fixture `good` as an argument
-"""The reproductions of issue 15 (hostile input and unlucky faults), each ending in a clear error that names
-the file or field, or in the correct number. Decoder exhaustion and the fault cases (SIGKILL, full disk,
-read-only folder, concurrent runs, umask) are in test_fuzz_decoders.py and test_fault_injection.py."""
+"""Hostile inputs (unsafe names in result files, unreadable or oversized images, bad result files, damaged
+partial CSVs and manifests), each ending in a clear error that names the file or field, or in the correct number.
+Decoder exhaustion and the fault cases (SIGKILL, full disk, read-only folder, concurrent runs, umask) are in
+test_fuzz_decoders.py and test_fault_injection.py."""
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
-
 from cli.main import app
 from benchmark.contract.container import Container
 from benchmark.errors import (
@@ -31,10 +30,7 @@ from benchmark.results.schema import validate_result
 from benchmark.results.files import validate_file
 from benchmark.evaluation.runner import run
 from benchmark.evaluation.setup import RunSpec
-from tests.helpers import write_images
-
-cli = CliRunner()
-
+from tests.helpers import flat, write_images
 
 from tests.test_results_schema import good  # noqa: F401 - the valid result fixture, shared
 
@@ -43,7 +39,7 @@ def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-# ---------------------------------------------------------------- 1. writes outside --out, links from names
+# ---------------------------------------------------------------- writes outside --out, links from names
 @pytest.mark.parametrize("field, value", [("method", "x/../../../../escaped"), ("method", "javascript:alert(1)"),
                                           ("method", "<b>x</b>"), ("variant", "../up"), ("protocol", "a/../../b"),
                                           ("method", ".hidden")])
@@ -54,7 +50,7 @@ def test_unsafe_names_are_refused_at_validation(good, field, value):
         validate_result(obj)
 
 
-def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path):
+def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path, cli_runner):
     res, lb = tmp_path / "deep" / "res", tmp_path / "deep" / "lb"
     res.mkdir(parents=True)
     bad = copy.deepcopy(good[1])
@@ -62,11 +58,11 @@ def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path):
     (res / "evil.json").write_text(json.dumps(bad))
     (res / "jpeg.json").write_text(json.dumps(good[1]))
     (res / good[1]["per_image_csv"]).write_bytes((good[0].parent / good[1]["per_image_csv"]).read_bytes())  # its CSV
-    out = cli.invoke(app, ["validate", str(res)])
-    text = out.output.replace("\n", "")
-    assert out.exit_code == 1 and "evil.json: field method" in text and "jpeg.json (result)" in text
+    out = cli_runner.invoke(app, ["validate", str(res)])
+    text = flat(out.output)
+    assert out.exit_code == 1 and "evil.json: field method" in text and "jpeg.json (result)" in text, out.output
     before = _tree(tmp_path)
-    out = cli.invoke(app, ["leaderboard", "--results", str(res), "--out", str(lb)])
+    out = cli_runner.invoke(app, ["leaderboard", "--results", str(res), "--out", str(lb)])
     assert out.exit_code == 0, out.output
     created = _tree(tmp_path) - before
     assert created and all(c.startswith(str(Path("deep") / "lb")) for c in created), created
@@ -98,7 +94,7 @@ def test_variant_that_escapes_out_is_a_config_error(tmp_path):
     assert result_key(get_method("jpeg")(), RunSpec(method="jpeg", dataset="images")) == ("jpeg", None)
 
 
-# ---------------------------------------------------------------- 2. silent wrong numbers
+# ---------------------------------------------------------------- silent wrong numbers
 def test_skip_bad_never_counts_an_image_twice(tmp_path):
     bad_dir, ref_dir = tmp_path / "bad", tmp_path / "ref"
     write_images(ref_dir, n=2, size=(40, 56))
@@ -180,7 +176,7 @@ def test_jpeg_payload_whose_channels_differ_from_the_header(claimed, payload_mod
         get_method("jpeg")().decompress(data)
 
 
-# ---------------------------------------------------------------- 3. decompression bombs (input images)
+# ---------------------------------------------------------------- decompression bombs (input images)
 def _png_claiming(path: Path, w: int, h: int) -> None:
     """A valid 1x1 PNG whose IHDR is rewritten to claim w x h (CRC fixed), as a decompression bomb would."""
     Image.new("RGB", (1, 1)).save(path)
@@ -211,12 +207,12 @@ def test_png_bomb_is_a_clear_error_naming_the_file_and_skippable(tmp_path):
     assert [p.name for p in ds.files] == ["kodim01.png"] and ds.skipped == 1
 
 
-def test_max_pixels_option_refuses_larger_images(tmp_path):
+def test_max_pixels_option_refuses_larger_images(tmp_path, cli_runner):
     write_images(tmp_path / "imgs", n=1, size=(32, 32))
-    out = cli.invoke(app, ["run", "--method", "jpeg", "--dataset", "images", "--root", str(tmp_path / "imgs"),
+    out = cli_runner.invoke(app, ["run", "--method", "jpeg", "--dataset", "images", "--root", str(tmp_path / "imgs"),
                            "--out", str(tmp_path / "o"), "--max-pixels", "1000", "-q"])
-    text = out.output.replace("\n", "")  # the console wraps long lines
-    assert out.exit_code == 2 and "kodim01.png" in text and "--max-pixels" in text
+    text = flat(out.output)
+    assert out.exit_code == 2 and "kodim01.png" in text and "--max-pixels" in text, out.output
 
 
 def test_short_input_is_truncated_not_bad_magic():
@@ -224,7 +220,7 @@ def test_short_input_is_truncated_not_bad_magic():
         Container.from_bytes(b"\xdb\x5c", "jpeg")
 
 
-# ---------------------------------------------------------------- 4. a run that cannot continue
+# ---------------------------------------------------------------- a run that cannot continue
 def test_half_written_partial_csv_tail_is_dropped_and_recoded(tmp_path):
     from benchmark.contract.data import Sample
     from benchmark.contract.registry import get_method, get_protocol
@@ -246,7 +242,7 @@ def test_half_written_partial_csv_tail_is_dropped_and_recoded(tmp_path):
     assert len(rows) == 1 + len(full) and all(r.count(",") == rows[0].count(",") for r in rows)
 
 
-# ---------------------------------------------------------------- 5. one bad file does not abort everything
+# ---------------------------------------------------------------- one bad file does not abort everything
 BAD_FILES = {
     "digits400.json": lambda good: json.dumps(good).replace('"bpp": ', '"bpp": ' + "1" * 400 + ".5 + 0*", 1),
     "int5000.json": lambda good: json.dumps({**good, "points": [{**good["points"][0], "n_images": "@"}]}).replace('"@"', "1" * 5000),
@@ -255,7 +251,7 @@ BAD_FILES = {
 }
 
 
-def test_bad_files_are_reported_and_skipped_by_validate_and_leaderboard(good, tmp_path):
+def test_bad_files_are_reported_and_skipped_by_validate_and_leaderboard(good, tmp_path, cli_runner):
     res = tmp_path / "res"
     res.mkdir()
     (res / "jpeg.json").write_text(json.dumps(good[1]))
@@ -264,12 +260,12 @@ def test_bad_files_are_reported_and_skipped_by_validate_and_leaderboard(good, tm
         (res / name).write_text(make(good[1]))
         with pytest.raises(ResultSchemaError):
             validate_file(res / name)
-    out = cli.invoke(app, ["validate", str(res)])
-    text = out.output.replace("\n", "")  # the console wraps long lines
+    out = cli_runner.invoke(app, ["validate", str(res)])
+    text = flat(out.output)
     assert out.exit_code == 1, out.output
     assert text.count("FAIL") == len(BAD_FILES) and "jpeg.json (result)" in text
     assert "points[0].per_source[0]" in text and "nested deeper" in text and "digits" in text
-    out = cli.invoke(app, ["leaderboard", "--results", str(res), "--out", str(tmp_path / "lb")])
+    out = cli_runner.invoke(app, ["leaderboard", "--results", str(res), "--out", str(tmp_path / "lb")])
     assert out.exit_code == 0, out.output
     readme = (tmp_path / "lb" / "README.md").read_text()
     assert all(name in readme for name in BAD_FILES)
@@ -287,7 +283,7 @@ def test_manifest_format_version_must_be_an_integer(tmp_path, version):
         load_weights(tmp_path, method="toy")
 
 
-# ---------------------------------------------------------------- 6. smaller
+# ---------------------------------------------------------------- smaller
 def test_identical_weights_hash_identically(tmp_path):
     from benchmark.training.weights import write_safetensors
 

@@ -1,6 +1,8 @@
-"""Issue 25 ("Hostile input, round two"), items 2-7: each probe of the issue replayed, ending in a clear error that
-names the file or field, or in the correct number. Probes that could crash or hang a native library run in a
-child process with a timeout (tests/hostile_round2_worker.py)."""
+"""Hostile inputs, second set: crafted weights, hostile result files and CSVs for the leaderboard, symlinked
+output folders, spreadsheet formulas in cells, unusual image formats, absurd options, duplicate JSON keys and
+forged bitstream headers; each ends in a clear error that names the file or field, or in the correct number.
+Probes that could crash or hang a native library run in a child process with a timeout
+(tests/hostile_round2_worker.py)."""
 from __future__ import annotations
 
 import json
@@ -30,7 +32,7 @@ def _child(*args: str, timeout: float, lines: bool = False) -> Any:
     return out if lines else out[-1]
 
 
-# ---------------------------------------------------------------- item 2: crafted weights
+# ---------------------------------------------------------------- crafted weights
 WEIGHT_PROBES = {
     "int8": r"'entropy_bottleneck\._cdf_length' has dtype torch\.int8, the model's is torch\.int32",
     "nan": r"holds \d+ NaN or infinite value\(s\)",
@@ -61,16 +63,14 @@ def test_untampered_weights_still_code(weight_probes):
     assert weight_probes["ok"] == {"mode": "ok", "outcome": "coded"}
 
 
-# ---------------------------------------------------------------- items 3, 5, 7: the leaderboard
+# ---------------------------------------------------------------- the leaderboard and its CSVs
 import copy  # noqa: E402
 import shutil  # noqa: E402
 
-from typer.testing import CliRunner  # noqa: E402
-
 from cli.main import app  # noqa: E402
+from tests.helpers import flat  # noqa: E402
 from tests.test_results_schema import good  # noqa: E402,F401 - the valid result fixture (a jpeg run), shared
 
-cli = CliRunner()
 INJECTION = "=cmd|' /C calc'!A0"
 
 
@@ -98,8 +98,8 @@ def _published(folder: Path, label: str) -> Path:
 
 
 def hostile_results(good, res: Path, outside: Path) -> dict[str, str]:
-    """Every hostile result file of the round-two probes under `res` (file -> a phrase its skip reason holds), next to
-    the round-one ones of test_hostile_inputs.BAD_FILES."""
+    """Every hostile result file of this module under `res`, and those of test_hostile_inputs.BAD_FILES (file -> a
+    phrase its skip reason holds)."""
     from tests.test_hostile_inputs import BAD_FILES
 
     _, result = good
@@ -138,16 +138,16 @@ def hostile_results(good, res: Path, outside: Path) -> dict[str, str]:
     return expect
 
 
-def test_leaderboard_goes_on_past_every_hostile_file_and_shows_the_good_one(good, tmp_path):
-    """The acceptance test of issue 25: every hostile file of the suite plus one good result; exit 0, the good one
-    shown, each bad one named with its reason, nothing written outside --out, no formula in the CSVs."""
+def test_leaderboard_goes_on_past_every_hostile_file_and_shows_the_good_one(good, tmp_path, cli_runner):
+    """Every hostile file of the suite plus one good result: exit 0, the good one shown, each bad one named with
+    its reason, nothing written outside --out, no formula in the CSVs."""
     res, outside, lb = tmp_path / "res", tmp_path / "outside", tmp_path / "lb"
     _place(good, res, "jpeg.json", csv_name="jpeg.csv")
     expect = hostile_results(good, res, outside)
     pub = _published(tmp_path / "pub", INJECTION)
     (res / "leaderboard").mkdir()  # a stale board; the build must go into --out, not here
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
-    out = cli.invoke(app, ["leaderboard", "--results", str(res), "--out", str(lb), "--published", str(pub)])
+    out = cli_runner.invoke(app, ["leaderboard", "--results", str(res), "--out", str(lb), "--published", str(pub)])
     assert out.exit_code == 0, out.output
     changed = [p for p in tmp_path.rglob("*") if before.get(p) != p.stat().st_mtime_ns and lb not in p.parents and p != lb]
     assert not changed, changed
@@ -159,7 +159,7 @@ def test_leaderboard_goes_on_past_every_hostile_file_and_shows_the_good_one(good
         assert line is not None, f"{name} not reported as skipped"
         assert phrase in line, (name, line[:300])
     assert "secret" not in (lb / "points.csv").read_text() + (lb / "leaderboard.csv").read_text()
-    # item 7: the published label reaches both CSVs only as text
+    # the published label reaches both CSVs only as text
     for csv_name in ("points.csv", "leaderboard.csv"):
         text = (lb / csv_name).read_text()
         import csv as _csv
@@ -195,15 +195,15 @@ def test_validate_refuses_names_the_leaderboard_could_not_write(good, tmp_path):
     assert name_problem("m" * MAX_LEN) is None and key_problem("m" * MAX_LEN + "." + "v" * MAX_LEN) is None
 
 
-def test_leaderboard_never_writes_through_a_symlinked_out(good, tmp_path):
+def test_leaderboard_never_writes_through_a_symlinked_out(good, tmp_path, cli_runner):
     """`rs/leaderboard -> victim/` and `bench leaderboard --results rs` (no --out): refused, victim/ untouched."""
     rs, victim = tmp_path / "rs", tmp_path / "victim"
     _place(good, rs, "jpeg.json", csv_name="jpeg.csv")
     victim.mkdir()
     (victim / "keep.txt").write_text("mine")
     os.symlink(victim, rs / "leaderboard")
-    out = cli.invoke(app, ["leaderboard", "--results", str(rs)])
-    text = out.output.replace("\n", "")
+    out = cli_runner.invoke(app, ["leaderboard", "--results", str(rs)])
+    text = flat(out.output)
     assert out.exit_code == 2, out.output
     assert "symbolic link" in text and "--out" in text
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
@@ -211,8 +211,8 @@ def test_leaderboard_never_writes_through_a_symlinked_out(good, tmp_path):
     os.unlink(rs / "leaderboard")
     (rs / "leaderboard").mkdir()
     os.symlink(victim, rs / "leaderboard" / "compressai")
-    out = cli.invoke(app, ["leaderboard", "--results", str(rs)])
-    assert out.exit_code == 2 and "symbolic link" in out.output.replace("\n", "")
+    out = cli_runner.invoke(app, ["leaderboard", "--results", str(rs)])
+    assert out.exit_code == 2 and "symbolic link" in flat(out.output), out.output
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
 
 
@@ -252,7 +252,7 @@ def test_formula_cells_are_neutralised_numbers_untouched():
     assert safe_row({"image": "=1+1", "bpp": 0.5}) == {"image": "'=1+1", "bpp": 0.5}
 
 
-# ---------------------------------------------------------------- item 6: images, options, JSON keys
+# ---------------------------------------------------------------- images, options, JSON keys
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -348,14 +348,14 @@ def test_rate_points_are_finite_and_distinct(method, options, message):
         get_method(method)(**options)
 
 
-def test_bench_run_with_absurd_qualities_is_a_clear_error(tmp_path):
+def test_bench_run_with_absurd_qualities_is_a_clear_error(tmp_path, cli_runner):
     from tests.helpers import write_images
 
     write_images(tmp_path / "imgs", n=1, size=(16, 16))
     for q in ("qualities=[1e308]", "qualities=[50,50]"):
-        out = cli.invoke(app, ["run", "--method", "jpeg", "--dataset", "images", "--root", str(tmp_path / "imgs"),
+        out = cli_runner.invoke(app, ["run", "--method", "jpeg", "--dataset", "images", "--root", str(tmp_path / "imgs"),
                                "--out", str(tmp_path / "o"), "--option", q, "-q"])
-        assert out.exit_code == 2 and "option qualities" in out.output.replace("\n", ""), out.output
+        assert out.exit_code == 2 and "option qualities" in flat(out.output), out.output
         assert out.exception is None or isinstance(out.exception, SystemExit)
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.json"))
 
@@ -376,7 +376,7 @@ def test_duplicate_json_keys_are_refused_naming_the_key(tmp_path):
         read_manifest(tmp_path / "w")
 
 
-# ---------------------------------------------------------------- item 4: what a forged header may cost
+# ---------------------------------------------------------------- what a forged header may cost
 LIMIT_SIDE = 128  # the pixel limit of the measurement: 128 x 128 (as --max-pixels 16384 sets it)
 COST_RATIO = 3.0  # a forged header at the limit costs at most 3x the honest decode of that shape ...
 SLACK_S = 0.1  # ... plus this much timer noise (the honest decodes at this size take 1-60 ms)
@@ -412,7 +412,7 @@ def test_forged_headers_at_the_limit_cost_at_most_an_honest_decode():
 
 
 @pytest.mark.parametrize("name, shape, limit, cap_words", [
-    ("neural_dsc_separate", (3, 1, 262144), None, "above the limit of 65536 per side"),  # issue 25: 66 bytes, 145 s
+    ("neural_dsc_separate", (3, 1, 262144), None, "above the limit of 65536 per side"),  # 66 bytes that would decode for minutes
     ("neural_dsc_separate", (3, 1, 65536), None, "padded to the decoder's stride 8: 8x65536 = 524288"),
     ("balle2018", (3, 1, 60000), 1 << 20, "padded to the decoder's stride 64: 64x60032 = 3842048"),
     ("balle2018", (3, 1, 1 << 24), None, "per side"),
@@ -435,8 +435,9 @@ def test_thin_headers_are_refused_by_their_padded_size(name, shape, limit, cap_w
 
 
 def test_a_header_other_than_the_expected_shape_is_refused_before_decoding():
-    """The runner decodes what it has just encoded: under `expected_shape`, the issue's 39 bytes claiming 5792x5792
-    (40 s and 2.3 GB for balle2018 inside the default limit) are refused at once, by every codec."""
+    """The runner decodes what it has just encoded: under `expected_shape`, a valid stream's header rewritten to claim
+    5792x5792 (inside the default pixel limit; 40 s and 2.3 GB of decoding for balle2018) is refused at once, by
+    every codec."""
     import time
 
     from benchmark.contract.container import Container
