@@ -199,7 +199,8 @@ def test_the_merge_waits_for_the_lock_and_only_warm_start_chains_stay_one_job(po
     import threading
     import time
 
-    from benchmark.cluster.sweep import expand, load_jobs, read_state
+    from benchmark.cluster.sweep import expand, load_jobs
+    from benchmark.cluster.state import read_state
     from benchmark.cluster.sweep_merge import lock_path, locked
 
     job = next(j for j in load_jobs(point_sweep) if j.point)

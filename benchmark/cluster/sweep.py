@@ -27,19 +27,18 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from benchmark.cluster.state import env_job_id, job_dir, liveness, read_state, write_state
 from benchmark.errors import ConfigError
 from benchmark.safety.jsonsafe import jsonable
 from benchmark.results.schema import atomic_write_text
 
 LOCAL_TIME_MIN = 7 * 24 * 60
-STATES = ("pending", "running", "done", "failed", "interrupted")
 SLURM_KEYS = {"partition": str, "gpus": int, "time": int, "mem": str, "account": str, "cpus": int, "qos": str,
               "constraint": str}
 
@@ -143,22 +142,6 @@ def independent_points(method: str, dataset: str, protocol: str, budget: str, op
 
 
 # ---------------------------------------------------------------- state files
-def job_dir(sweep: Path, name: str) -> Path:
-    return Path(sweep) / "jobs" / name
-
-
-def read_state(sweep: Path, name: str) -> dict[str, Any]:
-    path = job_dir(sweep, name) / "state.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def write_state(sweep: Path, name: str, **fields: Any) -> dict[str, Any]:
-    state = {**read_state(sweep, name), **fields, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_text(job_dir(sweep, name) / "state.json", json.dumps(jsonable(state), indent=1) + "\n")
-    return state
 
 
 def load_jobs(sweep: Path) -> list[Job]:
@@ -196,7 +179,7 @@ class SweepJob:
         if self.threads:
             torch.set_num_threads(self.threads)
         j = self.job
-        write_state(self.sweep, j.name, state="running", host=socket.gethostname(), pid=os.getpid(), job_id=_env_job_id())
+        write_state(self.sweep, j.name, state="running", host=socket.gethostname(), pid=os.getpid(), job_id=env_job_id())
         spec = RunSpec(method=j.method, dataset=j.dataset, root=Path(j.root) if j.root else None, protocol=j.protocol,
                        limit=j.limit, out=j.out(self.sweep), budget=j.budget, device=j.device, seed=j.seed,
                        method_options={**j.method_options, **j.point_options}, progress=None)
@@ -219,46 +202,6 @@ class SweepJob:
         return submitit.helpers.DelayedSubmission(SweepJob(self.sweep, self.job, self.threads))
 
 
-def _env_job_id() -> str | None:
-    try:
-        import submitit
-
-        return str(submitit.JobEnvironment().job_id)
-    except Exception:  # not inside a submitit job (run directly)
-        return None
-
-
-# ---------------------------------------------------------------- status
-def liveness(state: dict[str, Any]) -> str:
-    """The state of a job as it is now: a pending/running job whose process or Slurm job is gone is
-    `interrupted` (a rerun resumes it)."""
-    s = state.get("state", "pending")
-    if s not in ("pending", "running"):
-        return s
-    if state.get("launcher") == "slurm":
-        return s if _slurm_alive(state.get("job_id")) else "interrupted"
-    pid = state.get("pid") if s == "running" else state.get("launcher_pid")
-    return s if _pid_alive(pid) else "interrupted"
-
-
-def _pid_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _slurm_alive(job_id: Any) -> bool:
-    if not job_id:
-        return False
-    try:
-        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return True  # cannot tell: do not resubmit a job that may still run
-    return bool(out.stdout.strip())
 
 
 def status(sweep: Path) -> list[dict[str, Any]]:
