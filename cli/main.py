@@ -88,8 +88,7 @@ def run(
         jobs = min(2, os.cpu_count() or 1) if main_job else 1
     if jobs < 1:
         _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
-    t_start = time.perf_counter()
-    written = _run_methods([dataclasses.replace(spec, method=m) for m in methods], jobs, quiet)
+    t_start, written = time.perf_counter(), _run_methods([dataclasses.replace(spec, method=m) for m in methods], jobs, quiet)
     if main_job if leaderboard is None else leaderboard:
         _build_leaderboard([out], out / "leaderboard")
     if len(methods) > 1:
