@@ -1,9 +1,11 @@
 """CompressAI's Ballé family as learned baselines (scenario `separate`), trained through the suite's trainer.
 
+The zoo table ``ZOO`` (at the end) makes one registered method per CompressAI architecture:
+
 - ``balle2017``: bmshj2018-factorized (Ballé et al., ICLR 2017 architecture as CompressAI implements it)
 - ``balle2018``: bmshj2018-hyperprior (scale hyperprior, Ballé et al., ICLR 2018)
 - ``mbt2018_mean``: mbt2018-mean (mean-scale hyperprior of Minnen et al., NeurIPS 2018, *without* their context
-  model; formerly ``minnen2018``, still accepted with a deprecation warning)
+  model; the name ``minnen2018`` is accepted with a deprecation warning)
 
 One model per λ (CompressAI's MSE table, quality 1..8 → 0.0018 ... 0.18; loss λ·255²·MSE + bpp). Rate points
 are named ``lambda=<λ>``. Images are padded to the stride (64 for hyperprior models, 16 for the factorized
@@ -11,18 +13,18 @@ one) by edge replication and cropped back. After training, ``update(force=True, 
 computes the entropy coder's tables once; they are stored with the weights, so the tables used to decode
 are exactly those used to encode. The Gaussian conditional's scale table has ``SCALE_LEVELS`` = 256
 log-spaced scales over CompressAI's range [0.11, 256] instead of its default 64: the coder rounds every
-predicted scale up to the next table entry, and with 64 entries (13 % apart) that alone made the bytes
+predicted scale up to the next table entry, and with 64 entries (13 % apart) that alone makes the bytes
 2-4 % longer than the likelihood estimate; with 256 (3 % apart) the gap is about 1 %. The networks and the
-training loss are unchanged; only the coder's table is finer. The bytes are CompressAI's rANS strings
+training loss are CompressAI's; only the coder's table is finer. The bytes are CompressAI's rANS strings
 (one container stream per string: y, then z) in the suite's container.
 
 ``RDCodec`` is the reusable base: a subclass says how to build a model and how to run it; the base
 handles budgets, training (benchmark.training.trainer), weights (benchmark.training.weights), padding, the container and the
-likelihood estimate. ``baselines/joint.py`` builds the side-information variants on it."""
+likelihood estimate. ``baselines/joint.py`` and methods/ndic build on it."""
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
@@ -30,18 +32,20 @@ import torch
 
 from benchmark.contract.budgets import MODEL_STAGE, MethodBudget, checked_table, method_budget
 from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
-from benchmark.contract.coding import check_image_header, check_side_shape, pad_to, point_index  # pad_to: also importable from here
+from benchmark.contract.coding import check_image_header, check_side_shape, pad_to, point_index
 from benchmark.contract.container import Container
 from benchmark.contract.data import Batch
 from benchmark.contract.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.contract.options import Option, train_options
-from benchmark.contract.registry import METHODS, register_method
+from benchmark.contract.registry import METHODS
 from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
-from benchmark.training.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
+from benchmark.training.weights import (LoadedWeights, entropy_range_problem, load_into, load_weights, save_weights,
+                                        state_dict_sha256)
 
-# CompressAI's MSE lambdas for quality 1..8.
-COMPRESSAI_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
+from . import COMPRESSAI_LAMBDAS, register_family, zoo_widths
+from .convert import foreign_spec, import_checkpoint
+
 SCALE_LEVELS = 256  # entries of the Gaussian conditional's scale table (CompressAI's default: 64)
 _MAX_PIXELS = 1 << 26  # refuse to decode implausible sizes from a damaged header
 _GUARD = b"\x00" * 256  # appended (not transmitted) so a damaged rANS stream cannot read past its buffer
@@ -297,8 +301,6 @@ class RDCodec(LearnedCodec):
         so they are computed once per process and copied (0.35 s per model saved)."""
         from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
-        from benchmark.training.weights import entropy_range_problem
-
         with torch.no_grad():
             for name, m in model.named_modules():
                 if isinstance(m, EntropyBottleneck) and (why := entropy_range_problem(m)):  # e.g. a converted checkpoint
@@ -316,8 +318,6 @@ class RDCodec(LearnedCodec):
                             config=self.config, points=self.rate_points(), protocol=proto, training=self.training_info)
 
     def load_weights(self, directory: Path) -> dict[str, Any]:
-        from .convert import foreign_spec, import_checkpoint
-
         if foreign_spec(directory):  # --weights compressai:FILE / authors:FILE: convert, then evaluate as usual
             return import_checkpoint(self, directory)
         loaded: LoadedWeights = load_weights(directory, method=self.meta.name)
@@ -465,21 +465,14 @@ class RDCodec(LearnedCodec):
 
 
 # ------------------------------------------------------------------------------ the zoo models
-def _zoo_quality(lmbda: float) -> int | None:
-    for q, l in enumerate(COMPRESSAI_LAMBDAS, start=1):
-        if abs(l - lmbda) < 1e-9:
-            return q
-    return None
-
-
 class _ZooCodec(RDCodec):
-    zoo_builder: ClassVar[str]
-    zoo_key: ClassVar[str]
+    """A CompressAI zoo architecture (``model_class`` of compressai.models, widths of the zoo's ``arch``)."""
+
     model_class: ClassVar[str]
 
     def likelihoods(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Any:
-        """CompressAI's eval-mode forward pass up to the likelihoods, without the synthesis g_s (which the estimate
-        does not need: it was a third of evaluate()'s time per image)."""
+        """CompressAI's eval-mode forward pass up to the likelihoods, without the synthesis g_s, which the estimate
+        does not need."""
         y = model.g_a(x)
         if self.model_class == "FactorizedPrior":
             return {"y": model.entropy_bottleneck(y)[1]}
@@ -518,75 +511,56 @@ class _ZooCodec(RDCodec):
         return [y_strings[0], z_strings[0]], {"y": y_lik, "z": z_lik}
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
+        """The zoo's model at the given widths; a width not given is the zoo's at the quality nearest to λ."""
         import compressai.models as cm
-        from compressai import zoo
-        from compressai.zoo.image import cfgs
 
-        q = _zoo_quality(lmbda)
-        if N is None and M is None and q is not None:
-            return getattr(zoo, self.zoo_builder)(quality=q, metric="mse", pretrained=False)
         if N is None or M is None:
-            # widths of the nearest CompressAI quality
-            qq = q or min(range(1, 9), key=lambda i: abs(math.log(COMPRESSAI_LAMBDAS[i - 1] / lmbda)))
-            dn, dm = cfgs[self.zoo_key][qq]
+            dn, dm = zoo_widths(self.arch, lmbda)
             N, M = N or dn, M or dm
         return getattr(cm, self.model_class)(N=N, M=M)
 
 
-@register_method
-class Balle2017(_ZooCodec):
-    meta = MethodMeta(
-        name="balle2017",
-        scenario=Scenario.SEPARATE,
+_COMPRESSAI_LICENCE = "Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear"
+
+
+@dataclass(frozen=True)
+class ZooArchitecture:
+    """One row of the zoo table: a CompressAI architecture registered as a learned baseline."""
+
+    name: str  # the method's registered name
+    arch: str  # CompressAI's name of the architecture (its zoo key; recorded with the weights)
+    model_class: str  # the class in compressai.models (FactorizedPrior, ScaleHyperprior or MeanScaleHyperprior)
+    stride: int  # the image side is padded to a multiple of it
+    n_streams: int  # rANS strings per image: y, then z where there is a hyperprior
+    paper: str
+    description: str
+
+    def class_attrs(self) -> dict[str, Any]:
+        meta = MethodMeta(name=self.name, scenario=Scenario.SEPARATE, paper=self.paper, licence=_COMPRESSAI_LICENCE,
+                          trainable=True, description=self.description)
+        return {"meta": meta, "arch": self.arch, "model_class": self.model_class, "stride": self.stride,
+                "n_streams": self.n_streams}
+
+
+ZOO: tuple[ZooArchitecture, ...] = (
+    ZooArchitecture(
+        "balle2017", "bmshj2018-factorized", "FactorizedPrior", stride=16, n_streams=1,
         paper="J. Ballé, V. Laparra, E. P. Simoncelli, End-to-end Optimized Image Compression, ICLR 2017 "
               "(CompressAI bmshj2018-factorized)",
-        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
-        trainable=True,
-        description="factorized-prior autoencoder (GDN), one model per lambda, CompressAI rANS bytes",
-    )
-    stride = 16
-    n_streams = 1
-    arch = "bmshj2018-factorized"
-    zoo_builder = "bmshj2018_factorized"
-    zoo_key = "bmshj2018-factorized"
-    model_class = "FactorizedPrior"
-
-
-@register_method
-class Balle2018(_ZooCodec):
-    meta = MethodMeta(
-        name="balle2018",
-        scenario=Scenario.SEPARATE,
+        description="factorized-prior autoencoder (GDN), one model per lambda, CompressAI rANS bytes"),
+    ZooArchitecture(
+        "balle2018", "bmshj2018-hyperprior", "ScaleHyperprior", stride=64, n_streams=2,
         paper="J. Ballé, D. Minnen, S. Singh, S. J. Hwang, N. Johnston, Variational Image Compression with a Scale "
               "Hyperprior, ICLR 2018 (CompressAI bmshj2018-hyperprior)",
-        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
-        trainable=True,
-        description="scale-hyperprior autoencoder, one model per lambda, CompressAI rANS bytes",
-    )
-    stride = 64
-    arch = "bmshj2018-hyperprior"
-    zoo_builder = "bmshj2018_hyperprior"
-    zoo_key = "bmshj2018-hyperprior"
-    model_class = "ScaleHyperprior"
-
-
-@register_method
-class Mbt2018Mean(_ZooCodec):
-    meta = MethodMeta(
-        name="mbt2018_mean",
-        scenario=Scenario.SEPARATE,
+        description="scale-hyperprior autoencoder, one model per lambda, CompressAI rANS bytes"),
+    ZooArchitecture(
+        "mbt2018_mean", "mbt2018-mean", "MeanScaleHyperprior", stride=64, n_streams=2,
         paper="D. Minnen, J. Ballé, G. Toderici, Joint Autoregressive and Hierarchical Priors for Learned Image "
               "Compression, NeurIPS 2018 (CompressAI mbt2018-mean: mean-scale hyperprior, no context model)",
-        licence="Apache-2.0 (suite); CompressAI BSD-3-Clause-Clear",
-        trainable=True,
-        description="mean-scale hyperprior autoencoder, one model per lambda, CompressAI rANS bytes",
-    )
-    stride = 64
-    arch = "mbt2018-mean"
-    zoo_builder = "mbt2018_mean"
-    zoo_key = "mbt2018-mean"
-    model_class = "MeanScaleHyperprior"
+        description="mean-scale hyperprior autoencoder, one model per lambda, CompressAI rANS bytes"),
+)
+globals().update(register_family(_ZooCodec, ZOO, __name__))  # Balle2017, Balle2018, Mbt2018Mean
 
-
-# the old name said "Minnen 2018" next to published Minnen curves, which include the context model this lacks
+# "minnen2018" would put "Minnen 2018" next to the published Minnen curves, which include the context model
+# mbt2018_mean lacks; the name is still accepted, with a deprecation warning
 METHODS.alias("minnen2018", "mbt2018_mean", "it is CompressAI's mbt2018-mean: mean-scale hyperprior, no context model")

@@ -6,7 +6,8 @@ separately as bpp_payload vs bpp). Quality sweeps follow the field: JPEG and Web
 from __future__ import annotations
 
 import io
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -16,7 +17,8 @@ from benchmark.contract.codec import Codec, MethodMeta, Scenario
 from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError
 from benchmark.contract.options import Option
-from benchmark.contract.registry import register_method
+
+from . import register_family
 
 
 def _to_pil(x: torch.Tensor) -> Image.Image:
@@ -29,11 +31,14 @@ def _to_pil(x: torch.Tensor) -> Image.Image:
 
 
 class PillowCodec(Codec):
-    """Base class: subclasses name a Pillow format, the sweep and how a point maps to save() arguments."""
+    """A Pillow format as a codec; the format, its sweep and its save() arguments come from a row of ``PILLOW``."""
 
     pil_format: ClassVar[str]
     feature: ClassVar[str | None] = None
     max_side: ClassVar[tuple[int, str] | None] = None  # (pixels per side, the library whose limit it is)
+    sweep: ClassVar[tuple[int, ...]]
+    point_key: ClassVar[str] = "q"  # rate points are named <point_key>=<value>
+    save_args: ClassVar[Callable[[int], dict[str, Any]]]
     options_spec: ClassVar[tuple[Option, ...]] = (
         Option("qualities", list[int], None, "rate points: the quality values (JPEG 2000: compression ratios) "
                "of the sweep (default: the field's sweep)", minimum=1, unique=True),
@@ -43,16 +48,10 @@ class PillowCodec(Codec):
         super().__init__(protocol, **options)
         if self.feature and not features.check(self.feature):
             raise ConfigError(f"this Pillow build cannot write {self.pil_format}; install Pillow with {self.feature} support")
-        self.qualities = list(qualities) if qualities is not None else self.default_qualities()
-
-    def default_qualities(self) -> list[int]:
-        raise NotImplementedError
-
-    def save_args(self, q: int) -> dict[str, Any]:
-        raise NotImplementedError
+        self.qualities = list(qualities) if qualities is not None else list(self.sweep)
 
     def rate_points(self) -> list[str]:
-        return [f"q={q}" for q in self.qualities]
+        return [f"{self.point_key}={q}" for q in self.qualities]
 
     def encode_file(self, x: torch.Tensor, point: str) -> bytes:
         """The bytes Pillow writes for `x` at `point` (exposed so tests can compare against Pillow)."""
@@ -111,63 +110,44 @@ class PillowCodec(Codec):
         return {**super().info(), "qualities": self.qualities, "pillow_format": self.pil_format, "save_args": self.save_args(self.qualities[0])}
 
 
-@register_method
-class JPEG(PillowCodec):
-    meta = MethodMeta("jpeg", Scenario.SEPARATE, paper="ITU-T T.81 (libjpeg via Pillow)", licence="Pillow (HPND) / libjpeg", description="JPEG, 4:2:0, Pillow defaults, quality 5..95 step 5")
-    pil_format = "JPEG"
-    max_side = (65500, "libjpeg (JPEG_MAX_DIMENSION)")
+@dataclass(frozen=True)
+class PillowFormat:
+    """One row of the classical table: a format Pillow writes, registered as a method."""
 
-    def default_qualities(self):
-        return list(range(5, 100, 5))
+    name: str  # the method's registered name
+    pil_format: str  # Pillow's format name
+    sweep: tuple[int, ...]  # the default rate points: qualities, or compression ratios (point_key "ratio")
+    save_args: Callable[[int], dict[str, Any]]  # Pillow's save() arguments at one point of the sweep
+    paper: str
+    licence: str
+    description: str
+    feature: str | None = None  # the Pillow feature the format needs (features.check)
+    max_side: tuple[int, str] | None = None  # (pixels per side, the library whose limit it is)
+    point_key: str = "q"
 
-    def save_args(self, q):
-        return {"quality": q}
-
-
-@register_method
-class WebP(PillowCodec):
-    meta = MethodMeta("webp", Scenario.SEPARATE, paper="WebP (libwebp via Pillow)", licence="Pillow / libwebp (BSD)", description="lossy WebP, method 6, quality 5..95 step 5")
-    pil_format = "WEBP"
-    max_side = (16383, "libwebp (WEBP_MAX_DIMENSION)")
-    feature = "webp"
-
-    def default_qualities(self):
-        return list(range(5, 100, 5))
-
-    def save_args(self, q):
-        return {"quality": q, "method": 6, "lossless": False}
+    def class_attrs(self) -> dict[str, Any]:
+        meta = MethodMeta(self.name, Scenario.SEPARATE, paper=self.paper, licence=self.licence, description=self.description)
+        return {"meta": meta, "pil_format": self.pil_format, "sweep": self.sweep, "save_args": staticmethod(self.save_args),
+                "feature": self.feature, "max_side": self.max_side, "point_key": self.point_key}
 
 
-@register_method
-class AVIF(PillowCodec):
-    meta = MethodMeta("avif", Scenario.SEPARATE, paper="AV1 Image File Format (libavif via Pillow)", licence="Pillow / libavif (BSD)", description="AVIF, 4:4:4, speed 6, quality 10..90 step 10")
-    pil_format = "AVIF"
-    feature = "avif"
-
-    def default_qualities(self):
-        return list(range(10, 100, 10))
-
-    def save_args(self, q):
-        return {"quality": q, "speed": 6, "subsampling": "4:4:4"}
-
-
-@register_method
-class JPEG2000(PillowCodec):
-    meta = MethodMeta("jpeg2000", Scenario.SEPARATE, paper="ISO/IEC 15444-1 (OpenJPEG via Pillow)", licence="Pillow / OpenJPEG (BSD)", description="JPEG 2000, irreversible 9/7, one layer at compression ratios 200:1 .. 8:1")
-    pil_format = "JPEG2000"
-    feature = "jpg_2000"
-
-    def default_qualities(self):
-        # compression ratio (uncompressed 24-bit size / coded size): higher = fewer bits
-        return [200, 150, 100, 75, 50, 35, 25, 16, 12, 8]
-
-    def rate_points(self):
-        return [f"ratio={r}" for r in self.qualities]
-
-    def _quality(self, point):
-        if point not in self.rate_points():
-            raise ConfigError(f"{self.meta.name}: unknown rate point {point!r}; valid: {', '.join(self.rate_points())}")
-        return int(point.split("=", 1)[1])
-
-    def save_args(self, q):
-        return {"quality_mode": "rates", "quality_layers": [q], "irreversible": True}
+PILLOW: tuple[PillowFormat, ...] = (
+    PillowFormat("jpeg", "JPEG", tuple(range(5, 100, 5)), lambda q: {"quality": q},
+                 paper="ITU-T T.81 (libjpeg via Pillow)", licence="Pillow (HPND) / libjpeg",
+                 description="JPEG, 4:2:0, Pillow defaults, quality 5..95 step 5",
+                 max_side=(65500, "libjpeg (JPEG_MAX_DIMENSION)")),
+    PillowFormat("webp", "WEBP", tuple(range(5, 100, 5)), lambda q: {"quality": q, "method": 6, "lossless": False},
+                 paper="WebP (libwebp via Pillow)", licence="Pillow / libwebp (BSD)",
+                 description="lossy WebP, method 6, quality 5..95 step 5",
+                 feature="webp", max_side=(16383, "libwebp (WEBP_MAX_DIMENSION)")),
+    PillowFormat("avif", "AVIF", tuple(range(10, 100, 10)), lambda q: {"quality": q, "speed": 6, "subsampling": "4:4:4"},
+                 paper="AV1 Image File Format (libavif via Pillow)", licence="Pillow / libavif (BSD)",
+                 description="AVIF, 4:4:4, speed 6, quality 10..90 step 10", feature="avif"),
+    # JPEG 2000's points are compression ratios (uncompressed 24-bit size / coded size): higher = fewer bits
+    PillowFormat("jpeg2000", "JPEG2000", (200, 150, 100, 75, 50, 35, 25, 16, 12, 8),
+                 lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True},
+                 paper="ISO/IEC 15444-1 (OpenJPEG via Pillow)", licence="Pillow / OpenJPEG (BSD)",
+                 description="JPEG 2000, irreversible 9/7, one layer at compression ratios 200:1 .. 8:1",
+                 feature="jpg_2000", point_key="ratio"),
+)
+globals().update(register_family(PillowCodec, PILLOW, __name__))  # Jpeg, Webp, Avif, Jpeg2000

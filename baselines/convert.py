@@ -27,6 +27,8 @@ import torch
 from benchmark.errors import WeightsError
 from benchmark.training.weights import check_tensors, sha256_file
 
+from . import COMPRESSAI_LAMBDAS
+
 PREFIXES = ("compressai", "authors")
 
 
@@ -79,8 +81,6 @@ def model_state(obj: Mapping[str, Any], where: str = "checkpoint") -> dict[str, 
 
 
 def _lambda_from_name(path: Path, metric: str) -> float | None:
-    from .balle import COMPRESSAI_LAMBDAS
-
     m = re.search(r"lambda[:=_]?([0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?)", path.name)
     if m:
         return float(m.group(1))
@@ -108,8 +108,6 @@ def compressai_model(codec: Any, sd: dict[str, torch.Tensor], where: str) -> tor
 def import_checkpoint(codec: Any, spec: Any) -> dict[str, Any]:
     """Convert the checkpoint files of ``spec`` into ``codec.models`` (one per rate point); returns the summary
     the runner records (``budget`` None: the suite did not train these weights)."""
-    from .balle import RDCodec
-
     prefix, files = foreign_spec(spec)
     lambdas = list(codec._opt_lambdas) if getattr(codec, "_opt_lambdas", None) else []
     if lambdas and len(lambdas) != len(files):
@@ -124,7 +122,7 @@ def import_checkpoint(codec: Any, spec: Any) -> dict[str, Any]:
             model = compressai_model(codec, sd, str(path))
             model.eval()
             check_tensors(model, model.state_dict(), f"{codec.meta.name} {path.name}")  # finite, the constants
-            RDCodec._update(model)  # coding tables from the learned densities and quantiles
+            codec._update(model)  # coding tables from the learned densities and quantiles
             cfg_extra = {"N": int(model.g_a[0].weight.shape[0]), "M": int(model.g_a[-1].weight.shape[0])}  # as from_state_dict reads them
         else:
             convert = getattr(codec, "convert_authors", None)

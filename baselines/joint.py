@@ -13,6 +13,7 @@
 Both code real bytes with CompressAI's rANS coder (streams: y, z). Side views are padded like x."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -24,9 +25,8 @@ from torch import nn
 from benchmark.contract.codec import MethodMeta, Scenario
 from benchmark.contract.data import Batch
 from benchmark.errors import TrainingError
-from benchmark.contract.registry import register_method
 
-from .balle import BUDGETS as _BALLE_BUDGETS
+from . import register_family, zoo_widths
 from .balle import RDCodec
 
 
@@ -142,19 +142,15 @@ class JointHyperprior(ScaleHyperprior):
 
 
 class _SideCodec(RDCodec):
-    model_cls: ClassVar[type]
+    """The scale-hyperprior codec with a side view: ``model_cls`` says where the side view enters."""
+
+    model_cls: ClassVar[type[ScaleHyperprior]]
     stride = 64
     n_streams = 2
-    budgets = _BALLE_BUDGETS
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
         if N is None or M is None:  # paper widths: CompressAI's hyperprior widths for this lambda
-            from compressai.zoo.image import cfgs
-
-            from .balle import COMPRESSAI_LAMBDAS
-
-            q = min(range(1, 9), key=lambda i: abs(COMPRESSAI_LAMBDAS[i - 1] - lmbda))
-            dn, dm = cfgs["bmshj2018-hyperprior"][q]
+            dn, dm = zoo_widths("bmshj2018-hyperprior", lmbda, log_distance=False)
             N, M = N or dn, M or dm
         return self.model_cls(N=N, M=M)
 
@@ -171,40 +167,42 @@ class _SideCodec(RDCodec):
             side = x
         return model(x, side)
 
+    def encode(self, model, x, side):
+        # a Wyner-Ziv encoder (scenario decoder_side_info) never sees the side view
+        strings = model.compress(x, side)["strings"] if self.uses_side_at_encoder() else model.compress(x)["strings"]
+        return [s[0] for s in strings]
+
     def decode(self, model, streams, shape, side):
         return model.decompress([[s] for s in streams], shape, side)["x_hat"]
 
 
-@register_method
-class JointBalle2018(_SideCodec):
-    meta = MethodMeta(
-        name="joint_balle2018",
-        scenario=Scenario.JOINT,
+@dataclass(frozen=True)
+class SideVariant:
+    """One row of the side-information table: where the side view enters the scale-hyperprior codec."""
+
+    name: str  # the method's registered name
+    scenario: Scenario  # who sees the side view
+    arch: str  # recorded with the weights
+    model_cls: type[ScaleHyperprior]
+    paper: str
+    description: str
+
+    def class_attrs(self) -> dict[str, Any]:
+        meta = MethodMeta(name=self.name, scenario=self.scenario, paper=self.paper, trainable=True,
+                          description=self.description)
+        return {"meta": meta, "arch": self.arch, "model_cls": self.model_cls}
+
+
+SIDE_VARIANTS: tuple[SideVariant, ...] = (
+    SideVariant(
+        "joint_balle2018", Scenario.JOINT, "joint-hyperprior", JointHyperprior,
         paper="conditional-coding reference built on J. Ballé et al., ICLR 2018 (scale hyperprior)",
-        trainable=True,
         description="hyperprior codec with the side view at encoder and decoder (analysis, entropy model and "
-                    "synthesis conditioned on it); upper reference for decoder-only side information",
-    )
-    arch = "joint-hyperprior"
-    model_cls = JointHyperprior
-
-    def encode(self, model, x, side):
-        return [s[0] for s in model.compress(x, side)["strings"]]
-
-
-@register_method
-class DSIBalle2018(_SideCodec):
-    meta = MethodMeta(
-        name="dsi_balle2018",
-        scenario=Scenario.DECODER_SIDE_INFO,
+                    "synthesis conditioned on it); upper reference for decoder-only side information"),
+    SideVariant(
+        "dsi_balle2018", Scenario.DECODER_SIDE_INFO, "dsi-hyperprior", DSIHyperprior,
         paper="Wyner–Ziv baseline built on J. Ballé et al., ICLR 2018 (scale hyperprior)",
-        trainable=True,
         description="balle2018 encoder and entropy model; the synthesis transform gets side-view features at "
-                    "1/2..1/16 resolution (decoder-only side information)",
-    )
-    arch = "dsi-hyperprior"
-    model_cls = DSIHyperprior
-
-    def encode(self, model, x, side):
-        # the encoder of a Wyner-Ziv codec never sees the side view
-        return [s[0] for s in model.compress(x)["strings"]]
+                    "1/2..1/16 resolution (decoder-only side information)"),
+)
+globals().update(register_family(_SideCodec, SIDE_VARIANTS, __name__))  # JointBalle2018, DsiBalle2018

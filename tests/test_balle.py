@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from baselines.balle import SCALE_LEVELS, pad_to
+from baselines.balle import SCALE_LEVELS
+from benchmark.contract.coding import pad_to
 from benchmark.contract.container import Container
 from benchmark.contract.data import Sample
 from benchmark.errors import BitstreamError, ConfigError

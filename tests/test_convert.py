@@ -43,7 +43,8 @@ def zoo_checkpoint(tmp_path: Path, model_class: str, quality: int = 3, seed: int
 
 @pytest.mark.parametrize("model_class", ZOO_CLASSES)
 def test_zoo_checkpoint_codes_as_compressai_does(tmp_path, model_class):
-    from baselines.balle import COMPRESSAI_LAMBDAS, pad_to
+    from baselines import COMPRESSAI_LAMBDAS
+    from benchmark.contract.coding import pad_to
 
     path, reference = zoo_checkpoint(tmp_path, model_class)
     codec = METHODS.get(zoo_method(model_class))()

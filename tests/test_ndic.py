@@ -82,7 +82,7 @@ def _compressai_twin(codec, i: int = 0):
 def test_only_x_latents_are_coded_and_the_estimate_counts_only_them(name, streams):
     """The streams are exactly what CompressAI's own coder makes of x's branch alone (no side-view latent, no w),
     and the estimate is CompressAI's own forward-pass likelihood of those latents."""
-    from baselines.balle import pad_to
+    from benchmark.contract.coding import pad_to
 
     codec = _codec(name, N=8, M=8, lambdas="0.0035")
     x, side = _pair(64, 128)
@@ -106,7 +106,7 @@ def test_only_x_latents_are_coded_and_the_estimate_counts_only_them(name, stream
 def test_decode_equals_the_models_reconstruction(name):
     """decompress(compress(x), y) is the network's eval-mode output on (x, y): the full forward pass (x's latents
     rounded, w and the side latent from y) computes the same image the bitstream decodes to."""
-    from baselines.balle import pad_to
+    from benchmark.contract.coding import pad_to
 
     codec = _codec(name, N=8, M=8, lambdas="0.0035,0.0483")
     for (h, w), p in (((64, 64), codec.rate_points()[0]), ((40, 72), codec.rate_points()[-1])):

@@ -242,7 +242,7 @@ def test_smoke_run_on_lfw_sample(tmp_path):
 def test_decode_equals_the_models_reconstruction(cls):
     """decompress(compress(x)) is the VQ-VAE's own eval-mode forward pass on (x, y): the bitstream carries its
     codebook indices exactly and the decoder turns them into its output (separate, distributed and joint)."""
-    from baselines.balle import pad_to
+    from benchmark.contract.coding import pad_to
 
     codec = cls(protocol=get_protocol("middlebury-sample/stereo"), **cls.test_options)
     g = torch.Generator().manual_seed(5)

@@ -10,12 +10,14 @@ Ballé budgets). What differs from the Ballé baselines:
 - the model is run on (x, side) pairs; the loss closure calls it directly (``make_loss``)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
 
+from baselines import register_family
 from baselines.balle import OPTIONS as RD_OPTIONS
 from baselines.balle import RDCodec
 from benchmark.contract.budgets import MethodBudget
@@ -24,7 +26,6 @@ from benchmark.contract.container import Container
 from benchmark.contract.data import Batch
 from benchmark.errors import ConfigError, TrainingError, WeightsError
 from benchmark.contract.options import Option
-from benchmark.contract.registry import register_method
 from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
 
 from . import configs
@@ -84,13 +85,19 @@ _CAM_OPTION_SPECS = (
 )
 
 
-class _NDICCodec(RDCodec):
-    """Shared adapter of the three NDIC codecs."""
+def base_geometry(hyperprior: bool) -> dict[str, int]:
+    """Stride and streams of the base autoencoder: the scale hyperprior (64; x's latent and hyper-latent) or the
+    factorized prior (16; x's latent)."""
+    return {"stride": 64, "n_streams": 2} if hyperprior else {"stride": 16, "n_streams": 1}
 
-    hyperprior: ClassVar[bool] = True
-    cam: ClassVar[bool] = False
-    family: ClassVar[str] = "ndic"
-    paper_lambdas: ClassVar[tuple[float, ...]] = configs.LAMBDAS_NDIC_BALLE2018
+
+class _NDICCodec(RDCodec):
+    """What the NDIC codecs share; a row of ``NDIC_VARIANTS`` gives each its base, attention and λ list."""
+
+    hyperprior: ClassVar[bool]
+    cam: ClassVar[bool]
+    paper_lambdas: ClassVar[tuple[float, ...]]
+    loss_weights: ClassVar[tuple[float, float]]  # the default (α, β)
     # a tiny model for the contract test (2 rate points, 8/8 channels)
     test_options: ClassVar[dict[str, Any]] = {"N": 8, "M": 8, "lambdas": "0.0035,0.0483"}
 
@@ -118,7 +125,7 @@ class _NDICCodec(RDCodec):
 
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
-        alpha, beta = configs.DEFAULT_WEIGHTS[self.family]
+        alpha, beta = self.loss_weights
         cfg.update(
             alpha=self._opt_alpha if self._opt_alpha is not None else alpha,
             beta=self._opt_beta if self._opt_beta is not None else beta,
@@ -162,7 +169,9 @@ class _NDICCodec(RDCodec):
     def _adopt_base(self, hyperprior: bool) -> None:
         """NDIC-CAM with the authors' weights is built on the factorized model (ours defaults to the hyperprior)."""
         if self.cam and hyperprior != self.hyperprior:
-            self.hyperprior, self.n_streams, self.stride = hyperprior, 2 if hyperprior else 1, 64 if hyperprior else 16
+            self.hyperprior = hyperprior
+            for key, value in base_geometry(hyperprior).items():
+                setattr(self, key, value)
 
     # ---- how the model is run -----------------------------------------------------------------------
     def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
@@ -237,59 +246,50 @@ class _NDICCodec(RDCodec):
         return base
 
 
-_PAPER = ("N. Mital, E. Özyılkan, A. Garjani, D. Gündüz, Neural Distributed Image Compression Using Common "
-          "Information, DCC 2022")
+@dataclass(frozen=True)
+class NDICVariant:
+    """One row of the NDIC table."""
+
+    name: str  # the method's registered name
+    arch: str  # recorded with the weights
+    hyperprior: bool  # base autoencoder: scale hyperprior (True) or factorized prior
+    cam: bool  # cross-attention between x's and the side view's decoder features (NDIC-CAM)
+    paper_lambdas: tuple[float, ...]  # the paper budget's λ list
+    loss_weights: tuple[float, float]  # the default (α, β) of the loss
+    paper: str
+    description: str
+
+    def class_attrs(self) -> dict[str, Any]:
+        meta = MethodMeta(name=self.name, scenario=Scenario.DECODER_SIDE_INFO, paper=self.paper, trainable=True,
+                          description=self.description)
+        attrs = {"meta": meta, "arch": self.arch, "hyperprior": self.hyperprior, "cam": self.cam,
+                 "paper_lambdas": self.paper_lambdas, "loss_weights": self.loss_weights,
+                 **base_geometry(self.hyperprior)}
+        if self.cam:
+            attrs["options_spec"] = (*RD_OPTIONS, *_WEIGHT_OPTIONS, *_CAM_OPTION_SPECS)
+        return attrs
 
 
-@register_method
-class NDICBalle2017(_NDICCodec):
-    meta = MethodMeta(
-        name="ndic_balle2017",
-        scenario=Scenario.DECODER_SIDE_INFO,
-        paper=_PAPER + " ('ours+Ballé2017')",
-        trainable=True,
+_MITAL = "N. Mital, E. Özyılkan, A. Garjani, D. Gündüz, Neural Distributed Image Compression"
+
+# loss weights (α, β): the authors' α = β = 1 for NDIC, α = β = 0 for NDIC-CAM
+NDIC_VARIANTS: tuple[NDICVariant, ...] = (
+    NDICVariant(
+        "ndic_balle2017", "ndic-balle2017", hyperprior=False, cam=False, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2017,
+        loss_weights=(1.0, 1.0), paper=_MITAL + " Using Common Information, DCC 2022 ('ours+Ballé2017')",
         description="NDIC on the factorized-prior autoencoder: x's latent coded; common information w and the "
-                    "side view's private latent computed from the side view at the decoder",
-    )
-    arch = "ndic-balle2017"
-    stride = 16
-    n_streams = 1
-    hyperprior = False
-    paper_lambdas = configs.LAMBDAS_NDIC_BALLE2017
-
-
-@register_method
-class NDICBalle2018(_NDICCodec):
-    meta = MethodMeta(
-        name="ndic_balle2018",
-        scenario=Scenario.DECODER_SIDE_INFO,
-        paper=_PAPER + " ('ours+Ballé2018')",
-        trainable=True,
+                    "side view's private latent computed from the side view at the decoder"),
+    NDICVariant(
+        "ndic_balle2018", "ndic-balle2018", hyperprior=True, cam=False, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2018,
+        loss_weights=(1.0, 1.0), paper=_MITAL + " Using Common Information, DCC 2022 ('ours+Ballé2018')",
         description="NDIC on the scale-hyperprior autoencoder: x's latent and hyper-latent coded; common "
-                    "information w from the side view at the decoder",
-    )
-    arch = "ndic-balle2018"
-    stride = 64
-    n_streams = 2
-    hyperprior = True
-
-
-@register_method
-class NDICCAMCodec(_NDICCodec):
-    meta = MethodMeta(
-        name="ndic_cam",
-        scenario=Scenario.DECODER_SIDE_INFO,
-        paper="N. Mital, E. Özyılkan, A. Garjani, D. Gündüz, Neural Distributed Image Compression with Cross-Attention "
-              "Feature Alignment, WACV 2023 (NDIC-CAM)",
-        trainable=True,
+                    "information w from the side view at the decoder"),
+    NDICVariant(
+        "ndic_cam", "ndic-cam-balle2018", hyperprior=True, cam=True, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2018,
+        loss_weights=(0.0, 0.0),
+        paper=_MITAL + " with Cross-Attention Feature Alignment, WACV 2023 (NDIC-CAM)",
         description="NDIC (scale hyperprior) with 8-head cross-attention between x's and the side view's decoder "
                     "features after the first three decoder layers; any image size (padded to 64), attention "
-                    f"tokens per stage (H/8)*(W/8) refused above {DEFAULT_MAX_TOKENS} by default",
-    )
-    arch = "ndic-cam-balle2018"
-    stride = 64
-    n_streams = 2
-    hyperprior = True
-    cam = True
-    options_spec = (*RD_OPTIONS, *_WEIGHT_OPTIONS, *_CAM_OPTION_SPECS)
-    family = "ndic_cam"
+                    f"tokens per stage (H/8)*(W/8) refused above {DEFAULT_MAX_TOKENS} by default"),
+)
+globals().update(register_family(_NDICCodec, NDIC_VARIANTS, __name__))  # NdicBalle2017, NdicBalle2018, NdicCam

@@ -37,10 +37,6 @@ def geometric_lambdas(lo: float, hi: float, n: int, digits: int = 2) -> tuple[fl
 LAMBDAS_NDIC_BALLE2018 = geometric_lambdas(2e-4, 4.8e-3, 10)
 LAMBDAS_NDIC_BALLE2017 = geometric_lambdas(2e-5, 5.6e-3, 15)
 
-# loss weights: (alpha, beta)
-DEFAULT_WEIGHTS = {"ndic": (1.0, 1.0), "ndic_cam": (0.0, 0.0)}
-
-
 def _paper_train(epoch: int) -> TrainConfig:
     return TrainConfig(steps=500_000, batch_size=1, crop=None, lr=1e-4, aux_lr=1e-3, amsgrad=True, schedule="plateau",
                        gamma=0.1, plateau_patience=10, clip_grad=1.0, hflip=True, val_every=epoch, val_samples=200,

@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 import torch
 
 from baselines.balle import RDCodec
-from baselines.convert import load_checkpoint, model_state  # noqa: F401  (re-exported: the checkpoint readers)
 from benchmark.errors import WeightsError
 
 from .cam import NDICCAM
