@@ -7,7 +7,7 @@ from benchmark.results import metrics
 def test_psnr_known_value():
     a = torch.zeros(3, 8, 8)
     b = torch.full((3, 8, 8), 0.1)
-    assert abs(metrics.psnr(a, b) - 20.0) < 1e-6
+    assert abs(metrics.psnr_from_mse(metrics.mse(a, b)) - 20.0) < 1e-6
 
 
 def test_to_8bit_rounds_and_clamps():

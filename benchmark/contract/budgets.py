@@ -138,7 +138,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-BudgetTable = Mapping[str, MethodBudget]
 
 
 def checked_table(entries: Mapping[str, MethodBudget], who: str = "") -> dict[str, MethodBudget]:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.results import metrics
 from benchmark.contract.codec import Codec, Scenario
 from benchmark.contract.container import Container
 from benchmark.contract.data import readable_samples
@@ -110,7 +111,7 @@ def _code_sample(codec, sample, name, source, todo, points, scenario, protocol, 
         row = {
             "image": name, "source": source, "rate_point": p,
             "bytes": len(data), "payload_bytes": payload,
-            "bpp": 8.0 * len(data) / pixels, "bpp_payload": 8.0 * payload / pixels,
+            "bpp": metrics.bpp(len(data), pixels), "bpp_payload": metrics.bpp(payload, pixels),
             "bpp_estimated": None if est is None else float(est) / pixels,
             "encode_s": t_enc, "decode_s": t_dec,
             "height": int(x.shape[-2]) if x.dim() >= 2 else 1, "width": int(x.shape[-1]),  # 1-D blocks: 1 x n

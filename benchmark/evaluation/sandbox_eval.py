@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from benchmark.results import metrics
 from benchmark.contract.codec import Scenario
 from benchmark.contract.container import Container
 from benchmark.contract.data import readable_samples
@@ -234,7 +235,7 @@ def _measure(desc: Description, protocol: Any, entries: list, order: list, done:
                 raise IsolationError(f"{desc.name}: the bitstream of {name} at {p} is not a suite container: {exc}") from exc
             est = e["enc"][p].get("estimate") if not desc.estimate_uses_decoder_side else e.get("est", {}).get(p)
             row = {"image": name, "source": src, "rate_point": p, "bytes": len(data), "payload_bytes": payload,
-                   "bpp": 8.0 * len(data) / e["pixels"], "bpp_payload": 8.0 * payload / e["pixels"],
+                   "bpp": metrics.bpp(len(data), e["pixels"]), "bpp_payload": metrics.bpp(payload, e["pixels"]),
                    "bpp_estimated": None if est is None else float(est) / e["pixels"],
                    "encode_s": _num(e["enc"][p].get("encode_s")), "decode_s": e["dec"][p]["decode_s"],
                    "height": e["height"], "width": e["width"], "sha256": hashlib.sha256(data).hexdigest()}

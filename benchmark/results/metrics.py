@@ -41,13 +41,6 @@ def psnr_8bit_capped(m: float) -> float:
     return min(psnr_from_mse(m), PSNR_MAX_8BIT)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
-    m = mse(a, b)
-    if m == 0.0:
-        return float("inf")
-    return 10.0 * math.log10(data_range**2 / m)
-
-
 def ms_ssim_supported(height: int, width: int, win_size: int) -> tuple[bool, str | None]:
     need = (win_size - 1) * 2 ** (MS_SSIM_SCALES - 1)
     if min(height, width) <= need:
@@ -75,4 +68,5 @@ def ms_ssim_db(value: float | None) -> float | None:
 
 
 def bpp(n_bytes: int, pixels: int) -> float:
+    """Bits per pixel (or per sample) of `n_bytes` bytes: the one rate formula of the runner and of its checks."""
     return 8.0 * n_bytes / pixels

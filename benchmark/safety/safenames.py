@@ -53,10 +53,6 @@ def key_problem(key: object) -> str | None:
     return name_problem(key, max_len=MAX_KEY_LEN)
 
 
-def is_safe_name(value: object, *, slashes: bool = False) -> bool:
-    return name_problem(value, slashes=slashes) is None
-
-
 def safe_path(base: Path, *parts: str) -> Path:
     """`base / parts...`, refusing (OutputError) any part that is not a safe name or a result outside `base`."""
     base = Path(base)
