@@ -5,7 +5,7 @@
 
 CPU time is read from a cgroup made for each run (cgroup v2, or v1's cpuacct), because bubblewrap's processes
 do not hand their children's CPU time back to the caller's rusage; without a writable cgroup hierarchy the
-script says so and stops. Target (issue 23): sandbox within 15 % of none."""
+script says so and stops. Target: sandbox within 15 % of none."""
 from __future__ import annotations
 
 import argparse

@@ -7,7 +7,7 @@ where and names the field:
 
 - the CSV: `per_image_csv` names a regular file in the JSON's own folder (a bare ``*.csv`` name, never a path or a
   symbolic link), at most `MAX_CSV_BYTES`, UTF-8, the runner's columns (`CSV_FIELDS`); its sha256 equals the
-  JSON's `per_image_csv_sha256` where the JSON records one (results written since issue 23);
+  JSON's `per_image_csv_sha256` where the JSON records one (results written by the sandboxed runner);
 - each row: ``bpp = 8·bytes/(height·width)``, ``bpp_payload = 8·payload_bytes/(height·width)`` (a 1-D block of
   the `gaussian` protocol has height 1), ``payload_bytes <= bytes``, PSNR from the row's own MSE
   (`benchmark.results.metrics`: capped at 60 dB on the 8-bit grid for image protocols, ``10·log10(1/MSE)`` otherwise),

@@ -20,7 +20,7 @@ from typing import Any
 from benchmark.errors import BenchError, ResultSchemaError
 
 DEFAULT_TREE = Path("measured")
-# Results written from this date on record their method's code and isolation (issue 23); older ones are kept in
+# Results written from this date on record their method's code and isolation (the sandboxed runner); older ones are kept in
 # the committed tree, shown with isolation `none`, until they are rerun.
 CODE_RECORDS_SINCE = datetime(2026, 12, 7, tzinfo=timezone.utc)
 

@@ -297,7 +297,7 @@ def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what
     check_entropy_tables(module, what)
 
 
-# ---------------------------------------------------------------- crafted weights (issue 25)
+# ---------------------------------------------------------------- crafted weights
 # Buffers that are constants of the architecture (CompressAI's lower bounds, GDN pedestals, the entropy
 # bottleneck's target): stored values must equal the freshly built model's own.
 _CONSTANT_SUFFIXES = (".bound", ".pedestal", "scale_bound", "entropy_bottleneck.target", ".target")
