@@ -157,7 +157,7 @@ def _encode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
                 src = _output(role, "bits", rec, "encode")
                 dst = stage / f"{e['k']}.{points.index(p)}.bin"
                 shutil.move(str(src), dst)
-                e["enc"][p] = {"path": dst, "encode_s": _num(rec.get("encode_s")), "estimate": _num(rec.get("estimate"))}
+                e["enc"][p] = {"path": dst, "encode_s": _reported_number(rec.get("encode_s")), "estimate": _reported_number(rec.get("estimate"))}
         if isinstance(resp.get("complexity"), dict):
             complexity = resp["complexity"]
         shutil.rmtree(role.folder, ignore_errors=True)
@@ -188,7 +188,7 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
                     recon = read_recon(path, tuple(e["shape"]), image)
                 except ValueError as exc:
                     raise IsolationError(f"decode: {exc}") from exc
-                e["dec"][p] = {"recon": recon, "decode_s": _num(rec.get("decode_s"))}
+                e["dec"][p] = {"recon": recon, "decode_s": _reported_number(rec.get("decode_s"))}
         if isinstance(resp.get("dec_macs"), int):
             dec_macs = resp["dec_macs"]
         shutil.rmtree(role.folder, ignore_errors=True)
@@ -206,7 +206,7 @@ def _estimates(ctx: Context, desc: Description, groups: list, stage: Path, weigh
                                              "items": [_item(e, x=True, side=side) for e in group]})
         for it, e in _items(resp, group, "estimate"):
             ests = it.get("estimates") if isinstance(it.get("estimates"), dict) else {}
-            e["est"] = {p: _num(ests.get(p)) for p in e["todo"]}
+            e["est"] = {p: _reported_number(ests.get(p)) for p in e["todo"]}
         shutil.rmtree(role.folder, ignore_errors=True)
 
 
@@ -237,7 +237,7 @@ def _measure(desc: Description, protocol: Any, entries: list, order: list, done:
             row = {"image": name, "source": src, "rate_point": p, "bytes": len(data), "payload_bytes": payload,
                    "bpp": metrics.bpp(len(data), e["pixels"]), "bpp_payload": metrics.bpp(payload, e["pixels"]),
                    "bpp_estimated": None if est is None else float(est) / e["pixels"],
-                   "encode_s": _num(e["enc"][p].get("encode_s")), "decode_s": e["dec"][p]["decode_s"],
+                   "encode_s": _reported_number(e["enc"][p].get("encode_s")), "decode_s": e["dec"][p]["decode_s"],
                    "height": e["height"], "width": e["width"], "sha256": hashlib.sha256(data).hexdigest()}
             row.update(measure(x, x_hat, protocol, image))
             if keep is not None:
@@ -304,7 +304,8 @@ def _items(resp: dict[str, Any], group: list[dict[str, Any]], role: str) -> list
     return out
 
 
-def _num(v: Any) -> float | None:
+def _reported_number(v: Any) -> float | None:
+    """A number a role reported (a time, an estimate): a float, or None for anything else it sent."""
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
