@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 from PIL import Image
@@ -23,6 +23,9 @@ from benchmark.contract.data import flip_coin, Sample
 from benchmark.errors import ConfigError, DatasetError, SkippedSample
 
 from ._io import header_problem, open_rgb, to_tensor, warn_skip
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SPLITS = ("train", "val", "test")
 # Options every real dataset understands (the runner may pass them to any dataset).
@@ -126,31 +129,62 @@ class AugmentedSplit(Dataset):
         return self.augment and flip_coin(self.seed, self.epoch, index)
 
 
-class PairedImages(AugmentedSplit):
+class FileSplit(AugmentedSplit):
+    """A split read from image files, with the --skip-bad rule.
+
+    With ``skip_bad``: at construction an item with a file whose header fails (empty, not an image, over the pixel
+    limit) is left out with a warning (``_keep_readable``); at reading, a file that fails to decode after its header
+    passed is left out of a test or val split (counted in ``skipped``, SkippedSample: the runner never substitutes
+    another sample), and replaced by the next readable item in training, with a warning (``_read_item``). Without
+    it, an unreadable file raises."""
+
+    def __init__(self, split: str, seed: int, augment: bool | None, *, skip_bad: bool, dataset: str, noun: str):
+        super().__init__(split, seed, augment)
+        self.skip_bad = skip_bad
+        self.dataset = dataset
+        self.noun = noun  # what one item is, in messages: "pair", "face"
+        self.skipped = 0  # unreadable items left out with --skip-bad (the result's coverage reports it)
+
+    def _keep_readable(self, items: list[T], files: Callable[[T], Iterable[Path | None]]) -> list[T]:
+        """The items all of whose `files` pass the header check (all items without skip_bad)."""
+        if not self.skip_bad:
+            return items
+        kept = []
+        for it in items:
+            bad = next(((p, e) for p in files(it) if p is not None and (e := header_ok(p)) is not None), None)
+            if bad is None:
+                kept.append(it)
+            else:
+                warn_skip(*bad)
+        self.skipped = len(items) - len(kept)
+        return kept
+
+    def _read_item(self, index: int, n: int, read: Callable[[int], R]) -> R:
+        """`read(index)`, or with skip_bad in training `read` of the next item that decodes."""
+        for attempt in range(n):
+            try:
+                return read((index + attempt) % n)
+            except UnreadableImage as exc:
+                if not self.skip_bad:
+                    raise
+                if self.split != "train":  # a test image is left out and counted, never replaced by another
+                    self.skipped += 1
+                    raise SkippedSample(f"{self.dataset}: {exc}") from exc
+                warnings.warn(f"{self.dataset}: {exc}; using the next {self.noun} instead", stacklevel=3)
+        raise DatasetError(f"{self.dataset}: no readable {self.noun} in split {self.split!r}")
+
+
+class PairedImages(FileSplit):
     """Map-style dataset of (x, side) file pairs, read and preprocessed on access.
 
     ``prepare(img, path)`` maps a PIL RGB image to the protocol's PIL image (crop/resize) or raises
-    DatasetError. With ``skip_bad`` the file headers are checked once here (pairs with an unreadable file are
-    dropped with a warning), and a file that fails to decode later is replaced by the next readable pair,
-    again with a warning."""
+    DatasetError. Unreadable files follow the --skip-bad rule of `FileSplit`."""
 
     def __init__(self, items: list[PairItem], prepare: Callable[[Image.Image, Path], Image.Image], *,
                  split: str, seed: int = 0, augment: bool | None = None, skip_bad: bool = False, dataset: str = ""):
-        super().__init__(split, seed, augment)
-        self.dataset = dataset
+        super().__init__(split, seed, augment, skip_bad=skip_bad, dataset=dataset, noun="pair")
         self.prepare = prepare
-        self.skip_bad = skip_bad
-        self.skipped = 0  # unreadable pairs left out with --skip-bad (the result's coverage reports it)
-        if skip_bad:
-            kept = []
-            for it in items:
-                bad = next(((p, e) for p in (it.x, it.side) if p is not None and (e := header_ok(p)) is not None), None)
-                if bad is None:
-                    kept.append(it)
-                else:
-                    warn_skip(*bad)
-            self.skipped = len(items) - len(kept)
-            items = kept
+        items = self._keep_readable(items, lambda it: (it.x, it.side))
         if not items:
             raise DatasetError(f"{dataset}: no readable pairs left in split {split!r}")
         self.items = items
@@ -158,10 +192,11 @@ class PairedImages(AugmentedSplit):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _read(self, it: PairItem) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _read(self, i: int) -> tuple[PairItem, torch.Tensor, torch.Tensor | None]:
+        it = self.items[i]
         a = read_rgb(it.x)
         if it.side is None:
-            return to_tensor(self.prepare(a, it.x)), None
+            return it, to_tensor(self.prepare(a, it.x)), None
         b = read_rgb(it.side)
         if a.size != b.size:
             raise DatasetError(
@@ -169,7 +204,7 @@ class PairedImages(AugmentedSplit):
                 f"{a.size[0]}x{a.size[1]}, {str(it.side)!r} is {b.size[0]}x{b.size[1]}; both views of a pair must "
                 f"have the same size (re-extract them from the same release)"
             )
-        return to_tensor(self.prepare(a, it.x)), to_tensor(self.prepare(b, it.side))
+        return it, to_tensor(self.prepare(a, it.x)), to_tensor(self.prepare(b, it.side))
 
     def __getitem__(self, index: int) -> Sample:
         n = len(self.items)
@@ -177,23 +212,11 @@ class PairedImages(AugmentedSplit):
             index += n
         if not 0 <= index < n:
             raise IndexError(index)
-        for attempt in range(n):
-            it = self.items[(index + attempt) % n]
-            try:
-                x, side = self._read(it)
-            except UnreadableImage as exc:
-                if not self.skip_bad:
-                    raise
-                if self.split != "train":  # a test image is left out and counted, never replaced by another
-                    self.skipped += 1
-                    raise SkippedSample(f"{self.dataset}: {exc}") from exc
-                warnings.warn(f"{self.dataset}: {exc}; using the next pair instead", stacklevel=2)
-                continue
-            if self._flip(index):
-                x = x.flip(-1)
-                side = None if side is None else side.flip(-1)
-            return Sample(x=x, side=side, source=0, name=it.name)
-        raise DatasetError(f"{self.dataset}: no readable pair in split {self.split!r}")
+        it, x, side = self._read_item(index, n, self._read)
+        if self._flip(index):
+            x = x.flip(-1)
+            side = None if side is None else side.flip(-1)
+        return Sample(x=x, side=side, source=0, name=it.name)
 
 
 def rel(path: Path, root: Path) -> str:

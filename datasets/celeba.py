@@ -25,13 +25,12 @@ import torch
 from PIL import Image
 
 from benchmark.contract.data import Sample, SplitReport
-from benchmark.errors import ConfigError, DatasetError, SkippedSample
+from benchmark.errors import ConfigError, DatasetError
 from benchmark.contract.protocol import Protocol
 from benchmark.contract.registry import register_dataset, register_protocol
 
-from ._io import list_images, require_dir, to_tensor, warn_skip
-from ._real import AugmentedSplit, UnreadableImage, check_protocol, check_split, choice, header_ok, read_rgb, \
-    resolve_options
+from ._io import list_images, require_dir, to_tensor
+from ._real import FileSplit, check_protocol, check_split, choice, read_rgb, resolve_options
 
 NAME = "celeba_hq"
 PROTOCOL = "celeba-hq/neural-dsc"
@@ -161,39 +160,39 @@ def load_face(path: Path) -> torch.Tensor:
     return to_tensor(im)
 
 
-class HalfFaces(AugmentedSplit):
-    """x = top half of face i, side = bottom half of face partner[i] (i itself unless variant wrong_side)."""
+def partners(n: int, variant: str, seed: int) -> np.ndarray:
+    """partner[i]: the face whose bottom half is the side view of face i; i itself unless variant wrong_side, which
+    pairs every face with another of the split (a fixed derangement drawn from `seed`)."""
+    if variant != "wrong_side":
+        return np.arange(n)
+    offsets = np.random.default_rng([seed & 0xFFFFFFFF, 1]).integers(1, n, size=n)
+    return (np.arange(n) + offsets) % n
+
+
+class HalfFaces(FileSplit):
+    """x = top half of face i, side = bottom half of face partner[i] (i itself unless variant wrong_side).
+    Unreadable files follow the --skip-bad rule of `FileSplit`."""
 
     def __init__(self, files: list[Path], *, split: str, seed: int, augment: bool | None, skip_bad: bool,
                  variant: str):
-        super().__init__(split, seed, augment)
-        self.skipped = 0  # unreadable faces left out with --skip-bad (the result's coverage reports it)
-        if skip_bad:
-            kept = []
-            for p in files:
-                err = header_ok(p)
-                if err is None:
-                    kept.append(p)
-                else:
-                    warn_skip(p, err)
-            self.skipped = len(files) - len(kept)
-            files = kept
+        super().__init__(split, seed, augment, skip_bad=skip_bad, dataset=NAME, noun="face")
+        files = self._keep_readable(files, lambda p: (p,))
         if not files:
             raise DatasetError(f"celeba_hq: split {split!r} is empty (no readable images assigned to it)")
         self.files = files
-        self.skip_bad = skip_bad
         self.variant = variant
-        n = len(files)
-        if variant == "wrong_side":
-            if n < 2:
-                raise DatasetError("celeba_hq: variant wrong_side needs at least 2 images in the split")
-            offsets = np.random.default_rng([seed & 0xFFFFFFFF, 1]).integers(1, n, size=n)
-            self.partner = (np.arange(n) + offsets) % n
-        else:
-            self.partner = np.arange(n)
+        if variant == "wrong_side" and len(files) < 2:
+            raise DatasetError("celeba_hq: variant wrong_side needs at least 2 images in the split")
+        self.partner = partners(len(files), variant, seed)
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _read(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        j = int(self.partner[i])
+        top = load_face(self.files[i])
+        bottom = top if j == i else load_face(self.files[j])
+        return i, top, bottom
 
     def __getitem__(self, index: int) -> Sample:
         n = len(self.files)
@@ -201,26 +200,13 @@ class HalfFaces(AugmentedSplit):
             index += n
         if not 0 <= index < n:
             raise IndexError(index)
-        for attempt in range(n):
-            i = (index + attempt) % n
-            j = int(self.partner[i])
-            try:
-                top = load_face(self.files[i])
-                bottom = top if j == i else load_face(self.files[j])
-            except UnreadableImage as exc:
-                if not self.skip_bad:
-                    raise
-                if self.split != "train":  # a test image is left out and counted, never replaced by another
-                    self.skipped += 1
-                    raise SkippedSample(f"celeba_hq: {exc}") from exc
-                warnings.warn(f"celeba_hq: {exc}; using the next face instead", stacklevel=2)
-                continue
-            x, side = top[:, : SIZE // 2], bottom[:, SIZE // 2:]
-            if self._flip(index):
-                x, side = x.flip(-1), side.flip(-1)
-            name = self.files[i].stem if j == i else f"{self.files[i].stem}+{self.files[j].stem}"
-            return Sample(x=x.contiguous(), side=side.contiguous(), source=0, name=name)
-        raise DatasetError(f"celeba_hq: no readable image in split {self.split!r}")
+        i, top, bottom = self._read_item(index, n, self._read)
+        j = int(self.partner[i])
+        x, side = top[:, : SIZE // 2], bottom[:, SIZE // 2:]
+        if self._flip(index):
+            x, side = x.flip(-1), side.flip(-1)
+        name = self.files[i].stem if j == i else f"{self.files[i].stem}+{self.files[j].stem}"
+        return Sample(x=x.contiguous(), side=side.contiguous(), source=0, name=name)
 
 
 def check_celeba(root: Path | str | None, **options: Any) -> list[SplitReport]:

@@ -112,12 +112,7 @@ class LfwHalves(AugmentedSplit):
     def __init__(self, ids: np.ndarray, *, split: str, seed: int, augment: bool | None, variant: str):
         super().__init__(split, seed, augment)
         self.ids = ids
-        n = len(ids)
-        if variant == "wrong_side":
-            offsets = np.random.default_rng([seed & 0xFFFFFFFF, 1]).integers(1, n, size=n)
-            self.partner = (np.arange(n) + offsets) % n
-        else:
-            self.partner = np.arange(n)
+        self.partner = celeba.partners(len(ids), variant, seed)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -1,10 +1,11 @@
-"""Synthetic quadratic-Gaussian Wyner–Ziv source (protocol `gaussian/wz`) and its closed-form limits.
+"""Synthetic quadratic-Gaussian Wyner–Ziv source (protocol `gaussian/wz`).
 
-Y ~ N(0, 1), X = Y + N, N ~ N(0, sigma2) (sigma2 = 0.1 or 0.01 in the paper, 004_*). Each Sample is one
+Y ~ N(0, 1), X = Y + N, N ~ N(0, sigma2) (sigma2 = 0.1 or 0.01 in Joukovsky, De Weerd,
+Deligiannis, "Learned layered coding for successive refinement in the Wyner-Ziv problem"). Each Sample is one
 block of `block` i.i.d. pairs: `x` and `side` are 1-D float32 tensors. Blocks are generated on access,
 seeded by (split, index), so every split is reproducible and the splits never share draws.
 
-Limits per sample (MSE, rates in bits/sample):
+Its limits per sample (MSE, rates in bits/sample; the closed forms are in benchmark.results.bounds):
   Wyner–Ziv (= conditional, no rate loss for Gaussians)  R_WZ(D) = max(0, ½·log2(σ²/D))
   no side information                                    R(D)    = max(0, ½·log2((1+σ²)/D))"""
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.results.bounds import (  # noqa: F401  (the closed forms live in the core; old names stay importable here)
+from benchmark.results.bounds import (  # noqa: F401  (tests/test_gaussian.py imports them from here)
     from_db,
     nosi_distortion,
     nosi_distortion_db,
