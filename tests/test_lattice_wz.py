@@ -1,4 +1,4 @@
-"""Lattice Wyner–Ziv blocks (methods/layered_wz/lattice.py, issue 13 item 6): Conway–Sloane nearest-point
+"""Lattice Wyner–Ziv blocks (methods/layered_wz/lattice.py): Conway–Sloane nearest-point
 decoders, normalized second moments, the n = 1 case against the exact scalar reference, the nested-lattice
 bitstream decoded from its bytes, and E8 below the scalar reference at the ideal Slepian–Wolf rate."""
 import itertools

@@ -1,4 +1,4 @@
-"""`layered_wz`: the learned successive-refinement Wyner–Ziv coder as a suite codec (paper 004_*).
+"""`layered_wz`: the learned successive-refinement Wyner–Ziv coder as a suite codec (Joukovsky et al.: `PAPER`).
 
 One stream per stage inside the suite's container, so the stream is scalable: the first k streams decode
 to stage k (`truncate`). Each stage's indices are coded for real with a range coder (constriction) under

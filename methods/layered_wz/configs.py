@@ -1,4 +1,4 @@
-"""Settings of the layered Wyner–Ziv coder per budget and per source (paper 004_*, Sec. 4).
+"""Settings of the layered Wyner–Ziv coder per budget and per source (Joukovsky et al., Sec. 4; the citation is methods/layered_wz/codec.py's PAPER).
 
 The paper: Adam, lr 1e-3, 180 epochs of 2·10⁵ samples in batches of 10³ (36,000 steps), lr × 0.3 every
 80 epochs (marginal prior) or every 40 epochs (conditional prior), Gumbel-softmax temperature 1.0 → 0.2

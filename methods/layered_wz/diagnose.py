@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from datasets.gaussian import draw_pairs, wz_distortion_db
+from benchmark.results.bounds import wz_distortion_db
+from datasets.gaussian import draw_pairs
 
 from .codec import parse_config
 from .configs import PAPER_STEPS, TAU0, TAU1

@@ -1,4 +1,4 @@
-"""Block Wyner–Ziv coding with lattice quantizers: past the scalar limit (issue 13, item 6).
+"""Block Wyner–Ziv coding with lattice quantizers: past the scalar limit.
 
 The encoder sees n samples at once and quantizes them with a fine lattice Λ_f = s·L, L ∈ {Z (n=1), A2 (n=2),
 D4 (n=4), E8 (n=8)}, scaled so that the cell volume is Δ^n (Δ = the step of the scalar quantizer with the same

@@ -1,4 +1,4 @@
-"""RNN successive-refinement Wyner–Ziv coder (paper 004_*, Fig. 1), for a scalar source.
+"""RNN successive-refinement Wyner–Ziv coder (Joukovsky et al., Fig. 1), for a scalar source.
 
 Stage k = 1..K: encoder p(m_k | m_<k, x) = softmax(f(h_k)) with h_k the top state of a stacked RNN reading x
 at every step (f shared across stages); decoder x̂_k = g(ĥ_k) with ĥ_k the state of an RNN reading

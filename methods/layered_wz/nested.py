@@ -1,6 +1,6 @@
 """Nested scalar quantization with bit-plane binning (Cheng & Xiong, "Successive refinement for the Wyner–Ziv
 problem and layered code design", IEEE TSP 2005) as a K-stage layered Wyner–Ziv code, measured exactly per
-sample: the hand-made solution the learned coders are meant to rediscover (paper Fig. 3).
+sample: the hand-made solution the learned coders are meant to rediscover (Fig. 3 of Joukovsky et al.).
 
 Fine step Δ, cell q = floor((x − offset)/Δ). Stage k sends the base-M digit m_k = floor(q / M^(K−k)) mod M, so
 after k stages the decoder knows c_k mod M^k with c_k = floor((x − offset)/Δ_k), Δ_k = Δ·M^(K−k): a coarse
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .scalar_reference import _interval_prob, _phi
+from benchmark.results.bounds import _interval_prob, _phi
 
 _T = 8.0  # cells beyond ±8σ of y are ignored (mass < 1e-15)
 

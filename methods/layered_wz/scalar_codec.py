@@ -18,8 +18,8 @@ from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError
 from benchmark.contract.options import Option
 from benchmark.contract.registry import register_method
-
-from .scalar_reference import conditional_code_length, marginal_pmf, mmse_reconstruct, quantize, scalar_sw_step_for_rate
+from benchmark.results.bounds import (conditional_code_length, marginal_pmf, mmse_reconstruct, quantize,
+                                      scalar_sw_step_for_rate)
 
 RATES = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 _RANGE_SD = 12.0  # indices cover ±12 standard deviations of X; samples beyond are clamped to the edge bins

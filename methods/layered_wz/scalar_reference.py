@@ -1,7 +1,7 @@
 """Practical 1-D Wyner–Ziv reference (uniform scalar quantizer + ideal Slepian–Wolf coding + MMSE decoding).
 
-The closed forms live in the core leaf module `benchmark.results.bounds`, which the leaderboard also reads; the
-names stay importable from here."""
+The closed forms are in `benchmark.results.bounds` (import them from there); the names here are for
+tests/test_gaussian.py, which imports them from this module."""
 from __future__ import annotations
 
 from benchmark.results.bounds import (  # noqa: F401

@@ -1,7 +1,7 @@
 """NDIC: neural distributed image compression using common information (Mital, Özyılkan, Garjani, Gündüz,
 DCC 2022), built from CompressAI's layers and entropy models.
 
-Names follow the slides (paper 003): x is the image to code, y the side view (here called ``side`` in code,
+Names follow the authors' notation: x is the image to code, y the side view (here called ``side`` in code,
 because CompressAI calls its latent ``y``).
 
     x    --g_a_x-->  h_x  --Q, entropy coder-->  ĥ_x        the only transmitted stream (+ its hyperprior z)
