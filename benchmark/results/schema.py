@@ -200,17 +200,27 @@ def validate_result(obj: Any) -> dict[str, Any]:
     meta = _check(obj, "method_meta", "dict", "", optional=True)
     if meta is not None:
         _check(meta, "twin", "str", "method_meta", optional=True)
-    cov = _check(obj, "coverage", "dict", "", optional=True)  # absent in files written before it existed
-    if cov is not None:
-        for key in ("samples", "split_samples", "skipped"):
-            _check(cov, key, "int", "coverage")
-        _check(cov, "limit", "int", "coverage", nullable=True)
-        if _check(cov, "complete", "bool", "coverage") != (cov["samples"] == cov["split_samples"] and cov["skipped"] == 0):
-            raise ResultSchemaError("coverage.complete", "must be true exactly when samples == split_samples and skipped == 0")
+    _check_coverage(obj)
     env = _check(obj, "environment", "dict", "")
     for key in ("versions", "device", "command"):
         _check(env, key, "dict" if key == "versions" else "str", "environment")
     _check(env, "git_commit", "str", "environment", nullable=True)
+    _check_points(obj)
+    return obj
+
+
+def _check_coverage(obj: dict[str, Any]) -> None:
+    cov = _check(obj, "coverage", "dict", "", optional=True)  # absent in files written before it existed
+    if cov is None:
+        return
+    for key in ("samples", "split_samples", "skipped"):
+        _check(cov, key, "int", "coverage")
+    _check(cov, "limit", "int", "coverage", nullable=True)
+    if _check(cov, "complete", "bool", "coverage") != (cov["samples"] == cov["split_samples"] and cov["skipped"] == 0):
+        raise ResultSchemaError("coverage.complete", "must be true exactly when samples == split_samples and skipped == 0")
+
+
+def _check_points(obj: dict[str, Any]) -> None:
     points = _check(obj, "points", "list", "")
     if not points:
         raise ResultSchemaError("points", "must hold at least one rate point")
@@ -234,7 +244,6 @@ def validate_result(obj: Any) -> dict[str, Any]:
             _check(s, "bpp", "num", f"{where}.per_source[{j}]")
             _check(s, "psnr", "num", f"{where}.per_source[{j}]", nullable=True)
         _check(p, "extra", "dict", where, optional=True)
-    return obj
 
 
 def _check_protocol_facts(obj: dict[str, Any]) -> None:
