@@ -1,10 +1,7 @@
-"""Compare rate–quality curves of any origin: BD-rate / BD-quality with the overlap, the rate types and the
-points that were dropped, the same way for `bench compare` and for the leaderboard's tables.
+"""BD-rate / BD-quality of one rate–quality curve against another, with the overlap, the rate types and the
+points that were left out, the same way for `bench compare` and for the leaderboard's tables.
 
-A curve comes from a suite result file (measured: rate = bytes of a real bitstream), a published-curve file
-(one metric per file; curves of one method under one protocol are merged), or a CompressAI result JSON (what
-`compressai.utils.eval_model` writes, and what the leaderboard exports). Before a BD number is computed,
-each curve is cleaned in two documented steps, and both steps are reported:
+Before a BD number is computed, each curve is cleaned in two documented steps, and both steps are reported:
 
 1. **Degenerate points.** A point whose rate lies more than `DEGENERATE_GAP` times below the next point of
    its curve (e.g. the NDIC+Ballé2018 KITTI point at 6e-06 bpp, 16.9 dB: a model that sends almost nothing)
@@ -16,198 +13,23 @@ each curve is cleaned in two documented steps, and both steps are reported:
    `benchmark.results.bdrate` and, in the tests, to the `bjontegaard` package (`method="pchip"`).
 
 Overlap is the `bjontegaard` package's measure: the length of the common interval over the length of the
-union; below `MIN_OVERLAP` (0.75, the package's default) the number is flagged."""
+union; below `MIN_OVERLAP` (0.75, the package's default) the number is flagged. `bootstrap_bd_rate` gives a
+confidence interval of BD-rate by resampling the test images of two results' per-image rows."""
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate
-from benchmark.errors import BenchError, ResultSchemaError
-from benchmark.results.published import (  # noqa: F401
-    COMPRESSAI_KIND,
-    compressai_columns,
-    is_compressai_json,
-)
+
+from .curves import Points, RDCurve
 
 DEGENERATE_GAP = 100.0  # a lowest point more than 100x below the next rate is degenerate
 MIN_OVERLAP = 0.75
 
-# rate types, as curve files and the leaderboard name them
-RATE_TYPES = {
-    "bpp": "real bytes",
-    "bpp_estimated": "likelihood estimate",
-    "bpp_uniform": "fixed-length code",
-    "bpp_prior": "ideal code length under a prior",
-    "bits/sample": "real bytes (bits per sample)",
-}
 
-# Per protocol, the published curve that BD numbers of every row are also given against (method key of a
-# shipped curve; "{M}" is replaced by a distributed curve's number of sources).
-PUBLISHED_ANCHORS = {
-    "kitti-stereo/ndic": "balle2018",
-    "cityscapes/ndic": "balle2018",
-    "mnist/drasic-random": "drasic.separate.m{M}",
-    "mnist/drasic-class": "drasic.separate.m{M}",
-}
-
-
-def ms_ssim_db(v: float) -> float:
-    return -10.0 * math.log10(max(1.0 - v, 1e-12))
-
-
-Points = list[tuple[float, float]]
-
-
-@dataclass
-class RDCurve:
-    """One codec's rate–quality points under one protocol. `psnr` in dB, `msssim_db` = -10 log10(1 - MS-SSIM)."""
-
-    label: str
-    method: str
-    origin: str  # measured | published | compressai
-    protocol: str | None
-    rate_type: str
-    scenario: str = ""
-    psnr: Points = field(default_factory=list)
-    msssim_db: Points = field(default_factory=list)
-    provenance: str = ""
-    source: str = ""  # file or reference
-    sources: int | None = None  # distributed codecs: number of sources M
-    result: dict[str, Any] | None = None  # the result file, for measured curves
-
-    def metric(self, name: str) -> Points:
-        return self.psnr if name == "psnr" else self.msssim_db
-
-
-# ---------------------------------------------------------------- loading
-def _pts(pairs: Iterable[tuple[Any, Any]]) -> Points:
-    out = []
-    for x, y in pairs:
-        if x is None or y is None:
-            continue
-        x, y = float(x), float(y)
-        if math.isfinite(x) and math.isfinite(y):
-            out.append((x, y))
-    return sorted(out)
-
-
-def curve_from_result(result: dict[str, Any], label: str | None = None, source: str = "") -> RDCurve:
-    pts = result["points"]
-    label = label or result["method"] + (f" ({result['variant']})" if result.get("variant") else "")
-    return RDCurve(label, result["method"] + (f".{result['variant']}" if result.get("variant") else ""), "measured",
-                   result["protocol"], "bpp" if result.get("rate_unit", "bpp") == "bpp" else result["rate_unit"],
-                   scenario=result["scenario"], psnr=_pts((p["bpp"], p.get("psnr")) for p in pts),
-                   msssim_db=_pts((p["bpp"], ms_ssim_db(p["ms_ssim"]) if p.get("ms_ssim") is not None else None)
-                                  for p in pts),
-                   provenance="measured", source=source, sources=(result.get("dataset_options") or {}).get("sources"),
-                   result=result)
-
-
-def curve_from_published(curve: dict[str, Any], source: str = "") -> RDCurve:
-    metric = curve["metric"]
-    pairs = [(p["bpp"], p["value"]) for p in curve["points"]]
-    c = RDCurve(curve["label"], curve["method"], "published", curve["protocol"], curve["rate"], curve["scenario"],
-                provenance=curve["provenance"], source=source or curve.get("source", ""), sources=curve.get("sources"))
-    if metric == "psnr":
-        c.psnr = _pts(pairs)
-    elif metric == "ms_ssim":
-        c.msssim_db = _pts((b, ms_ssim_db(v)) for b, v in pairs)
-    else:
-        c.msssim_db = _pts(pairs)
-    return c
-
-
-def merge_published(curves: Sequence[RDCurve]) -> list[RDCurve]:
-    """One curve per (protocol, method, label, rate type, M): PSNR and MS-SSIM files of one method together
-    (a linear MS-SSIM file wins over an MS-SSIM-dB file of the same curve)."""
-    merged: dict[tuple, RDCurve] = {}
-    for c in curves:
-        key = (c.protocol, c.method, c.label, c.rate_type, c.sources)
-        if key not in merged:
-            merged[key] = RDCurve(c.label, c.method, c.origin, c.protocol, c.rate_type, c.scenario, list(c.psnr), list(c.msssim_db),
-                                  c.provenance, c.source, c.sources)
-            continue
-        m = merged[key]
-        m.psnr = m.psnr or list(c.psnr)
-        m.msssim_db = m.msssim_db or list(c.msssim_db)
-        if c.provenance != m.provenance:
-            m.provenance = "/".join(sorted({m.provenance, c.provenance}))
-    return list(merged.values())
-
-
-_DSC_DESC = re.compile(r"^dsc-bench (?P<protocol>\S+) \((?P<scenario>[^)]+)\)")
-
-
-def curve_from_compressai(obj: dict[str, Any], protocol: str | None = None, source: str = "") -> RDCurve:
-    """A CompressAI result JSON ({"name", "description", "results": {"bpp": [...], "psnr-rgb": [...], ...}}).
-
-    The protocol comes from the argument, an explicit "protocol" key, or the suite's own export description
-    ("dsc-bench PROTOCOL (scenario); ..."). Rate type: "Inference (entropy estimation)" is a likelihood
-    estimate, anything else a coded bitstream."""
-    bpp, psnr, ms = compressai_columns(obj)
-    desc = str(obj.get("description") or "")
-    m = _DSC_DESC.match(desc)
-    proto = protocol or obj.get("protocol") or (m.group("protocol") if m else None)
-    est = "entropy estimation" in desc.lower() or "entropy-estimation" in desc.lower()
-    name = str(obj.get("name") or Path(source).stem or "compressai")
-    return RDCurve(name, name, "compressai", proto, "bpp_estimated" if est else "bpp",
-                   m.group("scenario") if m else "", psnr=_pts(zip(bpp, psnr)) if psnr else [],
-                   msssim_db=_pts((b, ms_ssim_db(v) if v is not None else None) for b, v in zip(bpp, ms)) if ms else [],
-                   provenance="CompressAI JSON", source=source)
-
-
-def published_from_compressai(obj: dict[str, Any], source: str, protocol: str | None = None) -> list[dict[str, Any]]:
-    """A CompressAI result JSON as published-curve dicts (one per metric it holds), so the leaderboard reads it
-    beside the shipped curves. Raises ResultSchemaError when it names no protocol."""
-    c = curve_from_compressai(obj, protocol, source)
-    if not c.protocol:
-        raise ResultSchemaError("protocol", "a CompressAI result file does not say under which protocol it was "
-                                "measured: add \"protocol\": \"NAME\" to it (`bench list protocols`), or compare it with "
-                                "`bench compare FILE ... --protocol NAME`")
-    base = {"kind": "published_curve", "schema_version": 1, "method": re.sub(r"[^A-Za-z0-9_.-]", "_", c.method),
-            "label": c.label, "protocol": c.protocol, "scenario": c.scenario or "separate", "rate": c.rate_type,
-            "source": f"CompressAI result file {Path(source).name}: {obj.get('description') or 'no description'}",
-            "provenance": "exact", "notes": "read from a CompressAI result JSON"
-            + ("" if c.scenario else "; scenario not stated, assumed separate")}
-    out = []
-    if c.psnr:
-        out.append({**base, "metric": "psnr", "points": [{"bpp": b, "value": v} for b, v in c.psnr]})
-    if c.msssim_db:
-        out.append({**base, "metric": "ms_ssim", "points": [{"bpp": b, "value": 1 - 10 ** (-v / 10)} for b, v in c.msssim_db]})
-    return out
-
-
-def load_curve_file(path: Path, protocol: str | None = None) -> RDCurve:
-    """Any supported file: suite result, published curve, CompressAI result JSON."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"{path}: not a readable JSON file ({exc})") from exc
-    if is_compressai_json(obj):
-        return curve_from_compressai(obj, protocol, str(path))
-    kind = obj.get("kind") if isinstance(obj, dict) else None
-    if kind == "published_curve":
-        from .published import validate_published
-
-        return curve_from_published(validate_published(obj), str(path))
-    if kind == "result":
-        from benchmark.results.schema import validate_result
-
-        return curve_from_result(validate_result(obj), source=str(path))
-    raise BenchError(f"{path}: neither a result file, a published curve nor a CompressAI result JSON "
-                     "(expected 'kind': 'result' | 'published_curve', or a 'results' object with 'bpp')")
-
-
-# ---------------------------------------------------------------- cleaning and BD
 @dataclass
 class Cleaned:
     kept: Points
@@ -311,14 +133,6 @@ def bd(anchor: RDCurve, test: RDCurve, metric: str = "psnr") -> BD:
     return out
 
 
-def fmt_pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:+.1f} %"
-
-
-def fmt_db(v: float | None) -> str:
-    return "—" if v is None else f"{v:+.2f} dB"
-
-
 def describe_dropped(c: Cleaned | None, unit: str = "bpp") -> str:
     if c is None:
         return ""
@@ -366,50 +180,3 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
         return None
     lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
-
-
-def _per_image_csv(result_path: Path, result: dict[str, Any]) -> list[dict[str, str]] | None:
-    """The rows of the per-image CSV a result names (None: it names none, or the file is absent). The name must be
-    a plain file of the result's own folder, not a link; the file bounded, UTF-8 CSV (benchmark.safety.untrusted).
-    Failures raise ResultSchemaError naming the file."""
-    from benchmark.errors import ResultSchemaError
-    from benchmark.safety.untrusted import confined_file, load_csv_file
-
-    name = result.get("per_image_csv")
-    if not name:
-        return None
-    err = lambda msg: ResultSchemaError("per_image_csv", msg)  # noqa: E731
-    path = confined_file(Path(result_path).parent, name, what="its per-image CSV", error=err)
-    if not path.exists():
-        return None
-    return load_csv_file(path, error=err)
-
-
-def per_image_problem(result_path: Path, result: dict[str, Any]) -> str | None:
-    """Why the per-image CSV a result names cannot be read (None when it can, or when there is none)."""
-    from benchmark.errors import ResultSchemaError
-
-    try:
-        _per_image_csv(result_path, result)
-    except ResultSchemaError as exc:
-        return str(exc)
-    return None
-
-
-def per_image_rows(result_path: Path, result: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:
-    """rate point -> image -> (bpp, psnr) from a result's per-image CSV; {} when it is missing or unreadable
-    (the leaderboard has already skipped a result whose CSV it cannot read: `per_image_problem`)."""
-    from benchmark.errors import ResultSchemaError
-
-    try:
-        rows = _per_image_csv(result_path, result) or []
-    except ResultSchemaError:
-        return {}
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for r in rows:
-        try:
-            key = r.get("image", "") + "|" + str(r.get("source", ""))
-            out.setdefault(r["rate_point"], {})[key] = (float(r["bpp"]), float(r["psnr"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out

@@ -11,15 +11,19 @@ from typing import Sequence
 
 from benchmark.errors import BenchError
 
-from .compare import (MIN_OVERLAP, RATE_TYPES, BD, RDCurve, bd, clean, curve_from_published, curve_from_result,
-                      describe_dropped, fmt_db, fmt_pct, load_curve_file, merge_published)
+from benchmark.safety.atomicio import atomic_write_bytes
+
+from .compare import MIN_OVERLAP, BD, bd, clean, describe_dropped
+from .curves import RATE_TYPES, RDCurve, curve_from_published, curve_from_result, load_curve_file, merge_published
+from .figures import draw, series_data
+from .formatting import db, pct
+from .inputs import discover_results
+from .published import DEFAULT_DIR as PUBLISHED_DIR
+from .published import scan_published
 
 
 def pool(protocol: str, published: Sequence[Path] = (), results: Sequence[Path] = (), shipped: bool = True) -> list[RDCurve]:
     """Every curve of `protocol` the suite can see: shipped + `published` curve files, and measured results."""
-    from .build import PUBLISHED_DIR, discover_results
-    from .published import scan_published
-
     dirs = ([PUBLISHED_DIR] if shipped else []) + [Path(p) for p in published]
     good, _ = scan_published(dirs)
     curves = merge_published([curve_from_published(c) for _, c in good if c["protocol"] == protocol])
@@ -101,10 +105,10 @@ def report_lines(a: RDCurve, rows: list[Row], unit: str = "bpp") -> list[str]:
             if b.problem:
                 out.append(f"{r.curve.label} vs {a.label} ({metric}): {b.problem}")
                 continue
-            s = (f"{r.curve.label} vs {a.label} ({metric}): BD-rate {fmt_pct(b.bd_rate)}, "
-                 f"BD-{'PSNR' if metric == 'PSNR' else 'MS-SSIM'} {fmt_db(b.bd_quality)}")
+            s = (f"{r.curve.label} vs {a.label} ({metric}): BD-rate {pct(b.bd_rate)}, "
+                 f"BD-{'PSNR' if metric == 'PSNR' else 'MS-SSIM'} {db(b.bd_quality)}")
             if b.bd_rate_with_degenerate is not None:
-                s += f" (incl. degenerate points: BD-rate {fmt_pct(b.bd_rate_with_degenerate)})"
+                s += f" (incl. degenerate points: BD-rate {pct(b.bd_rate_with_degenerate)})"
             s += (f"; overlap {b.overlap_quality:.0%} of quality, {b.overlap_rate:.0%} of log-rate"
                   f" over {_interval(b, unit)}; rates {b.rate_types[1]} vs anchor {b.rate_types[0]}")
             flags = b.flags()
@@ -120,14 +124,11 @@ def report_lines(a: RDCurve, rows: list[Row], unit: str = "bpp") -> list[str]:
 
 
 def write_figure(protocol: str, unit: str, curves: list[RDCurve], out: Path, figsize=None, axes=None) -> list[Path]:
-    from .build import _write_bytes
-    from .figures import draw, series_data
-
     written = []
     for kind, path in (("psnr", out), ("msssim", out.with_name(out.stem + "_msssim" + out.suffix))):
         series = series_data(curves, kind)
         if series:
-            _write_bytes(path, draw(f"{protocol}: {'PSNR' if kind == 'psnr' else 'MS-SSIM'} vs rate", unit,
+            atomic_write_bytes(path, draw(f"{protocol}: {'PSNR' if kind == 'psnr' else 'MS-SSIM'} vs rate", unit,
                                           series, kind, path, figsize, axes))
             written.append(path)
     return written

@@ -1,34 +1,33 @@
-"""Leaderboard extra for DRASIC: every configuration against the joint reference of the same M and T.
+"""Leaderboard extra for codecs measured against a joint reference: every configuration against the `joint`
+configuration of the same method, number of sources M and iterations T.
 
 Called by `leaderboard.build` as `joint_gap_section(results) -> markdown | None` for every protocol; returns
-None unless a protocol holds a measured DRASIC `joint` result and at least one other DRASIC result with the
-same number of sources M and iterations T. All DRASIC configurations code the same raw binary code (8 bits
-per 8x8 block and iteration), so their rate points sit at identical bpp and the gap is a plain PSNR
-difference per iteration (positive = better than joint). BD-PSNR over the common rate interval is given too.
-The worst-source column is the PSNR of the worst encoder minus the joint PSNR (the lower edge of the band)."""
+None unless a protocol holds a measured result whose `codec_info.config` is `joint` and at least one other result
+of the same method with the same number of sources M and iterations T (`codec_info.sources`, `.iterations`: what
+DRASIC records). All DRASIC configurations code the same raw binary code (8 bits per 8x8 block and iteration), so
+their rate points sit at identical bpp and the gap is a plain PSNR difference per iteration (positive = better
+than joint). BD-PSNR over the common rate interval is given too. The worst-source column is the PSNR of the
+worst encoder minus the joint PSNR (the lower edge of the band)."""
 from __future__ import annotations
 
 from typing import Any
 
 from benchmark.results.bdrate import bd_psnr
 
-METHOD = "drasic"
-NA = "—"
+from .curves import result_key
+from .formatting import NA, md_table, text
 
 
 def _info(result: dict[str, Any]) -> dict[str, Any]:
     return result.get("codec_info") or {}
 
 
-def _group_key(result: dict[str, Any]) -> tuple[Any, Any] | None:
+def _group_key(result: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """(method, M, T) of a result that records its configuration; None for any other."""
     info = _info(result)
-    if result.get("method") != METHOD or info.get("config") is None:
+    if info.get("config") is None:
         return None
-    return info.get("sources"), info.get("iterations")
-
-
-def _label(result: dict[str, Any]) -> str:
-    return result["method"] + (f".{result['variant']}" if result.get("variant") else "")
+    return result.get("method"), info.get("sources"), info.get("iterations")
 
 
 def _psnr_by_point(result: dict[str, Any], key: str = "psnr") -> dict[str, tuple[float, float]]:
@@ -36,8 +35,8 @@ def _psnr_by_point(result: dict[str, Any], key: str = "psnr") -> dict[str, tuple
             if p.get("bpp") is not None and p.get(key) is not None}
 
 
-def _f(v: float | None, fmt: str = "{:+.2f}") -> str:
-    return NA if v is None else fmt.format(v)
+def _f(v: float | None) -> str:
+    return text(v, "{:+.2f}")
 
 
 def gaps(result: dict[str, Any], joint: dict[str, Any]) -> dict[str, Any]:
@@ -57,50 +56,56 @@ def gaps(result: dict[str, Any], joint: dict[str, Any]) -> dict[str, Any]:
     return {"points": shared, "delta": per_point, "delta_worst": worst_point, "bd_psnr": bd}
 
 
+def _rows(others: list[dict[str, Any]], joint: dict[str, Any]) -> list[list[Any]]:
+    """One row per configuration: BD-PSNR against joint and the PSNR difference at a few iterations."""
+    rows = []
+    for r in others:
+        g = gaps(r, joint)
+        if not g["points"]:
+            continue
+        pts = g["points"]
+        picks = list(dict.fromkeys((pts[0], pts[len(pts) // 4], pts[len(pts) // 2], pts[-1])))
+        d = g["delta"]
+        rows.append([result_key(r), _info(r).get("config"), _f(g["bd_psnr"]), " · ".join(f"{p}: {_f(d[p])}" for p in picks),
+                     _f(min(d.values())), _f(max(d.values())),
+                     _f(min(g["delta_worst"].values())) if g["delta_worst"] else NA])
+    return rows
+
+
+def _distributed_vs_separate(others: list[dict[str, Any]], joint: dict[str, Any]) -> list[str]:
+    """The sentence comparing the distributed and the separate configuration iteration by iteration."""
+    by_cfg = {(_info(r).get("config"), bool(_info(r).get("low_complexity"))): r for r in others}
+    dist, sep = by_cfg.get(("distributed", False)), by_cfg.get(("separate", False))
+    if dist is None or sep is None:
+        return []
+    a, b = gaps(dist, joint)["delta"], gaps(sep, joint)["delta"]
+    diff = {p: a[p] - b[p] for p in a if p in b}
+    if not diff:
+        return []
+    worst = min(diff, key=diff.get)
+    return [f"Distributed − separate: {_f(min(diff.values()))} to {_f(max(diff.values()))} dB over "
+            f"{len(diff)} iterations (smallest at {worst}); distributed is at least as good at "
+            f"{sum(v >= 0 for v in diff.values())} of {len(diff)}.", ""]
+
+
 def joint_gap_section(results: list[dict[str, Any]]) -> str | None:
-    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
     for r in results:
         k = _group_key(r)
         if k is not None:
             groups.setdefault(k, []).append(r)
     lines: list[str] = []
-    for (m, t), rs in sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+    for (method, m, t), rs in sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
         joints = [r for r in rs if _info(r).get("config") == "joint"]
-        others = sorted((r for r in rs if _info(r).get("config") != "joint"), key=_label)
-        if not joints or not others:
-            continue
-        joint = joints[0]
-        rows = []
-        for r in others:
-            g = gaps(r, joint)
-            if not g["points"]:
-                continue
-            pts = g["points"]
-            picks = [p for p in (pts[0], pts[len(pts) // 4], pts[len(pts) // 2], pts[-1])]
-            picks = list(dict.fromkeys(picks))
-            d = g["delta"]
-            cells = [f"{p}: {_f(d[p])}" for p in picks]
-            rows.append([_label(r), _info(r).get("config"), _f(g["bd_psnr"]), " · ".join(cells),
-                         _f(min(d.values())), _f(max(d.values())),
-                         _f(min(g["delta_worst"].values())) if g["delta_worst"] else NA])
+        others = sorted((r for r in rs if _info(r).get("config") != "joint"), key=result_key)
+        rows = _rows(others, joints[0]) if joints else []
         if not rows:
             continue
-        lines += [f"#### DRASIC gap to the joint reference `{_label(joint)}` (M = {m}, T = {t})", "",
+        lines += [f"#### `{method}`: gap to the joint reference `{result_key(joints[0])}` (M = {m}, T = {t})", "",
                   "PSNR difference in dB at the same iteration (same bpp: raw binary code); positive = better than "
                   "joint. Joint trains one codec on the pooled data of all sources (not deployable as distributed "
-                  "coding).", "",
-                  "| result | config | BD-PSNR vs joint | ΔPSNR at iterations | min Δ | max Δ | worst source, min Δ |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        lines.append("")
-        by_cfg = {(_info(r).get("config"), bool(_info(r).get("low_complexity"))): r for r in others}
-        dist, sep = by_cfg.get(("distributed", False)), by_cfg.get(("separate", False))
-        if dist is not None and sep is not None:
-            a, b = gaps(dist, joint)["delta"], gaps(sep, joint)["delta"]
-            diff = {p: a[p] - b[p] for p in a if p in b}
-            if diff:
-                worst = min(diff, key=diff.get)
-                lines += [f"Distributed − separate: {_f(min(diff.values()))} to {_f(max(diff.values()))} dB over "
-                          f"{len(diff)} iterations (smallest at {worst}); distributed is at least as good at "
-                          f"{sum(v >= 0 for v in diff.values())} of {len(diff)}.", ""]
+                  "coding).", ""]
+        lines += md_table(["result", "config", "BD-PSNR vs joint", "ΔPSNR at iterations", "min Δ", "max Δ",
+                           "worst source, min Δ"], rows) + [""]
+        lines += _distributed_vs_separate(others, joints[0])
     return "\n".join(lines).strip() or None

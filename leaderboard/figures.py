@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark.results.ranking import is_ranked
 
-from .compare import RDCurve
+from .curves import RDCurve
 
 _MARKERS = ("v", "s", "^", "D", "P", "X", "<", ">")
 _RATE_MARKERS = {"bpp": "s", "bpp_uniform": "^", "bpp_prior": "v"}  # curves of one method (one colour) told apart
@@ -25,15 +25,9 @@ DEFAULT_FIGSIZE = (8.0, 5.6)
 
 
 def _palette() -> list[tuple[float, float, float]]:
-    try:
-        import seaborn as sns
+    import seaborn as sns
 
-        return [tuple(c) for c in sns.color_palette("tab20", 20)]
-    except Exception:  # seaborn missing: matplotlib's tab20 is the same palette
-        import matplotlib
-
-        cmap = matplotlib.colormaps["tab20"]
-        return [tuple(cmap(i)[:3]) for i in range(20)]
+    return [tuple(c) for c in sns.color_palette("tab20", 20)]
 
 
 def family(method: str) -> str:
@@ -87,15 +81,9 @@ def draw(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, pa
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    try:
-        import seaborn as sns
+    import seaborn as sns
 
-        style = sns.axes_style("whitegrid")
-    except Exception:  # seaborn missing: plain matplotlib draws the same figure
-        import contextlib
-
-        style = contextlib.nullcontext()
-    with style:
+    with sns.axes_style("whitegrid"):
         fig, ax = plt.subplots(figsize=tuple(figsize or DEFAULT_FIGSIZE))
         try:
             for s in series:

@@ -2,8 +2,8 @@
 
 Reads only result files. A learning-curve point is a result with a ``learning_curve`` record (written by
 ``perf/learning_curve.py``: steps, the shared training options, the command that reproduces it). For each
-protocol, each pair (side-information codec, its twin without side information) and each number of steps both
-reached, the section gives both codecs' points (bpp, PSNR, MS-SSIM per λ), the BD-rate and BD-PSNR of the
+protocol, each pair (side-information codec, and the twin without side information its results name in
+``method_meta.twin``) and each number of steps both reached, the section gives both codecs' points (bpp, PSNR, MS-SSIM per λ), the BD-rate and BD-PSNR of the
 side-information codec against its twin (PCHIP; "no overlap" when the PSNR ranges do not meet, then the PSNR
 difference at the twin's bpp where it can be read off), the BD-rate of each against the classical codecs
 measured on the same pairs, and for NDIC the share of the training rate term spent on the common
@@ -12,15 +12,15 @@ points, never ranked (``benchmark.results.ranking.is_ranked``). A figure shows t
 BD-rate against steps."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 
-# side-information codec -> its twin trained and coded without the side view
-PAIRS = {"ndic_balle2018": "balle2018", "ndic_balle2017": "balle2017", "dsi_balle2018": "balle2018",
-         "joint_balle2018": "balle2018", "neural_dsc": "neural_dsc_separate"}
+from .facts import twin as twin_of
+from .formatting import md_table, text
+
+NONE = "–"  # the cell of a number that was not measured
 
 
 def curve_steps(result: Mapping[str, Any]) -> int | None:
@@ -95,15 +95,8 @@ def w_share(result: Mapping[str, Any]) -> dict[str, float]:
     return shares
 
 
-def _fmt(v: Any, spec: str, none: str = "–") -> str:
-    return none if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-
-def _points_cell(result: Mapping[str, Any]) -> str:
-    cells = []
-    for p in result["points"]:
-        cells.append(f"{_fmt(p.get('bpp'), '.3f')} / {_fmt(p.get('psnr'), '.2f')} / {_fmt(p.get('ms_ssim'), '.4f')}")
-    return "; ".join(cells)
+def _fmt(v: Any, spec: str, none: str = NONE) -> str:
+    return text(v, "{:" + spec + "}", none)
 
 
 def classical(results: Iterable[Mapping[str, Any]], protocol: str) -> list[Mapping[str, Any]]:
@@ -112,54 +105,66 @@ def classical(results: Iterable[Mapping[str, Any]], protocol: str) -> list[Mappi
                   key=lambda r: r["method"])
 
 
+def _twin_of(runs: Mapping[int, Mapping[str, Any]]) -> str | None:
+    """The twin the learning-curve points of one method name (`facts.twin`)."""
+    return next((t for t in (twin_of(r) for r in runs.values()) if t), None)
+
+
+def _point_rows(a: Mapping[str, Any], t: Mapping[str, Any], common: list[str],
+                refs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per rate point both reached: both points, their differences, each against the classical codecs, and the
+    side-view probe of the side-information codec."""
+    out = []
+    for name in common:
+        pa = next(p for p in a["points"] if p["rate_point"] == name)
+        pt = next(p for p in t["points"] if p["rate_point"] == name)
+        out.append({"rate_point": name, "twin": pa, "side": pt,
+                    "d_bpp": pt["bpp"] / pa["bpp"] - 1.0 if pa["bpp"] else None,
+                    "d_psnr": None if None in (pt["psnr"], pa["psnr"]) else pt["psnr"] - pa["psnr"],
+                    "vs": {c["method"]: (vs_reference(pa, c), vs_reference(pt, c)) for c in refs},
+                    "probe": (((t.get("learning_curve") or {}).get("side_probe") or {}).get(name) or {})})
+    return out
+
+
 def rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (protocol, pair, steps both reached): the numbers of the table, for tests and the figure."""
+    """One row per (protocol, pair, steps both reached): the numbers of the table, for tests and the figure. A pair
+    is a side-information codec and the twin its results name, both with learning-curve points."""
     table = []
     for protocol, methods in sorted(collect(results).items()):
         refs = classical(results, protocol)
-        for side, twin in PAIRS.items():
-            if side not in methods or twin not in methods:
+        for side in sorted(methods):
+            twin = _twin_of(methods[side])
+            if twin not in methods:
                 continue
             for steps in sorted(set(methods[side]) & set(methods[twin])):
                 a, t = methods[twin][steps], methods[side][steps]
                 cmp = compare(t, a)
-                per_point = []
-                for name in cmp["common"]:
-                    pa = next(p for p in a["points"] if p["rate_point"] == name)
-                    pt = next(p for p in t["points"] if p["rate_point"] == name)
-                    per_point.append({"rate_point": name, "twin": pa, "side": pt,
-                                      "d_bpp": pt["bpp"] / pa["bpp"] - 1.0 if pa["bpp"] else None,
-                                      "d_psnr": None if None in (pt["psnr"], pa["psnr"]) else pt["psnr"] - pa["psnr"],
-                                      "vs": {c["method"]: (vs_reference(pa, c), vs_reference(pt, c)) for c in refs},
-                                      "probe": (((t.get("learning_curve") or {}).get("side_probe") or {}).get(name) or {})})
                 table.append({"protocol": protocol, "method": side, "twin": twin, "steps": steps, "anchor": a, "test": t,
-                              **cmp, "w_share": w_share(t), "points": per_point})
+                              **cmp, "w_share": w_share(t), "points": _point_rows(a, t, cmp["common"], refs)})
     return table
 
 
-def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: Path) -> Path | None:
-    """RD points along training (one trajectory per method and λ, classical codecs dotted), PSNR against steps and
-    bpp against steps: the learning curves of both codecs of each pair."""
-    if not table:
-        return None
-    import matplotlib
+# ---------------------------------------------------------------- figure
+Trajectories = dict[tuple[str, str], list[tuple[int, dict, str]]]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(15, 4.3))
-    refs = classical(results, table[0]["protocol"])
-    for ref in refs:
-        x, y = _xy(ref)
-        ax.plot(x, y, ":", color="grey", lw=1.2, label=ref["method"])
-    traj: dict[tuple[str, str], list[tuple[int, dict, str]]] = {}
+def _trajectories(table: list[dict[str, Any]]) -> Trajectories:
+    """(method, rate point) -> [(steps, point, method)] along training, for both codecs of every pair."""
+    traj: Trajectories = {}
     for r in table:
         for pp in r["points"]:
             traj.setdefault((r["twin"], pp["rate_point"]), []).append((r["steps"], pp["twin"], r["twin"]))
             traj.setdefault((r["method"], pp["rate_point"]), []).append((r["steps"], pp["side"], r["method"]))
+    return traj
+
+
+def _draw(axes: tuple[Any, Any, Any], traj: Trajectories, twins: set[str]) -> None:
+    """Each trajectory in the RD plane (points labelled with their steps), its PSNR and its rate against steps;
+    twins dashed with circles, side-information codecs solid with squares."""
+    ax, bx, cx = axes
     for (method, point), seq in sorted(traj.items()):
         seq = sorted({s: (s, p, m) for s, p, m in seq}.values(), key=lambda t: t[0])
-        style = "o--" if method in PAIRS.values() else "s-"
+        style = "o--" if method in twins else "s-"
         label = f"{method} {point}"
         xs, ys = [p["bpp"] for _, p, _ in seq], [p["psnr"] for _, p, _ in seq]
         line = ax.plot(xs, ys, style, ms=4, lw=1, label=label)[0]
@@ -167,28 +172,102 @@ def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: 
             ax.annotate(str(s_), (p["bpp"], p["psnr"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         bx.plot([s_ for s_, _, _ in seq], ys, style, color=line.get_color(), ms=4, label=label)
         cx.plot([s_ for s_, _, _ in seq], xs, style, color=line.get_color(), ms=4, label=label)
+
+
+def _label_axes(axes: tuple[Any, Any, Any], protocol: str, learned_bpp: list[float]) -> None:
+    ax, bx, cx = axes
     ax.set_xlabel("bpp (bytes)")
     ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"{table[0]['protocol']}: RD points along training (labels: steps)", fontsize=9)
+    ax.set_title(f"{protocol}: RD points along training (labels: steps)", fontsize=9)
     ax.legend(fontsize=6)
     bx.set_xlabel("training steps (equal for both)")
     bx.set_ylabel("PSNR (dB)")
     bx.set_title("PSNR along training (same λ, same steps)", fontsize=9)
-    learned_bpp = [p["bpp"] for seq in traj.values() for _, p, _ in seq]
     ax.set_xlim(0, 3 * max(learned_bpp))
     cx.set_xlabel("training steps (equal for both)")
     cx.set_ylabel("bpp (bytes)")
     cx.set_title("rate along training", fontsize=9)
-    for a in (ax, bx, cx):
+    for a in axes:
         a.grid(alpha=0.3)
     bx.legend(fontsize=6)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+
+
+def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: Path) -> Path | None:
+    """RD points along training (one trajectory per method and λ, classical codecs dotted), PSNR against steps and
+    bpp against steps: the learning curves of both codecs of each pair."""
+    if not table:
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmark.safety.atomicio import atomic_write_bytes
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    try:
+        for ref in classical(results, table[0]["protocol"]):
+            x, y = _xy(ref)
+            axes[0].plot(x, y, ":", color="grey", lw=1.2, label=ref["method"])
+        traj = _trajectories(table)
+        _draw(tuple(axes), traj, {r["twin"] for r in table})
+        _label_axes(tuple(axes), table[0]["protocol"], [p["bpp"] for seq in traj.values() for _, p, _ in seq])
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+# ---------------------------------------------------------------- section
+INTRO = ("Each side-information codec against its twin without the side view, trained with the same widths, "
+         "crops, batches, λ, learning rate, seed and steps, evaluated on the same test samples with real bytes. "
+         "These are learning-curve points (never ranked). One row per steps and λ both reached: Δbpp and ΔPSNR "
+         "are the side-information codec minus its twin; `PSNR − jpeg at own bpp` is each codec's PSNR minus "
+         "the classical codec's PSNR at the same bpp on the same pairs (a yardstick that compares single points "
+         "at matched bpp: side information pays where the second number exceeds the first); BD-rate (side "
+         "information against twin, negative: bits saved) needs two λ; w share: the share of the training "
+         "rate term spent on NDIC's common information w (a regulariser, never coded); the last column is "
+         "the PSNR lost when the same bytes are decoded with another pair's side view or a grey one. "
+         "Reproduce a point with the `learning_curve.reproduce` command in its result file.")
+
+
+def _point_text(p: Mapping[str, Any]) -> str:
+    return f"{_fmt(p.get('bpp'), '.3f')} / {_fmt(p.get('psnr'), '.2f')} / {_fmt(p.get('ms_ssim'), '.4f')}"
+
+
+def _cells(r: dict[str, Any], i: int, pp: dict[str, Any], refs: list[str]) -> list[str]:
+    """The table cells of rate point `pp`, the i-th of row `r`."""
+    cells = [str(r["steps"]), pp["rate_point"].replace("lambda=", ""), _point_text(pp["twin"]), _point_text(pp["side"]),
+             _fmt(None if pp["d_bpp"] is None else 100 * pp["d_bpp"], "+.1f") + " %", _fmt(pp["d_psnr"], "+.2f") + " dB"]
+    for c in refs:
+        va, vt = pp["vs"].get(c, (None, None))
+        cells.append(f"{_fmt(va, '+.2f')}; {_fmt(vt, '+.2f')} dB")
+    bd = (_fmt(r["bd_rate"], "+.1f", r["why"] or NONE) + ("" if r["bd_rate"] is None else " %")) if i == 0 else "″"
+    pr = pp["probe"]
+    return cells + [bd, _fmt(r["w_share"].get(pp["rate_point"]), ".1%"),
+                    f"{_fmt(pr.get('loss_other_pair_db'), '+.2f')} / {_fmt(pr.get('loss_grey_db'), '+.2f')} dB" if pr else NONE]
+
+
+def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mapping[str, Any]], out_dir: Path) -> list[str]:
+    """The figure and the table of one protocol."""
+    refs = sorted({k for r in rs for pp in r["points"] for k in pp["vs"]})
+    fig = figure(rs, [x for x in results if x["protocol"] == protocol],
+                 Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.png")
+    lines = [f"### {protocol}", ""]
+    if fig is not None:
+        lines += [f"![learning curves on {protocol}]({fig.name})", ""]
+    head = ["steps", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
+    head += [f"PSNR − {c} at own bpp (twin; side info)" for c in refs]
+    head += ["BD-rate (≥2 λ)", "w share", "PSNR loss, wrong / grey side view"]
+    pairs = sorted({(r["method"], r["twin"]) for r in rs})
+    lines += ["Pairs: " + ", ".join(f"`{m}` vs `{t}`" for m, t in pairs) + ".", ""]
+    body = [_cells(r, i, pp, refs) for r in rs for i, pp in enumerate(r["points"])]
+    return lines + md_table(head, body) + [""]
 
 
 def learning_curve_section(results: list[Mapping[str, Any]], out_dir: Path) -> str:
@@ -196,47 +275,7 @@ def learning_curve_section(results: list[Mapping[str, Any]], out_dir: Path) -> s
     table = rows(results)
     if not table:
         return ""
-    lines = ["## Learning curves at equal training", "",
-             "Each side-information codec against its twin without the side view, trained with the same widths, "
-             "crops, batches, λ, learning rate, seed and steps, evaluated on the same test samples with real bytes. "
-             "These are learning-curve points (never ranked). One row per steps and λ both reached: Δbpp and ΔPSNR "
-             "are the side-information codec minus its twin; `PSNR − jpeg at own bpp` is each codec's PSNR minus "
-             "the classical codec's PSNR at the same bpp on the same pairs (a yardstick that compares single points "
-             "at matched bpp: side information pays where the second number exceeds the first); BD-rate (side "
-             "information against twin, negative: bits saved) needs two λ; w share: the share of the training "
-             "rate term spent on NDIC's common information w (a regulariser, never coded); the last column is "
-             "the PSNR lost when the same bytes are decoded with another pair's side view or a grey one. "
-             "Reproduce a point with the `learning_curve.reproduce` command in its result file.", ""]
+    lines = ["## Learning curves at equal training", "", INTRO, ""]
     for protocol in sorted({r["protocol"] for r in table}):
-        rs = [r for r in table if r["protocol"] == protocol]
-        refs = sorted({k for r in rs for pp in r["points"] for k in pp["vs"]})
-        fig = figure(rs, [x for x in results if x["protocol"] == protocol],
-                     Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.png")
-        lines += [f"### {protocol}", ""]
-        if fig is not None:
-            lines += [f"![learning curves on {protocol}]({fig.name})", ""]
-        head = ["steps", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
-        head += [f"PSNR − {c} at own bpp (twin; side info)" for c in refs]
-        head += ["BD-rate (≥2 λ)", "w share", "PSNR loss, wrong / grey side view"]
-        pairs = sorted({(r["method"], r["twin"]) for r in rs})
-        lines += ["Pairs: " + ", ".join(f"`{m}` vs `{t}`" for m, t in pairs) + ".", ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for r in rs:
-            for i, pp in enumerate(r["points"]):
-                a, t = pp["twin"], pp["side"]
-                cells = [str(r["steps"]), pp["rate_point"].replace("lambda=", ""),
-                         f"{_fmt(a.get('bpp'), '.3f')} / {_fmt(a.get('psnr'), '.2f')} / {_fmt(a.get('ms_ssim'), '.4f')}",
-                         f"{_fmt(t.get('bpp'), '.3f')} / {_fmt(t.get('psnr'), '.2f')} / {_fmt(t.get('ms_ssim'), '.4f')}",
-                         _fmt(None if pp["d_bpp"] is None else 100 * pp["d_bpp"], "+.1f") + " %",
-                         _fmt(pp["d_psnr"], "+.2f") + " dB"]
-                for c in refs:
-                    va, vt = pp["vs"].get(c, (None, None))
-                    cells.append(f"{_fmt(va, '+.2f')}; {_fmt(vt, '+.2f')} dB")
-                bd = (_fmt(r["bd_rate"], "+.1f", r["why"] or "–") + ("" if r["bd_rate"] is None else " %")) if i == 0 else "″"
-                share = r["w_share"].get(pp["rate_point"])
-                pr = pp["probe"]
-                cells += [bd, _fmt(share, ".1%"),
-                          f"{_fmt(pr.get('loss_other_pair_db'), '+.2f')} / {_fmt(pr.get('loss_grey_db'), '+.2f')} dB" if pr else "–"]
-                lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _protocol_lines(protocol, [r for r in table if r["protocol"] == protocol], results, out_dir)
     return "\n".join(lines)

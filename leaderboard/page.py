@@ -14,19 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from .formatting import csv_text, md_table, slug
+
 TABLE_MARKER = "<!-- leaderboard-table {} -->"
 _MARKER_RX = re.compile(r"^<!-- leaderboard-table (\S+) -->$")
-
-
-def raw(v: Any) -> str:
-    """The CSV text of a value (also the HTML data-value): "" for missing, 6 significant digits for floats."""
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "" if v != v else format(v, ".6g")
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 class Table:
@@ -41,8 +32,6 @@ class Table:
                 for r in self.df.to_dict("records")]
 
     def markdown(self) -> list[str]:
-        from .build import md_table
-
         rows = [[self.fmt(c, r.get(c)) for c, _ in self.cols] for r in self.records()]
         return md_table([h for _, h in self.cols], rows)
 
@@ -56,7 +45,7 @@ class Table:
         head = "".join(f'<th data-col="{html.escape(c)}" tabindex="0" title="sort">{inline(h)}</th>' for c, h in self.cols)
         body = []
         for r in self.records():
-            cells = "".join(f'<td data-col="{html.escape(c)}" data-value="{html.escape(raw(r.get(c)))}">'
+            cells = "".join(f'<td data-col="{html.escape(c)}" data-value="{html.escape(csv_text(r.get(c)))}">'
                             f"{inline(self.fmt(c, r.get(c)))}</td>" for c, _ in self.cols)
             rid = html.escape(str(r["id"]))
             body.append(f'<tr id="row-{rid}" data-id="{rid}">{cells}</tr>')
@@ -127,72 +116,110 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em aut
           "blockquote{color:#555;border-left:3px solid #ddd;margin:0;padding-left:1em}code{background:#f6f6f6}")
 
 
-def render(markdown: str, tables: dict[str, Table], title: str) -> str:
-    """index.html from the Markdown with table markers (headings get unique ids, GitHub-style)."""
-    from .build import _inline, _split_row, slug
+# ---------------------------------------------------------------- Markdown to HTML
+_LINK_TARGET = r"((?!(?!https?:)[A-Za-z][\w+.-]*:)[^)\s]+)"  # relative or http(s) only: never javascript: or data:
+_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\(" + _LINK_TARGET + r"\)", re.I), r'<img alt="\1" src="\2">'),
+    (re.compile(r"\[([^\]]+)\]\(" + _LINK_TARGET + r"\)", re.I), r'<a href="\2">\1</a>'),
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<![\w*])_([^_]+)_(?![\w*])"), r"<em>\1</em>"),
+]
+_LIST_ITEM = re.compile(r"\s*([-*]|\d+\.)\s+")
 
-    out: list[str] = []
-    used: dict[str, int] = {}
-    lines = markdown.splitlines()
-    i = 0
-    para: list[str] = []
 
-    def flush() -> None:
-        if para:
-            out.append("<p>" + " ".join(_inline(p) for p in para) + "</p>")
-            para.clear()
+def _inline(text: str) -> str:
+    """One line of Markdown text as HTML: escaped, then images, links (relative or http(s)), code, bold, italics."""
+    s = html.escape(text, quote=True)
+    for rx, rep in _INLINE:
+        s = rx.sub(rep, s)
+    return s
 
-    while i < len(lines):
+
+def _split_row(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [c.strip().replace("\\|", "|") for c in cells]
+
+
+class _HtmlBody:
+    """The HTML blocks of the leaderboard's Markdown: table markers, headings with unique GitHub-style ids,
+    Markdown tables, lists, quotes and paragraphs."""
+
+    def __init__(self, tables: dict[str, Table]):
+        self.tables = tables
+        self.out: list[str] = []
+        self.used: dict[str, int] = {}
+        self.para: list[str] = []
+
+    def render(self, lines: list[str]) -> str:
+        i = 0
+        while i < len(lines):
+            i = self._block(lines, i)
+        self._flush()
+        return "\n".join(self.out)
+
+    def _flush(self) -> None:
+        if self.para:
+            self.out.append("<p>" + " ".join(_inline(p) for p in self.para) + "</p>")
+            self.para.clear()
+
+    def _block(self, lines: list[str], i: int) -> int:
+        """Render the block that starts at line i; return the index of the line after it."""
         line = lines[i]
         mk = _MARKER_RX.match(line)
+        heading = re.match(r"(#{1,6})\s+(.*)", line)
+        if not (mk or not line.strip() or heading or self._table_starts(lines, i) or _LIST_ITEM.match(line)
+                or line.startswith(">")):
+            self.para.append(line)
+            return i + 1
+        self._flush()
         if mk:
-            flush()
-            out.append(tables[mk.group(1)].html())
+            self.out.append(self.tables[mk.group(1)].html())
+        elif heading:
+            self._heading(len(heading.group(1)), heading.group(2))
+        elif self._table_starts(lines, i):
+            return self._table(lines, i)
+        elif _LIST_ITEM.match(line):
+            return self._list(lines, i)
+        elif line.startswith(">"):
+            self.out.append(f"<blockquote>{_inline(line.lstrip('> '))}</blockquote>")
+        return i + 1
+
+    def _heading(self, level: int, text: str) -> None:
+        base = slug(text) or "section"
+        n = self.used.get(base, 0)
+        self.used[base] = n + 1
+        hid = base if n == 0 else f"{base}-{n}"
+        self.out.append(f'<h{level} id="{html.escape(hid)}">{_inline(text)}</h{level}>')
+
+    @staticmethod
+    def _table_starts(lines: list[str], i: int) -> bool:
+        return (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
+                and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]) is not None)
+
+    def _table(self, lines: list[str], i: int) -> int:
+        head = _split_row(lines[i])
+        i += 2
+        self.out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        while i < len(lines) and lines[i].lstrip().startswith("|"):
+            self.out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _split_row(lines[i])) + "</tr>")
             i += 1
-            continue
-        if not line.strip():
-            flush()
+        self.out.append("</tbody></table>")
+        return i
+
+    def _list(self, lines: list[str], i: int) -> int:
+        tag = "ol" if re.match(r"\s*\d+\.", lines[i]) else "ul"
+        items = []
+        while i < len(lines) and _LIST_ITEM.match(lines[i]):
+            items.append(_LIST_ITEM.sub("", lines[i], count=1))
             i += 1
-            continue
-        m = re.match(r"(#{1,6})\s+(.*)", line)
-        if m:
-            flush()
-            level, text = len(m.group(1)), m.group(2)
-            base = slug(text) or "section"
-            n = used.get(base, 0)
-            used[base] = n + 1
-            hid = base if n == 0 else f"{base}-{n}"
-            out.append(f'<h{level} id="{html.escape(hid)}">{_inline(text)}</h{level}>')
-            i += 1
-            continue
-        if line.lstrip().startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]):
-            flush()
-            head = _split_row(line)
-            i += 2
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>")
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _split_row(lines[i])) + "</tr>")
-                i += 1
-            out.append("</tbody></table>")
-            continue
-        if re.match(r"\s*([-*]|\d+\.)\s+", line):
-            flush()
-            tag = "ol" if re.match(r"\s*\d+\.", line) else "ul"
-            items = []
-            while i < len(lines) and re.match(r"\s*([-*]|\d+\.)\s+", lines[i]):
-                items.append(re.sub(r"^\s*([-*]|\d+\.)\s+", "", lines[i]))
-                i += 1
-            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
-            continue
-        if line.startswith(">"):
-            flush()
-            out.append(f"<blockquote>{_inline(line.lstrip('> '))}</blockquote>")
-            i += 1
-            continue
-        para.append(line)
-        i += 1
-    flush()
+        self.out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
+        return i
+
+
+def render(markdown: str, tables: dict[str, Table], title: str) -> str:
+    """index.html from the Markdown with table markers."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{_STYLE}</style></head><body>\n"
-            + "\n".join(out) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")
+            + _HtmlBody(tables).render(markdown.splitlines()) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")

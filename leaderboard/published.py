@@ -16,21 +16,25 @@ Format (schema version 1)::
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ResultSchemaError
-from benchmark.results.published import (  # noqa: F401  (the schema lives in the core)
-    KIND,
-    METRICS,
-    PROVENANCES,
-    RATES,
-    SCHEMA_VERSION,
-    validate_published,
-)
+from benchmark.results.published import is_compressai_json, validate_published
+
+from .curves import RDCurve, published_from_compressai
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "published"
+
+# Per protocol, the shipped published curve that the BD numbers of every row are also given against: the method
+# key of a curve file under `published/`, where "{M}" stands for a distributed curve's number of sources.
+PUBLISHED_ANCHORS = {
+    "kitti-stereo/ndic": "balle2018",
+    "cityscapes/ndic": "balle2018",
+    "mnist/drasic-random": "drasic.separate.m{M}",
+    "mnist/drasic-class": "drasic.separate.m{M}",
+}
 
 
 def load_published_file(path: Path) -> dict[str, Any]:
@@ -60,8 +64,6 @@ def scan_published(dirs: Iterable[Path] | Path | None = None) -> tuple[list[tupl
     was skipped)]) without raising."""
     from benchmark.safety.untrusted import load_json_file
 
-    from .compare import is_compressai_json, published_from_compressai
-
     good, bad = [], []
     for path in curve_files(dirs):
         try:
@@ -86,3 +88,16 @@ def load_published(dirs: Iterable[Path] | Path | None = None) -> list[dict[str, 
         except ResultSchemaError as exc:
             raise ResultSchemaError(exc.field, f"in {path}: {str(exc).split(': ', 1)[-1]}") from exc
     return out
+
+
+def published_anchor_for(protocol: str, curves: Sequence[RDCurve], sources: int | None) -> RDCurve | None:
+    """The curve among `curves` that `PUBLISHED_ANCHORS` names for `protocol` (with `sources` for "{M}")."""
+    key = PUBLISHED_ANCHORS.get(protocol)
+    if key is None:
+        return None
+    if "{M}" in key:
+        if sources is None:
+            return None
+        key = key.replace("{M}", str(sources))
+    cands = [c for c in curves if c.method == key and c.psnr]
+    return cands[0] if cands else None

@@ -13,43 +13,28 @@ Tables per protocol:
   ours, and the BD-PSNR between them ("reported vs reproduced")."""
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from .compare import (
-    PUBLISHED_ANCHORS,
-    RDCurve,
-    bd,
-    bootstrap_bd_rate,
-    curve_from_result,
-    describe_dropped,
-    per_image_rows,
-)
+from benchmark.results.ranking import is_ranked
+
+from .compare import bd, bootstrap_bd_rate, describe_dropped
+from .curves import RDCurve, curve_from_result, result_key
+from .facts import reproducing_method
+from .formatting import text
+from .inputs import per_image_rows
+from .published import published_anchor_for
 
 REPRODUCED_FLAG_DB = 0.3
-
-try:  # the ranking rule of the committed results tree (benchmark/results/ranking.py)
-    from benchmark.results.ranking import is_ranked
-except ImportError:  # pragma: no cover - only while that module is not installed
-    def is_ranked(result: dict[str, Any]) -> tuple[bool, str]:
-        cov = result.get("coverage") or {}
-        trained = result.get("training") is not None
-        ok = (not trained or (result["training"] or {}).get("budget") == "paper") and bool(cov.get("complete"))
-        return ok, "ranked" if ok else "not the paper budget or not the whole test split"
 
 
 def row_id(protocol: str, table: str, key: str) -> str:
     """A unique, HTML-safe id for a table row (also its key in leaderboard.csv)."""
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{protocol}--{table}--{key}").strip("-")
     return s.lower()
-
-
-def _num(v: Any) -> float | None:
-    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
 def coverage_text(result: dict[str, Any]) -> str:
@@ -105,18 +90,6 @@ def _at(points: Sequence[tuple[float, float]], target: float) -> float | None:
         return quality_at_rate(xs, ys, target)
     except ValueError:
         return None
-
-
-def published_anchor_for(protocol: str, curves: Sequence[RDCurve], sources: int | None) -> RDCurve | None:
-    key = PUBLISHED_ANCHORS.get(protocol)
-    if key is None:
-        return None
-    if "{M}" in key:
-        if sources is None:
-            return None
-        key = key.replace("{M}", str(sources))
-    cands = [c for c in curves if c.method == key and c.psnr]
-    return cands[0] if cands else None
 
 
 def _bd_fields(prefix: str, anchor: RDCurve | None, curve: RDCurve, *, is_anchor: bool = False) -> dict[str, Any]:
@@ -193,7 +166,7 @@ def _seed_spread(rows: list[dict[str, Any]], measured: list) -> None:
     for row, m in zip(rows, measured):
         r = m.result
         row["seed"] = (r.get("training") or {}).get("seed")
-        groups.setdefault(r["method"] + (f".{r['variant']}" if r.get("variant") else ""), []).append((row, m))
+        groups.setdefault(result_key(r), []).append((row, m))
     for items in groups.values():
         seeds = {row["seed"] for row, _ in items}
         vals = [row["m_bd_rate"] for row, _ in items if isinstance(row["m_bd_rate"], float)]
@@ -227,30 +200,14 @@ def published_rows(info, curves: list[RDCurve], anchor_m) -> list[dict[str, Any]
     return rows
 
 
-# published method key -> the suite's method name, where they differ
-REPORTED_AS = {"ndic.balle2017": "ndic_balle2017", "ndic.balle2018": "ndic_balle2018"}
-
-
-def suite_method(published_key: str) -> str:
-    if published_key.startswith("drasic.distributed."):
-        return "drasic"
-    return REPORTED_AS.get(published_key, published_key)
-
-
-def _dataset_of(protocol: str) -> str:
-    try:
-        from benchmark.contract.registry import get_protocol
-
-        return get_protocol(protocol).dataset
-    except Exception:  # registry unavailable: the command still names the protocol
-        return "DATASET"
-
-
-def reproduced_rows(info, curves: list[RDCurve], measured: list, registered: set[str]) -> list[dict[str, Any]]:
+def reproduced_rows(info, curves: list[RDCurve], measured: list, methods: Mapping[str, set[str]]) -> list[dict[str, Any]]:
+    """One row per published curve that a suite method reproduces (`facts.reproducing_method`; `methods`: the suite's
+    methods and their scenarios): our most ranked result of that method under the protocol (with the curve's number
+    of sources) and the BD numbers between the two, or the command that makes the missing run."""
     rows = []
     for c in curves:
-        name = suite_method(c.method)
-        if name not in registered or not c.psnr:
+        name = reproducing_method(c.method, c.scenario, methods)
+        if name is None or not c.psnr:
             continue
         ours = [m for m in measured if m.result["method"] == name
                 and (c.sources is None or (m.result.get("dataset_options") or {}).get("sources") == c.sources)]
@@ -258,22 +215,27 @@ def reproduced_rows(info, curves: list[RDCurve], measured: list, registered: set
         row: dict[str, Any] = {"id": row_id(info.name, "reproduced", f"{c.method}-{c.rate_type}-m{c.sources or 0}-{c.label}"),
                                "protocol": info.name, "table": "reproduced", "label": c.label, "method": name,
                                "published_rate_type": c.rate_type}
-        if not ours:
-            run = f"bench run --method {name} --dataset {_dataset_of(info.name)} --protocol {info.name} --budget paper"
-            row.update({"ours": f"missing: `{run}`" + (f" --sources {c.sources}" if c.sources else ""), "training": None,
-                        "our_rate_type": None, "bd_psnr": None, "bd_rate": None, "flag": "no run"})
-        else:
-            m = ours[0]
-            mine = curve_from_result(m.result, m.label)
-            res = bd(c, mine, "psnr")
-            flag = res.problem or ("|Δ| > 0.3 dB" if res.bd_quality is not None and abs(res.bd_quality) > REPRODUCED_FLAG_DB
-                                   else "within 0.3 dB")
-            if not is_ranked(m.result)[0]:
-                flag += "; ours not ranked (" + is_ranked(m.result)[1] + ")"
-            row.update({"ours": m.label, "training": budget_text(m.result), "our_rate_type": mine.rate_type,
-                        "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate, "flag": flag})
+        row.update(_ours_against(c, ours[0]) if ours else _missing_run(info, name, c))
         rows.append(row)
     return rows
+
+
+def _missing_run(info, name: str, c: RDCurve) -> dict[str, Any]:
+    run = f"bench run --method {name} --dataset {info.dataset} --protocol {info.name} --budget paper"
+    return {"ours": f"missing: `{run}`" + (f" --sources {c.sources}" if c.sources else ""), "training": None,
+            "our_rate_type": None, "bd_psnr": None, "bd_rate": None, "flag": "no run"}
+
+
+def _ours_against(c: RDCurve, m) -> dict[str, Any]:
+    mine = curve_from_result(m.result, m.label)
+    res = bd(c, mine, "psnr")
+    flag = res.problem or ("|Δ| > 0.3 dB" if res.bd_quality is not None and abs(res.bd_quality) > REPRODUCED_FLAG_DB
+                           else "within 0.3 dB")
+    ranked, why = is_ranked(m.result)
+    if not ranked:
+        flag += "; ours not ranked (" + why + ")"
+    return {"ours": m.label, "training": budget_text(m.result), "our_rate_type": mine.rate_type,
+            "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate, "flag": flag}
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -281,32 +243,21 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- display
-def _f(fmt: str) -> Callable[[Any], str]:
-    return lambda v: ("—" if v is None or (isinstance(v, float) and math.isnan(v))
-                      else v if isinstance(v, str) else fmt.format(v))
-
-
-def _text(v: Any) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-
-
-FORMATS: dict[str, Callable[[Any], str]] = {
-    "rate_min": _f("{:.3g}"), "rate_max": _f("{:.3g}"),
-    "m_bd_rate": _f("{:+.1f} %"), "m_bd_psnr": _f("{:+.2f} dB"), "m_bd_rate_msssim": _f("{:+.1f} %"),
-    "p_bd_rate": _f("{:+.1f} %"), "p_bd_psnr": _f("{:+.2f} dB"), "p_bd_rate_msssim": _f("{:+.1f} %"),
-    "p_bd_msssim_db": _f("{:+.2f} dB"), "m_bd_msssim_db": _f("{:+.2f} dB"),
-    "p_bd_rate_with_degenerate": _f("{:+.1f} %"), "m_bd_rate_with_degenerate": _f("{:+.1f} %"),
-    "p_overlap": _f("{:.0%}"), "m_overlap": _f("{:.0%}"),
-    "bd_psnr": _f("{:+.2f} dB"), "bd_rate": _f("{:+.1f} %"),
-    "params": _f("{:,}"), "enc_kmac_px": _f("{:.1f}"), "dec_kmac_px": _f("{:.1f}"), "enc_ms": _f("{:.1f}"),
-    "dec_ms": _f("{:.1f}"),
+PCT, DB = "{:+.1f} %", "{:+.2f} dB"
+FORMATS: dict[str, str] = {
+    "rate_min": "{:.3g}", "rate_max": "{:.3g}",
+    "m_bd_rate": PCT, "m_bd_psnr": DB, "m_bd_rate_msssim": PCT, "m_bd_msssim_db": DB,
+    "p_bd_rate": PCT, "p_bd_psnr": DB, "p_bd_rate_msssim": PCT, "p_bd_msssim_db": DB,
+    "p_bd_rate_with_degenerate": PCT, "m_bd_rate_with_degenerate": PCT,
+    "p_overlap": "{:.0%}", "m_overlap": "{:.0%}",
+    "bd_psnr": DB, "bd_rate": PCT,
+    "params": "{:,}", "enc_kmac_px": "{:.1f}", "dec_kmac_px": "{:.1f}", "enc_ms": "{:.1f}", "dec_ms": "{:.1f}",
 }
 
 
 def fmt_cell(col: str, v: Any) -> str:
-    if col.startswith("psnr_at_"):
-        return _f("{:.2f}")(v)
-    return FORMATS.get(col, _text)(v)
+    """The text of a table cell (leaderboard.csv holds the raw value)."""
+    return text(v, "{:.2f}" if col.startswith("psnr_at_") else FORMATS.get(col, "{}"))
 
 
 def _isolation_text(result: dict[str, Any]) -> str:

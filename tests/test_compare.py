@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from benchmark.results.schema import write_json
 from benchmark.results.files import to_compressai_json
 from leaderboard.build import build
-from leaderboard.compare import (bd, clean, curve_from_compressai, curve_from_published, load_curve_file,
-                                 merge_published)
+from leaderboard.compare import bd, clean
+from leaderboard.curves import curve_from_compressai, curve_from_published, load_curve_file, merge_published
 from leaderboard.published import DEFAULT_DIR, load_published_file
 
 from tests.test_leaderboard import ANCHOR, make_result, section, table_rows

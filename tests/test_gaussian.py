@@ -151,7 +151,8 @@ def _result(method, variant, s2, pts, figure=None):
 
 
 def test_leaderboard_section_gaps_by_hand(tmp_path):
-    from leaderboard.gaussian import gaussian_section, point_rows
+    from leaderboard.gaussian import gaussian_section
+    from leaderboard.gaussian_points import point_rows
 
     # 1 bit (ideal), D 1 dB above the Wyner–Ziv bound (−16.0206 dB): gap +1.00; the scalar reference at 1 bit
     # is 1.45 dB above the bound, so the gap to it is 1.00 − 1.45 < 0
@@ -179,7 +180,7 @@ def test_leaderboard_checklist_paper_vs_measured():
     """Δ vs monolithic = difference of gaps to the scalar reference (each at its own rate); only paper-budget
     results count; missing
     results are said to be missing; bins counted from the figure's codes."""
-    from leaderboard.gaussian import boundaries, checklist
+    from leaderboard.gaussian_paper import boundaries, checklist
 
     def res(config, pts, budget="paper", figure=None):
         r = _result("layered_wz", f"{config}.cond.s0.1", 0.1, pts, figure)
@@ -207,7 +208,7 @@ def test_leaderboard_checklist_paper_vs_measured():
 def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambdas_bracket_the_rate():
     """Two λ of mono2 bracketing the layered stage-1 rate: D is interpolated linearly in rate at that rate; a
     layered configuration with two λ gets one row per λ; outside the bracket the gap to SQ is used."""
-    from leaderboard.gaussian import checklist
+    from leaderboard.gaussian_paper import checklist
 
     def res(config, lam, pts):
         r = _result("layered_wz", f"{config}.cond.s0.1.lam{lam}", 0.1, pts)
@@ -234,7 +235,7 @@ def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambda
 def test_leaderboard_checklist_marginal_rows_use_the_marginal_scalar_reference():
     """Marginal-prior coders are compared through their gaps to SQ-marg (rate H(Q)), not to SQ + ideal SW."""
     from benchmark.results.bounds import scalar_marginal_distortion_db
-    from leaderboard.gaussian import checklist
+    from leaderboard.gaussian_paper import checklist
 
     def res(config, pts):
         r = _result("layered_wz", f"{config}.marg.s0.1", 0.1, pts)

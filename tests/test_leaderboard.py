@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from benchmark.evaluation.record import suite_facts as _suite_facts
 from benchmark.results.schema import validate_result, write_json
 from leaderboard.build import build
 
 PROTO = "stereo/pairs"  # registered, anchor "jpeg", fixed rates 0.1 / 0.25 / 0.5
+
+
+@functools.lru_cache(maxsize=1)
+def suite_facts() -> dict:
+    """The suite's facts as `bench leaderboard` passes them (benchmark.evaluation.record.suite_facts)."""
+    return _suite_facts()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,7 +38,8 @@ def _warm_imports():
 
 def make_result(method: str, curve: list[tuple[float, float]], *, protocol: str = PROTO, scenario: str = "separate",
                 variant: str | None = None, band: float | None = None) -> dict:
-    """A minimal valid result with the runner's field names (per_source band for distributed results)."""
+    """A minimal valid result with the runner's field names (per_source band for distributed results) and, like the
+    runner writes them, the facts of its protocol where the suite defines it."""
     points = []
     for i, (bpp, psnr) in enumerate(curve):
         mse = 10 ** (-psnr / 10)
@@ -52,6 +61,9 @@ def make_result(method: str, curve: list[tuple[float, float]], *, protocol: str 
         "environment": {"versions": {}, "device": "cpu", "command": "test", "git_commit": None},
         "created": "2024-01-01T00:00:00+00:00",
     }
+    facts = suite_facts()["protocols"].get(protocol)
+    if facts:
+        result["protocol_facts"] = facts
     return validate_result(result)
 
 
@@ -169,7 +181,7 @@ def test_invalid_files_are_listed_not_fatal(tmp_path, results_dir):
 
 def test_kitti_section_without_measured_results(tmp_path):
     out = tmp_path / "out"
-    build([tmp_path / "empty"], out, protocols=["kitti-stereo/ndic"])  # shipped published curves only
+    build([tmp_path / "empty"], out, protocols=["kitti-stereo/ndic"], suite=suite_facts())  # shipped curves only
     md = (out / "README.md").read_text()
     sec = section(md, "kitti-stereo/ndic")
     assert "No measured results for this protocol yet" in sec
@@ -178,6 +190,8 @@ def test_kitti_section_without_measured_results(tmp_path):
     assert {"NDIC (ours+Ballé2018)", "NDIC-CAM (cross-attention)", "Neural DSC (prior bpp)", "BPG (NDIC authors)"} <= labels
     assert {r["origin"] for r in pub} == {"published (exact)", "published (digitized)"}
     assert (out / "kitti-stereo__ndic_psnr.png").exists() and (out / "kitti-stereo__ndic_msssim.png").exists()
+    ours = {r["our curve"] for r in table_rows(sec, "### Reported vs reproduced")}  # the suite's facts name the dataset
+    assert "missing: `bench run --method ndic_balle2018 --dataset kitti --protocol kitti-stereo/ndic --budget paper`" in ours
     assert "## mnist/drasic-class" not in md
 
 
@@ -254,3 +268,55 @@ def test_partial_run_is_listed_apart_unless_rank_all(tmp_path):
             assert ranked == {"jpeg"}
             row = _row(table_rows(sec, "### Measured, not ranked (pipeline checks, learning-curve points, partial runs)"), "webp")
             assert row["coverage"] == "1/4 (--limit 1)" and "--limit 1" in row["why not ranked"]
+
+
+def test_protocol_facts_are_read_from_the_result_files(tmp_path):
+    """A protocol the suite does not define is shown as its results describe it (anchor, fixed rates,
+    description); one that nothing describes is built with the defaults, and the page says so."""
+    d = tmp_path / "res"
+    facts = {"name": "lab/custom", "version": 1, "dataset": "lab", "description": "A protocol of our own",
+             "rate_unit": "bpp", "anchor": "mycodec", "fixed_bpps": [0.3]}
+    for method, curve in (("mycodec", ANCHOR), ("other", BETTER)):
+        r = make_result(method, curve, protocol="lab/custom")
+        r["protocol_facts"] = facts
+        write_json(d / f"{method}.json", validate_result(r))
+    write_json(d / "bare" / "jpeg.json", make_result("jpeg", ANCHOR, protocol="lab/bare"))
+    out = tmp_path / "out"
+    build([d], out, [tmp_path / "none"])
+    md = (out / "README.md").read_text()
+    sec = section(md, "lab/custom")
+    assert "> A protocol of our own" in sec and "Anchor for BD metrics: `mycodec` (the protocol's anchor)." in sec
+    assert "PSNR @ 0.3 bpp" in table_rows(sec, "### Measured by this suite")[0]
+    assert "No result file or suite description gives the facts of protocol `lab/bare`" in section(md, "lab/bare")
+
+
+def test_reported_vs_reproduced_pairs_published_curves_with_suite_methods_by_their_key(tmp_path):
+    """`paper.codec` is reproduced by the suite method `paper_codec` (measured here); `lab.distributed` by `lab`, a
+    distributed method the suite's facts name (not run: the row gives the command, with the protocol's dataset);
+    `lab.joint` by nothing (`lab` does not run joint)."""
+    pub = published(tmp_path, method="paper.codec")
+    published(tmp_path, method="lab.distributed", label="Lab distributed", scenario="distributed")
+    published(tmp_path, method="lab.joint", label="Lab joint", scenario="joint")
+    d = tmp_path / "res"
+    write_json(d / "jpeg.json", make_result("jpeg", ANCHOR))
+    write_json(d / "paper_codec.json", make_result("paper_codec", BETTER, scenario="decoder_side_info"))
+    suite = {"protocols": {}, "methods": {"lab": {"name": "lab", "scenario": "distributed"}}}
+    out = tmp_path / "out"
+    build([d], out, [pub], suite=suite)
+    rows = table_rows(section((out / "README.md").read_text(), PROTO), "### Reported vs reproduced")
+    assert [r["published curve"] for r in rows] == ["Lab distributed", "Paper codec"]
+    assert rows[0]["our curve"] == "missing: `bench run --method lab --dataset stereo --protocol stereo/pairs --budget paper`"
+    assert rows[1]["our curve"] == "paper_codec" and rows[1]["BD-PSNR ours − published"].endswith("dB")
+
+
+def test_building_the_leaderboard_imports_no_method_dataset_or_registry(tmp_path, results_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys; from leaderboard.build import build; build([sys.argv[1]], sys.argv[2]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('methods', 'baselines', 'datasets', 'cli')"
+            " or m == 'benchmark.contract.registry'))")
+    out = subprocess.run([sys.executable, "-c", code, str(results_dir), str(tmp_path / "out")], capture_output=True,
+                         text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

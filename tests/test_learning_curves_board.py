@@ -23,7 +23,8 @@ def results(tmp_path_factory):
             p = dict(r["points"][q], rate_point="lambda=0.0035")
             p["psnr"] += gain
             r.update(method=method, scenario=scen, points=[p], variant=f"steps{steps}",
-                     method_meta={**r["method_meta"], "name": method, "trainable": True},
+                     method_meta={**r["method_meta"], "name": method, "trainable": True,
+                                  **({"twin": "balle2018"} if method.startswith("ndic") else {})},
                      training={"budget": "quick", "steps": steps,
                                "points": {"lambda=0.0035": {"final_train": {"bpp": 0.3, "bpp_w": 0.1}}}},
                      learning_curve={"steps": steps, "options": {"steps": str(steps)}})
@@ -45,6 +46,9 @@ def test_rows_compare_equal_steps(results):
     assert table[0]["w_share"]["lambda=0.0035"] == pytest.approx(0.25)
     assert table[0]["bd_rate"] is None and table[0]["why"] == "one λ"
     assert not any(is_ranked(r)[0] for r in rs[1:])
+    # the pair is what the side-information codec's results name as its twin (method_meta.twin), nothing else
+    untwinned = [dict(r, method_meta={k: v for k, v in r["method_meta"].items() if k != "twin"}) for r in rs]
+    assert rows(untwinned) == []
 
 
 def test_section_and_leaderboard(results, tmp_path):
