@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import DatasetError, SkippedSample
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -189,16 +191,22 @@ def warn_skip(path: Path, exc: Exception) -> None:
     warnings.warn(f"skipping unreadable image {str(path)!r}: {exc}", stacklevel=2)
 
 
-def drop_unreadable(files: list[Path], folder: Path) -> tuple[list[Path], int]:
-    """--skip-bad at construction: files whose header fails (empty, not an image, over the pixel limit) are
-    dropped with a warning; (kept files, number dropped). None left: DatasetError naming the folder."""
+def keep_readable(items: list[T], files: Callable[[T], Iterable[Path | None]]) -> list[T]:
+    """--skip-bad at construction: the items none of whose `files` has a failing header (empty, not an image, over
+    the pixel limit); an item left out is warned about, naming its first such file."""
     kept = []
-    for p in files:
-        err = header_problem(p)
-        if err is None:
-            kept.append(p)
+    for it in items:
+        bad = next(((p, e) for p in files(it) if p is not None and (e := header_problem(p)) is not None), None)
+        if bad is None:
+            kept.append(it)
         else:
-            warn_skip(p, err)
+            warn_skip(*bad)
+    return kept
+
+
+def drop_unreadable(files: list[Path], folder: Path) -> tuple[list[Path], int]:
+    """`keep_readable` for single files; (kept files, number dropped). None left: DatasetError naming the folder."""
+    kept = keep_readable(files, lambda p: (p,))
     if not kept:
         raise DatasetError(f"every image in {str(folder)!r} is unreadable ({len(files)} skipped by --skip-bad); "
                            "nothing to evaluate")

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from benchmark.contract.data import flip_coin, Sample
 from benchmark.errors import ConfigError, DatasetError, SkippedSample
 
-from ._io import header_problem, open_rgb, to_tensor, warn_skip
+from ._io import keep_readable, open_rgb, to_tensor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,11 +90,6 @@ def choice(value: Any, name: str, valid: Iterable[str], dataset: str) -> str:
     return value
 
 
-def header_ok(path: Path) -> Exception | None:
-    """Cheap readability test (opens the header only); returns the error or None."""
-    return header_problem(path)  # format, and size within the pixel limit (decompression bombs)
-
-
 class UnreadableImage(DatasetError):
     """An image file that cannot be decoded (the only failure ``skip_bad`` skips)."""
 
@@ -149,13 +144,7 @@ class FileSplit(AugmentedSplit):
         """The items all of whose `files` pass the header check (all items without skip_bad)."""
         if not self.skip_bad:
             return items
-        kept = []
-        for it in items:
-            bad = next(((p, e) for p in files(it) if p is not None and (e := header_ok(p)) is not None), None)
-            if bad is None:
-                kept.append(it)
-            else:
-                warn_skip(*bad)
+        kept = keep_readable(items, files)
         self.skipped = len(items) - len(kept)
         return kept
 

@@ -90,7 +90,7 @@ def test_payload_within_64_bits_and_2_percent_of_ideal_code_length_on_128x256():
         idx = codec._indices(x, None, point).reshape(-1).numpy()
         assert idx.size == 16 * 32
         assert np.array_equal(codec.decode_symbols(data), idx)
-        assert codec.fixed_length_bits(x.shape, point) == bits * 16 * 32
+        assert codec.info()["fixed_length_bpp"][point] * x.shape[-2] * x.shape[-1] == bits * 16 * 32  # b * latents
 
 
 # ------------------------------------------------------------------------------------------ modes

@@ -31,7 +31,6 @@ from benchmark.errors import BitstreamError, ConfigError
 
 COLUMN_WEIGHT = 3
 MAX_ITER = 60
-CRC_BITS = 32
 
 
 def _ldpc():

@@ -391,12 +391,6 @@ class NeuralDSC(LearnedCodec):
         h, w = idx.shape
         return ideal_bits(self._prior64(point), idx.reshape(-1).numpy(), h, w)
 
-    def fixed_length_bits(self, shape: tuple[int, ...], point: str) -> int:
-        """Bits of the raw index map: b * latents (what a coder without the prior would spend)."""
-        b = self.bits[self.point_index(point)]
-        d = self.down
-        return b * (-(-int(shape[-2]) // d)) * (-(-int(shape[-1]) // d))
-
     def info(self) -> dict[str, Any]:
         self._require_models()
         d = self.down
