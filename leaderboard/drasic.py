@@ -1,10 +1,10 @@
 """Leaderboard extra for codecs measured against a joint reference: every configuration against the `joint`
 configuration of the same method, number of sources M and iterations T.
 
-Called by `leaderboard.build` as `joint_gap_section(results) -> markdown | None` for every protocol; returns
-None unless a protocol holds a measured result whose `codec_info.config` is `joint` and at least one other result
-of the same method with the same number of sources M and iterations T (`codec_info.sources`, `.iterations`: what
-DRASIC records). All DRASIC configurations code the same raw binary code (8 bits per 8x8 block and iteration), so
+Registered in `leaderboard.sections` as an extra section, `joint_gap_section(results) -> markdown | None`, for
+the results of every protocol; returns None unless a protocol holds a measured result whose `codec_info.config`
+is `joint` and at least one other result of the same method with the same number of sources M and iterations T
+(`codec_info.sources`, `.iterations`: what DRASIC records). All DRASIC configurations code the same raw binary code (8 bits per 8x8 block and iteration), so
 their rate points sit at identical bpp and the gap is a plain PSNR difference per iteration (positive = better
 than joint). BD-PSNR over the common rate interval is given too. The worst-source column is the PSNR of the
 worst encoder minus the joint PSNR (the lower edge of the band)."""

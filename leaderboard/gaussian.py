@@ -1,10 +1,10 @@
 """The `gaussian/wz` section of the leaderboard: every measured point against the limits of the source.
 
-Called by `leaderboard.build` as `gaussian_section(results, out_dir) -> markdown`. Results are grouped by
-the noise variance σ² (results for different σ² are different sources). Per σ²: a table of every rate point
-against the bounds and the scalar references (`gaussian_points`), a table of each result's training and
-Slepian–Wolf decoding, and the figures (`gaussian_figures`); then the paper's statements as a checklist
-(`gaussian_paper`)."""
+Registered in `leaderboard.sections` for `gaussian/wz`: `gaussian_section(results, out_dir) -> markdown` replaces
+the protocol's generic tables. Results are grouped by the noise variance σ² (results for different σ² are
+different sources). Per σ²: a table of every rate point against the bounds and the scalar references
+(`gaussian_points`), a table of each result's training and Slepian–Wolf decoding, and the figures
+(`gaussian_figures`); then the paper's statements as a checklist (`gaussian_paper`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,8 +1,8 @@
 """The leaderboard as one self-contained HTML page: sortable, filterable tables in vanilla JS (no CDN, works
 offline), the RD figures, published rows visibly apart, unique element ids and working in-page links.
 
-The Markdown that `leaderboard.build` writes holds one marker line per table (`TABLE_MARKER.format(key)`);
-README.md gets a Markdown table there, index.html a rich table whose rows carry their `leaderboard.csv` id
+The Markdown that `leaderboard.build` and `leaderboard.protocol` write holds one marker line per table
+(`TABLE_MARKER.format(key)`); README.md gets a Markdown table there, index.html a rich table whose rows carry their `leaderboard.csv` id
 (`data-id`) and whose cells carry the CSV value (`data-value`, also the sort key). Every text from a result
 or curve file is HTML-escaped."""
 from __future__ import annotations

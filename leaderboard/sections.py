@@ -1,7 +1,7 @@
 """Protocol- and method-specific leaderboard sections, reached through registration (not found by name).
 
-A module that knows one protocol or method registers its section here; `leaderboard.build` asks this table
-and never imports section modules by name. Three kinds:
+A module that knows one protocol or method registers its section here; the leaderboard (`leaderboard.protocol`,
+`leaderboard.build`) asks this table and never imports section modules by name. Three kinds:
 
 - `register_protocol_section(protocol, fn)`: fn(results, out_dir) -> markdown that replaces the generic
   tables of that protocol (e.g. `gaussian/wz`: its Wyner–Ziv bounds and per-stage tables).

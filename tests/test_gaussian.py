@@ -270,3 +270,21 @@ def test_nested_quantizer_without_binning_is_the_scalar_reference():
     assert loss_of([b], 10.0) == pytest.approx(b["stage_rate"] + 10.0 * b["mse"])
     # bit planes: stage k sends bit K-k of floor(x/Δ)
     assert nested_codes(np.array([0.05, 0.35, 1.25, -0.05]), 0.1, K=3).tolist() == [[0, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1]]
+
+
+def test_leaderboard_checklist_reads_layered_codes_by_their_options_not_their_name():
+    """Any method whose results name a stage configuration and a prior is a layered code for the checklist; the
+    rows are the same under another method name."""
+    from leaderboard.gaussian_paper import checklist
+
+    def res(method, config, lam, pts):
+        r = _result(method, f"{config}.cond.s0.1.lam{lam}", 0.1, pts)
+        r["codec_info"]["options"] = {"config": config, "prior": "conditional", "lam": float(lam)}
+        r["training"] = {"budget": "paper"}
+        return r
+
+    db = lambda v: 10 ** (v / 10)  # noqa: E731
+    made = [("222", 300, [(0.5, 1, db(-12.0))]), ("mono2", 300, [(0.4, 1, db(-11.0))]), ("mono2", 3000, [(0.8, 1, db(-13.0))])]
+    same = checklist([res("layered_wz", *m) for m in made])
+    assert checklist([res("my_layered_code", *m) for m in made]) == same
+    assert "stage 1 | ≈ 0 dB | -0.50 dB (interpolated)" in "\n".join(same)
