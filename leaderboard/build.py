@@ -8,6 +8,9 @@ CompressAI-format export of each measured result. What the page says of a protoc
 result files and the suite's facts the caller passes (`leaderboard.facts`); the leaderboard imports no method.
 
     python -m leaderboard.build RESULTS_DIR [RESULTS_DIR ...] --out OUT [--published DIR ...] [--protocol NAME]
+
+builds from the files alone; `bench leaderboard` also passes the suite's facts, which describe the protocols of
+published curves that no result here was measured under.
 """
 from __future__ import annotations
 
