@@ -105,6 +105,7 @@ def test_estimate_is_the_bits_of_the_full_forward_pass(name):
     assert c.estimate_bits(x, side=enc_side, point=p) == pytest.approx(_reference_bits(c, x, side), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_bytes_are_within_2_percent_of_the_estimate_on_a_trained_codec(tmp_path):
     """A whole codec trained briefly on the Middlebury tiles, coding the four test crops at > 0.1 bpp: the rANS
     payload costs at most 2 % more than the likelihood estimate (and never less than it, minus rounding)."""
@@ -206,6 +207,7 @@ class _Tiles(torch.utils.data.Dataset):
         return Sample(x=x, side=s, name=f"t{i}")
 
 
+@pytest.mark.slow
 def test_rate_falls_as_lambda_falls(tmp_path):
     """balle2017 at two λ two orders of magnitude apart, trained briefly through the shared trainer."""
     c = _codec("balle2017", lambdas=[0.0018, 0.18], N=16, M=16, steps=100, batch_size=4, crop=32, lr=5e-3,

@@ -139,6 +139,7 @@ def check_isolation(cls, workdir) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
+@pytest.mark.slow
 def test_bytes_independent_of_side_view_and_exact_decode(name, tmp_path):
     check_isolation(METHODS.get(name), tmp_path)
 

@@ -50,6 +50,7 @@ def rebuilt(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_committed_leaderboard_is_what_bench_leaderboard_regenerates(rebuilt):
     assert COMMITTED.is_dir(), f"docs/leaderboard/ is missing: {FIX}"
     committed = {p.relative_to(COMMITTED).as_posix() for p in _tracked(COMMITTED)}

@@ -74,6 +74,7 @@ def coded(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.slow
 def test_bytes_and_decoded_images_do_not_depend_on_threads_or_process(coded, name):
     here, sub = coded
     codec, x, side, one, two = here[name]
@@ -103,6 +104,7 @@ def _without_timings(obj):
     return obj
 
 
+@pytest.mark.slow
 def test_jobs_1_and_jobs_2_write_identical_result_files(tmp_path):
     """`bench run --jobs 1` (methods one after the other in this process) and `--jobs 2` (worker processes with
     cpu_count/2 threads each) on the same weights: the same result files apart from timings and provenance."""

@@ -131,6 +131,7 @@ def _initial_quantiles() -> list[float]:
     return EntropyBottleneck(8).quantiles.flatten().tolist()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_and_resume_after_all_ranks_are_killed(tmp_path):
     pytest.importorskip("torch.distributed")
     one = _result(*_launch(tmp_path, 1, tmp_path / "one", -1, "one")[::2])

@@ -65,6 +65,7 @@ def reference(images, tmp_path_factory):
     return _numbers(out)
 
 
+@pytest.mark.slow
 def test_fault_sigkill_during_evaluation_resumes_to_the_same_result(images, reference, tmp_path):
     out = tmp_path / "out"
     killed = _worker(images, out, "kill_eval", "3")  # killed as the third image starts
@@ -79,6 +80,7 @@ def test_fault_sigkill_during_evaluation_resumes_to_the_same_result(images, refe
     assert not partial.exists()
 
 
+@pytest.mark.slow
 def test_fault_sigkill_during_the_final_write_leaves_no_half_file(images, reference, tmp_path):
     out = tmp_path / "out"
     killed = _worker(images, out, "kill_write")
@@ -149,6 +151,7 @@ def test_fault_read_only_output_folder(images, tmp_path, monkeypatch):
             d.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_fault_two_runs_writing_the_same_result_at_once(images, reference, tmp_path):
     out = tmp_path / "out"
     procs = [_worker(images, out, wait=False) for _ in range(2)]

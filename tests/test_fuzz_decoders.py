@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmark.contract.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,7 @@ def _worker(*args: str, timeout: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_fuzz_every_codec_decompress_raises_only_bitstream_error():
     summary = _worker(str(EXAMPLES), str(PIXEL_LIMIT), str(MEMORY), str(TIMEOUT_S), timeout=600)
     assert sorted(summary) == sorted(METHODS.names())
@@ -38,6 +41,7 @@ def test_fuzz_every_codec_decompress_raises_only_bitstream_error():
         assert s["decoded"] >= 1, f"{name}: not even the unmodified stream decoded"
 
 
+@pytest.mark.slow
 def test_fuzz_size_check_fires_before_any_allocation():
     """A guard, not a timing test: headers above the limit are refused by the size check itself (its message),
     under an address-space limit 512 MB above the imports that an 8192x8192 decode could not stay within."""

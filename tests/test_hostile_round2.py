@@ -50,6 +50,7 @@ def weight_probes(tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("mode", list(WEIGHT_PROBES))
+@pytest.mark.slow
 def test_crafted_balle2018_weights_are_refused_before_the_coder_sees_them(weight_probes, mode):
     import re
 
@@ -59,6 +60,7 @@ def test_crafted_balle2018_weights_are_refused_before_the_coder_sees_them(weight
     assert re.search(WEIGHT_PROBES[mode], out["message"]), out["message"]
 
 
+@pytest.mark.slow
 def test_untampered_weights_still_code(weight_probes):
     assert weight_probes["ok"] == {"mode": "ok", "outcome": "coded"}
 
@@ -383,6 +385,7 @@ SLACK_S = 0.1  # ... plus this much timer noise (the honest decodes at this size
 RSS_SLACK = 512 << 20  # ... and at most the honest decode's peak RSS + 512 MB
 
 
+@pytest.mark.slow
 def test_forged_headers_at_the_limit_cost_at_most_an_honest_decode():
     """Every registered codec, at a limit of 128x128 pixels: square, 8-high and 1-high shapes at the limit, each
     decoded honestly and with forged headers (zeros, random bytes, 8 bytes per stream), in a child process; a shape

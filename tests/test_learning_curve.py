@@ -52,6 +52,7 @@ def _run(root, out, steps, method="balle2018", retrain=False):
                        method_options={**OPTS, "steps": steps}, progress=False, retrain=retrain))
 
 
+@pytest.mark.slow
 def test_segments_equal_a_run_from_scratch(kitti_like, tmp_path):
     seg = tmp_path / "seg"
     p2, r2 = _run(kitti_like, seg, 2)

@@ -1,5 +1,6 @@
-"""Tests of the tests: each mutation below is a bug the suite's own tests once let through. Applied to a copy of
-the suite's packages in a temporary folder, each must make the named test fail (and the unmutated copy must pass)."""
+"""Tests of the tests: each mutation below is a one-line bug in a core function (a filter, a comparison, a bound, a
+field left out). Applied to a copy of the suite's packages in a temporary folder, each must make the named test
+fail, and the unmutated copy must pass every named test."""
 from __future__ import annotations
 
 import os
@@ -81,6 +82,7 @@ def _pytest(repo: Path, *tests: str) -> subprocess.CompletedProcess:
                           cwd=repo, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_unmutated_copy_passes(tmp_path):
     repo = _copy(tmp_path)
     tests = sorted({m[3] for m in MUTANTS.values()})
@@ -92,6 +94,7 @@ def test_the_unmutated_copy_passes(tmp_path):
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
+@pytest.mark.slow
 def test_each_mutant_is_caught(mutant, tmp_path):
     path, old, new, test = MUTANTS[mutant]
     repo = _copy(tmp_path)

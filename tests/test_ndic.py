@@ -145,6 +145,7 @@ def trained(tmp_path_factory):
     return codec, info, work, factory(None, proto, "test")
 
 
+@pytest.mark.slow
 def test_decoding_with_the_wrong_side_view_degrades_psnr(trained):
     codec, _, _, test = trained
     p = codec.rate_points()[0]
@@ -160,6 +161,7 @@ def test_decoding_with_the_wrong_side_view_degrades_psnr(trained):
     assert sum(gaps) / len(gaps) > 1.5, gaps
 
 
+@pytest.mark.slow
 def test_trained_weights_round_trip_and_loss_weights_are_checked(trained, tmp_path):
     codec, info, work, test = trained
     assert info["budget"] == "smoke" and info["seed"] == 0 and info["config"]["beta"] == 0 and info["config"]["alpha"] == 1

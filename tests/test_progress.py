@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from benchmark.contract.data import Sample
@@ -35,6 +36,7 @@ def test_log_mode_prints_a_line_per_interval_with_the_fields(capsys, monkeypatch
     assert "it/s" in lines[-1] and "ETA" in lines[-1]
 
 
+@pytest.mark.slow
 def test_bench_run_into_a_file_leaves_timed_progress_lines(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     env.pop("PYTEST_CURRENT_TEST", None)

@@ -55,6 +55,7 @@ STATE_CHEATS = ["cheat_instance", "cheat_class_attr", "cheat_lru_cache", "cheat_
 
 @needs_sandbox
 @pytest.mark.parametrize("method", STATE_CHEATS)
+@pytest.mark.slow
 def test_state_cheats_gain_nothing_in_the_sandbox(method, shared_out):
     """Coded in both directions, image k+1 is image k's side view: in one process the cheat codes it as a token;
     in the sandbox every image takes the honest path — also on a second run (files and /dev/shm do not survive)."""
@@ -122,6 +123,7 @@ def test_an_estimate_that_disagrees_with_the_bytes_is_flagged(shared_out):
 
 
 @needs_sandbox
+@pytest.mark.slow
 def test_sandboxed_run_equals_the_in_process_run(tmp_path):
     """Same bytes and the same measurements, whatever the isolation (jpeg, both directions)."""
     a, ra = _run("jpeg", tmp_path / "s", limit=2)
@@ -132,6 +134,7 @@ def test_sandboxed_run_equals_the_in_process_run(tmp_path):
 
 
 @needs_sandbox
+@pytest.mark.slow
 def test_verify_redecodes_and_catches_a_consistent_forgery(tmp_path):
     """A forgery that keeps JSON and CSV consistent (a better MSE in one row, the means recomputed, the CSV hash
     updated) passes the consistency checks but not `bench verify`, which decodes the kept streams again."""

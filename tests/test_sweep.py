@@ -47,6 +47,7 @@ def local_sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_local_sweep_all_done_and_a_rerun_starts_no_job(local_sweep):
     code, text = _status(local_sweep)
     assert code == 0 and "2 done" in text, text
@@ -57,6 +58,7 @@ def test_local_sweep_all_done_and_a_rerun_starts_no_job(local_sweep):
     assert set(_points(local_sweep)) == {"jpeg", "webp"}
 
 
+@pytest.mark.slow
 def test_the_leaderboard_reads_the_sweep_results_folder_as_is(local_sweep, tmp_path):
     res = CliRunner().invoke(app, ["leaderboard", "--results", str(local_sweep / "results"), "--out", str(tmp_path / "lb")])
     assert res.exit_code == 0, res.output
@@ -64,6 +66,7 @@ def test_the_leaderboard_reads_the_sweep_results_folder_as_is(local_sweep, tmp_p
     assert "jpeg" in text and "webp" in text
 
 
+@pytest.mark.slow
 def test_an_interrupted_job_is_rerun_and_a_failed_one_shows_its_log(local_sweep, tmp_path):
     import shutil
 
@@ -92,6 +95,7 @@ def test_an_interrupted_job_is_rerun_and_a_failed_one_shows_its_log(local_sweep,
     assert log.is_file()
 
 
+@pytest.mark.slow
 def test_slurm_sweep_gives_the_results_of_the_local_launcher(local_sweep, tmp_path):
     from tests.slurm_cluster import Cluster, ClusterUnavailable
 
@@ -150,6 +154,7 @@ def point_sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_independent_rate_points_are_one_job_each_merged_into_the_result_of_one_run(point_sweep, tmp_path):
     import torch
 
@@ -179,6 +184,7 @@ def test_independent_rate_points_are_one_job_each_merged_into_the_result_of_one_
     assert sha(result) == sha(one) and len(sha(one)) == 2
 
 
+@pytest.mark.slow
 def test_a_rerun_of_point_jobs_starts_nothing_and_the_leaderboard_reads_the_merged_result(point_sweep, tmp_path):
     out = point_sweep
     (merged,) = (out / "results").rglob("balle2018.json")
@@ -195,6 +201,7 @@ def test_a_rerun_of_point_jobs_starts_nothing_and_the_leaderboard_reads_the_merg
     assert "balle2018" in (tmp_path / "lb" / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_merge_waits_for_the_lock_and_only_warm_start_chains_stay_one_job(point_sweep):
     import threading
     import time

@@ -75,6 +75,7 @@ def _finish(proc: subprocess.Popen, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path):
     # the reference: one uninterrupted run
     ref_proc, _, ref_out = _child(tmp_path, tmp_path / "ref", -1, "ref")

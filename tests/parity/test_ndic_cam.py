@@ -37,6 +37,7 @@ def outputs(pair):
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.slow
 def test_same_function(outputs, training):
     t, o = outputs[training]
     dx, dy = assert_same("x_hat", t[0], o["x_hat"]), assert_same("y_hat", t[1], o["y_hat"])
@@ -47,6 +48,7 @@ def test_same_function(outputs, training):
     assert bits(o["likelihoods"]) > 1000
 
 
+@pytest.mark.slow
 def test_attention_matters(pair, outputs):
     """The x reconstruction depends on the attention weights (so the attention mapping is really tested)."""
     _, ours = pair
@@ -62,6 +64,7 @@ def test_attention_matters(pair, outputs):
     assert float((outputs[False][1]["x_hat"] - after["x_hat"]).abs().max()) > 1e-3
 
 
+@pytest.mark.slow
 def test_real_bytes_decode_to_the_authors_reconstruction(pair, outputs):
     _, ours = pair
     x, y = inputs(7)
