@@ -259,3 +259,25 @@ def test_warm_start_chain_trains_lowest_lambda_first_and_starts_the_next_from_it
         if not k.endswith("quantiles"):
             assert torch.equal(v, low[k].detach()), k
     assert c.config["warm_start"] is True
+
+
+def test_a_new_zoo_row_is_a_registered_codec_that_codes():
+    """A CompressAI architecture is one row of the zoo table: `register_family` makes a registered codec from it."""
+    from baselines import register_family
+    from baselines.balle import ZOO, ZooArchitecture, _ZooCodec
+    from benchmark.contract.registry import METHODS
+
+    assert [get_method(row.name).arch for row in ZOO] == [row.arch for row in ZOO]
+    row = ZooArchitecture("test_zoo_row", "mbt2018-mean", "MeanScaleHyperprior", stride=64, n_streams=2,
+                          paper="a paper", description="a row added by a test")
+    try:
+        (cls,) = register_family(_ZooCodec, [row], __name__).values()
+        assert get_method("test_zoo_row") is cls and cls.__name__ == "TestZooRow"
+        assert (cls.meta.paper, cls.stride, cls.n_streams, cls.model_class) == ("a paper", 64, 2, "MeanScaleHyperprior")
+        codec = cls(**cls.test_options)
+        x = torch.rand(3, 64, 64)
+        data = codec.compress(x, point=codec.rate_points()[0])
+        assert len(Container.from_bytes(data, "test_zoo_row").streams) == 2
+        assert codec.decompress(data).shape == x.shape
+    finally:
+        METHODS.remove("test_zoo_row")

@@ -366,7 +366,7 @@ def test_protocols_registered():
 
 
 def test_bench_run_jpeg_on_kitti_fixture(tmp_path):
-    """The issue's acceptance command: `bench run --method jpeg --dataset kitti --root FIXTURE` end to end."""
+    """`bench run --method jpeg --dataset kitti --root FIXTURE` end to end: a result file from the real-data reader."""
     import json
 
     from typer.testing import CliRunner
