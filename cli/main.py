@@ -233,9 +233,10 @@ def train(
 
 
 def _build_leaderboard(results: list[Path], out: Path, **options: Any) -> None:
+    from benchmark.evaluation.record import suite_facts
     from leaderboard.build import build
 
-    written = build(results, out, **options)
+    written = build(results, out, suite=suite_facts(), **options)
     console.print(f"leaderboard: {len(written)} files in [bold]{out}[/] (open {out / 'README.md'} or {out / 'index.html'})")
 
 

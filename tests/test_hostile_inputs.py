@@ -74,7 +74,7 @@ def test_escaping_method_name_writes_nothing_outside_out(good, tmp_path, cli_run
 
 def test_writers_refuse_unsafe_names(tmp_path):
     from benchmark.safety.safenames import safe_path
-    from leaderboard.build import _inline
+    from leaderboard.page import _inline
 
     with pytest.raises(OutputError, match="not a safe name"):
         safe_path(tmp_path, "../x.json")

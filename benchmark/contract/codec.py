@@ -57,6 +57,9 @@ class MethodMeta:
     scalable: bool = False  # one stream whose prefixes decode at every rate point
     description: str = ""
     modalities: tuple[str, ...] = ("image",)
+    # the method trained and coded the same way without the side view (a side-information codec's twin): the
+    # leaderboard pairs them at equal training
+    twin: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class MethodMeta:
             "variable_rate": self.variable_rate,
             "scalable": self.scalable,
             "description": self.description,
+            **({"twin": self.twin} if self.twin else {}),
         }
 
 

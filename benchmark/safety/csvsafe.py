@@ -9,7 +9,7 @@ inside a name) are written as visible escapes (``\\x1b``, ``\\n``). Numbers, and
 (``-3.21``, ``1e-05``, ``-inf``: what the leaderboard writes for BD-rates), are left as they are, so the
 CSV still loads as numbers.
 
-Used by leaderboard/build.py (points.csv, leaderboard.csv); `safe_cell` is what the per-image CSV writer
+Used by leaderboard/outputs.py (points.csv, leaderboard.csv); `safe_cell` is what the per-image CSV writer
 applies to its text cells (image names, rate points, sha256s are unaffected)."""
 from __future__ import annotations
 
