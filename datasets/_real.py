@@ -148,11 +148,17 @@ class FileSplit(AugmentedSplit):
         self.skipped = len(items) - len(kept)
         return kept
 
-    def _read_item(self, index: int, n: int, read: Callable[[int], R]) -> R:
-        """`read(index)`, or with skip_bad in training `read` of the next item that decodes."""
+    def _read_item(self, index: int, read: Callable[[int], R]) -> tuple[int, R]:
+        """(index, `read(index)`) with a negative index counted from the end; with skip_bad in training, `read` of
+        the next item that decodes in place of one that does not."""
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
         for attempt in range(n):
             try:
-                return read((index + attempt) % n)
+                return index, read((index + attempt) % n)
             except UnreadableImage as exc:
                 if not self.skip_bad:
                     raise
@@ -196,12 +202,7 @@ class PairedImages(FileSplit):
         return it, to_tensor(self.prepare(a, it.x)), to_tensor(self.prepare(b, it.side))
 
     def __getitem__(self, index: int) -> Sample:
-        n = len(self.items)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(index)
-        it, x, side = self._read_item(index, n, self._read)
+        index, (it, x, side) = self._read_item(index, self._read)
         if self._flip(index):
             x = x.flip(-1)
             side = None if side is None else side.flip(-1)

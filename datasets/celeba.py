@@ -195,12 +195,7 @@ class HalfFaces(FileSplit):
         return i, top, bottom
 
     def __getitem__(self, index: int) -> Sample:
-        n = len(self.files)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(index)
-        i, top, bottom = self._read_item(index, n, self._read)
+        index, (i, top, bottom) = self._read_item(index, self._read)
         j = int(self.partner[i])
         x, side = top[:, : SIZE // 2], bottom[:, SIZE // 2:]
         if self._flip(index):
