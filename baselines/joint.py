@@ -186,10 +186,11 @@ class SideVariant:
     model_cls: type[ScaleHyperprior]
     paper: str
     description: str
+    twin: str = "balle2018"  # the codec without the side view, trained and coded the same way
 
     def class_attrs(self) -> dict[str, Any]:
         meta = MethodMeta(name=self.name, scenario=self.scenario, paper=self.paper, trainable=True,
-                          description=self.description)
+                          description=self.description, twin=self.twin)
         return {"meta": meta, "arch": self.arch, "model_cls": self.model_cls}
 
 

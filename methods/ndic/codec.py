@@ -258,10 +258,11 @@ class NDICVariant:
     loss_weights: tuple[float, float]  # the default (α, β) of the loss
     paper: str
     description: str
+    twin: str = ""  # the Ballé codec on the same base, trained and coded the same way without the side view
 
     def class_attrs(self) -> dict[str, Any]:
         meta = MethodMeta(name=self.name, scenario=Scenario.DECODER_SIDE_INFO, paper=self.paper, trainable=True,
-                          description=self.description)
+                          description=self.description, twin=self.twin)
         attrs = {"meta": meta, "arch": self.arch, "hyperprior": self.hyperprior, "cam": self.cam,
                  "paper_lambdas": self.paper_lambdas, "loss_weights": self.loss_weights,
                  **base_geometry(self.hyperprior)}
@@ -278,12 +279,12 @@ NDIC_VARIANTS: tuple[NDICVariant, ...] = (
         "ndic_balle2017", "ndic-balle2017", hyperprior=False, cam=False, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2017,
         loss_weights=(1.0, 1.0), paper=_MITAL + " Using Common Information, DCC 2022 ('ours+Ballé2017')",
         description="NDIC on the factorized-prior autoencoder: x's latent coded; common information w and the "
-                    "side view's private latent computed from the side view at the decoder"),
+                    "side view's private latent computed from the side view at the decoder", twin="balle2017"),
     NDICVariant(
         "ndic_balle2018", "ndic-balle2018", hyperprior=True, cam=False, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2018,
         loss_weights=(1.0, 1.0), paper=_MITAL + " Using Common Information, DCC 2022 ('ours+Ballé2018')",
         description="NDIC on the scale-hyperprior autoencoder: x's latent and hyper-latent coded; common "
-                    "information w from the side view at the decoder"),
+                    "information w from the side view at the decoder", twin="balle2018"),
     NDICVariant(
         "ndic_cam", "ndic-cam-balle2018", hyperprior=True, cam=True, paper_lambdas=configs.LAMBDAS_NDIC_BALLE2018,
         loss_weights=(0.0, 0.0),

@@ -92,6 +92,7 @@ MODE_META = {
         paper=PAPER,
         trainable=True,
         description=f"mode {m}: " + _DESCRIPTION,
+        twin="neural_dsc_separate" if m == "distributed" else "",  # the same codec without the side view
     )
     for m in MODES
 }
