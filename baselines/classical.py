@@ -1,4 +1,5 @@
-"""Classical image codecs through Pillow: JPEG, WebP, AVIF, JPEG 2000 (scenario `separate`).
+"""Classical image codecs through Pillow: JPEG, WebP, AVIF, JPEG 2000 (scenario `separate`), one row each of the
+table ``PILLOW`` (format, sweep, save() arguments).
 
 The payload is exactly the file Pillow writes; the suite's container adds a ~10-byte header (reported
 separately as bpp_payload vs bpp). Quality sweeps follow the field: JPEG and WebP quality 5..95 step 5

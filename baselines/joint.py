@@ -1,4 +1,5 @@
-"""Side-information variants of the scale-hyperprior codec (built from CompressAI layers and entropy models).
+"""Side-information variants of the scale-hyperprior codec (built from CompressAI layers and entropy models), one row
+each of the table ``SIDE_VARIANTS`` (scenario, model class, twin):
 
 - ``joint_balle2018`` (scenario ``joint``): the side view y is given to encoder and decoder. The analysis
   transform sees concat(x, y); a side encoder turns y into features at 1/2, 1/4, 1/8 and 1/16 resolution;

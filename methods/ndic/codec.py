@@ -1,4 +1,5 @@
-"""The NDIC codecs (scenario ``decoder_side_info``): ``ndic_balle2017``, ``ndic_balle2018``, ``ndic_cam``.
+"""The NDIC codecs (scenario ``decoder_side_info``): ``ndic_balle2017``, ``ndic_balle2018``, ``ndic_cam``, one row
+each of the table ``NDIC_VARIANTS`` (base autoencoder, cross-attention, λ list, loss weights, paper).
 
 Built on baselines/balle.py's ``RDCodec`` (one model per λ, rate points ``lambda=<λ>``, padding to the
 stride by edge replication, CompressAI rANS strings as container streams, weights as safetensors, the
