@@ -1,4 +1,6 @@
+import contextlib
 import os
+import sys
 
 # The suite runs as `pytest -n 2` on 2 cores: one thread per worker (tiny convolutions gain nothing from
 # threads, and oversubscribed OpenMP threads spin; subprocesses started by tests inherit this too).
@@ -23,45 +25,50 @@ def _seed():
     yield
 
 
-# Columns of every rich console in a test, whatever the terminal the suite runs in (or none): wide enough that no
-# message is wrapped (tests/test_cli_width.py runs the command line at narrow widths).
+# Columns of every rich console while a test runs, whatever the terminal the suite runs in (or none): wide enough
+# that no message is wrapped (tests/test_cli_width.py runs the command line at narrow widths).
 CLI_WIDTH = 1000
 
 
-def _pin_console_width(mp: pytest.MonkeyPatch) -> None:
-    import sys
-
-    if "rich" not in sys.modules:
-        return
-    import rich
-    from rich.console import Console
-
-    consoles = [rich.get_console()]  # progress bars made without a console use this one
-    for name, module in list(sys.modules.items()):
-        if name == "cli" or name.startswith("cli."):
-            consoles += [obj for obj in vars(module).values() if isinstance(obj, Console)]
-    for console in consoles:
-        mp.setattr(console, "_width", CLI_WIDTH)  # what Console.width's setter sets; undone after the test
-
-
-@pytest.fixture(autouse=True)
-def _console_width():
-    """Command-line output in a test does not depend on the terminal: the command line's module-level rich consoles
-    (and rich's global one) are pinned to CLI_WIDTH columns, and consoles made during a test (typer's error panels,
-    a command line module the test imports) read COLUMNS, set to the same; processes a test starts inherit it. Its
-    own MonkeyPatch, so a test's `monkeypatch.undo()` leaves the width pinned."""
+@contextlib.contextmanager
+def pinned_console_width():
+    """COLUMNS set to CLI_WIDTH (read by consoles made meanwhile: typer's error panels, a command line module imported
+    now, a process started now) and the rich consoles that exist pinned to it: the command line's module-level ones
+    and rich's global one (progress bars made without a console)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COLUMNS", str(CLI_WIDTH))
-        _pin_console_width(mp)
-        yield mp
+        if "rich" in sys.modules:
+            import rich
+            from rich.console import Console
+
+            consoles = [rich.get_console()]
+            for name, module in list(sys.modules.items()):
+                if name == "cli" or name.startswith("cli."):
+                    consoles += [obj for obj in vars(module).values() if isinstance(obj, Console)]
+            for console in consoles:
+                mp.setattr(console, "_width", CLI_WIDTH)  # what Console.width's setter sets
+        yield
+
+
+# Pinned around each test's setup and call, and given back before pytest reports (its own line width reads COLUMNS).
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with pinned_console_width():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with pinned_console_width():
+        return (yield)
 
 
 @pytest.fixture
-def cli_runner(_console_width):
-    """A typer CliRunner for the command line, its consoles loaded and pinned to CLI_WIDTH columns."""
+def cli_runner():
+    """A typer CliRunner for the command line, every command module loaded, so that its consoles are pinned to
+    CLI_WIDTH columns while the test runs."""
     from typer.testing import CliRunner
 
     import cli.main  # noqa: F401 - every command module, and its consoles, loaded
 
-    _pin_console_width(_console_width)
     return CliRunner()
