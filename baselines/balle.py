@@ -40,8 +40,8 @@ from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.contract.options import Option, train_options
 from benchmark.contract.registry import METHODS
 from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
-from benchmark.training.weights import (LoadedWeights, entropy_range_problem, load_into, load_weights, save_weights,
-                                        state_dict_sha256)
+from benchmark.training.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
+from benchmark.training.weight_checks import entropy_range_problem
 
 from . import COMPRESSAI_LAMBDAS, register_family, zoo_widths
 from .convert import foreign_spec, import_checkpoint

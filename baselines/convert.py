@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from benchmark.errors import WeightsError
-from benchmark.training.weights import check_tensors, sha256_file
+from benchmark.training.weights import sha256_file
+from benchmark.training.weight_checks import check_tensors
 
 from . import COMPRESSAI_LAMBDAS
 

@@ -1,6 +1,5 @@
 """A sweep job's state file (``S/jobs/<job>/state.json``: pending | running | done | failed, launcher job id, logs,
 error), written atomically, and whether a pending or running job is still alive (its process, or its Slurm job)."""
-from __future__ import annotations
 
 from __future__ import annotations
 

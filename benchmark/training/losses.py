@@ -1,7 +1,6 @@
 """The losses a learned codec trains with: bits from an entropy model's likelihoods, the rate–distortion loss
 (MSE or MS-SSIM) and its closure for `train`, CompressAI's auxiliary quantile loss, and the split of a model's
 parameters between the main and the auxiliary optimizer."""
-from __future__ import annotations
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 (epoch permutations), where each is cropped and whether it is flipped, the global RNGs at the start of a step, and
 this process's share of the batch under data-parallel training. A run interrupted anywhere and resumed sees the
 same batches as one that was not."""
-from __future__ import annotations
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 CompressAI's auxiliary one over the entropy bottleneck's quantiles), gradient clipping, the checks that stop
 training on a non-finite loss or gradient, and the data-parallel backward pass (one pass of loss + aux loss whose
 gradients DistributedDataParallel averages over the ranks)."""
-from __future__ import annotations
 
 from __future__ import annotations
 
