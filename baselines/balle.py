@@ -39,7 +39,9 @@ from benchmark.contract.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.contract.options import Option, train_options
 from benchmark.contract.registry import METHODS
-from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, check_device, rd_loss_fn, resolve_budget, train
+from benchmark.training.trainer import check_device, train
+from benchmark.training.losses import bits_from_likelihoods, rd_loss_fn
+from benchmark.contract.budgets import TrainConfig, resolve_budget
 from benchmark.training.weights import LoadedWeights, load_into, load_weights, save_weights, state_dict_sha256
 from benchmark.training.weight_checks import entropy_range_problem
 

@@ -24,7 +24,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from compressai.models import ScaleHyperprior
 
-    from benchmark.training.trainer import rd_loss, split_parameters
+    from benchmark.training.losses import rd_loss, split_parameters
 
     torch.manual_seed(0)
     model = ScaleHyperprior(128, 192)
@@ -49,7 +49,7 @@ def step_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     """FLOPs of one forward + backward pass (torch's FlopCounterMode: convolutions and matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmark.training.trainer import rd_loss
+    from benchmark.training.losses import rd_loss
 
     with FlopCounterMode(display=False) as counter:
         rd_loss(model(x), x, 0.0130)["loss"].backward()

@@ -46,7 +46,8 @@ CHILD = textwrap.dedent(
     from compressai.entropy_models import EntropyBottleneck
     from torch.nn.parallel import DistributedDataParallel
     from benchmark.contract.data import Sample
-    from benchmark.training.trainer import TrainConfig, train
+    from benchmark.training.trainer import train
+    from benchmark.contract.budgets import TrainConfig
     from benchmark.training.weights import state_dict_sha256
 
     ddp_forwards = []

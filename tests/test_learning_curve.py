@@ -8,7 +8,8 @@ import torch
 from benchmark.contract.registry import get_dataset, get_protocol
 from benchmark.evaluation.runner import run
 from benchmark.evaluation.setup import RunSpec
-from benchmark.training.trainer import TrainConfig, extendable
+from benchmark.training.trainer import extendable
+from benchmark.contract.budgets import TrainConfig
 from tests.helpers import write_stereo
 
 PROTO = "stereo/kitti-ndic"

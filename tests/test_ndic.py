@@ -13,7 +13,7 @@ from benchmark.results import metrics
 from benchmark.contract.container import Container
 from benchmark.errors import ConfigError, WeightsError
 from benchmark.contract.registry import METHODS, get_dataset, get_protocol
-from benchmark.training.trainer import bits_from_likelihoods
+from benchmark.training.losses import bits_from_likelihoods
 from methods.ndic import configs
 from methods.ndic.codec import ndic_loss
 from methods.ndic.model import NDIC

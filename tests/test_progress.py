@@ -14,7 +14,9 @@ import torch
 
 from benchmark.contract.data import Sample
 from benchmark.progress import Reporter, mode
-from benchmark.training.trainer import TrainConfig, rd_loss_fn, train
+from benchmark.training.trainer import train
+from benchmark.training.losses import rd_loss_fn
+from benchmark.contract.budgets import TrainConfig
 from tests.tiny_rd import TinyRD
 
 REPO = Path(__file__).resolve().parents[1]

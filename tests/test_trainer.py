@@ -16,7 +16,10 @@ import torch
 
 from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError, TrainingError
-from benchmark.training.trainer import TrainConfig, read_checkpoint, rd_loss_fn, resolve_budget, train
+from benchmark.training.trainer import train
+from benchmark.training.checkpoint import read_checkpoint
+from benchmark.training.losses import rd_loss_fn
+from benchmark.contract.budgets import TrainConfig, resolve_budget
 from benchmark.training.weights import state_dict_sha256
 from tests.tiny_rd import TinyRD
 
@@ -33,7 +36,9 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from benchmark.contract.data import Sample
-    from benchmark.training.trainer import TrainConfig, rd_loss_fn, train
+    from benchmark.training.trainer import train
+    from benchmark.training.losses import rd_loss_fn
+    from benchmark.contract.budgets import TrainConfig
     from benchmark.training.weights import state_dict_sha256
     from tests.tiny_rd import TinyRD
 

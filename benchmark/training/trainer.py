@@ -2,7 +2,9 @@
 
 A method plugs in with a model and a loss closure::
 
-    from benchmark.training.trainer import TrainConfig, rd_loss_fn, train
+    from benchmark.training.trainer import train
+    from benchmark.training.losses import rd_loss_fn
+    from benchmark.contract.budgets import resolve_budget
 
     cfg = resolve_budget("quick", MY_BUDGETS, steps=500)  # MY_BUDGETS: {budget: MethodBudget} (benchmark/contract/budgets.py)
     info = train(model, rd_loss_fn(lmbda=0.0067), train_ds, val_ds, config=cfg,
@@ -35,19 +37,18 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from benchmark.training.losses import (LossFn, bits_from_likelihoods, compressai_aux_loss, rd_loss, rd_loss_fn,  # noqa: F401
-                                        split_parameters)
+from benchmark.training.losses import LossFn
 from benchmark.training.sampling import RankSampler, StepSampler, TrainView, crop_pair, data_position
 from benchmark.training.step import Optimisation, nonfinite_message, scalar
 from benchmark.training import distributed
-from benchmark.contract.budgets import BUDGETS, MethodBudget, TrainConfig, resolve_budget  # noqa: F401  (re-exported)
-from benchmark.training.checkpoint import (CHECKPOINT_FORMAT, optim_from_tensors, optim_to_tensors, publish, read_checkpoint,  # noqa: F401
+from benchmark.contract.budgets import TrainConfig
+from benchmark.training.checkpoint import (CHECKPOINT_FORMAT, optim_from_tensors, optim_to_tensors, publish, read_checkpoint,
                          rng_state, set_rng_state)
 from benchmark.contract.data import Sample, collate_samples
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.safety.jsonsafe import jsonable
 from benchmark.training.metrics_log import METRICS_FILE, METRICS_ROWS, MetricsLog
-from benchmark.progress import Reporter, progress_enabled  # noqa: F401  (progress_enabled: re-exported)
+from benchmark.progress import Reporter
 from benchmark.training.weights import state_dict_of, state_dict_sha256
 
 

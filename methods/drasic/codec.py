@@ -44,7 +44,8 @@ from benchmark.contract.data import Batch
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.contract.options import Option, train_options
 from benchmark.contract.registry import register_method
-from benchmark.training.trainer import check_device, resolve_budget, train
+from benchmark.training.trainer import check_device, train
+from benchmark.contract.budgets import resolve_budget
 from benchmark.training.weights import load_into, load_weights, save_weights, state_dict_sha256
 
 from .configs import BUDGETS, CONFIGS, ITERATIONS, QUICK_WIDTHS

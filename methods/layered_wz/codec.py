@@ -27,7 +27,8 @@ from benchmark.contract.codec import LearnedCodec, MethodMeta, Scenario
 from benchmark.contract.container import Container
 from benchmark.errors import BitstreamError, ConfigError, WeightsError
 from benchmark.contract.registry import register_method
-from benchmark.training.trainer import TrainConfig, resolve_budget, train
+from benchmark.training.trainer import train
+from benchmark.contract.budgets import TrainConfig, resolve_budget
 from benchmark.training.weights import load_into, load_weights, save_weights
 
 from . import configs

@@ -27,7 +27,8 @@ from benchmark.contract.container import Container
 from benchmark.contract.data import Batch
 from benchmark.errors import ConfigError, TrainingError, WeightsError
 from benchmark.contract.options import Option
-from benchmark.training.trainer import TrainConfig, bits_from_likelihoods, compressai_aux_loss
+from benchmark.training.losses import bits_from_likelihoods, compressai_aux_loss
+from benchmark.contract.budgets import TrainConfig
 
 from . import configs
 from .cam import DEFAULT_HEADS, DEFAULT_MAX_TOKENS, DEFAULT_PATCHES, NDICCAM

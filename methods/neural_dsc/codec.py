@@ -39,7 +39,8 @@ from benchmark.contract.determinism import one_thread
 from benchmark.errors import BitstreamError, ConfigError, TrainingError, WeightsError
 from benchmark.contract.options import Option, train_options
 from benchmark.contract.registry import register_method
-from benchmark.training.trainer import TrainConfig, check_device, resolve_budget, train
+from benchmark.training.trainer import check_device, train
+from benchmark.contract.budgets import TrainConfig, resolve_budget
 from benchmark.training.weights import load_into, load_weights, save_weights, state_dict_sha256
 
 from . import configs
