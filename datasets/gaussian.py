@@ -16,16 +16,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.results.bounds import (  # noqa: F401  (tests/test_gaussian.py imports them from here)
-    from_db,
-    nosi_distortion,
-    nosi_distortion_db,
-    nosi_rate,
-    to_db,
-    wz_distortion,
-    wz_distortion_db,
-    wz_rate,
-)
 from benchmark.contract.data import Sample
 from benchmark.errors import ConfigError
 from benchmark.contract.protocol import Protocol

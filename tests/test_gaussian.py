@@ -6,10 +6,11 @@ import pytest
 
 from benchmark.errors import ConfigError
 from benchmark.contract.registry import get_protocol
-from datasets.gaussian import (GaussianBlocks, draw_pairs, from_db, gaussian, nosi_distortion, nosi_distortion_db,
-                               nosi_rate, to_db, wz_distortion, wz_distortion_db, wz_rate)
-from methods.layered_wz.scalar_reference import (conditional_code_length, mmse_reconstruct, quantize, scalar_sw_distortion,
-                                                 scalar_sw_distortion_db, scalar_sw_point, scalar_sw_step_for_rate)
+from benchmark.results.bounds import (conditional_code_length, from_db, mmse_reconstruct, nosi_distortion,
+                                      nosi_distortion_db, nosi_rate, quantize, scalar_sw_distortion,
+                                      scalar_sw_distortion_db, scalar_sw_point, scalar_sw_step_for_rate, to_db,
+                                      wz_distortion, wz_distortion_db, wz_rate)
+from datasets.gaussian import GaussianBlocks, draw_pairs, gaussian
 
 
 # ---- closed-form bounds, hand-computed ------------------------------------------------------------------

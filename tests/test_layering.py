@@ -67,17 +67,7 @@ def _core_rank(module: str) -> int:
     return CORE_ORDER.index(parts[1]) if len(parts) > 1 and parts[1] in CORE_ORDER else -1
 
 
-# rules the redesign has not reached yet (removed as each lands)
-_PENDING = {
-}
-
-
-def _params(rule):
-    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="redesign in progress")) if (rule, p) in _PENDING
-            else p for p in PACKAGES]
-
-
-@pytest.mark.parametrize("package", _params("layers"))
+@pytest.mark.parametrize("package", PACKAGES)
 def test_package_imports_only_the_layers_below(package):
     bad = []
     for path in _files(package):
@@ -152,7 +142,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("package", _params("circles"))
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_circle_between_files(package):
     found = circles(_graph(package))
     assert not found, f"files of {package} that import each other (through others too): {found}"

@@ -18,7 +18,8 @@ from benchmark.evaluation.environment import environment
 from benchmark.evaluation.rows import aggregate, estimate_check
 from benchmark.evaluation.setup import RunSpec
 from benchmark.results.ranking import coverage_record
-from benchmark.results.schema import SCHEMA_VERSION, _finite_or_null
+from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.safety.jsonsafe import jsonable
 
 
 @dataclass
@@ -45,7 +46,7 @@ def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, cs
     points = aggregate(out.rows, out.rate_points, scenario)
     image_protocol = protocol.rate_unit == "bpp"
     n = len(test) if spec.limit is None else min(spec.limit, len(test))
-    return _finite_or_null({
+    return jsonable({  # infinities and NaN as null
         "schema_version": SCHEMA_VERSION,
         "kind": "result",
         "method": out.meta["name"],

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmark.errors import ResultSchemaError
-from benchmark.safety.jsonsafe import jsonable as _finite_or_null  # noqa: F401  (the one JSON sanitiser: inf/nan -> null)
 
 SCHEMA_VERSION = 1
 RESULT_KIND = "result"
