@@ -1,4 +1,4 @@
-"""The forged-header cost of every registered codec (issue 25, item 4), measured in this process (a child of the
+"""The forged-header cost of every registered codec, measured in this process (a child of the
 test): for shapes at the pixel limit, the cost of decoding an honest bitstream of that shape against the cost of
 headers announcing that shape with payloads that are not the image's (zeros, random bytes, a few bytes).
 

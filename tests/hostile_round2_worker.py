@@ -1,4 +1,4 @@
-"""Probes of issue 25 run in a child process, so that a crash (SIGSEGV, SIGFPE) or a hang inside a native coder
+"""Hostile-input probes run in a child process, so that a crash (SIGSEGV, SIGFPE) or a hang inside a native coder
 fails the calling test instead of killing pytest. Run by tests/test_hostile_round2.py as
 
     python -m tests.hostile_round2_worker weights MODE[,MODE] DIR  # int8, nan, cdf_length, quantiles, constant, ok

@@ -1,4 +1,4 @@
-"""A result JSON against its per-image CSV (benchmark/results/consistency.py): the four hand-edits of issue 23 are refused by
+"""A result JSON against its per-image CSV (benchmark/results/consistency.py): the four kinds of hand-edit are refused by
 `bench validate` and `bench submit --check` naming the field, hostile CSVs give problems (never a traceback), and
 every committed result under measured/ agrees with its CSV."""
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_every_committed_result_agrees_with_its_csv():
     assert not {k: v for k, v in bad.items() if v}
 
 
-# ---------------------------------------------------------------- the four hand-edits of issue 23
+# ---------------------------------------------------------------- the four kinds of hand-edit
 def _psnr_up(path):
     r = json.loads(path.read_text())
     r["points"][0]["psnr"] += 1

@@ -1,4 +1,4 @@
-"""A result records what reading changed: test images turned upright by their EXIF orientation (issue 25)."""
+"""A result records what reading changed: test images turned upright by their EXIF orientation."""
 from __future__ import annotations
 
 import numpy as np

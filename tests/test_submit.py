@@ -1,6 +1,6 @@
 """`bench submit`: a --limit run, a result without provenance, one not evaluated in the sandbox and one whose method
 code is not this commit's are refused with the reason; a complete one is placed under the results tree with its
-per-image CSV under the derived name, and nothing else is written or replaced (issue 25 item 1); `bench new-method`
+per-image CSV under the derived name, and nothing else is written or replaced; `bench new-method`
 writes a method that round-trips."""
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_new_method_scaffold(tmp_path, monkeypatch):
     assert sizes == sorted(sizes) and (y - x).abs().max() <= 0.5 / 63 + 1e-6
 
 
-# ---------------------------------------------------------------- issue 25 item 1: submit writes only what it derives
+# ---------------------------------------------------------------- submit writes only what it derives
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): (b"->" + str(p.readlink()).encode()) if p.is_symlink() else p.read_bytes()
             for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
@@ -238,7 +238,7 @@ def test_json_and_csv_are_replaced_together_or_the_mismatch_shows(tmp_path, monk
     assert out.exit_code == 1 and "field per_image_csv_sha256" in out.output, out.output
 
 
-# ---------------------------------------------------------------- issue 23: the method's code and the sandbox
+# ---------------------------------------------------------------- the method's code and the sandbox
 def test_method_code_must_be_this_commits(tmp_path):
     r = good_result()
     r["code"]["method"]["sha256"] = "0" * 64
