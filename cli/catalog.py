@@ -63,10 +63,18 @@ def _echo_options(cls: Any) -> None:
 
 
 def _echo_budgets(cls: Any) -> None:
-    """A learned method's budget table (benchmark/contract/budgets.py) under its default protocol, one line per budget."""
+    """A learned method's budget table (benchmark/contract/budgets.py): smoke and quick under its default protocol,
+    then its paper budgets per protocol (protocols sharing one on one line), each with its source."""
+    from benchmark.contract.budgets import paper_by_protocol
+    from benchmark.contract.registry import PROTOCOLS
+
     table = cls.budget_table()
     for name, entry in (table or {}).items():
-        typer.echo(f"    --budget {name:<6} {entry.describe()}")
+        if name != "paper":
+            typer.echo(f"    --budget {name:<6} {entry.describe()}")
+    for protocols, entry in paper_by_protocol(cls, PROTOCOLS.names()):
+        typer.echo(f"    --budget paper  on {', '.join(protocols)}: {entry.describe()}")
+        typer.echo(f"                    source: {entry.source or 'not stated'}")
 
 
 @app.command()

@@ -54,7 +54,7 @@ def test_budgets_stay_the_same_numbers():
     drasic = get_method("drasic").budget_table()
     assert drasic["paper"].epochs == {MODEL_STAGE: 200} and drasic["quick"].epochs == {}
     nd = get_method("neural_dsc").budget_table("celeba-hq/neural-dsc")
-    assert nd["paper"].stages == ("vq", "prior") and nd["paper"].epochs == {"vq": 20, "prior": 20}
+    assert nd["paper"].stages == ("vq", "prior") and nd["paper"].epochs == {"vq": 20, "prior": 100}
     assert nd["smoke"].stage("vq").steps == 40 and nd["smoke"].model["bits"] == (2, 4)
     assert get_method("layered_wz").budget_table()["paper"].stage().steps == 36_000
 

@@ -9,6 +9,13 @@ A learned method declares, per budget (`benchmark.contract.options.BUDGET_NAMES`
   (``lambdas``, ``bits``), switches (``warm_start``). The method reads its own keys.
 - ``epochs``: stage name -> epochs, for stages whose steps the method derives from the training-set size
   (DRASIC's and Neural DSC's paper budgets); absent: the stage's ``steps`` stand.
+- ``source``: where the numbers come from (the paper, the authors' configuration, or "ours" for what neither
+  states). Every ``paper`` budget names one; ``bench list methods -v`` prints it.
+
+A method's ``paper`` budget may differ per protocol (the authors trained on whole 128x256 KITTI images, not on
+CompressAI's 256x256 crops): `paper_by_protocol` groups a method's paper budgets by the protocols that share one,
+and `padding_fraction` says how much of a training crop the trainer would have to pad on a protocol's samples
+(tests/test_paper_budgets.py keeps it under 5 % for every paper budget on every registered protocol).
 
 The codec exposes its table through ``Codec.budget_table(protocol)`` (None for codecs without training), so
 ``bench list methods -v``, the runner and the tests read every method's budgets the same way. `checked_table`
@@ -89,6 +96,7 @@ class MethodBudget:
     train: Mapping[str, TrainConfig]
     model: Mapping[str, Any] = field(default_factory=dict)
     epochs: Mapping[str, int] = field(default_factory=dict)
+    source: str = ""  # where the numbers come from (paper, authors' configuration, ours)
 
     def __post_init__(self):
         train, model, epochs = dict(self.train), dict(self.model), dict(self.epochs)
@@ -113,7 +121,12 @@ class MethodBudget:
 
     def as_dict(self) -> dict[str, Any]:
         return {"train": {k: v.as_dict() for k, v in self.train.items()},
-                "model": {k: _plain(v) for k, v in self.model.items()}, "epochs": dict(self.epochs)}
+                "model": {k: _plain(v) for k, v in self.model.items()}, "epochs": dict(self.epochs),
+                **({"source": self.source} if self.source else {})}
+
+    def crops(self) -> dict[str, int | None]:
+        """Each stage's training crop (None: whole images)."""
+        return {name: tc.crop for name, tc in self.train.items()}
 
     def describe(self) -> str:
         """One line for `bench list methods -v`: each stage's schedule, then the model settings."""
@@ -138,6 +151,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def padding_fraction(crop: int | None, sample_hw: tuple[int, int]) -> float:
+    """The share of a `crop` x `crop` training crop that the trainer pads (benchmark/training/sampling.py's
+    crop_pair replicates edges where the sample is smaller than the crop) on samples of `sample_hw` (H, W); 0 for
+    whole images (crop None)."""
+    if crop is None:
+        return 0.0
+    h, w = sample_hw
+    return 1.0 - (min(crop, h) * min(crop, w)) / float(crop * crop)
+
+
+def paper_by_protocol(codec: Any, protocols: list[str]) -> list[tuple[list[str], MethodBudget]]:
+    """A learned codec's ``paper`` budgets, one entry per distinct budget with the protocols that use it (in the
+    order given; a codec without budgets: empty)."""
+    groups: list[tuple[list[str], MethodBudget]] = []
+    for name in protocols:
+        table = codec.budget_table(name)
+        if not table or "paper" not in table:
+            continue
+        entry = table["paper"]
+        same = next((g for g in groups if g[1] == entry), None)
+        if same is None:
+            groups.append(([name], entry))
+        else:
+            same[0].append(name)
+    return groups
 
 
 def checked_table(entries: Mapping[str, MethodBudget], who: str = "") -> dict[str, MethodBudget]:
@@ -177,5 +215,7 @@ BUDGETS: dict[str, MethodBudget] = checked_table({
     "quick": MethodBudget({MODEL_STAGE: TrainConfig(steps=500, batch_size=8, crop=64, lr=1e-3, schedule="cosine",
                                                     val_every=250, val_samples=4)}),
     "paper": MethodBudget({MODEL_STAGE: TrainConfig(steps=1_000_000, batch_size=16, crop=256, lr=1e-4, schedule="plateau",
-                                                    val_every=5000, val_samples=64, checkpoint_every=1000, num_workers=4)}),
+                                                    val_every=5000, val_samples=64, checkpoint_every=1000, num_workers=4)},
+                          source="generic fallback of the suite (ours): CompressAI-style 256x256 crops; a method "
+                                 "declares its own"),
 }, "generic")

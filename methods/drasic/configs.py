@@ -40,7 +40,10 @@ BUDGETS: dict[str, MethodBudget] = checked_table({
         {MODEL_STAGE: TrainConfig(steps=1, batch_size=PAPER_BATCH, schedule="step", milestones=(0.25, 0.5, 0.75),
                                   gamma=0.5, val_samples=1000, checkpoint_every=1000, num_workers=4, **_COMMON)},
         {"widths": PAPER_WIDTHS},
-        epochs={MODEL_STAGE: PAPER_EPOCHS}),
+        epochs={MODEL_STAGE: PAPER_EPOCHS},
+        source="DRASIC paper (E. Diao, J. Ding, V. Tarokh, DCC 2020, arXiv:1903.09887): Adam lr 1e-3, batch 100, 200 "
+               "epochs, lr x0.5 every 50 epochs, whole 32x32 images, the paper's widths (the authors' src/config.py "
+               "differs: batch 10, plateau x0.1; the paper is followed); ours: no clipping, last weights kept"),
 }, "drasic")
 
 # Per-protocol notes (all DRASIC protocols use the same settings; M comes from the dataset's `sources`).
