@@ -21,19 +21,37 @@ def compare(
     results: Optional[List[Path]] = typer.Option(None, "--results", "-r", help="folders of result files to name curves from "
                                                  "(default: measured and results, where they exist)"),
     out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="RD figure (PSNR; MS-SSIM beside it as *_msssim.png)"),
+    log_rate: bool = typer.Option(False, "--log-rate", help="logarithmic rate axis in the figure"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="write the BD table as CSV (one row per curve)"),
+    latex_out: Optional[Path] = typer.Option(None, "--latex", help="write the BD table as a LaTeX table (booktabs)"),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="scenario of a CompressAI JSON that does not state it"),
+    rate: Optional[str] = typer.Option(None, "--rate", help="rate type of a CompressAI JSON that does not state it "
+                                       "(bpp = real bytes, bpp_estimated = likelihood estimate, ...)"),
+    provenance: Optional[str] = typer.Option(None, "--provenance", help="provenance of a CompressAI JSON that does not "
+                                             "state it (exact | digitized)"),
     figsize: Optional[Tuple[float, float]] = typer.Option(None, "--figsize", help="figure width and height in inches"),
     axes: Optional[Tuple[float, float, float, float]] = typer.Option(None, "--axes", help="xmin xmax ymin ymax"),
 ) -> None:
-    """BD-rate and BD-PSNR / BD-MS-SSIM of curves against one of them, with overlap, rate types and left-out points."""
+    """BD-rate and BD-PSNR / BD-MS-SSIM of curves against one of them, with the leaderboard's overlap flags, rate
+    types, left-out points and (two measured results with per-image CSVs) its 95 % bootstrap interval."""
+    from benchmark.safety.atomicio import atomic_write_text
+    from leaderboard.compare_cmd import bd_csv, bd_frame, bd_latex, report_lines, write_figure
     from leaderboard.compare_cmd import compare as run_compare
-    from leaderboard.compare_cmd import report_lines, write_figure
 
     try:
-        a, rows = run_compare(curves, protocol, anchor, published or [], results or [Path("measured"), Path("results")])
+        a, rows = run_compare(curves, protocol, anchor, published or [], results or [Path("measured"), Path("results")],
+                              scenario=scenario, rate=rate, provenance=provenance)
         for line in report_lines(a, rows):
             typer.echo(line)
+        df = bd_frame(a, rows)
+        if csv_out is not None:
+            atomic_write_text(csv_out, bd_csv(df))
+            typer.echo(f"wrote {csv_out}")
+        if latex_out is not None:
+            atomic_write_text(latex_out, bd_latex(df, f"{protocol}: BD numbers against {a.label}"))
+            typer.echo(f"wrote {latex_out}")
         drawn = [a] + [r.curve for r in rows if r.curve is not a]
-        for path in write_figure(protocol, "bpp", drawn, out, figsize, axes):
+        for path in write_figure(protocol, "bpp", drawn, out, figsize, axes, anchor=a, log_rate=log_rate):
             typer.echo(f"wrote {path}")
     except BenchError as exc:
         _fail(exc)

@@ -14,7 +14,10 @@ Before a BD number is computed, each curve is cleaned in two documented steps, a
 
 Overlap is the `bjontegaard` package's measure: the length of the common interval over the length of the
 union; below `MIN_OVERLAP` (0.75, the package's default) the number is flagged. `bootstrap_bd_rate` gives a
-confidence interval of BD-rate by resampling the test images of two results' per-image rows."""
+confidence interval of BD-rate by resampling the test images of two results' per-image rows; `rate_interval` is
+when it is given (a PSNR BD-rate of two measured results with per-image rows) and `interval_text` how it is
+written. The leaderboard's tables and `bench compare` both call `bd`, `rate_interval` and `interval_text`, so they
+print the same numbers, intervals and flags."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -180,3 +183,20 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
         return None
     lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
+
+
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, BOOTSTRAP_LEVEL = 200, 0, 0.95
+
+
+def rate_interval(b: BD | None, anchor_rows: dict[str, dict[str, tuple[float, float]]],
+                  test_rows: dict[str, dict[str, tuple[float, float]]]) -> tuple[float, float] | None:
+    """The 95 % CI of a PSNR BD-rate `b` (`bootstrap_bd_rate`, 200 resamples, seed 0); None when there is no BD-rate
+    (a problem, fewer than 2 points) or either result has no per-image rows."""
+    if b is None or b.bd_rate is None or b.metric != "psnr" or not anchor_rows or not test_rows:
+        return None
+    return bootstrap_bd_rate(anchor_rows, test_rows, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, BOOTSTRAP_LEVEL)
+
+
+def interval_text(ci: tuple[float, float] | None) -> str | None:
+    """"[-10.3, -6.9] %" (None without an interval): the text of a BD-rate CI in the tables and in `bench compare`."""
+    return None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}] %"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError, ResultSchemaError
-from benchmark.results.published import compressai_columns, is_compressai_json, validate_published
+from benchmark.results.published import compressai_columns, compressai_labels, is_compressai_json, validate_published
 from benchmark.results.schema import validate_result
 
 # rate types, as curve files and the leaderboard name them
@@ -117,40 +117,30 @@ def merge_published(curves: Sequence[RDCurve]) -> list[RDCurve]:
     return list(merged.values())
 
 
-_DSC_DESC = re.compile(r"^dsc-bench (?P<protocol>\S+) \((?P<scenario>[^)]+)\)")
-
-
-def curve_from_compressai(obj: dict[str, Any], protocol: str | None = None, source: str = "") -> RDCurve:
+def curve_from_compressai(obj: dict[str, Any], protocol: str | None = None, source: str = "", **labels: str | None) -> RDCurve:
     """A CompressAI result JSON ({"name", "description", "results": {"bpp": [...], "psnr-rgb": [...], ...}}).
 
-    The protocol comes from the argument, an explicit "protocol" key, or the suite's own export description
-    ("dsc-bench PROTOCOL (scenario); ..."). Rate type: "Inference (entropy estimation)" is a likelihood
-    estimate, anything else a coded bitstream."""
+    Its protocol, scenario, rate type and provenance come from its keys of those names or from the arguments
+    (the command line's options): `benchmark.results.published.compressai_labels`, which refuses a file that does
+    not state one (ResultSchemaError naming the key); nothing is assumed."""
     bpp, psnr, ms = compressai_columns(obj)
-    desc = str(obj.get("description") or "")
-    m = _DSC_DESC.match(desc)
-    proto = protocol or obj.get("protocol") or (m.group("protocol") if m else None)
-    est = "entropy estimation" in desc.lower() or "entropy-estimation" in desc.lower()
+    lab = compressai_labels(obj, protocol=protocol, **labels)
     name = str(obj.get("name") or Path(source).stem or "compressai")
-    return RDCurve(name, name, "compressai", proto, "bpp_estimated" if est else "bpp",
-                   m.group("scenario") if m else "", psnr=_pts(zip(bpp, psnr)) if psnr else [],
+    return RDCurve(name, name, "compressai", lab["protocol"], lab["rate"], lab["scenario"],
+                   psnr=_pts(zip(bpp, psnr)) if psnr else [],
                    msssim_db=_pts((b, ms_ssim_db(v) if v is not None else None) for b, v in zip(bpp, ms)) if ms else [],
-                   provenance="CompressAI JSON", source=source)
+                   provenance=lab["provenance"], source=source)
 
 
 def published_from_compressai(obj: dict[str, Any], source: str, protocol: str | None = None) -> list[dict[str, Any]]:
     """A CompressAI result JSON as published-curve dicts (one per metric it holds), so the leaderboard reads it
-    beside the shipped curves. Raises ResultSchemaError when it names no protocol."""
+    beside the shipped curves. Raises ResultSchemaError naming the key (protocol, scenario, rate, provenance) it
+    does not state."""
     c = curve_from_compressai(obj, protocol, source)
-    if not c.protocol:
-        raise ResultSchemaError("protocol", "a CompressAI result file does not say under which protocol it was "
-                                "measured: add \"protocol\": \"NAME\" to it (`bench list protocols`), or compare it with "
-                                "`bench compare FILE ... --protocol NAME`")
     base = {"kind": "published_curve", "schema_version": 1, "method": re.sub(r"[^A-Za-z0-9_.-]", "_", c.method),
-            "label": c.label, "protocol": c.protocol, "scenario": c.scenario or "separate", "rate": c.rate_type,
+            "label": c.label, "protocol": c.protocol, "scenario": c.scenario, "rate": c.rate_type,
             "source": f"CompressAI result file {Path(source).name}: {obj.get('description') or 'no description'}",
-            "provenance": "exact", "notes": "read from a CompressAI result JSON"
-            + ("" if c.scenario else "; scenario not stated, assumed separate")}
+            "provenance": c.provenance, "notes": "read from a CompressAI result JSON"}
     out = []
     if c.psnr:
         out.append({**base, "metric": "psnr", "points": [{"bpp": b, "value": v} for b, v in c.psnr]})
@@ -159,15 +149,19 @@ def published_from_compressai(obj: dict[str, Any], source: str, protocol: str | 
     return out
 
 
-def load_curve_file(path: Path, protocol: str | None = None) -> RDCurve:
-    """Any supported file: suite result, published curve, CompressAI result JSON."""
+def load_curve_file(path: Path, protocol: str | None = None, **labels: str | None) -> RDCurve:
+    """Any supported file: suite result, published curve, CompressAI result JSON (`labels`: its scenario, rate,
+    provenance when the file does not state them)."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BenchError(f"{path}: not a readable JSON file ({exc})") from exc
     if is_compressai_json(obj):
-        return curve_from_compressai(obj, protocol, str(path))
+        try:
+            return curve_from_compressai(obj, protocol, str(path), **labels)
+        except ResultSchemaError as exc:
+            raise BenchError(f"{path}: {exc}") from exc
     kind = obj.get("kind") if isinstance(obj, dict) else None
     if kind == "published_curve":
         return curve_from_published(validate_published(obj), str(path))

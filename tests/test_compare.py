@@ -3,13 +3,16 @@ same (cleaned) points, `bench compare` and the leaderboard print the same number
 own export round-trips, and a user's curve passed with --published shows in table and figure."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from benchmark.errors import ResultSchemaError
 from benchmark.results.schema import write_json
 from benchmark.results.files import to_compressai_json
 from leaderboard.build import build
@@ -100,19 +103,58 @@ EVAL_MODEL = {  # the shape compressai.utils.eval_model prints
 }
 
 
-def test_compressai_json_is_read_and_our_export_round_trips(tmp_path):
-    c = curve_from_compressai(EVAL_MODEL, KITTI)
+LABELS = {"scenario": "separate", "rate": "bpp", "provenance": "exact"}  # what EVAL_MODEL does not state
+
+
+def test_compressai_json_is_read_with_its_labels_and_our_export_round_trips(tmp_path):
+    c = curve_from_compressai(EVAL_MODEL, KITTI, **LABELS)
     assert c.rate_type == "bpp" and c.psnr[0] == (0.05, 20.5) and len(c.msssim_db) == 4
+    assert (c.scenario, c.provenance) == ("separate", "exact")
+    stated = dict(EVAL_MODEL, protocol=KITTI, scenario="decoder_side_info", rate="bpp_estimated", provenance="digitized")
+    c = curve_from_compressai(stated)
+    assert (c.protocol, c.scenario, c.rate_type, c.provenance) == (KITTI, "decoder_side_info", "bpp_estimated", "digitized")
     est = dict(EVAL_MODEL, description="Inference (entropy estimation)")
-    assert curve_from_compressai(est, KITTI).rate_type == "bpp_estimated"
+    assert curve_from_compressai(est, KITTI, **dict(LABELS, rate="bpp_estimated")).rate_type == "bpp_estimated"
+    with pytest.raises(ResultSchemaError, match="entropy estimate"):  # real bytes claimed for an estimate
+        curve_from_compressai(est, KITTI, **LABELS)
 
     r = make_result("jpeg", ANCHOR)
     path = tmp_path / "export.json"
     write_json(path, to_compressai_json(r))
-    back = load_curve_file(path)
-    assert back.protocol == r["protocol"] and back.scenario == "separate"
+    back = load_curve_file(path)  # the export states protocol, scenario, rate and provenance
+    assert (back.protocol, back.scenario, back.rate_type) == (r["protocol"], "separate", "bpp")
     assert back.psnr == sorted((p["bpp"], p["psnr"]) for p in r["points"])
     assert bd(back, load_curve_file(path)).bd_rate == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("missing", ["protocol", "scenario", "rate", "provenance"])
+def test_compressai_json_that_does_not_state_a_label_is_refused(missing):
+    stated = dict(EVAL_MODEL, protocol=KITTI, **LABELS)
+    del stated[missing]
+    with pytest.raises(ResultSchemaError) as exc:
+        curve_from_compressai(stated)
+    assert exc.value.field == missing and "nothing is assumed" in str(exc.value) and f"--{missing}" in str(exc.value)
+    assert curve_from_compressai(stated, **{missing: dict(LABELS, protocol=KITTI)[missing]}).protocol == KITTI
+    with pytest.raises(ResultSchemaError, match="the command line"):  # file and option disagree
+        curve_from_compressai(dict(EVAL_MODEL, protocol=KITTI, **LABELS), "cityscapes/ndic")
+    with pytest.raises(ResultSchemaError, match="must be one of"):
+        curve_from_compressai(dict(EVAL_MODEL, protocol=KITTI, **dict(LABELS, rate="bits")))
+
+
+def test_bench_validate_and_compare_on_a_raw_compressai_json(tmp_path, monkeypatch):
+    from cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "eval_model.json"
+    raw.write_text(json.dumps(EVAL_MODEL))
+    out = CliRunner().invoke(app, ["validate", str(raw)])
+    assert out.exit_code == 1 and "protocol" in out.output and "nothing is assumed" in out.output
+    out = CliRunner().invoke(app, ["compare", str(raw), BALLE, "--protocol", KITTI, "--anchor", BALLE])
+    assert out.exit_code == 2 and "scenario" in out.output  # --protocol given, the scenario is not
+    out = CliRunner().invoke(app, ["compare", str(raw), BALLE, "--protocol", KITTI, "--anchor", BALLE,
+                                   "--scenario", "separate", "--rate", "bpp", "--provenance", "exact"])
+    assert out.exit_code == 0, out.output
+    assert any(x.startswith(f"bmshj2018-hyperprior-mse vs {BALLE} (PSNR): BD-rate ") for x in out.output.splitlines())
 
 
 def test_user_curve_with_published_appears_in_table_and_figure(tmp_path):
@@ -123,7 +165,7 @@ def test_user_curve_with_published_appears_in_table_and_figure(tmp_path):
         "protocol": KITTI, "scenario": "decoder_side_info", "metric": "psnr", "rate": "bpp",
         "points": [{"bpp": 0.05, "value": 22.0}, {"bpp": 0.15, "value": 25.0}, {"bpp": 0.3, "value": 27.5}],
         "source": "me", "provenance": "exact"}))
-    (mine / "theirs_compressai.json").write_text(json.dumps(dict(EVAL_MODEL, protocol=KITTI)))
+    (mine / "theirs_compressai.json").write_text(json.dumps(dict(EVAL_MODEL, protocol=KITTI, **LABELS)))
     out = tmp_path / "lb"
     build([tmp_path / "none"], out, protocols=[KITTI], extra_published=[mine])
     sec = section((out / "README.md").read_text(), KITTI)
@@ -142,7 +184,7 @@ def test_user_curve_with_published_appears_in_table_and_figure(tmp_path):
 def test_compressai_file_without_protocol_is_listed_with_the_fix(tmp_path):
     d = tmp_path / "pub"
     d.mkdir()
-    (d / "x.json").write_text(json.dumps(EVAL_MODEL))
+    (d / "x.json").write_text(json.dumps(dict(EVAL_MODEL, **LABELS)))
     out = tmp_path / "lb"
     build([tmp_path / "none"], out, protocols=[KITTI], extra_published=[d])
     md = (out / "README.md").read_text()
@@ -195,3 +237,79 @@ def test_bench_validate_reads_our_compressai_export(tmp_path):
     write_json(path, to_compressai_json(make_result("jpeg", ANCHOR)))
     out = CliRunner().invoke(app, ["validate", str(path)])
     assert out.exit_code == 0 and "compressai_result" in out.output
+
+
+MEASURED = Path(__file__).resolve().parent.parent / "measured" / "stereo" / "kitti-ndic"
+PAIR = ("jpeg", "balle2018.steps2500")  # committed results with per-image CSVs; the second overlaps the first by 7 %
+
+
+@pytest.fixture(scope="module")
+def committed_pair(tmp_path_factory):
+    """The two committed results (with their CSVs) in a results tree of their own, and the leaderboard built on it."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("pair")
+    tree = tmp / "measured" / "stereo" / "kitti-ndic"
+    tree.mkdir(parents=True)
+    for stem in PAIR:
+        for ext in (".json", ".csv"):
+            shutil.copyfile(MEASURED / (stem + ext), tree / (stem + ext))
+    build([tmp / "measured"], tmp / "lb")
+    with open(tmp / "lb" / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] == "balle2018 (steps2500)" and r["m_anchor"] == "jpeg"]
+    assert len(rows) == 1, "the leaderboard lists the committed result once, against jpeg"
+    return tmp, tree, rows[0]
+
+
+def test_bench_compare_prints_the_leaderboards_interval_for_two_measured_results(committed_pair, monkeypatch):
+    """Acceptance (issue 27): the same BD-rate, 95 % bootstrap interval and flags as the leaderboard's row."""
+    from cli.main import app
+
+    tmp, tree, lb = committed_pair
+    monkeypatch.chdir(tmp)
+    protocol = json.loads((tree / "jpeg.json").read_text())["protocol"]
+    out = CliRunner().invoke(app, ["compare", str(tree / "jpeg.json"), str(tree / "balle2018.steps2500.json"),
+                                   "--protocol", protocol, "--csv", "bd.csv", "--latex", "bd.tex", "--out", "cmp.png"])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith("balle2018 (steps2500) vs jpeg (PSNR)"))
+    assert lb["m_bd_rate_ci"] and f"(95 % CI {lb['m_bd_rate_ci']}, bootstrap over test images)" in line
+    assert f"BD-rate {float(lb['m_bd_rate']):+.1f} %" in line and f"BD-PSNR {float(lb['m_bd_psnr']):+.2f} dB" in line
+    assert lb["m_flags"] and "poor overlap (7% < 75%)" in lb["m_flags"] and lb["m_flags"] in line
+    with open(tmp / "bd.csv", newline="", encoding="utf-8") as f:
+        mine = {r["curve"]: r for r in csv.DictReader(f)}
+    row = mine["balle2018 (steps2500)"]
+    assert float(row["bd_rate_pct"]) == pytest.approx(float(lb["m_bd_rate"]), abs=1e-4)  # the CSV rounds
+    assert f"[{float(row['bd_rate_ci95_low_pct']):+.1f}, {float(row['bd_rate_ci95_high_pct']):+.1f}] %" == lb["m_bd_rate_ci"]
+    assert row["flags"] == lb["m_flags"] and mine["jpeg"]["anchor"] == "True"
+    tex = (tmp / "bd.tex").read_text()
+    assert "\\begin{tabular}" in tex and "\\bfseries jpeg" in tex  # the anchor row in bold
+    assert lb["m_bd_rate_ci"].replace(" %", "") in tex and "(7\\% $<$ 75\\%)" in tex
+
+
+def test_compare_figure_highlights_the_anchor_on_a_log_rate_axis(committed_pair, monkeypatch):
+    import matplotlib
+
+    from leaderboard.compare_cmd import compare, write_figure
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    tmp, tree, _ = committed_pair
+    monkeypatch.chdir(tmp)
+    protocol = json.loads((tree / "jpeg.json").read_text())["protocol"]
+    a, rows = compare([str(tree / "balle2018.steps2500.json")], protocol, anchor=str(tree / "jpeg.json"))
+    assert [r.is_anchor for r in rows] == [True, False]  # the anchor is drawn and tabled even when not listed first
+    drawn = {}
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        drawn.update(scale=ax.get_xscale(), lines={l.get_label(): (l.get_color(), l.get_linewidth()) for l in ax.lines})
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    paths = write_figure(protocol, "bpp", [r.curve for r in rows], tmp / "log.png", anchor=a, log_rate=True)
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and drawn["scale"] == "log"
+    anchor_label = next(k for k in drawn["lines"] if k.endswith("(anchor)"))
+    assert anchor_label.startswith("jpeg") and drawn["lines"][anchor_label][0] == "black"
+    assert all(w < drawn["lines"][anchor_label][1] for k, (_, w) in drawn["lines"].items() if k != anchor_label)

@@ -7,8 +7,8 @@ from typing import Any
 
 from benchmark.results.published import (
     COMPRESSAI_KIND,
-    compressai_columns,
     is_compressai_json,
+    validate_compressai,
     validate_published,
 )
 from benchmark.results.schema import RESULT_KIND, load_untrusted, validate_result
@@ -19,7 +19,7 @@ def validate_any(obj: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(obj, dict) and obj.get("kind") == "published_curve":
         return "published_curve", validate_published(obj)
     if is_compressai_json(obj):  # CompressAI's result format (eval_model, and the leaderboard's own export)
-        compressai_columns(obj)
+        validate_compressai(obj)  # its numbers, and the protocol, scenario, rate type and provenance it must state
         return COMPRESSAI_KIND, obj
     return RESULT_KIND, validate_result(obj)
 
@@ -29,11 +29,14 @@ def validate_file(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def to_compressai_json(result: dict[str, Any]) -> dict[str, Any]:
-    """Export in CompressAI's result format so the field's plotting scripts can overlay our curves."""
+    """Export in CompressAI's result format so the field's plotting scripts can overlay our curves; the keys a
+    CompressAI JSON needs to be read back as a curve (`published.COMPRESSAI_LABELS`) are written beside."""
     pts = result["points"]
     return {
         "name": result["method"] + (f"-{result['variant']}" if result.get("variant") else ""),
         "description": f"dsc-bench {result['protocol']} ({result['scenario']}); {result['rate_accounting']['rate_source']}",
+        "protocol": result["protocol"], "scenario": result["scenario"], "rate": result.get("rate_unit", "bpp"),
+        "provenance": "exact",
         "results": {
             "bpp": [p["bpp"] for p in pts],
             "psnr-rgb": [p["psnr"] for p in pts],

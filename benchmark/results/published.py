@@ -3,7 +3,12 @@
 `bench validate` (benchmark.results.files.validate_any) and the leaderboard (leaderboard.published,
 leaderboard.compare) read these files through the same checks, so the core never imports the leaderboard.
 A published curve is one metric of one method under one protocol, with where the numbers come from
-(`source`, `provenance` exact|digitized, `accuracy`)."""
+(`source`, `provenance` exact|digitized, `accuracy`).
+
+A CompressAI result JSON (what `compressai.utils.eval_model` prints) holds numbers only. Before the suite reads
+one as a curve it must say what a published-curve file says: under which `protocol` it was measured, its
+`scenario`, its `rate` type and its `provenance`, each as a key of the file or given on the command line
+(`compressai_labels`); nothing is assumed. docs/formats.md shows the mapping."""
 from __future__ import annotations
 
 import math
@@ -147,3 +152,60 @@ def compressai_columns(obj: Any) -> tuple[list, list | None, list | None]:
     if psnr is None and ms is None:
         raise ResultSchemaError("results", "needs a 'psnr-rgb' (or 'psnr') or 'ms-ssim-rgb' (or 'ms-ssim') list")
     return bpp, psnr, ms
+
+
+# What a CompressAI result JSON must state before it is read as a curve: key -> (allowed values, what it says).
+COMPRESSAI_LABELS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "protocol": (None, "under which protocol it was measured (`bench list protocols`)"),
+    "scenario": (SCENARIOS, "its scenario"),
+    "rate": (RATES, "its rate type (bpp = bytes of a real bitstream, bpp_estimated = a likelihood estimate, ...)"),
+    "provenance": (PROVENANCES, "where its numbers come from"),
+}
+_ESTIMATED = ("entropy estimation", "entropy-estimation")
+
+
+def _label(obj: dict[str, Any], key: str, option: str | None) -> str:
+    """One of `COMPRESSAI_LABELS` from the file's key or the command-line option; refused when neither states it,
+    when the two disagree, or when it is not an allowed value."""
+    allowed, what = COMPRESSAI_LABELS[key]
+    stated = obj.get(key)
+    if stated is not None and not isinstance(stated, str):
+        raise ResultSchemaError(key, f"must be a string, got {type(stated).__name__} ({stated!r:.60})")
+    if stated and option and stated != option:
+        raise ResultSchemaError(key, f"the CompressAI result file says {stated!r}, the command line {option!r}: "
+                                "drop one of the two")
+    value = option or stated
+    if not value:
+        choices = f" (one of {', '.join(allowed)})" if allowed else ""
+        raise ResultSchemaError(key, f"a CompressAI result file does not say {what}: add \"{key}\": \"...\"{choices} "
+                                f"to it, or pass it on the command line (`bench compare FILE ... --{key} NAME`); "
+                                "nothing is assumed")
+    if allowed and value not in allowed:
+        raise ResultSchemaError(key, f"must be one of {', '.join(allowed)}; got {value!r}")
+    if key == "protocol":
+        check_names({"protocol": value})
+    return value
+
+
+def compressai_labels(obj: Any, **options: str | None) -> dict[str, str]:
+    """protocol, scenario, rate and provenance of a CompressAI result JSON: each from its key in the file or from
+    `options` (the command line's --protocol, --scenario, --rate, --provenance). Raises ResultSchemaError naming the
+    key that neither states, or a rate of real bytes for a file whose description says entropy estimation."""
+    unknown = set(options) - set(COMPRESSAI_LABELS)
+    if unknown:
+        raise TypeError(f"unknown CompressAI label(s): {sorted(unknown)}")
+    if not isinstance(obj, dict):
+        raise ResultSchemaError("<root>", f"a CompressAI result file holds a JSON object, got {type(obj).__name__}")
+    out = {key: _label(obj, key, options.get(key)) for key in COMPRESSAI_LABELS}
+    desc = str(obj.get("description") or "").lower()
+    if out["rate"] != "bpp_estimated" and any(e in desc for e in _ESTIMATED):
+        raise ResultSchemaError("rate", f"is {out['rate']!r} but the description says the rates are an entropy "
+                                "estimate (CompressAI's `--entropy-estimation`): use \"bpp_estimated\"")
+    return out
+
+
+def validate_compressai(obj: Any, **options: str | None) -> dict[str, str]:
+    """A CompressAI result JSON the suite can read: its columns (`compressai_columns`) and its labels
+    (`compressai_labels`). Returns the labels."""
+    compressai_columns(obj)
+    return compressai_labels(obj, **options)
