@@ -21,6 +21,11 @@ class Protocol:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method config overrides
     options: dict[str, Any] = field(default_factory=dict)  # dataset options (direction, sources, ...)
     version: int = 1  # raised whenever a change makes earlier results of this protocol incomparable
+    # a published protocol whose preprocessing, rate accounting and metrics this one applies to other samples: its
+    # results are shown in that protocol's section (one preprocessing, one name), with their coverage, never ranked
+    # against results on its test split; `preprocessing_of_test_split` says whether the samples are that split
+    preprocessing_of: str = ""
+    preprocessing_of_test_split: bool = False
 
     def options_for(self, method: str) -> dict[str, Any]:
         return dict(self.method_options.get(method, {}))
