@@ -99,6 +99,10 @@ def curve_from_published(curve: dict[str, Any], source: str = "") -> RDCurve:
     return c
 
 
+def _metric_name(c: RDCurve) -> str:
+    return "PSNR" if c.psnr else "MS-SSIM"
+
+
 def merge_published(curves: Sequence[RDCurve]) -> list[RDCurve]:
     """One curve per (protocol, method, label, rate type, M): PSNR and MS-SSIM files of one method together
     (a linear MS-SSIM file wins over an MS-SSIM-dB file of the same curve)."""
@@ -110,6 +114,8 @@ def merge_published(curves: Sequence[RDCurve]) -> list[RDCurve]:
                                   c.provenance, c.source, c.sources)
             continue
         m = merged[key]
+        if c.source and c.source != m.source:  # each metric cites the figure it was taken from
+            m.source = "; ".join(f"{_metric_name(x)}: {x.source}" for x in sorted((m, c), key=_metric_name))
         m.psnr = m.psnr or list(c.psnr)
         m.msssim_db = m.msssim_db or list(c.msssim_db)
         if c.provenance != m.provenance:

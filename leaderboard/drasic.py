@@ -10,9 +10,13 @@ than joint). BD-PSNR over the common rate interval is given too. The worst-sourc
 worst encoder minus the joint PSNR (the lower edge of the band)."""
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 from benchmark.results.bdrate import bd_psnr
+
+from .compare import MIN_OVERLAP, overlap_fraction
 
 from .curves import result_key
 from .formatting import NA, md_table, text
@@ -53,7 +57,11 @@ def gaps(result: dict[str, Any], joint: dict[str, Any]) -> dict[str, Any]:
                          [mine[p][0] for p in shared], [mine[p][1] for p in shared])
         except Exception:  # degenerate curves (non-monotone rates): the per-point gaps still stand
             bd = None
-    return {"points": shared, "delta": per_point, "delta_worst": worst_point, "bd_psnr": bd}
+    overlap = None
+    if bd is not None:  # BD-PSNR integrates over the common log-rate interval
+        la, lr = [math.log10(mine[p][0]) for p in shared], [math.log10(ref[p][0]) for p in shared]
+        overlap = overlap_fraction(la, lr)
+    return {"points": shared, "delta": per_point, "delta_worst": worst_point, "bd_psnr": bd, "overlap": overlap}
 
 
 def _rows(others: list[dict[str, Any]], joint: dict[str, Any]) -> list[list[Any]]:
@@ -66,7 +74,9 @@ def _rows(others: list[dict[str, Any]], joint: dict[str, Any]) -> list[list[Any]
         pts = g["points"]
         picks = list(dict.fromkeys((pts[0], pts[len(pts) // 4], pts[len(pts) // 2], pts[-1])))
         d = g["delta"]
-        rows.append([result_key(r), _info(r).get("config"), _f(g["bd_psnr"]), " · ".join(f"{p}: {_f(d[p])}" for p in picks),
+        flag = (f" (poor overlap {g['overlap']:.0%} < {MIN_OVERLAP:.0%})" if g["overlap"] is not None
+                and g["overlap"] < MIN_OVERLAP else "")
+        rows.append([result_key(r), _info(r).get("config"), _f(g["bd_psnr"]) + flag, " · ".join(f"{p}: {_f(d[p])}" for p in picks),
                      _f(min(d.values())), _f(max(d.values())),
                      _f(min(g["delta_worst"].values())) if g["delta_worst"] else NA])
     return rows

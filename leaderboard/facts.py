@@ -78,3 +78,36 @@ def twin(result: Mapping[str, Any]) -> str | None:
     """The method a side-information codec is compared with at equal training: the same codec trained and coded
     without the side view, as its result's `method_meta.twin` names it (None: it names none)."""
     return (result.get("method_meta") or {}).get("twin") or None
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A protocol that applies a published protocol's preprocessing and metrics to other samples: its results are
+    shown in `section` (one preprocessing, one name), with whether its samples are that protocol's test split."""
+
+    protocol: str
+    section: str
+    test_split: bool
+
+    @property
+    def split_text(self) -> str:
+        return "the protocol's test split" if self.test_split else "not the protocol's test split"
+
+
+def aliases(results: Sequence[Mapping[str, Any]], suite: Mapping[str, Any] | None) -> dict[str, Alias]:
+    """protocol -> Alias, for every protocol whose facts (`protocol_facts.alias_of`, as a result or the suite's
+    facts record them; a result's record wins) name another protocol's section. Names are aliased at read time:
+    the files stay where they were committed."""
+    recorded = [(name, f) for name, f in ((suite or {}).get("protocols") or {}).items()]
+    recorded += [(r["protocol"], r["protocol_facts"]) for r in results if isinstance(r.get("protocol_facts"), Mapping)]
+    out: dict[str, Alias] = {}
+    for name, facts in recorded:
+        target = facts.get("alias_of") if isinstance(facts, Mapping) else None
+        if isinstance(target, str) and target and target != name:
+            out[name] = Alias(name, target, bool(facts.get("alias_test_split")))
+    return out
+
+
+def section_of(protocol: str, alias: Mapping[str, Alias]) -> str:
+    """The leaderboard section that shows results (and curves) filed under `protocol`."""
+    return alias[protocol].section if protocol in alias else protocol

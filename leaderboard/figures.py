@@ -112,3 +112,30 @@ def draw(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, pa
         finally:
             plt.close(fig)
     return buf.getvalue()
+
+
+PX_PER_INCH = 80.0
+
+
+def svg(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, figsize: Sequence[float] | None = None,
+        axes: Sequence[float] | None = None, bands: dict[str, Any] | None = None) -> str:
+    """The same figure as `draw`, as SVG text (`leaderboard.svg`: byte-stable, no plotting library): measured curves
+    solid with markers (lighter when not ranked), published dashed, the legend in those two groups."""
+    from .svg import Band, Figure, Panel, Series
+
+    panel = Panel(f"rate ({rate_unit})", "PSNR (dB)" if kind == "psnr" else "MS-SSIM")
+    for s in series:
+        if s["measured"]:
+            ranked = s.get("ranked", True)
+            band = (bands or {}).get(s["name"])
+            if band:
+                panel.bands.append(Band(band[0], band[1], band[2], s["colour"]))
+            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], "measured by this suite", marker="o",
+                                       width=2.0 if ranked else 1.2, opacity=1.0 if ranked else 0.6))
+        else:
+            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], "published", dash="6 3",
+                                       marker=s["marker"], width=1.3, opacity=0.9))
+    if axes:
+        panel.xlim, panel.ylim = (axes[0], axes[1]), (axes[2], axes[3])
+    w, h = figsize or DEFAULT_FIGSIZE
+    return Figure(title, [panel], panel_w=w * PX_PER_INCH, panel_h=h * PX_PER_INCH * 0.75).render()

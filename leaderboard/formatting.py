@@ -46,7 +46,9 @@ def csv_text(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
-        return "" if v != v else format(v, ".6g")
+        if v != v:
+            return ""
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else format(v, ".6g")  # counts stay whole
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)

@@ -70,13 +70,13 @@ def _provenance(results: list[dict[str, Any]]) -> list[str]:
 
 def _figures(rs: list[dict[str, Any]], s2: float, out_dir: Path) -> list[str]:
     """The rate–distortion figure of σ², and the bins of every result that recorded its quantizer."""
-    rd = out_dir / f"gaussian__wz_s{s2:g}_rd.png"
+    rd = out_dir / f"gaussian__wz_s{s2:g}_rd.svg"
     rd_figure(s2, rs, rd)
     lines = [f"![gaussian/wz σ²={s2:g}: distortion vs rate]({rd.name})", ""]
     for r in rs:
         fd = (r.get("codec_info") or {}).get("figure")
         if fd and fd.get("codes"):
-            p = out_dir / f"gaussian__wz_{_file_slug(result_key(r))}_bins.png"
+            p = out_dir / f"gaussian__wz_{_file_slug(result_key(r))}_bins.svg"
             binning_figure(r, fd, p)
             lines += [f"![{result_key(r)}: bins and reconstructions]({p.name})", ""]
     return lines

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_at_rate
 
+from .compare import MIN_OVERLAP, overlap_fraction
 from .facts import twin as twin_of
 from .formatting import md_table, text
 
@@ -60,10 +61,11 @@ def compare(test: Mapping[str, Any], anchor: Mapping[str, Any]) -> dict[str, Any
     else:
         ra, qa = _xy(_restrict(anchor, common))
     rt, qt = _xy(_restrict(test, common))
-    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "why": "", "common": common}
+    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "why": "", "common": common, "overlap": None}
     if len(rt) < 2:
         out["why"] = "one λ"
         return out
+    out["overlap"] = overlap_fraction(qa, qt) if qa else None  # of the PSNR ranges, as BD-rate integrates over it
     try:
         out["bd_rate"] = bd_rate(ra, qa, rt, qt)
     except (NoOverlapError, ValueError) as exc:
@@ -158,68 +160,51 @@ def _trajectories(table: list[dict[str, Any]]) -> Trajectories:
     return traj
 
 
-def _draw(axes: tuple[Any, Any, Any], traj: Trajectories, twins: set[str]) -> None:
-    """Each trajectory in the RD plane (points labelled with their steps), its PSNR and its rate against steps;
-    twins dashed with circles, side-information codecs solid with squares."""
-    ax, bx, cx = axes
-    for (method, point), seq in sorted(traj.items()):
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _panels(traj: Trajectories, twins: set[str], protocol: str) -> list[Any]:
+    """Each trajectory in the RD plane (points labelled with their steps, placed without overlaps), its PSNR and
+    its rate against steps; twins dashed with circles, side-information codecs solid with squares."""
+    from .svg import Panel, Series
+
+    rd = Panel("bpp (bytes)", "PSNR (dB)", f"{protocol}: RD points along training (labels: steps)")
+    psnr = Panel("training steps (equal for both)", "PSNR (dB)", "PSNR along training (same λ, same steps)")
+    rate = Panel("training steps (equal for both)", "bpp (bytes)", "rate along training")
+    for i, ((method, point), seq) in enumerate(sorted(traj.items())):
         seq = sorted({s: (s, p, m) for s, p, m in seq}.values(), key=lambda t: t[0])
-        style = "o--" if method in twins else "s-"
-        label = f"{method} {point}"
+        style = {"dash": "5 3", "marker": "o"} if method in twins else {"dash": "", "marker": "s"}
+        colour, label = TAB10[i % 10], f"{method} {point}"
+        group = "twins (no side view)" if method in twins else "side-information codecs"
+        steps = [float(s_) for s_, _, _ in seq]
         xs, ys = [p["bpp"] for _, p, _ in seq], [p["psnr"] for _, p, _ in seq]
-        line = ax.plot(xs, ys, style, ms=4, lw=1, label=label)[0]
-        for s_, p, _ in seq:
-            ax.annotate(str(s_), (p["bpp"], p["psnr"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        bx.plot([s_ for s_, _, _ in seq], ys, style, color=line.get_color(), ms=4, label=label)
-        cx.plot([s_ for s_, _, _ in seq], xs, style, color=line.get_color(), ms=4, label=label)
-
-
-def _label_axes(axes: tuple[Any, Any, Any], protocol: str, learned_bpp: list[float]) -> None:
-    ax, bx, cx = axes
-    ax.set_xlabel("bpp (bytes)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"{protocol}: RD points along training (labels: steps)", fontsize=9)
-    ax.legend(fontsize=6)
-    bx.set_xlabel("training steps (equal for both)")
-    bx.set_ylabel("PSNR (dB)")
-    bx.set_title("PSNR along training (same λ, same steps)", fontsize=9)
-    ax.set_xlim(0, 3 * max(learned_bpp))
-    cx.set_xlabel("training steps (equal for both)")
-    cx.set_ylabel("bpp (bytes)")
-    cx.set_title("rate along training", fontsize=9)
-    for a in axes:
-        a.grid(alpha=0.3)
-    bx.legend(fontsize=6)
+        rd.series.append(Series(xs, ys, colour, label, group, width=1.0, labels=[f"{s_:,}" for s_, _, _ in seq], **style))
+        psnr.series.append(Series(steps, ys, colour, label, group, width=1.0, **style))
+        rate.series.append(Series(steps, xs, colour, label, group, width=1.0, **style))
+    return [rd, psnr, rate]
 
 
 def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: Path) -> Path | None:
-    """RD points along training (one trajectory per method and λ, classical codecs dotted), PSNR against steps and
-    bpp against steps: the learning curves of both codecs of each pair."""
+    """RD points along training (one trajectory per method and λ, classical codecs dotted grey), PSNR against steps
+    and bpp against steps: the learning curves of both codecs of each pair, as an SVG file (`leaderboard.svg`)."""
     if not table:
         return None
-    import io
+    from benchmark.results.schema import atomic_write_text
 
-    import matplotlib
+    from .svg import Figure, Series
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from benchmark.safety.atomicio import atomic_write_bytes
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    try:
-        for ref in classical(results, table[0]["protocol"]):
-            x, y = _xy(ref)
-            axes[0].plot(x, y, ":", color="grey", lw=1.2, label=ref["method"])
-        traj = _trajectories(table)
-        _draw(tuple(axes), traj, {r["twin"] for r in table})
-        _label_axes(tuple(axes), table[0]["protocol"], [p["bpp"] for seq in traj.values() for _, p, _ in seq])
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    traj = _trajectories(table)
+    rd, psnr, rate = _panels(traj, {r["twin"] for r in table}, table[0]["protocol"])
+    learned = [p["bpp"] for seq in traj.values() for _, p, _ in seq]
+    rd.xlim = (0.0, 1.5 * max(learned))
+    for i, ref in enumerate(classical(results, table[0]["protocol"])):
+        x, y = _xy(ref)
+        keep = [(a, b) for a, b in zip(x, y) if a <= rd.xlim[1]]
+        if keep:
+            rd.series.insert(0, Series(*zip(*keep), ("#888", "#444", "#bbb")[i % 3], ref["method"],
+                                       "classical codecs (same pairs)", dash=("2 2", "6 2", "1 3")[i % 3], width=1.2))
+    atomic_write_text(path, Figure("Learning curves at equal training", [rd, psnr, rate], panel_w=430, panel_h=320,
+                                   font=10).render())
     return path
 
 
@@ -248,6 +233,8 @@ def _cells(r: dict[str, Any], i: int, pp: dict[str, Any], refs: list[str]) -> li
         va, vt = pp["vs"].get(c, (None, None))
         cells.append(f"{_fmt(va, '+.2f')}; {_fmt(vt, '+.2f')} dB")
     bd = (_fmt(r["bd_rate"], "+.1f", r["why"] or NONE) + ("" if r["bd_rate"] is None else " %")) if i == 0 else "″"
+    if i == 0 and r["bd_rate"] is not None and r["overlap"] is not None and r["overlap"] < MIN_OVERLAP:
+        bd += f" (poor overlap {r['overlap']:.0%} < {MIN_OVERLAP:.0%})"
     pr = pp["probe"]
     return cells + [bd, _fmt(r["w_share"].get(pp["rate_point"]), ".1%"),
                     f"{_fmt(pr.get('loss_other_pair_db'), '+.2f')} / {_fmt(pr.get('loss_grey_db'), '+.2f')} dB" if pr else NONE]
@@ -257,7 +244,7 @@ def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mappi
     """The figure and the table of one protocol."""
     refs = sorted({k for r in rs for pp in r["points"] for k in pp["vs"]})
     fig = figure(rs, [x for x in results if x["protocol"] == protocol],
-                 Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.png")
+                 Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.svg")
     lines = [f"### {protocol}", ""]
     if fig is not None:
         lines += [f"![learning curves on {protocol}]({fig.name})", ""]

@@ -20,8 +20,19 @@ TABLE_MARKER = "<!-- leaderboard-table {} -->"
 _MARKER_RX = re.compile(r"^<!-- leaderboard-table (\S+) -->$")
 
 
+_HTTPS = re.compile(r"(?<![\w\"'=/>])https://[^\s<>\"'`)\]]+[^\s<>\"'`)\].,;:]")
+
+
+def link_https(escaped: str) -> str:
+    """Bare https addresses in already-escaped HTML text as links (any other scheme stays text)."""
+    return _HTTPS.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+
+
 class Table:
-    """One table: its frame (every column) and the (column, header) pairs shown."""
+    """One table: its frame (every column) and the (column, header) pairs shown. A shown column whose sort key is
+    another column of the frame (`SORT_BY`, e.g. training -> steps) carries that key as `data-sort`."""
+
+    SORT_BY = {"training": "steps"}
 
     def __init__(self, key: str, df: pd.DataFrame, cols: list[tuple[str, str]], kind: str,
                  fmt: Callable[[str, Any], str]):
@@ -39,13 +50,17 @@ class Table:
         """Cells hold text from result and curve files: escaped, with only `code` spans rendered (no links, no
         images from a file's text)."""
         def inline(text: str) -> str:
-            return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=True))
+            return link_https(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=True)))
+
+        def sort_attr(c: str, r: dict[str, Any]) -> str:
+            key = self.SORT_BY.get(c)
+            return f' data-sort="{html.escape(csv_text(r.get(key)))}"' if key in r else ""
 
         tid = f"table-{self.key}"
         head = "".join(f'<th data-col="{html.escape(c)}" tabindex="0" title="sort">{inline(h)}</th>' for c, h in self.cols)
         body = []
         for r in self.records():
-            cells = "".join(f'<td data-col="{html.escape(c)}" data-value="{html.escape(csv_text(r.get(c)))}">'
+            cells = "".join(f'<td data-col="{html.escape(c)}" data-value="{html.escape(csv_text(r.get(c)))}"{sort_attr(c, r)}>'
                             f"{inline(self.fmt(c, r.get(c)))}</td>" for c, _ in self.cols)
             rid = html.escape(str(r["id"]))
             body.append(f'<tr id="row-{rid}" data-id="{rid}">{cells}</tr>')
@@ -65,34 +80,41 @@ def markdown_with_tables(markdown: str, tables: dict[str, Table]) -> str:
 
 _SCRIPT = r"""
 (function () {
-  function val(td) {
-    var v = td.getAttribute('data-value');
-    if (v === null || v === '') return null;
-    var n = Number(v);
-    return isNaN(n) ? v.toLowerCase() : n;
+  // sort key of a cell: [class, key]; numbers (class 0) before text (1) before empty cells (2) in both directions
+  var NUM = /^[+\u2212-]?(\d[\d,]*)(\.\d+)?(e[+-]?\d+)?(\s*(%|dB|steps?|bpp|s|ms))?$/i;
+  function key(td) {
+    var v = td.getAttribute('data-sort');
+    if (v === null) v = td.getAttribute('data-value');
+    if (v === null) v = td.textContent.trim();
+    if (v === '' || v === '\u2014' || v === '\u2013') return [2, 0];
+    var t = v.replace(/\u2212/g, '-');
+    if (NUM.test(t)) return [0, parseFloat(t.replace(/,/g, ''))];
+    return [1, v.toLowerCase()];
   }
-  document.querySelectorAll('table.lb').forEach(function (table) {
-    table.querySelectorAll('th').forEach(function (th, col) {
+  function sortable(table) {
+    var heads = table.tHead ? table.tHead.rows[0].cells : [];
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.setAttribute('tabindex', '0');
       function sort() {
         var asc = th.getAttribute('aria-sort') !== 'ascending';
-        table.querySelectorAll('th').forEach(function (o) { o.setAttribute('aria-sort', 'none'); });
+        Array.prototype.forEach.call(heads, function (o) { o.setAttribute('aria-sort', 'none'); });
         th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
+        rows.forEach(function (r, i) { r._k = key(r.cells[col]); r._i = i; });
         rows.sort(function (a, b) {
-          var x = val(a.cells[col]), y = val(b.cells[col]);
-          if (x === null && y === null) return 0;
-          if (x === null) return 1;
-          if (y === null) return -1;
-          if (typeof x !== typeof y) { x = String(x); y = String(y); }
-          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+          var x = a._k, y = b._k;
+          if (x[0] !== y[0]) return x[0] - y[0];
+          if (x[1] === y[1]) return a._i - b._i;
+          return (x[1] < y[1] ? -1 : 1) * (asc ? 1 : -1);
         });
         rows.forEach(function (r) { body.appendChild(r); });
       }
       th.addEventListener('click', sort);
       th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sort(); });
     });
-  });
+  }
+  document.querySelectorAll('table.lb').forEach(sortable);
   document.querySelectorAll('input.lb-filter').forEach(function (input) {
     input.addEventListener('input', function () {
       var q = input.value.toLowerCase();
@@ -112,7 +134,7 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em aut
           ".lb-wrap{overflow-x:auto}.lb-wrap.published table,.lb-wrap.reproduced table{background:#fbf8ef}"
           ".lb-wrap.published th{background:#efe6cc}.lb-wrap.unranked table{color:#555}"
           ".lb-filter{margin-top:.5em;padding:2px 6px;font-size:.85em;width:16em}"
-          "img{max-width:100%;display:block;margin:1em 0}"
+          "img{max-width:100%;display:block;margin:1em 0;background:#fff}"
           "blockquote{color:#555;border-left:3px solid #ddd;margin:0;padding-left:1em}code{background:#f6f6f6}")
 
 
@@ -133,7 +155,7 @@ def _inline(text: str) -> str:
     s = html.escape(text, quote=True)
     for rx, rep in _INLINE:
         s = rx.sub(rep, s)
-    return s
+    return link_https(s)
 
 
 def _split_row(line: str) -> list[str]:
@@ -150,6 +172,7 @@ class _HtmlBody:
         self.out: list[str] = []
         self.used: dict[str, int] = {}
         self.para: list[str] = []
+        self.n_md = 0  # Markdown tables so far (their ids)
 
     def render(self, lines: list[str]) -> str:
         i = 0
@@ -198,13 +221,18 @@ class _HtmlBody:
                 and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]) is not None)
 
     def _table(self, lines: list[str], i: int) -> int:
+        """A Markdown table (e.g. the gaussian section's): sortable and filterable like the leaderboard's own."""
         head = _split_row(lines[i])
         i += 2
-        self.out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        self.n_md += 1
+        tid = f"table-md-{self.n_md}"
+        self.out.append(f'<div class="lb-wrap md"><input type="search" class="lb-filter" aria-label="filter rows" '
+                        f'placeholder="filter rows…" data-table="{tid}"><table class="lb md" id="{tid}"><thead><tr>'
+                        + "".join(f'<th title="sort">{_inline(h)}</th>' for h in head) + "</tr></thead><tbody>")
         while i < len(lines) and lines[i].lstrip().startswith("|"):
             self.out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _split_row(lines[i])) + "</tr>")
             i += 1
-        self.out.append("</tbody></table>")
+        self.out.append("</tbody></table></div>")
         return i
 
     def _list(self, lines: list[str], i: int) -> int:

@@ -50,6 +50,28 @@ def coverage_text(result: dict[str, Any]) -> str:
     return f"{n}/? (not recorded)"
 
 
+def steps_of(result: dict[str, Any]) -> int | None:
+    """The training steps a result records (None: it needed no training or does not say)."""
+    t = result.get("training") or {}
+    inner = t.get("training") if isinstance(t.get("training"), dict) else {}
+    steps = t.get("steps") if t.get("steps") is not None else inner.get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def samples_text(measured: list) -> str:
+    """Which test samples results were measured on: how many, and the first and last name their per-image CSVs
+    give (the same samples for every result of one protocol)."""
+    names: set[str] = set()
+    for m in measured:
+        for per in per_image_rows(m.path, m.result).values():
+            names |= {k.split("|")[0] for k in per}
+    n = max([(m.result.get("coverage") or {}).get("samples") or 0 for m in measured] + [0])
+    if not names:
+        return f"{n} test samples"
+    first, last = min(names), max(names)
+    return f"{n} test samples ({len(names)} images, `{first}` … `{last}` as the per-image CSVs name them)"
+
+
 def budget_text(result: dict[str, Any]) -> str:
     t = result.get("training") or {}
     if not t:
@@ -136,7 +158,7 @@ def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve], ran
             "id": row_id(info.name, "measured", m.key), "protocol": info.name,
             "table": "ranked" if ranked else "unranked", "label": m.label, "method": r["method"],
             "scenario": r["scenario"], "rate_type": c.rate_type, "coverage": coverage_text(r), "training": budget_text(r),
-            "ranking": why, "commit": commit_text(r), "protocol_version": r.get("protocol_version"),
+            "steps": steps_of(r), "ranking": why, "commit": commit_text(r), "protocol_version": r.get("protocol_version"),
             "isolation": _isolation_text(r),
             "points": len(r["points"]),
             "rate_min": min(p["bpp"] for p in r["points"]), "rate_max": max(p["bpp"] for p in r["points"]),
@@ -200,22 +222,28 @@ def published_rows(info, curves: list[RDCurve], anchor_m) -> list[dict[str, Any]
     return rows
 
 
-def reproduced_rows(info, curves: list[RDCurve], measured: list, methods: Mapping[str, set[str]]) -> list[dict[str, Any]]:
+def reproduced_rows(info, curves: list[RDCurve], measured: list, methods: Mapping[str, set[str]],
+                    others: Sequence[tuple[Any, Any]] = ()) -> list[dict[str, Any]]:
     """One row per published curve that a suite method reproduces (`facts.reproducing_method`; `methods`: the suite's
     methods and their scenarios): our most ranked result of that method under the protocol (with the curve's number
-    of sources) and the BD numbers between the two, or the command that makes the missing run."""
+    of sources), else the most-trained of `others` ((result, facts.Alias) on other samples), and the BD numbers
+    between the two; or the command that makes the missing run."""
     rows = []
     for c in curves:
         name = reproducing_method(c.method, c.scenario, methods)
         if name is None or not c.psnr:
             continue
-        ours = [m for m in measured if m.result["method"] == name
-                and (c.sources is None or (m.result.get("dataset_options") or {}).get("sources") == c.sources)]
-        ours.sort(key=lambda m: (not is_ranked(m.result)[0], m.key))
+
+        def fits(m) -> bool:
+            return m.result["method"] == name and (
+                c.sources is None or (m.result.get("dataset_options") or {}).get("sources") == c.sources)
+
+        ours = sorted(((m, None) for m in measured if fits(m)), key=lambda t: (not is_ranked(t[0].result)[0], t[0].key))
+        ours += sorted(((m, al) for m, al in others if fits(m)), key=lambda t: (-(steps_of(t[0].result) or 0), t[0].key))
         row: dict[str, Any] = {"id": row_id(info.name, "reproduced", f"{c.method}-{c.rate_type}-m{c.sources or 0}-{c.label}"),
                                "protocol": info.name, "table": "reproduced", "label": c.label, "method": name,
                                "published_rate_type": c.rate_type}
-        row.update(_ours_against(c, ours[0]) if ours else _missing_run(info, name, c))
+        row.update(_ours_against(c, *ours[0]) if ours else _missing_run(info, name, c))
         rows.append(row)
     return rows
 
@@ -223,19 +251,27 @@ def reproduced_rows(info, curves: list[RDCurve], measured: list, methods: Mappin
 def _missing_run(info, name: str, c: RDCurve) -> dict[str, Any]:
     run = f"bench run --method {name} --dataset {info.dataset} --protocol {info.name} --budget paper"
     return {"ours": f"missing: `{run}`" + (f" --sources {c.sources}" if c.sources else ""), "training": None,
-            "our_rate_type": None, "bd_psnr": None, "bd_rate": None, "flag": "no run"}
+            "steps": None, "coverage": None, "our_rate_type": None, "bd_psnr": None, "bd_rate": None,
+            "overlap": None, "flag": "no run"}
 
 
-def _ours_against(c: RDCurve, m) -> dict[str, Any]:
+def _ours_against(c: RDCurve, m, alias=None) -> dict[str, Any]:
+    """Our result `m` against published curve `c`; `alias` (facts.Alias) when `m` was measured on other samples."""
     mine = curve_from_result(m.result, m.label)
     res = bd(c, mine, "psnr")
-    flag = res.problem or ("|Δ| > 0.3 dB" if res.bd_quality is not None and abs(res.bd_quality) > REPRODUCED_FLAG_DB
-                           else "within 0.3 dB")
-    ranked, why = is_ranked(m.result)
-    if not ranked:
-        flag += "; ours not ranked (" + why + ")"
-    return {"ours": m.label, "training": budget_text(m.result), "our_rate_type": mine.rate_type,
-            "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate, "flag": flag}
+    flags = [res.problem or ("|Δ| > 0.3 dB" if res.bd_quality is not None and abs(res.bd_quality) > REPRODUCED_FLAG_DB
+                             else "within 0.3 dB")] + res.flags()
+    coverage = coverage_text(m.result)
+    if alias is not None:
+        flags.append(f"{alias.split_text} (`{alias.protocol}`)")
+        coverage += f" of `{alias.protocol}`, {alias.split_text}"
+    else:
+        ranked, why = is_ranked(m.result)
+        if not ranked:
+            flags.append("ours not ranked (" + why + ")")
+    return {"ours": m.label, "training": budget_text(m.result), "steps": steps_of(m.result), "coverage": coverage,
+            "our_rate_type": mine.rate_type, "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate,
+            "overlap": None if res.overlap_quality is None else round(res.overlap_quality, 4), "flag": "; ".join(flags)}
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -250,8 +286,8 @@ FORMATS: dict[str, str] = {
     "p_bd_rate": PCT, "p_bd_psnr": DB, "p_bd_rate_msssim": PCT, "p_bd_msssim_db": DB,
     "p_bd_rate_with_degenerate": PCT, "m_bd_rate_with_degenerate": PCT,
     "p_overlap": "{:.0%}", "m_overlap": "{:.0%}",
-    "bd_psnr": DB, "bd_rate": PCT,
-    "params": "{:,}", "enc_kmac_px": "{:.1f}", "dec_kmac_px": "{:.1f}", "enc_ms": "{:.1f}", "dec_ms": "{:.1f}",
+    "bd_psnr": DB, "bd_rate": PCT, "overlap": "{:.0%}",
+    "params": "{:,.0f}", "enc_kmac_px": "{:.1f}", "dec_kmac_px": "{:.1f}", "enc_ms": "{:.1f}", "dec_ms": "{:.1f}",
 }
 
 
@@ -278,7 +314,8 @@ def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -
         cols = [("label", "method"), ("scenario", "scenario"), ("coverage", "coverage"), ("training", "training"),
                 ("commit", "commit"), ("isolation", "isolation"), ("points", "points"), ("rate_min", f"{unit} min"), ("rate_max", f"{unit} max"),
                 ("m_bd_rate", f"BD-rate vs {a}"), ("m_bd_rate_ci", "95 % CI (bootstrap)"),
-                ("seed_spread", "over seeds"), ("m_bd_psnr", f"BD-PSNR vs {a}")]
+                ("seed_spread", "over seeds"), ("m_bd_psnr", f"BD-PSNR vs {a}"), ("m_overlap", "overlap"),
+                ("m_flags", f"flags vs {a}")]
         if pub_anchor:
             cols += [("p_bd_rate", f"BD-rate vs {pa} (PSNR)"), ("p_bd_psnr", f"BD-PSNR vs {pa}"),
                      ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_flags", f"flags vs {pa}")]
@@ -295,10 +332,12 @@ def columns(table: str, info, anchor_name: str | None, pub_anchor: str | None) -
                      ("p_bd_rate_msssim", f"BD-rate vs {pa} (MS-SSIM)"), ("p_bd_msssim_db", f"BD-MS-SSIM vs {pa}"),
                      ("p_bd_rate_with_degenerate", "BD-rate incl. degenerate points"), ("p_overlap", "overlap"),
                      ("p_flags", "flags"), ("p_dropped", "points left out")]
-        cols += [("m_bd_rate", f"BD-rate vs measured {a}†"), ("m_bd_psnr", f"BD-PSNR vs measured {a}†")]
+        cols += [("m_bd_rate", f"BD-rate vs measured {a}†"), ("m_bd_psnr", f"BD-PSNR vs measured {a}†"),
+                 ("m_flags", f"flags vs measured {a}†")]
         return cols + at + [("ref", "reference")]
     if table == "reproduced":
         return [("label", "published curve"), ("published_rate_type", "published rate"), ("ours", "our curve"),
-                ("training", "our training"), ("our_rate_type", "our rate"), ("bd_psnr", "BD-PSNR ours − published"),
-                ("bd_rate", "BD-rate ours vs published"), ("flag", "flag")]
+                ("training", "our training"), ("coverage", "our coverage"), ("our_rate_type", "our rate"),
+                ("bd_psnr", "BD-PSNR ours − published"), ("bd_rate", "BD-rate ours vs published"),
+                ("overlap", "overlap"), ("flag", "flag")]
     raise ValueError(table)

@@ -1,10 +1,11 @@
 """The committed leaderboard (docs/leaderboard/) is exactly what `bench leaderboard` regenerates from the committed
 results tree (measured/) and the shipped published curves, and every committed result passes `bench submit`.
 
-Compared: every file but the PNGs byte for byte (README.md, index.html, leaderboard.csv, points.csv, figures.json
-with what each figure draws, the CompressAI exports). The PNGs are not committed (no images in the repository;
-`bench leaderboard` draws them from figures.json's data) and never compared as bytes. Only files tracked by git
-are used, so results another engineer is still producing do not count until they are committed.
+Compared: every file byte for byte (README.md, index.html, leaderboard.csv, points.csv, figures.json with what each
+figure draws, the SVG figures — written by `leaderboard.svg`, plain text with fixed decimals, the same on every
+machine — and the CompressAI exports). Every figure README.md and index.html reference is a committed file, and
+the whole committed leaderboard stays under 10 MB. Only files tracked by git are used, so results another engineer
+is still producing do not count until they are committed.
 
 To fix a failure: `bench leaderboard --results measured --out docs/leaderboard` and commit docs/leaderboard/."""
 from __future__ import annotations
@@ -54,13 +55,13 @@ def rebuilt(tmp_path_factory) -> Path:
 def test_committed_leaderboard_is_what_bench_leaderboard_regenerates(rebuilt):
     assert COMMITTED.is_dir(), f"docs/leaderboard/ is missing: {FIX}"
     committed = {p.relative_to(COMMITTED).as_posix() for p in _tracked(COMMITTED)}
-    fresh = {p.relative_to(rebuilt).as_posix() for p in rebuilt.rglob("*") if p.is_file() and p.suffix != ".png"}
+    fresh = {p.relative_to(rebuilt).as_posix() for p in rebuilt.rglob("*") if p.is_file()}
     assert committed == fresh, (f"files differ: only committed {sorted(committed - fresh)}, only regenerated "
                                 f"{sorted(fresh - committed)}; {FIX}")
     import json
 
     drawn = json.loads((rebuilt / "figures.json").read_text(encoding="utf-8"))
-    assert all((rebuilt / png).is_file() for png in drawn)  # every figure the data describes was drawn
+    assert all((rebuilt / svg).is_file() for svg in drawn)  # every figure the data describes was drawn
     for name in sorted(fresh):
         a, b = (COMMITTED / name).read_text(encoding="utf-8"), (rebuilt / name).read_text(encoding="utf-8")
         if a != b:
@@ -81,3 +82,19 @@ def test_every_committed_result_passes_bench_submit():
         if not chk.ok:
             refused[str(f.relative_to(ROOT))] = chk.refused
     assert not refused, f"committed results that `bench submit` refuses: {refused}"
+
+
+def test_every_referenced_figure_is_committed_and_the_board_is_small():
+    """README.md and index.html reference only committed files (no broken image on GitHub or in a browser), and
+    the committed leaderboard stays under 10 MB."""
+    import re
+
+    tracked = {p.relative_to(COMMITTED).as_posix() for p in _tracked(COMMITTED)}
+    assert "README.md" in tracked and "index.html" in tracked, FIX
+    md = (COMMITTED / "README.md").read_text(encoding="utf-8")
+    page = (COMMITTED / "index.html").read_text(encoding="utf-8")
+    refs = set(re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md)) | set(re.findall(r'<img [^>]*src="([^"]+)"', page))
+    assert refs, "the committed leaderboard shows no figure"
+    assert not refs - tracked, f"figures referenced but not committed: {sorted(refs - tracked)}; {FIX}"
+    size = sum((COMMITTED / p).stat().st_size for p in tracked)
+    assert size < 10 * 2**20, f"docs/leaderboard/ is {size / 2**20:.1f} MB (limit 10 MB)"

@@ -172,9 +172,9 @@ def test_leaderboard_section_gaps_by_hand(tmp_path):
     assert "### σ² = 0.1" in md and "### σ² = 0.01" in md
     assert "| `layered_wz.222.cond.s0.1` | stage=1 | 1.000 | 1.500 | -15.02 | -16.02 |" in md
     assert "+1.00" in md
-    assert (tmp_path / "gaussian__wz_s0.1_rd.png").stat().st_size > 1000
-    assert (tmp_path / "gaussian__wz_layered_wz.22.cond.s0.1_bins.png").stat().st_size > 1000
-    assert "gaussian__wz_layered_wz.22.cond.s0.1_bins.png" in md
+    assert (tmp_path / "gaussian__wz_s0.1_rd.svg").stat().st_size > 1000
+    assert (tmp_path / "gaussian__wz_layered_wz.22.cond.s0.1_bins.svg").stat().st_size > 1000
+    assert "gaussian__wz_layered_wz.22.cond.s0.1_bins.svg" in md
 
 
 def test_leaderboard_checklist_paper_vs_measured():

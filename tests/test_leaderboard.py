@@ -145,11 +145,11 @@ def test_build_table_bd_sign_no_overlap_and_published(tmp_path, results_dir):
     assert "Somebody et al., Fig. 2" in sec
     assert "Paper codec" not in "\n".join(sec.split("### Published")[0].splitlines())
 
-    for name in ("stereo__pairs_psnr.png", "stereo__pairs_msssim.png"):
+    for name in ("stereo__pairs_psnr.svg", "stereo__pairs_msssim.svg"):
         path = out / name
-        assert path in written and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path in written and path.read_text(encoding="utf-8").startswith("<svg xmlns=")
         assert f"({name})" in sec
-    assert "<table class=\"lb ranked\"" in (out / "index.html").read_text() and 'src="stereo__pairs_psnr.png"' in (out / "index.html").read_text()
+    assert "<table class=\"lb ranked\"" in (out / "index.html").read_text() and 'src="stereo__pairs_psnr.svg"' in (out / "index.html").read_text()
 
     with open(out / "points.csv", newline="") as f:
         pts = list(csv.DictReader(f))
@@ -189,7 +189,7 @@ def test_kitti_section_without_measured_results(tmp_path):
     labels = {r["published curve"] for r in pub}
     assert {"NDIC (ours+Ballé2018)", "NDIC-CAM (cross-attention)", "Neural DSC (prior bpp)", "BPG (NDIC authors)"} <= labels
     assert {r["origin"] for r in pub} == {"published (exact)", "published (digitized)"}
-    assert (out / "kitti-stereo__ndic_psnr.png").exists() and (out / "kitti-stereo__ndic_msssim.png").exists()
+    assert (out / "kitti-stereo__ndic_psnr.svg").exists() and (out / "kitti-stereo__ndic_msssim.svg").exists()
     ours = {r["our curve"] for r in table_rows(sec, "### Reported vs reproduced")}  # the suite's facts name the dataset
     assert "missing: `bench run --method ndic_balle2018 --dataset kitti --protocol kitti-stereo/ndic --budget paper`" in ours
     assert "## mnist/drasic-class" not in md
@@ -206,7 +206,7 @@ def test_anchor_falls_back_to_jpeg_and_band_is_drawn(tmp_path):
     assert "`balle2018` has no measured result here, so `jpeg` is used instead" in sec
     rows = table_rows(sec, "### Measured by this suite")
     assert _row(rows, "dist")[next(k for k in rows[0] if k.startswith("BD-rate"))].startswith("-")
-    assert out / "middlebury-sample__stereo_psnr.png" in written
+    assert out / "middlebury-sample__stereo_psnr.svg" in written
 
 
 def test_quick_trained_anchor_gives_way_to_a_ranked_classical_one(tmp_path):
@@ -320,3 +320,80 @@ def test_building_the_leaderboard_imports_no_method_dataset_or_registry(tmp_path
                          text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------- issue 27: one protocol, figures that ship, tables
+KITTI_FOLDER = "stereo/kitti-ndic"  # kitti-stereo/ndic's preprocessing on a stereo folder's own pairs
+
+
+def _learning_point(method: str, curve, steps: int, scenario: str = "separate") -> dict:
+    r = make_result(method, curve, protocol=KITTI_FOLDER, scenario=scenario, variant=f"steps{steps}")
+    r["training"] = {"budget": "quick", "seed": 0, "steps": steps}
+    r["learning_curve"] = {"steps": steps}
+    r["coverage"] = {"samples": 4, "split_samples": 4, "limit": None, "skipped": 0, "complete": True}
+    return validate_result(r)
+
+
+def test_results_on_other_samples_sit_in_the_published_protocols_section(tmp_path):
+    """A result whose protocol applies kitti-stereo/ndic's preprocessing to other samples (protocol_facts.alias_of)
+    is shown in kitti-stereo/ndic's section, not in a section of its own: apart from the test-split tables, with
+    its coverage, in the figures beside the published curves (only the most-trained learning-curve point), and in
+    reported vs reproduced with its BD-PSNR, its steps and the flag "not the protocol's test split"."""
+    facts = suite_facts()["protocols"][KITTI_FOLDER]
+    assert facts["alias_of"] == "kitti-stereo/ndic" and facts["alias_test_split"] is False
+    res = tmp_path / "res" / "stereo" / "kitti-ndic"
+    write_json(res / "jpeg.json", make_result("jpeg", [(0.1, 20.0), (0.2, 23.0), (0.4, 26.0)], protocol=KITTI_FOLDER))
+    write_json(res / "b100.json", _learning_point("balle2018", [(0.1, 18.0), (0.3, 22.0)], 100))
+    write_json(res / "b900.json", _learning_point("balle2018", [(0.08, 21.0), (0.25, 24.5)], 900))
+    out = tmp_path / "out"
+    build([tmp_path / "res"], out, protocols=["kitti-stereo/ndic"], suite=suite_facts())
+    md = (out / "README.md").read_text(encoding="utf-8")
+    assert f"## {KITTI_FOLDER}" not in md and "## kitti-stereo/ndic" in md
+    sec = md.split("## kitti-stereo/ndic", 1)[1]
+    assert f"### Measured on other samples: `{KITTI_FOLDER}` (not the protocol's test split)" in sec
+    assert "4 test samples" in sec
+    with open(out / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        rep = [r for r in csv.DictReader(f) if r["table"] == "reproduced"]
+    ours = next(r for r in rep if r["label"].startswith("Ballé2018"))
+    assert ours["ours"] == "balle2018 (steps900)" and "900 steps" in ours["training"] and ours["steps"] == "900"
+    assert math.isfinite(float(ours["bd_psnr"]))
+    assert "not the protocol's test split" in ours["flag"] and "not the protocol's test split" in ours["coverage"]
+    assert "Reported vs reproduced" in sec and ours["flag"].split(";")[0] in sec
+    drawn = json.loads((out / "figures.json").read_text(encoding="utf-8"))["kitti-stereo__ndic_psnr.svg"]
+    names = [s["label"] for s in drawn if s["measured"]]
+    assert any("balle2018 (900 steps" in n for n in names) and not any("100 steps" in n for n in names)
+    assert any(not s["measured"] for s in drawn)  # the papers' curves in the same figure
+
+
+def test_svg_figures_are_byte_stable_and_step_labels_never_overlap():
+    from leaderboard.svg import Figure, Panel, Series, _Box, _limits, _point_labels
+
+    xs = [0.30 + 0.001 * i for i in range(12)]
+    ys = [20 + 0.05 * i for i in range(12)]
+    panel = Panel("bpp", "PSNR", series=[Series(xs, ys, "#123456", "a", labels=[f"{100 * i:,}" for i in range(12)])])
+    fig = Figure("t <&>", [panel])
+    text = fig.render()
+    assert text == Figure("t <&>", [panel]).render() and "t &lt;&amp;&gt;" in text
+    import re
+
+    box = _Box(0, 0, 620, 380, _limits(panel))
+    rects = []
+    for t in _point_labels(panel, box, 9):
+        x, y = (float(v) for v in re.search(r'x="([\d.-]+)" y="([\d.-]+)"', t).groups())
+        w = 0.58 * 9 * len(re.search(r">([^<]*)</text>", t).group(1))
+        rects.append((x, y - 9, x + w, y))
+    assert 1 <= len(rects) <= 12
+    assert not any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                   for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def test_counts_print_whole_and_https_sources_link():
+    from leaderboard.formatting import csv_text
+    from leaderboard.page import _inline, link_https
+    from leaderboard.tables import fmt_cell
+
+    assert fmt_cell("params", 2552710.0) == "2,552,710" and csv_text(2552710.0) == "2552710"
+    assert csv_text(0.123456789) == "0.123457"
+    assert link_https("see https://example.org/a.pdf.") == 'see <a href="https://example.org/a.pdf">https://example.org/a.pdf</a>.'
+    assert "<a" not in _inline("javascript:alert(1) http://plain.example ftp://x")
+    assert _inline("[x](javascript:alert(1))").count("<a") == 0

@@ -56,7 +56,7 @@ def test_section_and_leaderboard(results, tmp_path):
     md = learning_curve_section(rs, tmp_path)
     assert "| 100 | 0.0035 |" in md and "| 200 | 0.0035 |" in md and "+1.00 dB" in md and "25.0%" in md
     assert "+2.50 / +3.00 dB" in md
-    assert (tmp_path / "learning-curve-middlebury-sample_stereo.png").is_file()
+    assert (tmp_path / "learning-curve-middlebury-sample_stereo.svg").is_file()
     assert learning_curve_section(rs[:1], tmp_path) == ""
     from leaderboard.build import build
 

@@ -82,9 +82,14 @@ def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, cs
 
 
 def protocol_facts(protocol: Protocol) -> dict[str, Any]:
-    """What a result records of its protocol: its description (`Protocol.as_dict`) and the fixed rates at which the
-    leaderboard reads each curve."""
-    return {**protocol.as_dict(), "fixed_bpps": [float(b) for b in protocol.fixed_bpps]}
+    """What a result records of its protocol: its description (`Protocol.as_dict`), the fixed rates at which the
+    leaderboard reads each curve and, for a protocol that applies a published protocol's preprocessing and metrics
+    to other samples, that protocol's name (`alias_of`: the leaderboard shows the result in its section) and whether
+    the samples are its test split (`alias_test_split`)."""
+    facts = {**protocol.as_dict(), "fixed_bpps": [float(b) for b in protocol.fixed_bpps]}
+    if protocol.preprocessing_of:
+        facts.update(alias_of=protocol.preprocessing_of, alias_test_split=bool(protocol.preprocessing_of_test_split))
+    return facts
 
 
 def suite_facts() -> dict[str, Any]:

@@ -257,6 +257,8 @@ def _check_protocol_facts(obj: dict[str, Any]) -> None:
         raise ResultSchemaError("protocol_facts.name", f"must be the result's protocol {obj['protocol']!r}, got "
                                 f"{facts['name']!r:.80}")
     _check(facts, "version", "int", "protocol_facts", optional=True)
+    _check(facts, "alias_of", "str", "protocol_facts", optional=True)  # shown in that protocol's section
+    _check(facts, "alias_test_split", "bool", "protocol_facts", optional=True)
     rates = _check(facts, "fixed_bpps", "list", "protocol_facts")
     for i, b in enumerate(rates):
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0:
