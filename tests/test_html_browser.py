@@ -151,3 +151,68 @@ def test_html_page_in_headless_browser(driver, page):
     shot = os.environ.get("BENCH_SCREENSHOT")
     driver.set_window_size(1400, 1000)
     driver.save_screenshot(str(shot or page / "screenshot.png"))
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "leaderboard" / "index.html"
+
+
+def _column(driver, tid: str, col: str, attr: str = "value") -> list[str]:
+    return driver.execute_script(
+        f"return Array.from(document.querySelectorAll('#{tid} tbody tr')).map("
+        f"tr => tr.querySelector('td[data-col=\"{col}\"]').dataset.{attr})")
+
+
+def _sort(driver, tid: str, col: str) -> None:
+    driver.find_element("css selector", f'#{tid} th[data-col="{col}"]').click()
+
+
+def _numbers_then_rest(values: list[str], descending: bool) -> bool:
+    """Numeric cells first, in order; then every non-numeric or empty cell, whichever the direction."""
+    def num(v: str) -> float | None:
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    nums = [num(v) for v in values]
+    k = next((i for i, n in enumerate(nums) if n is None), len(nums))
+    head = [n for n in nums[:k]]
+    return all(n is None for n in nums[k:]) and head == sorted(head, reverse=descending)
+
+
+def test_committed_page_in_headless_browser(driver):
+    """The committed docs/leaderboard/index.html as a reader opens it: no console error, every image loads, the
+    training column sorts by steps (100 before 1,000) with cells without steps last, a BD column keeps "n/a" and
+    "no overlap" last in both directions, and the filter of a gaussian table hides the rows that do not match."""
+    assert COMMITTED.is_file(), "run `bench leaderboard --results measured --out docs/leaderboard`"
+    driver.get(COMMITTED.resolve().as_uri())
+    js = driver.execute_script
+    severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not severe, severe
+    imgs = js("return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
+    assert len(imgs) >= 10 and all(ok for _, ok in imgs), [s for s, ok in imgs if not ok]
+
+    tid = "table-stereo__kitti-ndic--unranked"  # learning-curve points on other samples, in kitti-stereo/ndic's section
+    for descending in (False, True):
+        _sort(driver, tid, "training")
+        steps = _column(driver, tid, "training", "sort")
+        assert _numbers_then_rest(steps, descending), steps
+        shown = js(f"return Array.from(document.querySelectorAll('#{tid} td[data-col=\"training\"]')).map(td => td.textContent)")
+        i100, i1000 = shown.index("quick, 100 steps"), shown.index("quick, 1,000 steps")
+        assert (i100 < i1000) != descending
+    for descending in (False, True):
+        _sort(driver, tid, "m_bd_rate")
+        values = _column(driver, tid, "m_bd_rate")
+        assert _numbers_then_rest(values, descending) and "n/a (< 2 points)" in values, values
+
+    gaussian = js("""const t = document.querySelector('table.lb.md'); let e = t.closest('div');
+                     while (e && e.tagName !== 'H2') e = e.previousElementSibling; return [t.id, e && e.id]""")
+    assert gaussian[1] == "gaussianwz", gaussian
+    gid = gaussian[0]
+    rows = js(f"return document.querySelectorAll('#{gid} tbody tr').length")
+    box = driver.find_element("css selector", f'input[data-table="{gid}"]')
+    box.send_keys("mono16")
+    visible = js(f"return Array.from(document.querySelectorAll('#{gid} tbody tr')).filter(r => !r.hidden)"
+                 ".map(r => r.textContent)")
+    assert 1 <= len(visible) < rows and all("mono16" in v for v in visible)
+    driver.find_element("css selector", f"#{gid} th").click()  # a gaussian table sorts too
+    assert js(f"return document.querySelector('#{gid} th').getAttribute('aria-sort')") == "ascending"
