@@ -20,6 +20,7 @@ from benchmark.safety.atomicio import atomic_write_bytes
 
 from .compare import MIN_OVERLAP, BD, bd, clean, describe_dropped, interval_text, rate_interval
 from .curves import RATE_TYPES, RDCurve, curve_from_published, curve_from_result, load_curve_file, merge_published
+from .facts import aliases, section_of
 from .figures import series_data
 from .formatting import db, pct
 from .inputs import discover_results, per_image_rows
@@ -28,13 +29,35 @@ from .published import scan_published
 
 
 def pool(protocol: str, published: Sequence[Path] = (), results: Sequence[Path] = (), shipped: bool = True) -> list[RDCurve]:
-    """Every curve of `protocol` the suite can see: shipped + `published` curve files, and measured results."""
+    """Every curve of `protocol` the suite can see: shipped + `published` curve files, and measured results. Protocol
+    names are aliased as the leaderboard aliases them (`facts.aliases`: stereo/kitti-ndic applies kitti-stereo/ndic's
+    preprocessing and metrics to other samples), so either name gives the curves of that one section."""
+    measured, _, _ = discover_results([Path(r) for r in results if Path(r).exists()])
+    alias = aliases([m.result for m in measured], None)
+    section = section_of(protocol, alias)
     dirs = ([PUBLISHED_DIR] if shipped else []) + [Path(p) for p in published]
     good, _ = scan_published(dirs)
-    curves = merge_published([curve_from_published(c) for _, c in good if c["protocol"] == protocol])
-    measured, _, _ = discover_results([Path(r) for r in results if Path(r).exists()])
-    curves += [curve_from_result(m.result, m.label, str(m.path)) for m in measured if m.protocol == protocol]
+    curves = merge_published([curve_from_published(c) for _, c in good if section_of(c["protocol"], alias) == section])
+    curves += [curve_from_result(m.result, m.label, str(m.path)) for m in measured if section_of(m.protocol, alias) == section]
     return curves
+
+
+def same_section(curve: RDCurve, protocol: str) -> bool:
+    """Whether a curve belongs to `protocol`'s section: the same protocol, or one of the two an alias of the other
+    (as the curve's own result file records it)."""
+    if curve.protocol in (None, protocol):
+        return True
+    alias = aliases([curve.result], None) if curve.result is not None else {}
+    return section_of(curve.protocol, alias) == section_of(protocol, alias)
+
+
+def alias_note(curve: RDCurve) -> str | None:
+    """"measured under P: ..." for a measured curve filed under an alias of the section it is compared in."""
+    if curve.result is None:
+        return None
+    a = aliases([curve.result], None).get(curve.protocol or "")
+    return None if a is None else (f"{curve.label}: measured under {a.protocol}, {a.section}'s preprocessing and "
+                                   f"metrics on other samples ({a.split_text})")
 
 
 def resolve(name: str, protocol: str, curves: list[RDCurve], **labels: str | None) -> RDCurve:
@@ -43,10 +66,9 @@ def resolve(name: str, protocol: str, curves: list[RDCurve], **labels: str | Non
     p = Path(name)
     if p.is_file():
         c = load_curve_file(p, protocol, **labels)
-        if c.protocol not in (None, protocol):
+        if not same_section(c, protocol):
             raise BenchError(f"{p} is a curve of protocol {c.protocol!r}, not {protocol!r}: results are comparable "
                              "only within one protocol")
-        c.protocol = protocol
         if c.origin == "published":  # the other metric of a published curve lives in a sibling file
             same = [o for o in curves if o.origin == "published" and (o.method, o.label, o.rate_type) == (c.method, c.label, c.rate_type)]
             if same:
@@ -119,6 +141,7 @@ def report_lines(a: RDCurve, rows: list[Row], unit: str = "bpp") -> list[str]:
     left = describe_dropped(clean(a.psnr))
     if left:
         out.append(f"  anchor points left out: {left}")
+    out += [f"  {n}" for n in (alias_note(r.curve) for r in rows) if n]
     for r in rows:
         if r.psnr is None and r.msssim is None:
             continue

@@ -314,3 +314,20 @@ def test_compare_figure_highlights_the_anchor_on_a_log_rate_axis(committed_pair,
     anchor_label = next(k for k in drawn["lines"] if k.endswith("(anchor)"))
     assert anchor_label.startswith("jpeg") and drawn["lines"][anchor_label][0] == "black"
     assert all(w < drawn["lines"][anchor_label][1] for k, (_, w) in drawn["lines"].items() if k != anchor_label)
+
+
+def test_compare_aliases_protocol_names_as_the_leaderboard(committed_pair):
+    """stereo/kitti-ndic applies kitti-stereo/ndic's preprocessing to other samples (its results record it): either name
+    gives the measured curves beside the published ones, each said to be measured on other samples."""
+    from leaderboard.compare_cmd import compare, report_lines
+
+    tmp, tree, _ = committed_pair
+    facts = json.loads((tree / "jpeg.json").read_text())["protocol_facts"]
+    if not facts.get("alias_of"):
+        pytest.skip("the committed results record no alias")
+    for protocol in (facts["alias_of"], facts["name"]):
+        a, rows = compare(["balle2018 (steps2500)", "jpeg", BALLE], protocol, anchor=BALLE, results=[tmp / "measured"])
+        assert [r.curve.origin for r in rows] == ["measured", "measured", "published"] and a.label == BALLE
+    text = "\n".join(report_lines(a, rows))
+    assert f"jpeg: measured under {facts['name']}, {facts['alias_of']}'s preprocessing" in text
+    assert "(not the protocol's test split)" in text

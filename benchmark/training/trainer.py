@@ -322,6 +322,7 @@ def train(
         run.loop(progress, on_step)
     finally:
         set_rng_state(caller_rng)
+        run.metrics.close()  # its TensorBoard writer
     return run.finish(t_start)
 
 
