@@ -81,6 +81,7 @@ class Optimisation:
         self.ddp = group.wrap(distributed.LossModule(model, loss_fn, compressai_aux_loss if self.aux_params else None),
                               dev) if group.world > 1 else None
         self.ddp_checked = False
+        self.in_sync_checked = False
 
     def step(self, step: int, batch: Batch, plateau_scale: float) -> dict[str, float]:
         """One optimisation step (main optimizer, then the aux optimizer); returns the logged scalars."""
@@ -103,8 +104,11 @@ class Optimisation:
         opts["main"].step()
         if self.ddp is None:
             self.aux_step(out.get("aux_loss"), step)
-        elif out.get("aux_loss") is not None and "aux" in opts:
-            opts["aux"].step()  # its gradients came from the same backward pass, averaged by DDP
+        else:
+            if out.get("aux_loss") is not None and "aux" in opts:
+                opts["aux"].step()  # its gradients came from the same backward pass, averaged by DDP
+            if not self.in_sync_checked:
+                self.check_in_sync(step + 1)
         logs = self.group.mean_scalars({k: v for k, v in ((k, scalar(v)) for k, v in out.items()) if v is not None})
         logs["lr"] = lr
         return logs
@@ -118,8 +122,10 @@ class Optimisation:
     def ddp_backward(self, step: int, batch: Batch) -> Mapping[str, Any]:
         """DDP's forward runs the loss closure on this rank's shard; one backward pass of loss + aux_loss, during
         which DDP's reducer averages every gradient (main and aux) over the ranks (benchmark/training/distributed.py)."""
+        first = not self.ddp_checked
+        saved = {n: b.detach().clone() for n, b in self.model.named_buffers()} if first else {}
         out = self.ddp(batch)
-        if not self.ddp_checked:  # first step of this run: which parameters each loss reaches
+        if first:  # first step of this run: which parameters each loss reaches
             self.ddp_checked = True
             names = {id(p): n for n, p in self.model.named_parameters()}
             aux = out.get("aux_loss") if "aux" in self.opts else None
@@ -129,6 +135,9 @@ class Optimisation:
             if unused:  # DDP would wait for gradients that never come: rebuild it to look for unused ones, redo
                 module, self.ddp = self.ddp.module, None
                 self.ddp = self.group.wrap(module, self.dev, find_unused=True)
+                with torch.no_grad():  # the redone forward starts from the buffers the first one found (EMA codebooks)
+                    for n, b in self.model.named_buffers():
+                        b.copy_(saved[n])
                 seed_step(self.seed, step, self.group.rank)
                 out = self.ddp(batch)
         loss = self.checked_loss(out, step)
@@ -151,9 +160,24 @@ class Optimisation:
         aux.backward()
         self.opts["aux"].step()
 
+    def check_in_sync(self, done_step: int) -> None:
+        """TrainingError when a parameter or buffer differs between the ranks (checked after the first step and
+        before each checkpoint; nothing in a single process)."""
+        self.in_sync_checked = True
+        if self.ddp is None:
+            return
+        names = self.group.diverged(self.model)
+        if names:
+            raise TrainingError(f"data-parallel training of this model is not equivalent to one process: after step "
+                                f"{done_step} these differ between the {self.group.world} ranks: {', '.join(names[:8])}. "
+                                "A buffer updated from the batch must be updated from the statistics of the whole "
+                                "batch on every rank (benchmark.training.distributed.all_reduce_sum, as Neural DSC's "
+                                "EMA codebook does; torch.nn.SyncBatchNorm for batch norm), or train with one process")
+
     def data_parallel(self) -> dict[str, Any]:
         """How the ranks trained together (recorded in the training info)."""
         import torch.distributed as dist
 
         return {"wrapper": type(self.ddp).__qualname__, "backend": dist.get_backend(),
-                "find_unused_parameters": bool(self.ddp.find_unused_parameters)}
+                "find_unused_parameters": bool(self.ddp.find_unused_parameters),
+                "broadcast_buffers": bool(self.ddp.broadcast_buffers)}

@@ -89,19 +89,24 @@ def _fingerprint(model: torch.nn.Module, config: TrainConfig, seed: int, tag: st
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loss_fn: LossFn, val_ds: Any, config: TrainConfig, device: torch.device) -> dict[str, float]:
-    """Mean of the loss closure's scalars over the first `val_samples` validation samples (centre crops)."""
+def validate(model: torch.nn.Module, loss_fn: LossFn, val_ds: Any, config: TrainConfig, device: torch.device,
+             group: distributed.Group | None = None) -> dict[str, float]:
+    """Mean of the loss closure's scalars over the first `val_samples` validation samples (centre crops).
+    Data-parallel: rank r validates samples r, r+N, ... and the sums are added over the ranks, so every rank
+    gets the same means (with fewer samples than ranks every rank validates them all)."""
     n = min(len(val_ds), config.val_samples)
     if n == 0:
         return {}
+    group = group or distributed.Group()
+    mine = range(group.rank, n, group.world) if n >= group.world else range(n)
     crop = config.val_crop or config.crop
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
     count = 0
     try:
-        items = [val_ds[i] for i in range(n)]
-        for start in range(0, n, config.batch_size):
+        items = [val_ds[i] for i in mine]
+        for start in range(0, len(items), config.batch_size):
             chunk = []
             for s in items[start : start + config.batch_size]:
                 x, side = crop_pair(s.x, s.side, crop, None, False)
@@ -120,6 +125,7 @@ def validate(model: torch.nn.Module, loss_fn: LossFn, val_ds: Any, config: Train
                 count += k
     finally:
         model.train(was_training)
+    sums, count = group.reduce_sums(sums, count)
     return {k: v / count for k, v in sums.items()}
 
 
@@ -183,6 +189,7 @@ class _Run:
         return self.elapsed_before + (time.perf_counter() - self.t_run)
 
     def save_last(self) -> None:
+        self.opt.check_in_sync(int(self.state["step"]))  # every rank holds the weights rank 0 writes
         if self.group.main:
             ot, _ = optim_to_tensors(self.opt.opts)
             publish(self.run_dir, "last", int(self.state["step"]),
@@ -204,7 +211,7 @@ class _Run:
     def run_validation(self, step: int) -> None:
         if self.val_ds is None or len(self.val_ds) == 0:
             return
-        logs = validate(self.model, self.loss_fn, self.val_ds, self.cfg, self.dev)
+        logs = validate(self.model, self.loss_fn, self.val_ds, self.cfg, self.dev, self.group)  # the same on every rank
         if not logs or "loss" not in logs:
             return
         if not math.isfinite(logs["loss"]):
@@ -286,7 +293,8 @@ class _Run:
             "final_train": {k: round(v, 6) for k, v in final.items()},
             "best_val": state["best_val"], "best_step": state["best_step"], "validation": state["history"],
             "restored": restored, "weights_sha256": state_dict_sha256(self.model), "run_dir": str(self.run_dir),
-            **({"processes": self.group.world, "data_parallel": self.opt.data_parallel()} if self.opt.ddp is not None else {}),
+            "processes": self.group.world,
+            **({"data_parallel": self.opt.data_parallel()} if self.opt.ddp is not None else {}),
         })
 
 
@@ -311,7 +319,7 @@ def train(
     every completed optimisation step (step counts from 1); tests use it to interrupt a run. Inside a
     torchrun process group the global batch is split across the ranks and only rank 0 writes files."""
     t_start = time.perf_counter()
-    dev = check_device(device)
+    dev = check_device(distributed.rank_device(device))  # under torchrun, cuda is this process's GPU
     if train_ds is None or len(train_ds) == 0:
         raise TrainingError(f"no training samples for {tag or type(model).__name__}")
     run = _Run(model, loss_fn, train_ds, val_ds, config, workdir=workdir, seed=seed, dev=dev, tag=tag,

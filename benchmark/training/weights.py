@@ -167,6 +167,17 @@ class LoadedWeights:
         }
 
 
+def _with_processes(training: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training record with the number of processes that trained the weights together (data-parallel under
+    torchrun: the process group's size; 1 otherwise). Weights are saved by rank 0 of the group that trained them."""
+    record = dict(training or {})
+    if record and not record.get("untrained"):
+        from benchmark.training import distributed
+
+        record.setdefault("processes", distributed.group().world)
+    return record
+
+
 def save_weights(
     directory: Path,
     *,
@@ -201,7 +212,7 @@ def save_weights(
         "protocol": protocol,
         "config": _jsonable(dict(config or {})),
         "points": list(points or []),
-        "training": _jsonable(dict(training or {})),
+        "training": _jsonable(_with_processes(training)),
         "files": files,
         **({"extra": _jsonable(dict(extra))} if extra else {}),
     }

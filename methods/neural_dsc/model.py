@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.training import distributed
+
 MODES = ("distributed", "joint", "separate")
 
 
@@ -141,22 +143,34 @@ class EMAVectorQuantizer(nn.Module):
         """(N, H, W) indices -> (N, dim, H, W) code vectors."""
         return F.embedding(idx, self.embed).permute(0, 3, 1, 2).contiguous()
 
-    def _random_rows(self, flat: torch.Tensor, k: int) -> torch.Tensor:
+    def _random_rows(self, z: torch.Tensor, flat: torch.Tensor, k: int) -> torch.Tensor:
+        """k encoder outputs of the whole batch, picked at random, with a little noise. Data-parallel training:
+        drawn by rank 0 from the global batch (every rank's shard, in the 1-process order) and sent to every rank,
+        so the codebook gets the rows the 1-process run draws (rank 0's RNG is the 1-process run's)."""
+        if distributed.group().world > 1:
+            flat = torch.cat([self._flat(s[None]) for s in distributed.gather_slots(z)])
         pick = torch.randint(0, flat.shape[0], (k,), device=flat.device)
-        return flat[pick] + 0.01 * flat.std() * torch.randn(k, self.dim, device=flat.device)
+        rows = flat[pick] + 0.01 * flat.std() * torch.randn(k, self.dim, device=flat.device)
+        return distributed.broadcast(rows.contiguous())
 
     @torch.no_grad()
-    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+    def _ema_update(self, z: torch.Tensor, idx: torch.Tensor) -> None:
+        """The EMA update of the codebook from the encoder outputs `z` (N, dim, H, W) and their codes `idx`. The
+        cluster counts and sums are those of the global batch (summed over the ranks of a data-parallel run), so
+        N processes make the update one process makes and the buffers stay equal on every rank."""
+        flat = self._flat(z)
         if self.data_init and int(self.initialized) == 0:
-            rows = self._random_rows(flat, self.K)
+            rows = self._random_rows(z, flat, self.K)
             self.embed.copy_(rows)
             self.embed_avg.copy_(rows)
             self.cluster_size.fill_(1.0)
             self.initialized.fill_(1)
             idx = self.indices(flat.t().reshape(1, self.dim, 1, -1)).reshape(-1)
         onehot = F.one_hot(idx, self.K).type(flat.dtype)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.embed_avg.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
+        counts, sums = onehot.sum(0), onehot.t() @ flat
+        distributed.all_reduce_sum(counts, sums)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.K * self.eps) * total
         self.embed.copy_(self.embed_avg / smoothed[:, None])
@@ -164,7 +178,7 @@ class EMAVectorQuantizer(nn.Module):
             dead = self.cluster_size < self.dead_threshold
             nd = int(dead.sum())
             if nd:
-                rows = self._random_rows(flat, nd)
+                rows = self._random_rows(z, flat, nd)
                 self.embed[dead] = rows
                 self.embed_avg[dead] = rows
                 self.cluster_size[dead] = 1.0
@@ -174,7 +188,7 @@ class EMAVectorQuantizer(nn.Module):
         idx = self.indices(z)
         if self.training:
             zq = self.lookup(idx)  # the codebook before the update (kept when not re-quantising)
-            self._ema_update(self._flat(z.detach()), idx.reshape(-1))
+            self._ema_update(z.detach(), idx.reshape(-1))
             if self.requantize:
                 idx = self.indices(z)
                 zq = self.lookup(idx)
