@@ -206,7 +206,12 @@ def train(
     direction: Optional[Direction] = typer.Option(None, "--direction"),
     option: Optional[List[str]] = typer.Option(None, "--option"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
-    devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel (torchrun; one per GPU)"),
+    devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel on this node "
+                                "(torchrun; one per GPU: process r takes cuda:r with --device cuda)"),
+    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="nodes training together (N or MIN:MAX); start the same "
+                                         "command on every node, with --rdzv-endpoint"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="host:port of the rendezvous of a "
+                                                "multi-node run (a node every node reaches)"),
     log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines (batch jobs)"),
 ) -> None:
     """Train a learned method and save its weights (safetensors + manifest) under <out>/<protocol>/weights/."""
@@ -216,9 +221,15 @@ def train(
 
     _progress_settings(False, log_every)
     budget, device, direction = budget.value, device.value, direction.value if direction else None
-    if devices > 1 and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(code=_relaunch(devices, sys.argv[1:]))
-    distributed.init_from_env(device)
+    if (devices > 1 or nnodes or rdzv_endpoint) and distributed.group().world == 1 and "WORLD_SIZE" not in os.environ:
+        try:
+            raise typer.Exit(code=_relaunch(devices, sys.argv[1:], nnodes, rdzv_endpoint))
+        except BenchError as exc:
+            _fail(exc)
+    try:
+        distributed.init_from_env(device)
+    except BenchError as exc:
+        _fail(exc)
     spec = RunSpec(method=method, dataset=dataset, root=root, protocol=protocol, out=out, budget=budget, device=device,
                    seed=seed, retrain=True, method_options=_parse_kv(option, "--option"),
                    dataset_options=_dataset_options(sources, direction, False, dataset_option, None))
@@ -263,24 +274,28 @@ def leaderboard_cmd(
 
 
 
-def _relaunch(nproc: int, argv: list[str]) -> int:
-    """Run `bench <argv>` (without --devices) under torchrun with `nproc` processes; return its exit code."""
+_LAUNCH_OPTIONS = ("--devices", "--nnodes", "--rdzv-endpoint")
+
+
+def _relaunch(nproc: int, argv: list[str], nnodes: str | None = None, rdzv_endpoint: str | None = None) -> int:
+    """Run `bench <argv>` (without the launch options) under torchrun: `nproc` processes on this node, one node
+    (--standalone) or several (--nnodes, --rdzv-endpoint); return its exit code."""
     import subprocess
+
+    from benchmark.training.distributed import launch_command
 
     args, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a == "--devices":
+        if a in _LAUNCH_OPTIONS:
             skip = True
             continue
-        if a.startswith("--devices="):
+        if a.startswith(tuple(f"{o}=" for o in _LAUNCH_OPTIONS)):
             continue
         args.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "cli.main", *args]
-    return subprocess.call(cmd)
+    return subprocess.call(launch_command(nproc, args, nnodes, rdzv_endpoint))
 
 
 # the other command modules register on `app` when imported: after this module's, so `bench --help` lists run first
