@@ -115,6 +115,7 @@ def draw(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, pa
 
 
 PX_PER_INCH = 80.0
+LEGEND_GROUP = 10  # more curves of one origin than this: their legend in one block per method family
 
 
 def svg(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, figsize: Sequence[float] | None = None,
@@ -124,16 +125,22 @@ def svg(title: str, rate_unit: str, series: list[dict[str, Any]], kind: str, fig
     from .svg import Band, Figure, Panel, Series
 
     panel = Panel(f"rate ({rate_unit})", "PSNR (dB)" if kind == "psnr" else "MS-SSIM")
+    many = {m: sum(s["measured"] == m for s in series) > LEGEND_GROUP for m in (True, False)}
+
+    def group(s: dict[str, Any]) -> str:  # beyond LEGEND_GROUP entries, one legend block per method family
+        base = "measured by this suite" if s["measured"] else "published"
+        return f"{base}: {family(s['method'])}" if many[s["measured"]] else base
+
     for s in series:
         if s["measured"]:
             ranked = s.get("ranked", True)
             band = (bands or {}).get(s["name"])
             if band:
                 panel.bands.append(Band(band[0], band[1], band[2], s["colour"]))
-            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], "measured by this suite", marker="o",
+            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], group(s), marker="o",
                                        width=2.0 if ranked else 1.2, opacity=1.0 if ranked else 0.6))
         else:
-            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], "published", dash="6 3",
+            panel.series.append(Series(s["x"], s["y"], s["colour"], s["label"], group(s), dash="6 3",
                                        marker=s["marker"], width=1.3, opacity=0.9))
     if axes:
         panel.xlim, panel.ylim = (axes[0], axes[1]), (axes[2], axes[3])

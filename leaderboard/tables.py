@@ -269,8 +269,12 @@ def _ours_against(c: RDCurve, m, alias=None) -> dict[str, Any]:
         ranked, why = is_ranked(m.result)
         if not ranked:
             flags.append("ours not ranked (" + why + ")")
+    bd_psnr: Any = res.bd_quality
+    if res.problem == "no overlap" and mine.psnr and c.psnr:  # say which ranges do not meet
+        (a, b), (p, q) = (mine.psnr[0][0], mine.psnr[-1][0]), (c.psnr[0][0], c.psnr[-1][0])
+        bd_psnr = f"no common rate interval (ours {a:.3g}–{b:.3g}, published {p:.3g}–{q:.3g} {mine.rate_type})"
     return {"ours": m.label, "training": budget_text(m.result), "steps": steps_of(m.result), "coverage": coverage,
-            "our_rate_type": mine.rate_type, "bd_psnr": res.bd_quality, "bd_rate": res.bd_rate,
+            "our_rate_type": mine.rate_type, "bd_psnr": bd_psnr, "bd_rate": res.bd_rate,
             "overlap": None if res.overlap_quality is None else round(res.overlap_quality, 4), "flag": "; ".join(flags)}
 
 
