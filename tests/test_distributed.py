@@ -378,3 +378,57 @@ def test_rank_device_puts_each_process_of_a_node_on_its_own_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "x")
     with pytest.raises(ConfigError, match="LOCAL_RANK"):
         rank_device("cuda")
+
+
+# ---------------------------------------------------------------- the training sandbox (benchmark/evaluation/sandbox.py)
+RENDEZVOUS_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    import torch.distributed as dist
+    dist.init_process_group("gloo")
+    t = torch.tensor([float(dist.get_rank() + 1)])
+    dist.all_reduce(t)
+    if dist.get_rank() == 0:
+        open(os.path.join(sys.argv[1], "sum.txt"), "w").write(f"{t.item():g} {os.environ['MASTER_ADDR']}")
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_a_multi_node_train_role_keeps_the_network_and_no_other_role_does(tmp_path):
+    from benchmark.evaluation import sandbox
+
+    plain = sandbox.new_role(tmp_path, "train", {})
+    wide = sandbox.new_role(tmp_path, "train", {}, processes=2, network=True)
+    assert "--share-net" not in sandbox._bwrap_argv(plain) and "--unshare-all" in sandbox._bwrap_argv(plain)
+    argv = sandbox._bwrap_argv(wide)
+    assert "--unshare-all" in argv and "--share-net" in argv  # everything else stays unshared
+    assert "/etc/hosts" in argv  # names of the rendezvous host resolve
+    # a zygote's children get a fresh network namespace with loopback down: multi-process roles never use one
+    zygote = object.__new__(sandbox.Zygote)
+    zygote.binds = [(tmp_path.resolve(), True)]
+    assert zygote.serves(plain)
+    assert not zygote.serves(sandbox.new_role(tmp_path, "train", {}, processes=2))
+    assert not zygote.serves(wide)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_rendezvous_over_loopback_inside_one_training_sandbox(tmp_path):
+    """torchrun --standalone in a bubblewrap sandbox without the network (its own network namespace): the two
+    processes meet on 127.0.0.1, which bubblewrap brings up in the new namespace."""
+    from benchmark.evaluation import sandbox
+
+    if sandbox.sandbox_problem():
+        pytest.skip(f"no sandbox here: {sandbox.sandbox_problem()}")
+    role = sandbox.new_role(tmp_path, "train", {}, processes=2)
+    (role.folder / "child.py").write_text(RENDEZVOUS_CHILD)
+    argv = sandbox._bwrap_argv(role)
+    assert "--share-net" not in argv
+    cmd = [argv[0], "--clearenv", *argv[1:], "--", sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc-per-node=2", str(role.folder / "child.py"), str(role.out)]
+    proc = subprocess.run(cmd, capture_output=True, timeout=120, env=sandbox._clean_env())
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    total, addr = (role.out / "sum.txt").read_text().split()
+    assert total == "3"  # 1 + 2: both ranks took part
+    assert addr in ("127.0.0.1", "localhost") or addr.startswith("127.")

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -43,6 +44,7 @@ LEVELS = ("sandbox", "process", "none")
 RESPONSE = "response.json"
 LOG = "log.txt"
 MAX_RESPONSE = 64 << 20  # a role's response.json is parsed only below this size
+NETWORK_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf")
 
 
 # ----------------------------------------------------------------------------------------------- the levels
@@ -162,12 +164,13 @@ class Role:
     threads: int | None = None
     device: str = "cpu"
     timeout: float | None = None
+    # data-parallel training: `processes` meet on loopback; `network` keeps the host's (several nodes; docs/security.md)
+    processes: int = 1
+    network: bool = False
 
     @property
     def out(self) -> Path:
         return self.folder / "out"
-
-
 
 
 def new_role(parent: Path, name: str, request: dict[str, Any], **kw: Any) -> Role:
@@ -194,12 +197,24 @@ def _bwrap_argv(role: Role) -> list[str]:
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind-try", str(dev), str(dev)]
         args += ["--ro-bind-try", "/sys", "/sys"]
+    if role.network:  # multi-node training: the host's network namespace and name resolution for the rendezvous
+        args += ["--share-net", *(a for f in NETWORK_FILES for a in ("--ro-bind-try", f, f))]
+    elif role.processes > 1:  # processes of one node meet on loopback: "localhost" and this host's name resolve to it
+        args += _loopback_names(role)
     args += ["--chdir", "/tmp/home"]
     env = _clean_env(threads=role.threads)
     env["PYTHONPATH"] = _python_path()
     for k, v in env.items():
         args += ["--setenv", k, v]
     return args
+
+
+def _loopback_names(role: Role) -> list[str]:
+    """Binds of a hosts file naming only loopback (localhost, this host: torchrun's rendezvous) and nsswitch.conf."""
+    hosts, nss = role.folder / "hosts", role.folder / "nsswitch.conf"
+    hosts.write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost\n", encoding="utf-8")
+    nss.write_text("hosts: files\n", encoding="utf-8")
+    return ["--ro-bind", str(hosts), "/etc/hosts", "--ro-bind", str(nss), "/etc/nsswitch.conf"]
 
 
 def launch(role: Role, level: str) -> dict[str, Any]:
@@ -270,10 +285,12 @@ class Zygote:
 
     def serves(self, role: Role) -> bool:
         """Whether every folder `role` reads or writes lies under what this zygote bound (read-only folders under
-        any bind, writable ones under a writable bind)."""
+        any bind, writable ones under a writable bind), and the role needs no network (data-parallel training)."""
         def under(p: Path, writable: bool) -> bool:
             p = Path(p).resolve()
             return any((p == b or b in p.parents) and (w or not writable) for b, w in self.binds)
+        if role.network or role.processes > 1:
+            return False  # a child's fresh network namespace has loopback down: no rendezvous (a bwrap sandbox of its own)
         return under(role.folder, True) and all(under(p, False) for p in role.read_only) and all(under(p, True) for p in role.writable)
 
     def run(self, role: Role) -> dict[str, Any]:
