@@ -273,3 +273,31 @@ def test_results_from_before_code_records_keep_their_place_but_are_not_submitted
     assert chk.ok and any("shown with isolation `none`" in w for w in chk.warnings), chk.refused
     chk = check_result(_write(tmp_path, r), into=tmp_path / "measured")
     assert not chk.ok and any("written before results recorded their code" in w for w in chk.refused)
+
+
+def test_a_result_from_a_dirty_tree_is_refused_but_a_committed_one_is_kept_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = good_result()
+    r["environment"]["git_commit"] += "-dirty"
+    new = check_result(_write(tmp_path, r))
+    assert not new.ok and any("uncommitted changes" in why and "commit your changes" in why for why in new.refused)
+    tree = tmp_path / "measured" / "stereo" / "pairs"  # the same file at its own place in the committed tree
+    tree.mkdir(parents=True)
+    (tree / "jpeg.csv").write_bytes((tmp_path / "results" / "stereo" / "pairs" / "jpeg.csv").read_bytes())
+    write_json(tree / "jpeg.json", r)
+    kept = check_result(tree / "jpeg.json", into=tmp_path / "measured")
+    assert not any("uncommitted" in why for why in kept.refused)
+    assert any("uncommitted changes" in w for w in kept.warnings)
+
+
+def test_the_environment_records_the_hash_of_uncommitted_changes():
+    import hashlib
+    import subprocess
+
+    from benchmark.evaluation.environment import environment
+
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=ROOT, capture_output=True).stdout
+    want = hashlib.sha256(diff).hexdigest() if diff else None
+    env = environment()
+    assert env["git_diff_sha256"] == want
+    assert (want is None) == (not str(env["git_commit"] or "").endswith("-dirty"))

@@ -34,6 +34,19 @@ def git_commit() -> str | None:
         return None
 
 
+def git_diff_sha256() -> str | None:
+    """sha256 of the uncommitted changes to tracked files (`git diff HEAD --binary`) when the checkout is dirty: what
+    a result made from a dirty tree ran, beyond its commit. None for a clean checkout or outside git."""
+    import hashlib
+
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=repo, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(diff.stdout).hexdigest() if diff.returncode == 0 and diff.stdout else None
+
+
 def device_name(device: str) -> str:
     import torch
 
@@ -47,6 +60,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "versions": package_versions(),
         "device": device_name(device),
         "git_commit": git_commit(),
+        "git_diff_sha256": git_diff_sha256(),
         "command": " ".join(shlex.quote(a) for a in (["bench"] + sys.argv[1:] if Path(sys.argv[0]).name == "bench" else sys.argv)),
         "platform": platform.platform(),
     }

@@ -66,12 +66,17 @@ def check_result(path: Path, into: Path | None = None) -> Check:
     chk.refused.extend(f"per-image CSV: {p}" for p in found.problems)
     chk.refused.extend(_coverage_problems(result))
     chk.refused.extend(_provenance_problems(result))
-    env = result.get("environment") or {}
-    if str(env.get("git_commit") or "").endswith("-dirty"):
-        chk.warnings.append("made from a checkout with uncommitted changes: say in the pull request what they were")
+    in_tree = _in_tree(path, result, into)
+    if str((result.get("environment") or {}).get("git_commit") or "").endswith("-dirty"):
+        if in_tree:  # committed before the rule: kept, and said
+            chk.warnings.append("made from a checkout with uncommitted changes (committed before such results were "
+                                "refused)")
+        else:
+            chk.refused.append("made from a checkout with uncommitted changes: its commit does not name the code that "
+                               "ran; commit your changes and rerun")
     if result.get("protocol_version") is None:
         chk.warnings.append("no protocol_version (written before result files carried it): version 1 assumed")
-    _code_checks(chk, result, in_tree=_in_tree(path, result, into))
+    _code_checks(chk, result, in_tree=in_tree)
     ranked, why = is_ranked(result)
     if not ranked:
         chk.warnings.append(f"will be listed apart, not ranked: {why}")

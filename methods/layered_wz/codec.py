@@ -399,7 +399,10 @@ class LayeredWZCodec(LearnedCodec):
             self.model.count_entropy_tables(self._codes(self._samples(train_ds, TABLE_SAMPLES)[0], self.K))
         else:
             self.model.freeze_entropy_tables()
-        self.training_info = {"budget": budget, "seed": seed, "steps": cfg.steps, "seconds": round(time.time() - t0, 1),
+        self.training_info = {"budget": budget, "seed": seed, "steps": cfg.steps,
+                              # training time over every resumed segment (the trainer's wall_s), and this call's
+                              "seconds": round(float(info.get("wall_s", time.time() - t0)), 1),
+                              "this_call_s": round(time.time() - t0, 1),
                               "lam": self.lam, "prior": self.prior, "config": self.config, "sigma2": self.sigma2,
                               "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "tau_final": round(wrapped.tau(), 6),
                               "steps_taken": int(wrapped.step), "estimator": o["estimator"],
