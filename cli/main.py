@@ -67,6 +67,9 @@ def run(
                                          "(<method>.bitstreams.zip) so `bench verify` can re-decode it"),
     plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="module that registers a method not installed as a "
                                                "plugin (imported only inside the method's role processes; repeatable)"),
+    devices: int = typer.Option(1, "--devices", min=1, help="processes training each learned method data-parallel in its "
+                                "train sandbox (torchrun, one node; one per GPU with --device cuda)"),
+    eval_workers: int = typer.Option(1, "--eval-workers", min=1, help="encoder, then decoder roles coding side by side"),
 ) -> None:
     """Train or load, code every test image to real bytes, measure, write <out>/<protocol>/<method>.json."""
     import dataclasses
@@ -78,14 +81,13 @@ def run(
     _progress_settings(quiet, log_every)
     spec = RunSpec(method="", dataset=dataset or DEFAULT_DATASET, root=root, protocol=protocol, limit=limit, out=out,
                    budget=budget.value if budget else DEFAULT_BUDGET, device=device.value, seed=seed, weights=weights,
-                   retrain=retrain, method_options=_parse_kv(option, "--option"),
+                   retrain=retrain, method_options=_parse_kv(option, "--option"), eval_workers=eval_workers,
                    dataset_options=_dataset_options(sources, direction.value if direction else None, skip_bad,
                                                     dataset_option, variant),
                    progress=False if quiet else None, max_pixels=max_pixels,  # None: a bar on a terminal, else log lines
-                   isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ()))
+                   isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ()), devices=devices)
     methods = list(method) if method else list(DEFAULT_METHODS)
-    if jobs is None:
-        jobs = min(2, os.cpu_count() or 1) if main_job else 1
+    jobs = (min(2, os.cpu_count() or 1) if main_job else 1) if jobs is None else jobs
     if jobs < 1:
         _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
     t_start, written = time.perf_counter(), _run_methods([dataclasses.replace(spec, method=m) for m in methods], jobs, quiet)

@@ -5,9 +5,10 @@ The runner enforces the scenario (who sees the side view): the encoder gets `sid
 the codec returned (the suite's container), divided by the pixels of the coded image."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -81,8 +82,14 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 
     check_budget(spec.budget)
     level = resolve_isolation(spec.isolation)
+    if not isinstance(spec.eval_workers, int) or spec.eval_workers < 1:
+        raise ConfigError(f"--eval-workers must be a whole number of at least 1, got {spec.eval_workers!r}")
     if level != "none":
         return _run_isolated(spec, level, console)
+    if spec.eval_workers > 1:
+        raise ConfigError("--eval-workers codes in role processes side by side; at --isolation none every sample is "
+                          "coded in this process, one after the other: drop --eval-workers or run with --isolation "
+                          "sandbox (or process)")
     if spec.plugins:
         import importlib
 
@@ -149,8 +156,7 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
     """Describe the method, get its weights, code the test split in role processes, write the result."""
 
     pdir = protocol_dir(spec.out, protocol.name)
-    with session.scratch_folder(pdir, spec.method) as scratch:
-        ctx = _role_context(spec, level, protocol, pdir, scratch)
+    with session.scratch_folder(pdir, spec.method) as scratch, _role_context(spec, level, protocol, pdir, scratch) as ctx:
         # 1. what the method is (no data), and whether weights of an earlier run can be reused
         role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
         resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
@@ -182,22 +188,28 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
     return _finish(spec, protocol, test, out, partial)
 
 
-def _role_context(spec: RunSpec, level: str, protocol: Protocol, pdir: Path, scratch: Path) -> Any:
-    """Where the roles of this run start: what every request carries, what they must not see, and (sandbox level)
-    the zygote that forks them (benchmark/evaluation/zygote.py)."""
+@contextlib.contextmanager
+def _role_context(spec: RunSpec, level: str, protocol: Protocol, pdir: Path, scratch: Path) -> Iterator[Any]:
+    """Where the roles of this run start: what every request carries, what they must not see, how many code side by
+    side (--eval-workers) and (sandbox level) the zygotes that fork them (benchmark/evaluation/zygote.py)."""
     from benchmark.contract.registry import DATASETS
 
     data_opts = {**protocol.options, **spec.dataset_options}
     base = {"method": spec.method, "plugins": list(spec.plugins), "protocol": protocol.name,
             "method_options": spec.method_options, "dataset_options": data_opts, "budget": spec.budget, "seed": spec.seed}
     threads = torch.get_num_threads()
-    ctx = session.Context(level, scratch, base, session.hidden_paths(spec, DATASETS), threads, spec.device)
+    ctx = session.Context(level, scratch, base, session.hidden_paths(spec, DATASETS), threads, spec.device,
+                          workers=spec.eval_workers)
     if level == "sandbox" and not os.environ.get("BENCH_NO_ZYGOTE"):
-        from benchmark.evaluation.sandbox import shared_zygote
+        from benchmark.evaluation.sandbox import Zygote, shared_zygote
 
         binds = [(pdir, True)] + ([(Path(spec.weights).resolve(), False)] if spec.weights else [])
         ctx.zygote = shared_zygote(binds, ctx.hide, threads, spec.device)
-    return ctx
+        ctx.zygote_factory = lambda: Zygote(binds, ctx.hide, 1, spec.device)  # a further worker's roles: one thread
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 def _code_in_roles(spec: RunSpec, ctx: Any, desc: Any, test: Any, protocol: Protocol, weights_dir: Path | None,
@@ -248,6 +260,7 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
     # the training sandbox: the train and validation samples only (generated datasets: their seed), its checkpoint
     # folder, and a weights folder it hands back
     role = ctx.new("train", None)
+    role.processes = spec.devices  # data-parallel: torchrun inside the one train sandbox (benchmark/evaluation/sandbox.py)
     req: dict[str, Any] = {"workdir": str((pdir / "train" / key).resolve())}
     data_opts = {**protocol.options, **spec.dataset_options}
     for split in ("train", "val"):

@@ -14,8 +14,11 @@
 
 A *view group* never holds two views of one scene: samples are grouped by `Sample.view` where the dataset sets
 it, then split further so that no group holds an x that is another member's side view (content hashes); for a
-distributed protocol the groups are the sources. This parent computes the rate from the bitstream files and
-every metric from the original samples and the reconstructions."""
+distributed protocol the groups are the sources. With ``--eval-workers N`` (N > 1) the groups are cut into at
+least N parts of about equal size (a part of a group is a group) and up to N encoders run side by side, each with one
+torch thread, then up to N decoders: the bytes do not depend on the thread count or on which process codes a sample
+(tests/test_determinism.py). This parent computes the rate from the bitstream files and every metric from the
+original samples and the reconstructions."""
 from __future__ import annotations
 
 import hashlib
@@ -77,7 +80,7 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
     stage = ctx.scratch / "samples"
     stage.mkdir()
     entries, order = _stage(desc, samples, n, stage, done, image, only, facts)
-    groups = _groups(desc.scenario, entries)
+    groups = split_groups(_groups(desc.scenario, entries), ctx.workers)
     if given_bits is not None:
         _given(entries, desc.rate_points, stage, given_bits)
         complexity = None
@@ -128,6 +131,17 @@ def _groups(scenario: Scenario, entries: list[dict[str, Any]]) -> list[list[dict
     return list(by_source.values())
 
 
+def split_groups(groups: list[list[dict[str, Any]]], workers: int) -> list[list[dict[str, Any]]]:
+    """`groups` as they are for one worker; for more, each cut into consecutive parts of at most ceil(total/workers)
+    samples, so that at least `workers` roles share the work about equally (largest parts first)."""
+    total = sum(len(g) for g in groups)
+    if workers <= 1 or not total:
+        return groups
+    size = -(-total // workers)
+    parts = [g[i:i + size] for g in groups for i in range(0, len(g), size)]
+    return sorted(parts, key=len, reverse=True)
+
+
 def _given(entries: list[dict[str, Any]], points: list[str], stage: Path, given_bits: dict) -> None:
     for e in entries:
         e["enc"] = {}
@@ -143,13 +157,16 @@ def _given(entries: list[dict[str, Any]], points: list[str], stage: Path, given_
 def _encode(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None, progress: Any) -> dict | None:
     """Every encoder, before any decoder; the bitstreams moved into the stage folder. Returns the MAC count."""
     scenario, points, complexity = desc.scenario, desc.rate_points, None
+    jobs = []
     for gi, group in enumerate(groups):
         role = ctx.new(f"encode-{gi}", weights)
         _link_inputs(group, stage, role.folder / "in", x=True, side=scenario.encoder_sees_side)
-        resp = ctx.launch(role, "encode", {
+        jobs.append((role, "encode", {
             "points": points, "scalable": desc.scalable, "estimate_uses_decoder_side": desc.estimate_uses_decoder_side,
             "weights": str(weights) if weights else None,
-            "items": [_item(e, x=True, side=scenario.encoder_sees_side) for e in group]})
+            "items": [_item(e, x=True, side=scenario.encoder_sees_side) for e in group]}))
+    for gi, resp in ctx.launch_all(jobs):
+        group, role = groups[gi], jobs[gi][0]
         for it, e in _items(resp, group, "encode"):
             e["enc"] = {}
             for p in e["todo"]:
@@ -169,6 +186,7 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
             progress: Any) -> int | None:
     """The decoders: bitstreams and the side views the scenario gives; reconstructions read back (bounded)."""
     scenario, points, dec_macs = desc.scenario, desc.rate_points, None
+    jobs = []
     for gi, group in enumerate(groups):
         role = ctx.new(f"decode-{gi}", weights)
         for e in group:
@@ -177,8 +195,10 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
         _link_inputs(group, stage, role.folder / "in", x=False, side=scenario.decoder_sees_side)
         items = [{**_item(e, x=False, side=scenario.decoder_sees_side), "shape": e["shape"],
                   "bits": {p: e["enc"][p]["path"].name for p in e["todo"]}} for e in group]
-        resp = ctx.launch(role, "decode", {"points": points, "image": image, "weights": str(weights) if weights else None,
-                                           "items": items})
+        jobs.append((role, "decode", {"points": points, "image": image, "weights": str(weights) if weights else None,
+                                      "items": items}))
+    for gi, resp in ctx.launch_all(jobs):
+        group, role = groups[gi], jobs[gi][0]
         for it, e in _items(resp, group, "decode"):
             e["dec"] = {}
             for p in e["todo"]:
@@ -199,15 +219,17 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
 def _estimates(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None) -> None:
     """Decoder-side estimates (numbers only), after every stream and reconstruction exists."""
     side = desc.scenario.decoder_sees_side
+    jobs = []
     for gi, group in enumerate(groups):
         role = ctx.new(f"estimate-{gi}", weights)
         _link_inputs(group, stage, role.folder / "in", x=True, side=side)
-        resp = ctx.launch(role, "estimate", {"weights": str(weights) if weights else None,
-                                             "items": [_item(e, x=True, side=side) for e in group]})
-        for it, e in _items(resp, group, "estimate"):
+        jobs.append((role, "estimate", {"weights": str(weights) if weights else None,
+                                        "items": [_item(e, x=True, side=side) for e in group]}))
+    for gi, resp in ctx.launch_all(jobs):
+        for it, e in _items(resp, groups[gi], "estimate"):
             ests = it.get("estimates") if isinstance(it.get("estimates"), dict) else {}
             e["est"] = {p: _reported_number(ests.get(p)) for p in e["todo"]}
-        shutil.rmtree(role.folder, ignore_errors=True)
+        shutil.rmtree(jobs[gi][0].folder, ignore_errors=True)
 
 
 def _measure(desc: Description, protocol: Any, entries: list, order: list, done: dict, stage: Path, image: bool,

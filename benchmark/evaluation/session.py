@@ -1,15 +1,18 @@
 """One run whose method code lives in role processes: what the parent knows of the method (`Description`, from the
 describe role), the run's context (`Context`: isolation level, scratch folder, what every request carries, what no
-role may see, the CPU each role reported), and the folders roles are given (scratch, materialised training data)."""
+role may see, the CPU each role reported, how many roles run side by side), and the folders roles are given
+(scratch, materialised training data)."""
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from benchmark.contract.codec import Scenario
 from benchmark.errors import IsolationError
@@ -76,21 +79,82 @@ class Context:
     device: str = "cpu"
     zygote: Any = None  # a sandbox.Zygote forking the roles (level "sandbox"), else one bubblewrap per role
     cost: dict[str, float] = field(default_factory=dict)  # CPU seconds each role reported (result: `roles_cpu_s`)
+    workers: int = 1  # roles of one kind (encode, decode, estimate) run side by side, each with one thread
+    zygote_factory: Callable[[], Any] | None = None  # a further zygote for each further worker (level "sandbox")
+    _extra: list[Any] = field(default_factory=list)  # the further zygotes started, closed by `close`
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new(self, name: str, weights: Path | None) -> sandbox.Role:
         return sandbox.new_role(self.scratch, name, {}, read_only=[weights] if weights else [], hide=self.hide,
                                 threads=self.threads, device=self.device)
 
-    def launch(self, role: sandbox.Role, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+    def launch(self, role: sandbox.Role, kind: str, extra: dict[str, Any], zygote: Any = None) -> dict[str, Any]:
+        """Run one role (with `zygote`, else the run's own); its response. Several may run at once (`launch_all`)."""
         role.request = {**self.base, "role": kind, "out": str(role.out), "in": str(role.folder / "in"),
-                        "threads": self.threads, "device": self.device, **extra}
-        if self.zygote is not None and self.zygote.serves(role):
-            resp = self.zygote.run(role)
+                        "threads": role.threads, "device": self.device, **extra}
+        zygote = zygote or self.zygote
+        if zygote is not None and zygote.serves(role):
+            resp = zygote.run(role)
         else:
             resp = sandbox.launch(role, self.level)
         if isinstance(resp.get("cpu_s"), (int, float)):
-            self.cost[kind] = round(self.cost.get(kind, 0.0) + float(resp["cpu_s"]), 3)
+            with self._lock:
+                self.cost[kind] = round(self.cost.get(kind, 0.0) + float(resp["cpu_s"]), 3)
         return resp
+
+    def launch_all(self, jobs: list[tuple[sandbox.Role, str, dict[str, Any]]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run every (role, kind, request) job, up to `workers` at once, each role with one thread; yield (index of
+        the job, response) as each finishes. One worker: the jobs one after the other, with the run's threads. A
+        zygote serves one role at a time, so each further worker forks its roles from a zygote of its own. On an
+        error no further job starts; the running ones are waited for, then the first error is raised."""
+        if self.workers <= 1 or len(jobs) <= 1:
+            for i, (role, kind, extra) in enumerate(jobs):
+                yield i, self.launch(role, kind, extra)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        free: queue.SimpleQueue = queue.SimpleQueue()
+        zygotes = self._zygotes(min(self.workers, len(jobs)))
+        for z in zygotes:
+            free.put(z)
+        width = len(zygotes)
+
+        def one(role: sandbox.Role, kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+            z = free.get()
+            try:
+                role.threads = 1
+                return self.launch(role, kind, extra, zygote=z)
+            finally:
+                free.put(z)
+
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="role") as pool:
+            pending = {pool.submit(one, *job): i for i, job in enumerate(jobs)}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        yield pending.pop(fut), fut.result()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+    def _zygotes(self, n: int) -> list[Any]:
+        """`n` zygotes, one per worker: the run's own and further ones, started here in the calling thread (bubblewrap's
+        --die-with-parent ends a sandbox when the thread that started it ends). None where roles are not forked from a
+        zygote (each is then a sandbox or process of its own)."""
+        if self.zygote is None:
+            return [None] * n
+        if self.zygote_factory is None:
+            return [self.zygote]  # no further zygote to be had: one role at a time
+        while len(self._extra) < n - 1:
+            self._extra.append(self.zygote_factory())
+        return [self.zygote] + self._extra[: n - 1]
+
+    def close(self) -> None:
+        """Stop the further zygotes (the run's own is shared with later runs: benchmark.evaluation.sandbox.shared_zygote)."""
+        for z in self._extra:
+            z.close()
+        self._extra.clear()
 
 
 def hidden_paths(spec: Any, registry_datasets: Any) -> list[Path]:

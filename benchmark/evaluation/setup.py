@@ -44,7 +44,9 @@ class RunSpec:
     max_pixels: int | None = None  # image/bitstream pixel limit for this run (None: benchmark.safety.limits default)
     isolation: str | None = None  # sandbox | process | none (benchmark/evaluation/sandbox.py); None: the best available
     keep_bitstreams: bool = False  # store every bitstream beside the result (<key>.bitstreams.zip) for `bench verify`
+    devices: int = 1  # processes training one model data-parallel in the train role (torchrun inside its sandbox)
     plugins: tuple[str, ...] = ()  # modules a role imports before looking the method up (a method not installed)
+    eval_workers: int = 1  # encoder (then decoder) roles run side by side, each single-threaded (isolated runs)
 
 
 def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
@@ -124,6 +126,9 @@ def ensure_trained(codec: Codec, info: DatasetInfo, protocol: Protocol, spec: Ru
             return {"loaded_from": str(weights_dir), **reuse["loaded"]}
         if console and reuse.get("why"):
             console.print(f"[yellow]{reuse['why']}[/]")
+    if spec.devices > 1 and distributed.group().world == 1:
+        raise ConfigError(f"--devices {spec.devices} trains in the train role's processes (--isolation sandbox or process); "
+                          "at --isolation none train with `bench train --devices N`, then `bench run --weights`")
     train = build_split(info, spec, protocol, "train")
     try:
         val = build_split(info, spec, protocol, "val")
