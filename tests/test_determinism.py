@@ -93,7 +93,7 @@ def test_bytes_and_decoded_images_do_not_depend_on_threads_or_process(coded, nam
 
 
 _TIMING = {"encode_s", "decode_s", "created", "environment", "loaded_from", "wall_s",
-           "per_image_csv_sha256"}  # the CSV holds the timings
+           "per_image_csv_sha256", "roles_cpu_s"}  # the CSV holds the timings; the roles' CPU seconds
 
 
 def _without_timings(obj):
@@ -137,3 +137,68 @@ def test_jobs_1_and_jobs_2_write_identical_result_files(tmp_path):
             with open(pdir(tmp_path / o) / f"{m}.csv", newline="") as f:
                 rows.append([{k: v for k, v in r.items() if k not in _TIMING} for r in csv.DictReader(f)])
         assert rows[0] == rows[1] and all(len(r["sha256"]) == 64 for r in rows[0]), m
+
+
+def _isolated_level() -> str:
+    from benchmark.evaluation.sandbox import sandbox_problem
+
+    return "sandbox" if sandbox_problem() is None else "process"
+
+
+def _rows(csv_path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(csv_path, newline="") as f:
+        return [{k: v for k, v in r.items() if k not in _TIMING} for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,dataset,limit,resume", [("balle2018", "middlebury_sample", 4, False),
+                                                         ("neural_dsc", "lfw_sample", 5, True)])
+def test_eval_workers_2_code_the_same_bytes_as_1(tmp_path, monkeypatch, method, dataset, limit, resume):
+    """`bench run --eval-workers 2` (encoders, then decoders, two at a time, one thread each; lfw_sample's single
+    view group cut in two) writes the same rows — same per-image sha256, same distortion — as `--eval-workers 1`; its
+    --keep-bitstreams archive holds every stream, and (Neural DSC) a run interrupted after 3 rows resumes to the
+    same rows."""
+    import zipfile
+
+    from benchmark.evaluation import rows as rows_mod
+    from benchmark.evaluation.runner import run
+    from benchmark.evaluation.setup import RunSpec, protocol_dir
+
+    from benchmark.contract.registry import get_dataset
+
+    proto = get_dataset(dataset).default_protocol
+    codec = METHODS.get(method)(protocol=get_protocol(proto), **getattr(METHODS.get(method), "test_options", {}))
+    codec.save_weights(tmp_path / "weights")  # untrained weights: the bytes are what is compared
+    spec = lambda out, n, **kw: RunSpec(method=method, dataset=dataset, limit=limit, out=tmp_path / out, progress=False,
+                                        method_options=getattr(type(codec), "test_options", {}), weights=tmp_path / "weights",
+                                        isolation=_isolated_level(), eval_workers=n, **kw)
+    _, one = run(spec("one", 1))
+    _, two = run(spec("two", 2, keep_bitstreams=True))
+    pdir = lambda out: protocol_dir(tmp_path / out, proto)
+    a, b = _rows(pdir("one") / f"{method}.csv"), _rows(pdir("two") / f"{method}.csv")
+    assert a == b and len(a) == limit * len(codec.rate_points()) and all(len(r["sha256"]) == 64 for r in a)
+    assert _without_timings(one) == _without_timings({**two, "bitstreams": None})
+    with zipfile.ZipFile(pdir("two") / f"{method}.bitstreams.zip") as z:
+        assert set(z.namelist()) == {f"bits/{r['sha256']}.bin" for r in a}  # untrained weights: some streams repeat
+    if not resume:
+        return
+    added, real_add = [], rows_mod.PartialCSV.add
+
+    def add_then_stop(self, row):  # the parent dies after writing its third row
+        if len(added) == 3:
+            raise KeyboardInterrupt
+        real_add(self, row)
+        added.append(row)
+
+    monkeypatch.setattr(rows_mod.PartialCSV, "add", add_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec("resumed", 2))
+    partial = pdir("resumed") / f".{method}.partial.csv"
+    assert partial.read_text().count("\n") == 1 + 3  # header and the three rows written before it stopped
+    fresh = []
+    monkeypatch.setattr(rows_mod.PartialCSV, "add", lambda self, row: (fresh.append(row), real_add(self, row)))
+    run(spec("resumed", 2))
+    assert len(fresh) == len(a) - 3  # the three rows were taken from the partial CSV, not coded again
+    assert _rows(pdir("resumed") / f"{method}.csv") == a and not partial.exists()
