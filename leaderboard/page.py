@@ -3,8 +3,10 @@ offline), the RD figures, published rows visibly apart, unique element ids and w
 
 The Markdown that `leaderboard.build` and `leaderboard.protocol` write holds one marker line per table
 (`TABLE_MARKER.format(key)`); README.md gets a Markdown table there, index.html a rich table whose rows carry their `leaderboard.csv` id
-(`data-id`) and whose cells carry the CSV value (`data-value`, also the sort key). Every text from a result
-or curve file is HTML-escaped."""
+(`data-id`) and whose cells carry the CSV value (`data-value`, the sort key unless a `data-sort` gives another:
+the training column sorts by steps). Every table sorts and filters, the Markdown ones (e.g. the gaussian
+section's) too: numbers (read from the cell's text there: "+1.2 dB", "1,000") before text before empty cells, in
+both directions. Every text from a result or curve file is HTML-escaped; bare https addresses become links."""
 from __future__ import annotations
 
 import html

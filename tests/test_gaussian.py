@@ -204,6 +204,11 @@ def test_leaderboard_checklist_paper_vs_measured():
     assert "not measured (no paper-budget result for 44.cond, mono4.cond)" in md
     assert boundaries(fig) == [3, 7, 1]
     assert "code changes along x per stage: 3, 7, 1 | not reproduced" in md  # not rising with k
+    # the suite's own target is labelled as such, never as a statement of the paper
+    own = [line for line in md.splitlines() if "a learned coder at or below the scalar reference" in line]
+    assert len(own) == 2 and all("(the suite's own target, not a statement of the paper)" in line
+                                 and "| not stated |" in line for line in own)
+    assert "(issue)" not in md
 
 
 def test_leaderboard_checklist_interpolates_the_monolithic_curve_when_two_lambdas_bracket_the_rate():

@@ -397,3 +397,19 @@ def test_counts_print_whole_and_https_sources_link():
     assert link_https("see https://example.org/a.pdf.") == 'see <a href="https://example.org/a.pdf">https://example.org/a.pdf</a>.'
     assert "<a" not in _inline("javascript:alert(1) http://plain.example ftp://x")
     assert _inline("[x](javascript:alert(1))").count("<a") == 0
+
+
+def test_every_html_table_sorts_and_filters_and_training_sorts_by_steps(tmp_path):
+    """index.html: a Markdown table gets the filter box and the sortable class of the leaderboard's own tables; a
+    training cell carries its steps as the sort key (the browser test clicks them)."""
+    from leaderboard.page import render
+
+    res = tmp_path / "res" / "stereo" / "kitti-ndic"
+    write_json(res / "jpeg.json", make_result("jpeg", ANCHOR, protocol=KITTI_FOLDER))
+    write_json(res / "b1000.json", _learning_point("balle2018", [(0.1, 27.0), (0.3, 31.0)], 1000))
+    out = tmp_path / "out"
+    build([tmp_path / "res"], out, suite=suite_facts())
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'data-col="training" data-value="quick, 1,000 steps" data-sort="1000"' in page
+    md_page = render("| a | b |\n|---|---|\n| 1 | x |\n", {}, "t")
+    assert '<table class="lb md" id="table-md-1">' in md_page and 'data-table="table-md-1"' in md_page
