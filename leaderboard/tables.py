@@ -21,7 +21,7 @@ import pandas as pd
 
 from benchmark.results.ranking import is_ranked
 
-from .compare import bd, bootstrap_bd_rate, describe_dropped
+from .compare import bd, describe_dropped, interval_text, rate_interval
 from .curves import RDCurve, curve_from_result, result_key
 from .facts import reproducing_method
 from .formatting import text
@@ -165,11 +165,10 @@ def measured_rows(info, measured: list, anchor_m, pub_curves: list[RDCurve], ran
         }
         is_anchor = anchor_m is m
         row.update(_bd_fields("m", a_curve, c, is_anchor=is_anchor))
-        ci = None
-        if a_curve is not None and not is_anchor and row["m_bd_rate"] is not None:
-            t_images = per_image_rows(m.path, r)
-            ci = bootstrap_bd_rate(a_images, t_images) if a_images and t_images else None
-        row["m_bd_rate_ci"] = None if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}] %"
+        ci = None  # the interval `bench compare` prints too (compare.rate_interval, compare.interval_text)
+        if a_curve is not None and not is_anchor:
+            ci = rate_interval(bd(a_curve, c, "psnr"), a_images, per_image_rows(m.path, r))
+        row["m_bd_rate_ci"] = interval_text(ci)
         pa = published_anchor_for(info.name, pub_curves, c.sources)
         row.update(_bd_fields("p", pa, c))
         for b in info.fixed_bpps:
