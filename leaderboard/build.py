@@ -2,7 +2,9 @@
 
 Per protocol (`leaderboard.protocol`): a Markdown table of the suite's measured results (BD-rate / BD-PSNR
 against the protocol's anchor codec, PSNR at the protocol's fixed rates), a separate table of published curves
-(marked with their provenance, never mixed with measured rows), PSNR- and MS-SSIM-vs-rate plots; for all
+(marked with their provenance, never mixed with measured rows), PSNR- and MS-SSIM-vs-rate figures (SVG files,
+byte-stable: `leaderboard.svg`); results of a protocol that applies a published protocol's preprocessing to other
+samples in that protocol's section (`facts.aliases`), apart and flagged; for all
 protocols together a README.md, a CSV of every row and of every point, a static index.html and a
 CompressAI-format export of each measured result. What the page says of a protocol or a method comes from the
 result files and the suite's facts the caller passes (`leaderboard.facts`); the leaderboard imports no method.
@@ -106,7 +108,7 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
           *, protocols: Sequence[str] | None = None, extra_published: Sequence[Path] = (),
           figsize: Sequence[float] | None = None, axes: Sequence[float] | None = None,
           rank_all: bool = False, suite: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write README.md, per-protocol PNGs, leaderboard.csv (one row per table row), points.csv (every point),
+    """Write README.md, per-protocol SVG figures, leaderboard.csv (one row per table row), points.csv (every point),
     figures.json (what each figure draws), index.html and compressai/*.json under `out_dir`.
 
     `results_dirs` are searched recursively for result files; `published_dirs` replace the package's

@@ -246,6 +246,11 @@ def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mappi
     fig = figure(rs, [x for x in results if x["protocol"] == protocol],
                  Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.svg")
     lines = [f"### {protocol}", ""]
+    facts = next((x.get("protocol_facts") for x in results if x["protocol"] == protocol and x.get("protocol_facts")), {})
+    if facts.get("alias_of"):  # shown in that protocol's section too (leaderboard.facts.aliases)
+        split = "its test split" if facts.get("alias_test_split") else "not its test split"
+        lines += [f"_`{protocol}` applies `{facts['alias_of']}`'s preprocessing and metrics to other samples "
+                  f"({split}); its results are listed in the `{facts['alias_of']}` section._", ""]
     if fig is not None:
         lines += [f"![learning curves on {protocol}]({fig.name})", ""]
     head = ["steps", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
