@@ -16,6 +16,7 @@ from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import drop_unreadable, list_images, load_rgb, on_bad_file, open_rgb, require_dir, to_tensor
 from .kitti import CROP as KITTI_CROP, SIZE as KITTI_SIZE, _crop_resize as kitti_crop_resize
+from .multiview import KITTI_LDMIC, stereo_scenes
 
 register_protocol(Protocol(
     name="images/full",
@@ -188,11 +189,13 @@ class StereoFolder(Dataset):
         return self._cache[pi]
 
 
-@register_dataset("stereo", description="a local folder of stereo pairs: left/ and right/ with same-named images", protocols=("stereo/pairs", KITTI_NDIC),
+@register_dataset("stereo", description="a local folder of stereo pairs: left/ and right/ with same-named images", protocols=("stereo/pairs", KITTI_NDIC, KITTI_LDMIC),
                   how_to_obtain="Put the left views in ROOT/left and the right views in ROOT/right with identical file names.")
 def stereo(root: Path | None, protocol: Protocol, split: str, direction: str = "both", skip_bad: bool = False, seed: int = 0, **options: Any) -> StereoFolder:
-    _no_options("stereo", options)
     base = require_dir(root, "stereo")
+    if getattr(protocol, "name", protocol) == KITTI_LDMIC:  # each pair once, both views coded (datasets/multiview.py)
+        return stereo_scenes(base, split, **options)
+    _no_options("stereo", options)
     prepare = kitti_crop_resize if getattr(protocol, "name", protocol) == KITTI_NDIC else None
     return StereoFolder(_split_dir(base, split, "stereo"), direction=direction, skip_bad=skip_bad, flip=(split == "train"),
                         seed=seed, prepare=prepare)

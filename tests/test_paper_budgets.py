@@ -37,12 +37,23 @@ def _stereo_kitti_folder(root: Path) -> Path:
     return root
 
 
+def _wildtrack_folder(root: Path) -> Path:
+    """The WildTrack layout (images/C1..C7/NNNNNNNN.png) at its 1920x1080 frames: one train and one test frame."""
+    for cam in range(1, 8):
+        d = root / "images" / f"C{cam}"
+        d.mkdir(parents=True)
+        for frame in (5, 2005):
+            Image.new("RGB", (1920, 1080), (30, 60, 90)).save(d / f"{frame:08d}.png", compress_level=1)
+    return root
+
+
 FIXTURES = {  # dataset -> a fixture tree in its real layout, at the real frames' size
     "kitti": lambda root: make_kitti_tree(root, 1, 1, size=(375, 1242)),
     "cityscapes": lambda root: make_cityscapes_tree(root, {"train": 1, "val": 1, "test": 1}, size=(1024, 2048)),
     "celeba_hq": lambda root: make_celeba_tree(root, n=30),
     "mnist": lambda root: (make_mnist_tree(root, n_train=40, n_test=10), root)[1],
     "stereo": _stereo_kitti_folder,
+    "multiview": _wildtrack_folder,
 }
 
 

@@ -41,6 +41,7 @@ from benchmark.errors import BitstreamError, ConfigError, TrainingError
 from benchmark.training.losses import bits_from_likelihoods
 
 from .configs import BUDGETS
+from .configs import budgets as protocol_budgets
 from .model import STRIDE, LDMICModel
 
 _MAX_PIXELS = 1 << 26
@@ -96,17 +97,18 @@ class _LDMICCodec(RDCodec):
         if self.fixed_views is None:
             self.options["views"] = self.views
             self.variant = f"V{self.views}"
-        if proto_views is not None and int(proto_views) != self.views:
-            raise ConfigError(f"{self.meta.name}: the protocol {protocol.name} has {proto_views} views per scene, "
-                              f"the codec was asked for {self.views}")
         self.lambdas = self._opt_lambdas or BUDGETS["paper"].model["lambdas"]
         self._n_train: int | None = None
         self.n_streams = self.views * (2 if self.context == "autoregressive" else 5)
 
     # ---- configuration --------------------------------------------------------------------------------
+    @classmethod
+    def budget_table(cls, protocol: str | None = None) -> dict[str, MethodBudget]:
+        return protocol_budgets(protocol)
+
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
-        epochs = method_budget(BUDGETS, budget, self.meta.name).epochs.get(MODEL_STAGE)
+        epochs = method_budget(protocol_budgets(getattr(self.protocol, 'name', None)), budget, self.meta.name).epochs.get(MODEL_STAGE)
         if epochs and "steps" not in self._train_overrides and self._n_train:
             per_epoch = max(1, math.ceil(self._n_train / tc.batch_size))
             tc = tc.replace(steps=epochs * per_epoch, val_every=10 * per_epoch)

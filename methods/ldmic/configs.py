@@ -43,3 +43,18 @@ BUDGETS: dict[str, MethodBudget] = checked_table({
                           epochs={MODEL_STAGE: PAPER_EPOCHS},
                           source="the authors' train.py (lr, batch, crop, epochs, schedule, clipping, N/M); λ list partly ours"),
 }, "ldmic")
+
+
+# protocols whose training samples are at least 256 pixels on a side (the authors' crop); elsewhere (the 128x256
+# NDIC-style protocols) the paper budget crops 128, the samples' height (ours)
+FULL_RESOLUTION = ("stereo/kitti-ldmic", "multiview/wildtrack-ldmic", "stereo/pairs", "images/full")
+
+
+def budgets(protocol: str | None) -> dict[str, MethodBudget]:
+    """The budget table under `protocol`: the authors' 256 crop where the samples allow it, else 128."""
+    if protocol is None or protocol in FULL_RESOLUTION:
+        return BUDGETS
+    paper = BUDGETS["paper"]
+    small = MethodBudget({MODEL_STAGE: paper.stage().replace(crop=128)}, paper.model, paper.epochs,
+                         source=paper.source + "; crop 128 (ours) for this protocol's 128-pixel-high samples")
+    return checked_table({"smoke": BUDGETS["smoke"], "quick": BUDGETS["quick"], "paper": small}, "ldmic")

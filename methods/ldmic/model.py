@@ -200,6 +200,13 @@ class LDMICModel(CompressionModel):
             return [self._encode_serial(y, params), z_string]
         return [*self._encode_checkerboard(y, params), z_string]
 
+    def _indexes(self, scales: torch.Tensor) -> torch.Tensor:
+        """CompressAI's ``build_indexes`` (the number of scale-table entries but the last below each bounded scale),
+        vectorised: its Python loop over the table dominates serial coding."""
+        gc = self.gaussian_conditional
+        bounded = gc.lower_bound_scale(scales).reshape(-1).contiguous()
+        return torch.searchsorted(gc.scale_table[:-1].contiguous(), bounded, right=False).to(torch.int32)
+
     def _masked_weight(self) -> torch.Tensor:
         return self.context.weight * self.context.mask
 
@@ -224,7 +231,7 @@ class LDMICModel(CompressionModel):
                 q = gc.quantize(window[:, :, pad, pad], "symbols", means[:, :, 0, 0])
                 y_pad[:, :, h + pad, w + pad] = q + means[:, :, 0, 0]
                 symbols += q.reshape(-1).tolist()
-                indexes += gc.build_indexes(scales).reshape(-1).tolist()
+                indexes += self._indexes(scales).tolist()
         coder = BufferedRansEncoder()
         coder.encode_with_indexes(symbols, indexes, *self._tables())
         return coder.flush()
@@ -241,7 +248,12 @@ class LDMICModel(CompressionModel):
         for h in range(h_y):
             for w in range(w_y):
                 _, means, scales = self._serial_params(y_pad, params, weight, h, w)
-                values = decoder.decode_stream(gc.build_indexes(scales).reshape(-1).tolist(), cdf, lengths, offsets)
+                # only the table rows this position uses cross into the coder (the same rows, renumbered): the
+                # bindings convert every row handed to them on each call
+                rows, local = torch.unique(self._indexes(scales), return_inverse=True)
+                rows = rows.tolist()
+                values = decoder.decode_stream(local.tolist(), [cdf[r] for r in rows], [lengths[r] for r in rows],
+                                               [offsets[r] for r in rows])
                 q = torch.tensor(values, dtype=torch.float32).reshape(1, -1, 1, 1)
                 y_pad[:, :, h + pad:h + pad + 1, w + pad:w + pad + 1] = gc.dequantize(q, means)
         return y_pad[:, :, pad:-pad, pad:-pad]
