@@ -95,33 +95,106 @@ def test_an_interrupted_job_is_rerun_and_a_failed_one_shows_its_log(local_sweep,
     assert log.is_file()
 
 
-@pytest.mark.slow
-def test_slurm_sweep_gives_the_results_of_the_local_launcher(local_sweep, tmp_path):
-    from tests.slurm_cluster import Cluster, ClusterUnavailable
+def _cluster_env(cluster) -> dict:
+    """The started one-node cluster's environment; without Slurm a skip, except under CI=true (.ci/run installs
+    slurm-wlm and munge), where a missing or broken cluster fails the test."""
+    from tests.slurm_cluster import ClusterUnavailable
+
+    try:
+        return cluster.start()
+    except ClusterUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"no one-node Slurm cluster under CI=true (.ci/run installs slurm-wlm and munge): {exc}")
+        pytest.skip(f"no one-node Slurm cluster on this machine: {exc}")
+
+
+@pytest.fixture
+def slurm_conf(tmp_path, monkeypatch):
+    """SLURM_CONF of a one-node cluster started for the test (stopped after it)."""
+    from tests.slurm_cluster import Cluster
 
     cluster = Cluster(tmp_path / "cluster")
     try:
-        try:
-            env = cluster.start()
-        except ClusterUnavailable as exc:
-            pytest.skip(f"no one-node Slurm cluster on this machine: {exc}")
-        old = os.environ.get("SLURM_CONF")
-        os.environ["SLURM_CONF"] = env["SLURM_CONF"]
-        try:
-            out = tmp_path / "S"
-            _sweep(out, "--launcher", "slurm", "--time", "20", "--cpus", "1", "--mem", "1G")
-        finally:
-            if old is None:
-                os.environ.pop("SLURM_CONF", None)
-            else:
-                os.environ["SLURM_CONF"] = old
-        code, text = _status(out)
-        assert code == 0 and "2 done" in text, text + cluster.logs()
-        states = [json.loads(p.read_text()) for p in (out / "jobs").glob("*/state.json")]
-        assert {s["launcher"] for s in states} == {"slurm"} and all(s["job_id"].isdigit() for s in states)
-        assert _points(out) == _points(local_sweep)
+        env = _cluster_env(cluster)
+        monkeypatch.setenv("SLURM_CONF", env["SLURM_CONF"])
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+def test_slurm_sweep_gives_the_results_of_the_local_launcher(local_sweep, tmp_path, slurm_conf):
+    out = tmp_path / "S"
+    _sweep(out, "--launcher", "slurm", "--time", "20", "--cpus", "1", "--mem", "1G")
+    code, text = _status(out)
+    assert code == 0 and "2 done" in text, text + slurm_conf.logs()
+    states = [json.loads(p.read_text()) for p in (out / "jobs").glob("*/state.json")]
+    assert {s["launcher"] for s in states} == {"slurm"} and all(s["job_id"].isdigit() for s in states)
+    assert _points(out) == _points(local_sweep)
+    # Slurm knows each job by what it runs (method, dataset, protocol, seed), not as "submitit"
+    logs = "".join(p.read_text() for p in (out / "logs").glob("*_submission.sh"))
+    assert "#SBATCH --job-name=jpeg__middlebury_sample__middlebury-sample-stereo__seed0" in logs, logs[:2000]
+
+
+# ---------------------------------------------------------------- the Slurm fault path: signal, checkpoint, requeue
+# One learned model (balle2018, one λ, tiny widths) trained long enough to be interrupted; the interrupted and the
+# uninterrupted job run on the same one-node cluster (same environment and threads), so their weights must agree.
+REQUEUE_GRID = ["--method", "balle2018", "--dataset", "middlebury_sample", "--budget", "smoke", "--limit", "1",
+                "--option", "lambdas=0.0483", "--option", "N=8", "--option", "M=8", "--option", "steps=1500",
+                "--option", "batch_size=2", "--option", "val_samples=1", "--option", "checkpoint_every=20",
+                "--option", "warm_start=false"]
+
+
+def _wait(predicate, timeout_s: float, what: str, logs=lambda: ""):
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout_s:.0f} s; {logs()}")
+
+
+@pytest.mark.slow
+def test_a_signalled_slurm_job_checkpoints_is_requeued_and_ends_with_the_weights_of_an_uninterrupted_one(
+        tmp_path, slurm_conf):
+    """USR2 is what Slurm sends `signal_delay_s` before a job's time limit (sbatch --signal=USR2@120; submitit
+    books it) and on preemption: the job's handler records the requeue, submitit requeues it, and the rerun
+    resumes from the trainer's last checkpoint."""
+    import subprocess
+
+    from benchmark.cluster.state import read_state
+    from benchmark.cluster.sweep import load_jobs, wait_for
+
+    runs = {}
+    for name in ("interrupted", "uninterrupted"):
+        runs[name] = tmp_path / name
+        res = CliRunner().invoke(app, ["sweep", "run", *REQUEUE_GRID, "--out", str(runs[name]), "--launcher", "slurm",
+                                       "--time", "20", "--cpus", "1", "--mem", "1G", "--no-wait"])
+        assert res.exit_code == 0, res.output
+    (job,) = load_jobs(runs["interrupted"])
+    job_id = read_state(runs["interrupted"], job.name)["job_id"]
+    train = runs["interrupted"] / "results"
+    # the first periodic checkpoint is published: the job is mid-training
+    _wait(lambda: any(train.rglob("last.json")), 240, "no trainer checkpoint", slurm_conf.logs)
+    sig = subprocess.run(["scancel", "--signal=USR2", job_id], capture_output=True, text=True)
+    assert sig.returncode == 0, sig.stderr
+    _wait(lambda: read_state(runs["interrupted"], job.name).get("requeued"), 120, "the job did not checkpoint",
+          slurm_conf.logs)
+    for name, out in runs.items():
+        wait_for(out, [job.name], poll_s=1.0, timeout_s=600, say=lambda *_: None)
+        code, text = _status(out)
+        assert code == 0 and "1 done" in text, f"{name}: {text} {slurm_conf.logs()}"
+    state = read_state(runs["interrupted"], job.name)
+    log = "".join(Path(state[k]).read_text(errors="replace") for k in ("stdout", "stderr") if Path(state[k]).is_file())
+    assert "Caught signal SIGUSR2" in log, log[-3000:]  # submitit's handler, in the job's own log
+
+    def weights(out: Path) -> dict:
+        (result,) = (out / "results").rglob("balle2018.json")
+        return {p: t["weights_sha256"] for p, t in json.loads(result.read_text())["training"]["points"].items()}
+
+    assert weights(runs["interrupted"]) == weights(runs["uninterrupted"]) and len(weights(runs["uninterrupted"])) == 1
 
 
 # ---------------------------------------------------------------- per-rate-point jobs
@@ -238,3 +311,37 @@ def test_the_merge_waits_for_the_lock_and_only_warm_start_chains_stay_one_job(po
     assert len(points("paper")) == 8  # CompressAI's eight λ, each trained from scratch
     assert points("paper", point="lambda=0.0018") == [None]  # one point asked for: one job
     assert [j.point for j in expand(["jpeg"], ["middlebury_sample"], None, [0], budget="paper")] == [None]
+
+
+# ---------------------------------------------------------------- jobs on several devices
+def test_devices_book_one_gpu_per_training_process():
+    from benchmark.cluster.launch import option_args, resolve_devices
+    from benchmark.errors import ConfigError
+
+    assert resolve_devices(None, None, "cuda") == (1, 1)
+    assert resolve_devices(4, None, "cuda") == (4, 4)  # --devices alone books as many GPUs
+    assert resolve_devices(None, 4, "cuda") == (4, 4)  # --gpus alone starts as many processes
+    assert resolve_devices(2, None, "cpu") == (2, None)  # gloo processes on CPU, nothing booked
+    with pytest.raises(ConfigError, match="one training process per booked GPU"):
+        resolve_devices(2, 4, "cuda")
+    assert option_args({"lambdas": [0.0035, 0.0483], "warm_start": False, "N": 8}) == [
+        "--option", "lambdas=0.0035,0.0483", "--option", "warm_start=false", "--option", "N=8"]
+
+
+@pytest.mark.slow
+def test_a_job_on_two_devices_trains_under_torchrun_then_evaluates_what_it_trained(tmp_path):
+    """--devices 2 on CPU: the job trains with two gloo processes (bench train under torchrun), writes the weights
+    into its results folder, then codes the test image with them; a rerun starts nothing."""
+    out = tmp_path / "S"
+    grid = ["--method", "balle2018", "--dataset", "middlebury_sample", "--budget", "smoke", "--limit", "1",
+            "--option", "warm_start=false", "--option", "lambdas=0.0483", "--option", "N=8", "--option", "M=8",
+            "--option", "steps=4", "--option", "batch_size=2", "--option", "val_samples=1"]
+    res = CliRunner().invoke(app, ["sweep", "run", *grid, "--devices", "2", "--launcher", "local", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (job,) = [json.loads(p.read_text()) for p in (out / "jobs").glob("*/job.json")]
+    assert job["devices"] == 2
+    (result,) = (out / "results").rglob("balle2018.json")
+    training = json.loads(result.read_text())["training"]
+    assert training["loaded_from"].endswith("weights/balle2018")  # trained by the torchrun processes, then loaded
+    manifest = next((out / "results").rglob("weights/balle2018/*.json"))
+    assert manifest.is_file()

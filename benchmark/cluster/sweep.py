@@ -59,6 +59,7 @@ class Job:
     point: str | None = None  # a per-point job: this rate point only, with `point_options` added to the options
     point_options: dict[str, Any] = field(default_factory=dict)
     points: list[str] = field(default_factory=list)  # every point of the method, in its order (merged together)
+    devices: int = 1  # training processes (one per booked GPU) under torchrun: benchmark/cluster/launch.py
 
     @property
     def group(self) -> str:
@@ -101,7 +102,7 @@ def _slug(point: str) -> str:
 
 def expand(methods: Iterable[str], datasets: Iterable[str], protocols: Iterable[str] | None, seeds: Iterable[int], *,
            budget: str, device: str = "cpu", limit: int | None = None, root: str | None = None,
-           method_options: dict[str, Any] | None = None) -> list[Job]:
+           method_options: dict[str, Any] | None = None, devices: int = 1) -> list[Job]:
     """One job per (method, dataset, protocol, seed), and per rate point where the points train independently;
     protocols default to each dataset's default one."""
     from benchmark.contract.registry import get_dataset, get_method
@@ -120,7 +121,7 @@ def expand(methods: Iterable[str], datasets: Iterable[str], protocols: Iterable[
             for m in methods:
                 split = independent_points(m, d, p, budget, dict(method_options or {}), root)
                 for s in seeds:
-                    base = Job(m, d, p, int(s), budget, device, limit, root, dict(method_options or {}))
+                    base = Job(m, d, p, int(s), budget, device, limit, root, dict(method_options or {}), devices=devices)
                     jobs.extend([replace(base, point=pt, point_options=opts, points=[q for q, _ in split])
                                  for pt, opts in split] or [base])
     return jobs
@@ -184,6 +185,10 @@ class SweepJob:
                        limit=j.limit, out=j.out(self.sweep), budget=j.budget, device=j.device, seed=j.seed,
                        method_options={**j.method_options, **j.point_options}, progress=None)
         try:
+            if j.devices > 1:  # one training process per booked GPU (torchrun), then the evaluation here
+                from benchmark.cluster.launch import train_data_parallel
+
+                train_data_parallel(j, j.out(self.sweep))
             path, _ = run(spec)
             merged = j.merge(self.sweep, path) if j.point else None  # once every point of the method is done
         except Exception as exc:  # recorded for `bench sweep status`, then re-raised (a requeue is a SystemExit: not caught)
@@ -299,6 +304,8 @@ def _executor(sweep: Path, launcher: str, slurm: dict[str, Any]):
 
 
 def _submit_one(ex: Any, sweep: Path, job: Job, launcher: str, threads: int | None) -> Any:
+    if launcher == "slurm":  # squeue/sacct show what the job runs: method, dataset, protocol, seed and point
+        ex.update_parameters(job_name=job.name)
     sub = ex.submit(SweepJob(sweep, job, threads))
     write_state(sweep, job.name, state="pending", launcher=launcher, job_id=str(sub.job_id), launcher_pid=os.getpid(),
                 stdout=str(sub.paths.stdout), stderr=str(sub.paths.stderr), error=None, result=None)
