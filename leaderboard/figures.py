@@ -31,8 +31,10 @@ def _palette() -> list[tuple[float, float, float]]:
 
 
 def family(method: str) -> str:
-    """Colour key: the method without its M suffix (DRASIC m2/m4/... share a colour, markers tell M apart)."""
-    return re.sub(r"\.m\d+$", "", method)
+    """Colour key: the method without its M suffix (DRASIC m2/m4/... share a colour, markers tell M apart), dots as
+    underscores (a published curve's key `ndic.balle2018` and the suite's method `ndic_balle2018` share a colour:
+    ours solid, theirs dashed)."""
+    return re.sub(r"\.m\d+$", "", method).replace(".", "_")
 
 
 def assign_colours(groups: Iterable[Iterable[str]]) -> dict[str, str]:

@@ -265,6 +265,8 @@ def figures_part(sec: Section) -> tuple[list[str], list[Path]]:
     curves = [curve_from_result(m.result, label, str(m.path)) for m, label in drawn] + sec.pub
     for c, (m, _) in zip(curves, drawn):
         c.result = m.result if m in sec.measured else None  # results on other samples are never ranked here
+        if m.result.get("learning_curve"):  # the colour of its method, as the published curve of that method has
+            c.method = m.result["method"]
     bands = _bands(drawn)
     links, written = [], []
     for kind, suffix, title in (("psnr", "psnr", "PSNR vs rate"), ("msssim", "msssim", "MS-SSIM vs rate")):
