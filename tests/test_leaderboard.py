@@ -413,3 +413,16 @@ def test_every_html_table_sorts_and_filters_and_training_sorts_by_steps(tmp_path
     assert 'data-col="training" data-value="quick, 1,000 steps" data-sort="1000"' in page
     md_page = render("| a | b |\n|---|---|\n| 1 | x |\n", {}, "t")
     assert '<table class="lb md" id="table-md-1">' in md_page and 'data-table="table-md-1"' in md_page
+
+
+def test_a_protocol_alias_is_a_safe_protocol_name():
+    from benchmark.errors import ResultSchemaError
+
+    r = make_result("jpeg", ANCHOR, protocol=KITTI_FOLDER)
+    for bad in ("../../etc", "a/<script>", ""):
+        r["protocol_facts"] = {**r["protocol_facts"], "alias_of": bad}
+        with pytest.raises(ResultSchemaError, match="alias_of"):
+            validate_result(r)
+    r["protocol_facts"]["alias_of"], r["protocol_facts"]["alias_test_split"] = "kitti-stereo/ndic", "no"
+    with pytest.raises(ResultSchemaError, match="alias_test_split"):
+        validate_result(r)

@@ -257,7 +257,13 @@ def _check_protocol_facts(obj: dict[str, Any]) -> None:
         raise ResultSchemaError("protocol_facts.name", f"must be the result's protocol {obj['protocol']!r}, got "
                                 f"{facts['name']!r:.80}")
     _check(facts, "version", "int", "protocol_facts", optional=True)
-    _check(facts, "alias_of", "str", "protocol_facts", optional=True)  # shown in that protocol's section
+    alias = _check(facts, "alias_of", "str", "protocol_facts", optional=True)  # shown in that protocol's section
+    if alias is not None:  # a protocol name: it becomes a heading, file names and links
+        from benchmark.safety.safenames import name_problem
+
+        why = name_problem(alias, slashes=True)
+        if why:
+            raise ResultSchemaError("protocol_facts.alias_of", why)
     _check(facts, "alias_test_split", "bool", "protocol_facts", optional=True)
     rates = _check(facts, "fixed_bpps", "list", "protocol_facts")
     for i, b in enumerate(rates):
