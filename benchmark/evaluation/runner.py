@@ -275,7 +275,8 @@ def _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console):
             req[split] = None
             continue
         req[split] = {"folder": str(session.materialise_split(ds, role.folder / "in" / split, split))}
-    role.writable.append(pdir / "train" / key)
+    (pdir / "train" / key).mkdir(parents=True, exist_ok=True)  # a folder the sandbox does not find is not bound back:
+    role.writable.append(pdir / "train" / key)                 # checkpoints, metrics.csv and events would stay inside
     resp = ctx.launch(role, "train", req)
     new = role.out / "weights"
     if not (new / "manifest.json").is_file():
