@@ -58,7 +58,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     log_every: Optional[float] = typer.Option(None, "--log-every", help="seconds between progress lines when stderr "
                                               "is not a terminal (batch jobs; default 10)"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="methods run side by side in worker processes, "
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="methods run side by side in worker processes, "
                                        "each with cpu_count/jobs torch threads (default: 2 for the main job, else 1)"),
     isolation: Optional[str] = typer.Option(None, "--isolation", help="where the method's code runs: sandbox (bubblewrap, "
                                             "one process per role; the default where it works), process (plain child "
@@ -88,8 +88,6 @@ def run(
                    isolation=isolation, keep_bitstreams=keep_bitstreams, plugins=tuple(plugin or ()), devices=devices)
     methods = list(method) if method else list(DEFAULT_METHODS)
     jobs = (min(2, os.cpu_count() or 1) if main_job else 1) if jobs is None else jobs
-    if jobs < 1:
-        _fail(BenchError(f"--jobs must be at least 1, got {jobs}"))
     t_start, written = time.perf_counter(), _run_methods([dataclasses.replace(spec, method=m) for m in methods], jobs, quiet)
     if main_job if leaderboard is None else leaderboard:
         _build_leaderboard([out], out / "leaderboard")

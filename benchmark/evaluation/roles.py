@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 import traceback
@@ -217,10 +218,15 @@ def train(req: dict[str, Any], out: Path) -> dict[str, Any]:
             folder = Path(spec["folder"])
             splits[split] = FileSplit(folder, json.loads((folder / "index.json").read_text(encoding="utf-8")))
     _seal("training")
+    from benchmark.training import distributed
+
+    group = distributed.init_from_env(req["device"])  # started by torchrun: the role's processes train one model
     torch.manual_seed(int(req["seed"]))
     info = codec.fit(splits["train"], splits["val"], budget=req["budget"], device=req["device"],
                      workdir=Path(req["workdir"]), seed=int(req["seed"]))
-    codec.save_weights(out / "weights")
+    if group.main:
+        codec.save_weights(out / "weights")
+    distributed.shutdown()
     return {"training": info, "rate_points": list(codec.rate_points()), "info": codec.info()}
 
 
@@ -353,6 +359,8 @@ def run_request(path: Path) -> int:
 
     from benchmark.safety.jsonsafe import jsonable
 
+    if os.environ.get("RANK", "0") != "0":  # a further process of a data-parallel train role: rank 0 answers
+        return 0 if resp["ok"] else 1
     ru = resource.getrusage(resource.RUSAGE_SELF)
     resp["cpu_s"] = ru.ru_utime + ru.ru_stime  # what this role cost (bubblewrap does not hand it to the caller)
     tmp = out / (RESPONSE + ".tmp")

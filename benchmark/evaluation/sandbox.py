@@ -221,7 +221,8 @@ def launch(role: Role, level: str) -> dict[str, Any]:
     """Run `role` at isolation `level` ("sandbox" or "process"); its parsed response (IsolationError or the
     role's own error re-raised as BenchError when it failed)."""
     (role.folder / "request.json").write_text(json.dumps(role.request), encoding="utf-8")
-    cmd = [sys.executable, "-m", "benchmark.evaluation.roles", str(role.folder / "request.json")]
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={role.processes}"] if role.processes > 1 else []
+    cmd = [sys.executable, *launcher, "-m", "benchmark.evaluation.roles", str(role.folder / "request.json")]
     log = open(role.out / LOG, "wb")
     try:
         if level == "sandbox":
@@ -289,9 +290,8 @@ class Zygote:
         def under(p: Path, writable: bool) -> bool:
             p = Path(p).resolve()
             return any((p == b or b in p.parents) and (w or not writable) for b, w in self.binds)
-        if role.network or role.processes > 1:
-            return False  # a child's fresh network namespace has loopback down: no rendezvous (a bwrap sandbox of its own)
-        return under(role.folder, True) and all(under(p, False) for p in role.read_only) and all(under(p, True) for p in role.writable)
+        # data-parallel: a child's fresh network namespace has loopback down (no rendezvous): a bwrap sandbox of its own
+        return not (role.network or role.processes > 1) and under(role.folder, True) and all(under(p, False) for p in role.read_only) and all(under(p, True) for p in role.writable)
 
     def run(self, role: Role) -> dict[str, Any]:
         # what the child keeps of the zygote's view: its role folder, its read-only and writable folders; the

@@ -7,7 +7,7 @@ group (NCCL on CUDA, gloo on CPU). The trainer then splits every global batch ac
 and trains through ``torch.nn.parallel.DistributedDataParallel``: the wrapped module is a `LossModule`, whose
 forward runs the trainer's loss closure on the rank's shard, so every codec's own loss (a custom forward,
 ``model.aux_loss()``) runs inside DDP's forward and DDP's reducer averages the gradients. DDP's constructor
-broadcasts rank 0's parameters and buffers. Only rank 0 writes checkpoints, metrics, weights and results.
+broadcasts rank 0's parameters (`Group.wrap` its buffers). Only rank 0 writes checkpoints, metrics, weights and results.
 
 The aux optimizer (CompressAI's ``*.quantiles``): DDP allows one backward pass per forward, so the trainer
 backpropagates ``loss + aux_loss`` once and DDP averages the quantiles' gradients with the others. That gives each
@@ -20,8 +20,9 @@ model: ``_logits_cumulative(..., stop_gradient=True)``; its training forward add
 a trainable parameter that neither loss reaches; the trainer then rebuilds the wrapper with it True and redoes the
 step's forward. Without it DDP would wait forever for those parameters' gradients.
 
-Buffers updated in training (Neural DSC's EMA codebook): DDP runs with ``broadcast_buffers=False``. Its default
-would copy rank 0's buffers over every rank's at each forward, so a codebook would learn from rank 0's share of
+Buffers updated in training (Neural DSC's EMA codebook): DDP runs without its buffer sync at each forward
+(``broadcast_buffers=False``; ``forward_sync_buffers=False`` from torch 2.14), after `Group.wrap` sent rank 0's
+buffers to every rank once. The default would copy rank 0's buffers over every rank's at each forward, so a codebook would learn from rank 0's share of
 the batch only. Instead a module that updates buffers from the batch reduces its statistics over the ranks
 itself (`all_reduce_sum`; `gather_slots` and `broadcast` for draws from the whole batch), so every rank makes the
 update the 1-process run makes, and the buffers stay equal on every rank. `Group.diverged` checks that after the
@@ -155,12 +156,20 @@ class Group:
         return [key for key in batch if key[1] % self.world == self.rank] if self.world > 1 else batch
 
     def wrap(self, module: "LossModule", device: torch.device, find_unused: bool = False) -> torch.nn.Module:
-        """`module` in DistributedDataParallel (its constructor broadcasts rank 0's parameters and buffers)."""
+        """`module` in DistributedDataParallel, with rank 0's parameters and buffers on every rank."""
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-        # broadcast_buffers=False: buffers updated in training are reduced over the ranks by their module (see above)
-        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused, broadcast_buffers=False)
+        # no buffer sync at each forward: buffers updated in training are reduced over the ranks by their module
+        # (see above); rank 0's buffers are sent to every rank once here (without forward sync, DDP's constructor
+        # does not; torch >= 2.14 names the option forward_sync_buffers and deprecates broadcast_buffers)
+        for b in module.buffers():
+            broadcast(b.data)
+        import inspect
+
+        no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(
+            DistributedDataParallel.__init__).parameters else {"broadcast_buffers": False}
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused, **no_sync)
 
     def reduce_sums(self, sums: Mapping[str, float], count: int) -> tuple[dict[str, float], int]:
         """(sums, count) added over the ranks; every rank gets the same values. The keys must be the same on every

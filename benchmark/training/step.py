@@ -180,4 +180,4 @@ class Optimisation:
 
         return {"wrapper": type(self.ddp).__qualname__, "backend": dist.get_backend(),
                 "find_unused_parameters": bool(self.ddp.find_unused_parameters),
-                "broadcast_buffers": bool(self.ddp.broadcast_buffers)}
+                "broadcast_buffers": bool(getattr(self.ddp, "forward_sync_buffers", getattr(self.ddp, "broadcast_buffers", True)))}
