@@ -432,3 +432,13 @@ def test_two_gloo_processes_rendezvous_over_loopback_inside_one_training_sandbox
     total, addr = (role.out / "sum.txt").read_text().split()
     assert total == "3"  # 1 + 2: both ranks took part
     assert addr in ("127.0.0.1", "localhost") or addr.startswith("127.")
+
+
+def test_run_with_devices_refuses_in_process_training(tmp_path, cli_runner):
+    """--devices trains in the train role's processes; at --isolation none there is no role to start them in."""
+    from cli.main import app
+
+    res = cli_runner.invoke(app, ["run", "-m", "balle2017", "--devices", "2", "--isolation", "none", "--budget", "smoke",
+                                  "--limit", "1", "--out", str(tmp_path), "--no-leaderboard", "-q"])
+    assert res.exit_code != 0
+    assert "--devices 2 trains in the train role's processes" in res.output and "bench train --devices" in res.output
