@@ -442,3 +442,27 @@ def test_run_with_devices_refuses_in_process_training(tmp_path, cli_runner):
                                   "--limit", "1", "--out", str(tmp_path), "--no-leaderboard", "-q"])
     assert res.exit_code != 0
     assert "--devices 2 trains in the train role's processes" in res.output and "bench train --devices" in res.output
+
+
+@pytest.mark.slow
+def test_bench_run_trains_neural_dsc_with_two_processes_inside_the_train_sandbox(tmp_path, cli_runner):
+    """`bench run --devices 2`: the train role runs torchrun inside its sandbox (loopback rendezvous), the EMA
+    codebook's collectives run on both ranks, rank 0 saves the weights and answers; the result and the manifest
+    record 2 processes (about 70 s on 2 shared cores)."""
+    from benchmark.evaluation import sandbox
+    from cli.main import app
+
+    if sandbox.sandbox_problem():
+        pytest.skip(f"no sandbox here: {sandbox.sandbox_problem()}")
+    tiny = ["bits=2", "ch=8", "n_res=1", "emb_dim=8", "prior_dim=16", "prior_layers=1", "prior_heads=2", "steps=4",
+            "batch_size=2", "crop=64", "prior_steps=2", "prior_batch_size=2", "val_samples=1"]
+    res = cli_runner.invoke(app, ["run", "-m", "neural_dsc", "--budget", "smoke", "--devices", "2", "--limit", "1",
+                                  "--isolation", "sandbox", "--out", str(tmp_path), "--no-leaderboard", "-q",
+                                  *[a for o in tiny for a in ("--option", o)]])
+    assert res.exit_code == 0, res.output[-3000:]
+    (result,) = tmp_path.glob("*/*/neural_dsc.json")
+    record = json.loads(result.read_text())
+    assert record["isolation"] == "sandbox" and record["training"]["processes"] == 2
+    manifest = json.loads((result.parent / "weights" / "neural_dsc" / "manifest.json").read_text())
+    assert manifest["training"]["processes"] == 2
+    assert record["points"][0]["bpp"] > 0

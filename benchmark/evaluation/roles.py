@@ -227,7 +227,7 @@ def train(req: dict[str, Any], out: Path) -> dict[str, Any]:
     if group.main:
         codec.save_weights(out / "weights")
     distributed.shutdown()
-    return {"training": info, "rate_points": list(codec.rate_points()), "info": codec.info()}
+    return {"training": {**info, "processes": group.world}, "rate_points": list(codec.rate_points()), "info": codec.info()}
 
 
 def _load(req: dict[str, Any]):
