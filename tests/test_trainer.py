@@ -240,3 +240,28 @@ def test_budgets_and_options_are_checked():
         TrainConfig(steps=3, schedule="linear")
     with pytest.raises(ConfigError, match="learning rate"):
         TrainConfig(steps=3, lr=float("nan"))
+
+
+def test_validation_shards_cover_every_sample_once_and_weight_by_count():
+    """Data-parallel validation: rank r takes samples r, r+N, ...; the count-weighted mean of the ranks' shards
+    (what Group.reduce_sums adds over the ranks) is the 1-process mean. Fewer samples than ranks: every rank
+    validates them all."""
+    from benchmark.training import distributed
+    from benchmark.training.trainer import validate
+
+    g = torch.Generator().manual_seed(4)
+    val = [Sample(x=torch.rand(3, 16, 16, generator=g), name=f"v{i}") for i in range(5)]
+
+    def loss_fn(model, batch):
+        return {"loss": model(batch.x).mean()}
+
+    cfg = TrainConfig(steps=1, batch_size=2, crop=16, val_samples=5)
+    whole = validate(torch.nn.Identity(), loss_fn, val, cfg, torch.device("cpu"))
+    shards = [validate(torch.nn.Identity(), loss_fn, val, cfg, torch.device("cpu"), distributed.Group(r, 2)) for r in (0, 1)]
+    counts = [3, 2]  # samples 0, 2, 4 and 1, 3
+    merged = sum(s["loss"] * c for s, c in zip(shards, counts)) / 5
+    assert merged == pytest.approx(whole["loss"], rel=1e-6)
+    assert shards[0] != shards[1]  # the ranks did validate different samples
+    few = validate(torch.nn.Identity(), loss_fn, val[:1], cfg.replace(val_samples=1), torch.device("cpu"),
+                   distributed.Group(1, 2))
+    assert few == validate(torch.nn.Identity(), loss_fn, val[:1], cfg.replace(val_samples=1), torch.device("cpu"))
