@@ -206,7 +206,7 @@ def train(
     direction: Optional[Direction] = typer.Option(None, "--direction"),
     option: Optional[List[str]] = typer.Option(None, "--option"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
-    devices: int = typer.Option(1, "--devices", help="processes training one model data-parallel on this node "
+    devices: int = typer.Option(1, "--devices", min=1, help="processes training one model data-parallel on this node "
                                 "(torchrun; one per GPU: process r takes cuda:r with --device cuda)"),
     nnodes: Optional[str] = typer.Option(None, "--nnodes", help="nodes training together (N or MIN:MAX); start the same "
                                          "command on every node, with --rdzv-endpoint"),
