@@ -466,3 +466,32 @@ def test_bench_run_trains_neural_dsc_with_two_processes_inside_the_train_sandbox
     manifest = json.loads((result.parent / "weights" / "neural_dsc" / "manifest.json").read_text())
     assert manifest["training"]["processes"] == 2
     assert record["points"][0]["bpp"] > 0
+
+
+@pytest.mark.slow
+def test_the_multi_node_launch_command_rendezvouses_two_nodes(tmp_path):
+    """Two "nodes" on this machine, each started with the torchrun options `launch_command` gives for --nnodes 2
+    and a c10d rendezvous endpoint: they meet and form one group of 2 (what `bench train --nnodes` relies on)."""
+    import socket
+
+    from benchmark.training.distributed import launch_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = launch_command(1, [], nnodes="2", rdzv_endpoint=f"127.0.0.1:{port}", rdzv_id=f"test-{port}")
+    prefix = cmd[: cmd.index("cli.main") - 1]  # the torchrun part; the script below instead of `-m cli.main`
+    script = tmp_path / "child.py"
+    script.write_text(RENDEZVOUS_CHILD)
+    outs = [tmp_path / f"node{i}" for i in range(2)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+    for out in outs:
+        out.mkdir()
+        procs.append(subprocess.Popen(prefix + [str(script), str(out)], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, start_new_session=True))
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err.decode()[-3000:]
+    written = [(o / "sum.txt").read_text().split()[0] for o in outs if (o / "sum.txt").exists()]
+    assert written == ["3"]  # one rank 0 over both nodes; 1 + 2: both took part
