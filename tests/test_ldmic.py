@@ -126,3 +126,25 @@ def test_views_default_to_the_protocols():
     assert cls(protocol=proto, **cls.test_options).views == 7  # the authors' seven cameras
     assert cls(protocol=proto, **cls.test_options, views=3).views == 3  # --dataset-option views=3, forwarded
     assert get_method("ldmic")(protocol=proto, **get_method("ldmic").test_options).views == 2
+
+
+@pytest.mark.slow
+def test_ldmic_multi_end_to_end_on_a_three_camera_layout(tmp_path, cli_runner):
+    """`bench run` of ldmic_multi with V = 3 on a generated WildTrack layout: real bytes, a valid result."""
+    import json
+
+    from cli.main import app
+
+    root = wildtrack_layout(tmp_path / "wt", frames=(1995, 1996, 2000, 2005), w=70, h=64)
+    out = tmp_path / "out"
+    res = cli_runner.invoke(app, ["run", "--method", "ldmic_multi", "--dataset", "multiview", "--protocol",
+                                  "multiview/wildtrack-ldmic", "--root", str(root), "--dataset-option", "views=3",
+                                  "--budget", "smoke", "--option", "steps=2", "--option", "N=16", "--option", "M=16",
+                                  "--isolation", "none", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    path = next(out.rglob("ldmic_multi*.json"))
+    result = json.loads(path.read_text())
+    assert [p["n_images"] for p in result["points"]] == [1, 1]
+    assert all(p["bpp"] > 0 for p in result["points"])
+    v = cli_runner.invoke(app, ["validate", str(path)])
+    assert v.exit_code == 0, v.output
