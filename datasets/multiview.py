@@ -12,6 +12,9 @@ in turn as x; the trainer crops them at the same place).
 
 - ``stereo/kitti-ldmic`` (dataset ``stereo``: ROOT/{train,val,test}/{left,right}/NAME.png, e.g. KITTI 2015
   pairs): V = 2.
+- ``instereo2k/ldmic`` (dataset ``instereo2k``): InStereo2K as the authors read it, ROOT/train/<group>/<scene>/
+  {left,right}.png and ROOT/test/<scene>/{left,right}.png; validation: every 10th training scene, left out of
+  training (ours: the authors have none).
 - ``multiview/wildtrack-ldmic`` (dataset ``multiview``): the WildTrack layout as the authors' ``lib/utils.py``
   reads it, ROOT/images/C1..C7/NNNNNNNN.png with the same frame numbers in every camera; frames <= 2000 train,
   > 2000 test (the authors' rule); validation: every 10th frame <= 2000, left out of training (ours: the authors
@@ -34,6 +37,7 @@ from ._io import list_images, open_rgb, require_dir, to_tensor
 
 KITTI_LDMIC = "stereo/kitti-ldmic"
 WILDTRACK = "multiview/wildtrack-ldmic"
+INSTEREO2K = "instereo2k/ldmic"
 DIV = 64
 CAMERAS = 7
 WILDTRACK_SPLIT = 2000  # frames <= this train (and validate), > this test
@@ -43,33 +47,30 @@ _PREP = (f"RGB; every view centre-cropped to multiples of {DIV} (offsets floor o
          "side in one frame; values /255 in [0,1]; training: x = one view, side = the other views along channels, "
          "random crops at the same place")
 
-register_protocol(Protocol(
-    name=KITTI_LDMIC,
-    dataset="stereo",
-    description=("stereo pairs of a folder (e.g. KITTI 2015) as LDMIC evaluates them: full resolution cropped to "
-                 "multiples of 64, both views coded, bpp over both views, each pair coded once"),
-    ms_ssim_win=11,
-    anchor="jpeg",
-    split_rule="the folder's test/ pairs are the test scenes (one sample each); train/ and val/ for training, each "
-               "pair in both orders",
-    preprocessing=_PREP,
-    rate_accounting=_RATE,
-    psnr="10*log10(1/MSE) on the decoded frame (both views), clamped and rounded to 8 bits, then mean over scenes",
-    options={"views": 2},
-))
-register_protocol(Protocol(
-    name=WILDTRACK,
-    dataset="multiview",
-    description=("WildTrack-layout multi-camera scenes (C1..CV) as LDMIC evaluates them: frames > 2000 test, every "
-                 "view cropped to multiples of 64, all views coded, bpp over all views"),
-    ms_ssim_win=11,
-    anchor="jpeg",
-    split_rule=f"frame number <= {WILDTRACK_SPLIT}: train (every 10th: validation), > {WILDTRACK_SPLIT}: test",
-    preprocessing=_PREP,
-    rate_accounting=_RATE,
-    psnr="10*log10(1/MSE) on the decoded frame (all views), clamped and rounded to 8 bits, then mean over scenes",
-    options={"views": CAMERAS},
-))
+
+def _protocol(name: str, dataset: str, description: str, split_rule: str, views: int) -> None:
+    """An LDMIC protocol: scenes coded once, all views counted, metrics on the whole frame."""
+    register_protocol(Protocol(
+        name=name, dataset=dataset, description=description, ms_ssim_win=11, anchor="jpeg", split_rule=split_rule,
+        preprocessing=_PREP, rate_accounting=_RATE, options={"views": views},
+        psnr="10*log10(1/MSE) on the decoded frame (all its views), clamped and rounded to 8 bits, then mean over scenes",
+    ))
+
+
+_protocol(KITTI_LDMIC, "stereo",
+          "stereo pairs of a folder (e.g. KITTI 2015) as LDMIC evaluates them: full resolution cropped to multiples "
+          "of 64, both views coded, bpp over both views, each pair coded once",
+          "the folder's test/ pairs are the test scenes (one sample each); train/ and val/ for training, each pair "
+          "in both orders", 2)
+_protocol(INSTEREO2K, "instereo2k",
+          "InStereo2K stereo pairs as LDMIC evaluates them: the test/ scenes at full resolution cropped to multiples "
+          "of 64, both views coded, bpp over both views, each pair coded once",
+          "test/<scene>: test (one sample per pair); train/<group>/<scene>: training, every 10th scene (sorted, the "
+          "10th, 20th...) validation; training pairs in both orders", 2)
+_protocol(WILDTRACK, "multiview",
+          "WildTrack-layout multi-camera scenes (C1..CV) as LDMIC evaluates them: frames > 2000 test, every view "
+          "cropped to multiples of 64, all views coded, bpp over all views",
+          f"frame number <= {WILDTRACK_SPLIT}: train (every 10th: validation), > {WILDTRACK_SPLIT}: test", CAMERAS)
 
 
 def minimal_crop(im: Image.Image, div: int = DIV) -> Image.Image:
@@ -205,4 +206,49 @@ def multiview(root: Path | str | None, protocol: Any, split: str, views: int = C
     if not scenes:
         raise DatasetError(f"multiview: no frames of the {split} split under {base} "
                            f"(train/val: numbers <= {WILDTRACK_SPLIT}, test: > {WILDTRACK_SPLIT})")
+    return scenes_for(scenes, split)
+
+
+# ------------------------------------------------------------------------------------------ InStereo2K layout
+INSTEREO2K_HOW = ("InStereo2K (Bao et al., 2020): unpack train.zip and test.zip so that ROOT/train/<group>/<scene>/"
+                  "left.png (and right.png) and ROOT/test/<scene>/left.png exist. Then: bench datasets check instereo2k "
+                  "--root ROOT")
+
+
+def instereo2k_scenes(root: Path, split: str) -> list[tuple[str, list[Path]]]:
+    """(scene name, [left, right]) of `split`, sorted; a scene folder without both views is refused."""
+    part = root / ("test" if split == "test" else "train")
+    if not part.is_dir():
+        raise DatasetError(f"instereo2k: {part} not found. {INSTEREO2K_HOW}")
+    folders = sorted(f for f in (part.iterdir() if split == "test" else part.glob("*/*")) if f.is_dir())
+    scenes = []
+    for f in folders:
+        left, right = f / "left.png", f / "right.png"
+        if not (left.is_file() and right.is_file()):
+            raise DatasetError(f"instereo2k: {f} lacks {'left.png' if not left.is_file() else 'right.png'}; every "
+                               "scene folder needs both views")
+        scenes.append((str(f.relative_to(part)), [left, right]))
+    if split != "test":
+        scenes = [s for i, s in enumerate(scenes) if (i % 10 == 9) == (split == "val")]
+    return scenes
+
+
+def check_instereo2k(root: Path | str | None, **options: Any) -> list[SplitReport]:
+    base = require_dir(root, "instereo2k", INSTEREO2K_HOW)
+    return [SplitReport(split=s, found=len(instereo2k_scenes(base, s)), note="scene folders with left.png + right.png")
+            for s in ("train", "val", "test")]
+
+
+@register_dataset("instereo2k", description="InStereo2K stereo pairs (train/<group>/<scene>, test/<scene>), local copy",
+                  protocols=(INSTEREO2K,), how_to_obtain=INSTEREO2K_HOW, check=check_instereo2k)
+def instereo2k(root: Path | str | None, protocol: Any, split: str, views: int = 2, seed: int = 0,
+               skip_bad: bool = False, **options: Any) -> Dataset:
+    if options or skip_bad or int(views) != 2:
+        raise ConfigError(f"dataset 'instereo2k' takes the options views (2) and seed; got "
+                          f"{sorted(options) or ['skip_bad' if skip_bad else f'views={views}']}")
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"instereo2k: unknown split {split!r}; use train, val or test")
+    scenes = instereo2k_scenes(require_dir(root, "instereo2k", INSTEREO2K_HOW), split)
+    if not scenes:
+        raise DatasetError(f"instereo2k: no scenes in the {split} split under {root}")
     return scenes_for(scenes, split)

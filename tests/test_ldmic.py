@@ -83,6 +83,25 @@ def test_stereo_ldmic_protocol_codes_each_pair_once(tmp_path):
         info.factory(root, proto, "test", views=3)
 
 
+def test_instereo2k_layout_reader(tmp_path):
+    root = tmp_path / "is2k"
+    for i in range(11):
+        for v in ("left", "right"):
+            _png(root / "train" / f"part{i % 2}" / f"{i:06d}" / f"{v}.png", 80, 70, seed=i)
+    for i in range(2):
+        for v in ("left", "right"):
+            _png(root / "test" / f"{i:06d}" / f"{v}.png", 130, 70, seed=50 + i)
+    info, proto = get_dataset("instereo2k"), get_protocol("instereo2k/ldmic")
+    test = info.factory(root, proto, "test", **proto.options)
+    assert len(test) == 2 and tuple(test[0].x.shape) == (3, 64, 256)
+    assert len(info.factory(root, proto, "train", **proto.options)) == 2 * 10  # 11 scenes, the 10th validates
+    assert len(info.factory(root, proto, "val", **proto.options)) == 2 * 1
+    assert {r.split: r.found for r in info.check(root)} == {"train": 10, "val": 1, "test": 2}
+    (root / "test" / "000001" / "right.png").unlink()
+    with pytest.raises(DatasetError, match="right.png"):
+        info.factory(root, proto, "test", **proto.options)
+
+
 @pytest.mark.parametrize("name", ["ldmic", "ldmic_checkerboard"])
 def test_each_view_is_coded_alone(name):
     """A view's streams are a function of that view only: changing the other view leaves them unchanged."""

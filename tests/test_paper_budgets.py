@@ -47,6 +47,15 @@ def _wildtrack_folder(root: Path) -> Path:
     return root
 
 
+def _instereo2k_folder(root: Path) -> Path:
+    """The InStereo2K layout (train/<group>/<scene>/, test/<scene>/) at its 1080x860 frames."""
+    for scene in (root / "train" / "part1" / "000001", root / "test" / "000001"):
+        scene.mkdir(parents=True)
+        for view in ("left", "right"):
+            Image.new("RGB", (1080, 860), (30, 60, 90)).save(scene / f"{view}.png", compress_level=1)
+    return root
+
+
 FIXTURES = {  # dataset -> a fixture tree in its real layout, at the real frames' size
     "kitti": lambda root: make_kitti_tree(root, 1, 1, size=(375, 1242)),
     "cityscapes": lambda root: make_cityscapes_tree(root, {"train": 1, "val": 1, "test": 1}, size=(1024, 2048)),
@@ -54,6 +63,7 @@ FIXTURES = {  # dataset -> a fixture tree in its real layout, at the real frames
     "mnist": lambda root: (make_mnist_tree(root, n_train=40, n_test=10), root)[1],
     "stereo": _stereo_kitti_folder,
     "multiview": _wildtrack_folder,
+    "instereo2k": _instereo2k_folder,
 }
 
 

@@ -47,7 +47,7 @@ BUDGETS: dict[str, MethodBudget] = checked_table({
 
 # protocols whose training samples are at least 256 pixels on a side (the authors' crop); elsewhere (the 128x256
 # NDIC-style protocols) the paper budget crops 128, the samples' height (ours)
-FULL_RESOLUTION = ("stereo/kitti-ldmic", "multiview/wildtrack-ldmic", "stereo/pairs", "images/full")
+FULL_RESOLUTION = ("stereo/kitti-ldmic", "multiview/wildtrack-ldmic", "instereo2k/ldmic", "stereo/pairs", "images/full")
 
 
 def budgets(protocol: str | None) -> dict[str, MethodBudget]:
