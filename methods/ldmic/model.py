@@ -270,14 +270,14 @@ class LDMICModel(CompressionModel):
         for part in ("b", "c"):
             r, c = _LATTICE[part]
             sl = (slice(None), slice(None), slice(r, None, 2), slice(c, None, 2))
-            idx = gc.build_indexes(scales[sl])
+            idx = self._indexes(scales[sl]).reshape(scales[sl].shape)
             strings[part] = gc.compress(y[sl], idx, means[sl])[0]
             anchors[sl] = gc.decompress([strings[part]], idx, means=means[sl])
         means, scales = self._checkerboard_params(params, anchors)
         for part in ("a", "d"):
             r, c = _LATTICE[part]
             sl = (slice(None), slice(None), slice(r, None, 2), slice(c, None, 2))
-            strings[part] = gc.compress(y[sl], gc.build_indexes(scales[sl]), means[sl])[0]
+            strings[part] = gc.compress(y[sl], self._indexes(scales[sl]).reshape(scales[sl].shape), means[sl])[0]
         return [strings[p] for p in ("a", "b", "c", "d")]
 
     def _decode_checkerboard(self, strings: list[bytes], params: torch.Tensor) -> torch.Tensor:
@@ -289,7 +289,7 @@ class LDMICModel(CompressionModel):
             for part in parts:
                 r, c = _LATTICE[part]
                 sl = (slice(None), slice(None), slice(r, None, 2), slice(c, None, 2))
-                y_hat[sl] = gc.decompress([given[part]], gc.build_indexes(scales[sl]), means=means[sl])
+                y_hat[sl] = gc.decompress([given[part]], self._indexes(scales[sl]).reshape(scales[sl].shape), means=means[sl])
         return y_hat
 
     def decode_latent(self, strings: list[bytes], z_shape: tuple[int, int]) -> torch.Tensor:
