@@ -102,7 +102,7 @@ def test_instereo2k_layout_reader(tmp_path):
         info.factory(root, proto, "test", **proto.options)
 
 
-@pytest.mark.parametrize("name", ["ldmic", "ldmic_checkerboard"])
+@pytest.mark.parametrize("name", ["ldmic", "ldmic_checkerboard", "ldmic_separate"])
 def test_each_view_is_coded_alone(name):
     """A view's streams are a function of that view only: changing the other view leaves them unchanged."""
     cls = get_method(name)

@@ -84,6 +84,7 @@ class _LDMICCodec(RDCodec):
     """What the LDMIC codecs share; a row of ``LDMIC_VARIANTS`` gives each its context model and views."""
 
     context: ClassVar[str]
+    joint: ClassVar[bool] = True
     fixed_views: ClassVar[int | None]  # 2 for the stereo codecs; None: the `views` option
     stride: ClassVar[int] = STRIDE
     budgets: ClassVar[dict[str, MethodBudget]] = BUDGETS
@@ -113,12 +114,12 @@ class _LDMICCodec(RDCodec):
             per_epoch = max(1, math.ceil(self._n_train / tc.batch_size))
             tc = tc.replace(steps=epochs * per_epoch, val_every=10 * per_epoch)
             cfg["epochs"] = epochs
-        cfg.update(context=self.context, views=self.views)
+        cfg.update(context=self.context, views=self.views, joint=self.joint)
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
         try:
-            return LDMICModel(N or 192, M or 192, context=self.context)
+            return LDMICModel(N or 192, M or 192, context=self.context, joint=self.joint)
         except ValueError as exc:
             raise ConfigError(f"{self.meta.name}: {exc}") from exc
 
@@ -230,13 +231,15 @@ class LDMICVariant:
     context: str  # autoregressive | checkerboard
     fixed_views: int | None
     description: str
+    joint: bool = True  # False: every view decoded alone (the separate-coding baseline)
 
     def class_attrs(self) -> dict[str, Any]:
-        meta = MethodMeta(name=self.name, scenario=Scenario.DISTRIBUTED, paper=PAPER, trainable=True,
+        scenario = Scenario.DISTRIBUTED if self.joint else Scenario.SEPARATE
+        meta = MethodMeta(name=self.name, scenario=scenario, paper=PAPER, trainable=True,
                           description=self.description, licence="Apache-2.0 (this suite's implementation; the "
                           "authors' code, MIT, is used only by the parity tests)")
         attrs: dict[str, Any] = {"meta": meta, "arch": self.arch, "context": self.context,
-                                 "fixed_views": self.fixed_views}
+                                 "fixed_views": self.fixed_views, "joint": self.joint}
         if self.fixed_views is None:
             attrs["options_spec"] = (*RD_OPTIONS, Option("views", int, None, "views per scene V >= 2 (default: the "
                                                          "protocol's, else 2)", minimum=2))
@@ -253,5 +256,9 @@ LDMIC_VARIANTS: tuple[LDMICVariant, ...] = (
     LDMICVariant("ldmic_multi", "ldmic-autoregressive-v1", "autoregressive", None,
                  "LDMIC for V >= 2 views (the authors' Multi_LDMIC): each view attends to the mean of the other "
                  "views' features; V is the option `views`"),
+    LDMICVariant("ldmic_separate", "ldmic-separate-v1", "autoregressive", 2,
+                 "the separate-coding baseline of LDMIC: the same per-view codec (hyperprior + serial context) with "
+                 "every view also decoded alone (no joint context transfer), trained and counted the same way",
+                 joint=False),
 )
-globals().update(register_family(_LDMICCodec, LDMIC_VARIANTS, __name__))  # Ldmic, LdmicCheckerboard, LdmicMulti
+globals().update(register_family(_LDMICCodec, LDMIC_VARIANTS, __name__))  # Ldmic, LdmicCheckerboard, LdmicMulti, LdmicSeparate

@@ -111,13 +111,13 @@ _LATTICE = {"a": (0, 0), "b": (0, 1), "c": (1, 0), "d": (1, 1)}
 class LDMICModel(CompressionModel):
     """Independent per-view analysis and entropy models; joint synthesis over any number of views (>= 2)."""
 
-    def __init__(self, N: int = 192, M: int = 192, context: str = "autoregressive"):
+    def __init__(self, N: int = 192, M: int = 192, context: str = "autoregressive", joint: bool = True):
         super().__init__()
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
         if min(N, M) < 16:
             raise ValueError(f"LDMIC needs N, M >= 16 (two attention heads over C/8 key channels); got N={N}, M={M}")
-        self.N, self.M, self.context_kind = N, M, context
+        self.N, self.M, self.context_kind, self.joint = N, M, context, joint
         self.g_a = nn.Sequential(conv(3, N, 5, 2), GDN(N), conv(N, N, 5, 2), GDN(N), conv(N, N, 5, 2), GDN(N),
                                  conv(N, M, 5, 2))
         self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N, 5, 2),
@@ -132,9 +132,11 @@ class LDMICModel(CompressionModel):
             nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(inplace=True),
             nn.Conv2d(M * 8 // 3, M * 6 // 3, 1))
         self.gaussian_conditional = GaussianConditional(None)
-        self.jct_latent = JointContextTransfer(M)
+        # joint=False: the same per-view codec decoded view by view (no joint context transfer), the separate
+        # coding baseline LDMIC's gain is measured against
+        self.jct_latent = JointContextTransfer(M) if joint else None
         self.g_s1 = nn.Sequential(deconv(M, N, 5, 2), GDN(N, inverse=True), deconv(N, N, 5, 2), GDN(N, inverse=True))
-        self.jct_feature = JointContextTransfer(N)
+        self.jct_feature = JointContextTransfer(N) if joint else None
         self.g_s2 = nn.Sequential(deconv(N, N, 5, 2), GDN(N, inverse=True), deconv(N, 3, 5, 2))
 
     # ---- entropy parameters ---------------------------------------------------------------------------
@@ -169,7 +171,9 @@ class LDMICModel(CompressionModel):
         return quantize_ste(y - means) + means, {"y": y_likelihoods, "z": z_likelihoods}
 
     def synthesize(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The joint decoder: every view's ŷ in, every view's x̂ out."""
+        """The joint decoder: every view's ŷ in, every view's x̂ out (view by view when not joint)."""
+        if not self.joint:
+            return [self.g_s2(self.g_s1(y)) for y in latents]
         feats = [self.g_s1(f) for f in self.jct_latent(latents)]
         return [self.g_s2(f) for f in self.jct_feature(feats)]
 
