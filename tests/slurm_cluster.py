@@ -28,7 +28,8 @@ def _free_port() -> int:
 def _conf(d: Path, host: str, user: str, cpus: int, mem_mb: int) -> str:
     return "\n".join([
         "ClusterName=benchtest", f"SlurmctldHost={host}", f"SlurmUser={user}", f"SlurmdUser={user}",
-        "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={d / 'munge.socket'}",
+        # cred_expire: how long a requeued job waits before it may start again (Slurm's default: 120 s)
+        "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={d / 'munge.socket'},cred_expire=10",
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "SchedulerType=sched/builtin",
         "SlurmdParameters=config_overrides", "ReturnToService=2",

@@ -140,8 +140,8 @@ def test_slurm_sweep_gives_the_results_of_the_local_launcher(local_sweep, tmp_pa
 # One learned model (balle2018, one λ, tiny widths) trained long enough to be interrupted; the interrupted and the
 # uninterrupted job run on the same one-node cluster (same environment and threads), so their weights must agree.
 REQUEUE_GRID = ["--method", "balle2018", "--dataset", "middlebury_sample", "--budget", "smoke", "--limit", "1",
-                "--option", "lambdas=0.0483", "--option", "N=8", "--option", "M=8", "--option", "steps=1500",
-                "--option", "batch_size=2", "--option", "val_samples=1", "--option", "checkpoint_every=20",
+                "--option", "lambdas=0.0483", "--option", "N=8", "--option", "M=8", "--option", "steps=400",
+                "--option", "batch_size=2", "--option", "val_samples=1", "--option", "checkpoint_every=10",
                 "--option", "warm_start=false"]
 
 
