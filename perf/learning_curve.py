@@ -14,7 +14,15 @@ from scratch. A point is therefore reproduced by the single command printed in i
 Each point is copied to ``<measured>/<protocol>/<method>.steps<S>.json`` (+ ``.csv``) with ``variant`` =
 ``steps<S>`` and a ``learning_curve`` record (steps, settings, command, training wall time). Training state
 and weights stay under ``--work`` (never committed). ``--check DIR`` compares a reproduction's CSV with the
-committed point instead of training."""
+committed point instead of training.
+
+``--merge DIR`` (repeatable) folds the points of more λ into the committed points: a run of this script with
+``--option lambdas=[...]`` and ``--measured DIR`` (same method, steps and other settings, e.g. on another core or
+another day) files its points under DIR; the merge writes, for each S, one result with every λ (points ordered
+by λ, the per-image CSV rows as one run of all λ writes them), the training records of the λ side by side, and
+under ``learning_curve.parts`` each part's λ, commit, diff hash, training time and command. The Ballé-family
+points train independently (``Codec.independent_points``), so the merged point is what one run of all the λ
+gives; each part stays reproducible with its own command."""
 from __future__ import annotations
 
 import argparse
@@ -146,6 +154,106 @@ def run_curve(args: argparse.Namespace) -> None:
         })
 
 
+def _lam(rate_point: str) -> float:
+    try:
+        return float(rate_point.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return float("inf")
+
+
+def _part(result: dict) -> dict:
+    """What a merged point keeps of one part: its λ, provenance and command."""
+    env, lc = result.get("environment") or {}, result.get("learning_curve") or {}
+    return {"rate_points": [p["rate_point"] for p in result["points"]], "git_commit": env.get("git_commit"),
+            "git_diff_sha256": env.get("git_diff_sha256"), "created": result.get("created"),
+            "training_wall_s": lc.get("training_wall_s"), "reproduce": lc.get("reproduce")}
+
+
+def merged_point(base: dict, extra: list[dict]) -> dict:
+    """`base` (a committed learning-curve point) with the λ points of `extra` results folded in."""
+    import copy
+
+    out = copy.deepcopy(base)
+    lc = out["learning_curve"]
+    parts = lc.get("parts") or [_part(base)]
+    have = {p["rate_point"] for p in out["points"]}
+    added = False
+    for r in extra:
+        lr = r.get("learning_curve") or {}
+        if lr.get("steps") != lc["steps"] or r["method"] != base["method"] or r["protocol"] != base["protocol"]:
+            raise SystemExit(f"cannot merge {r['method']} at {lr.get('steps')} steps on {r['protocol']} into "
+                             f"{base['method']} at {lc['steps']} steps on {base['protocol']}")
+        differ = {k for k in set(lc["options"]) | set(lr.get("options") or {}) if k != "lambdas"
+                  and lc["options"].get(k) != (lr.get("options") or {}).get(k)}
+        if differ:
+            raise SystemExit(f"{base['method']} at {lc['steps']} steps: the parts differ in {sorted(differ)}")
+        new = [p for p in r["points"] if p["rate_point"] not in have]
+        if not new:
+            continue
+        added = True
+        have |= {p["rate_point"] for p in new}
+        out["points"] += copy.deepcopy(new)
+        parts.append(_part(r))
+        out["training"]["points"].update(copy.deepcopy((r.get("training") or {}).get("points") or {}))
+        out["training"]["models"] = out["training"].get("models", 0) + (r.get("training") or {}).get("models", 0)
+        lc["training_wall_s"] = round((lc.get("training_wall_s") or 0) + (lr.get("training_wall_s") or 0), 1)
+        lc["segment_wall_s"] = round((lc.get("segment_wall_s") or 0) + (lr.get("segment_wall_s") or 0), 1)
+        out["created"] = max(str(out.get("created", "")), str(r.get("created", "")))
+    if not added:  # nothing new (a re-merge): the point as committed
+        return out
+    out["points"].sort(key=lambda p: _lam(p["rate_point"]))
+    lams = sorted(_lam(p["rate_point"]) for p in out["points"])
+    for rec in (out["training"], out["training"].get("config") or {}, out["codec_info"],
+                out["codec_info"].get("options") or {}, out["codec_info"].get("config") or {}):
+        if "lambdas" in rec:
+            rec["lambdas"] = lams
+    lc["options"]["lambdas"] = json.dumps(lams, separators=(",", ":"))
+    lc["parts"] = parts
+    lc["reproduce"] = bench_command(base["method"], "KITTI_PAIRS", "OUT", lc["options"])
+    lc["note"] = (lc.get("note", "") + "; merged: the λ of `parts` were trained by separate runs of the same settings"
+                  " (each reproducible with its own command); the λ train independently, so `reproduce` runs them all")
+    return out
+
+
+def _only_points(text: str, keep: set[str]) -> str:
+    """The per-image CSV `text` with only the rows of the rate points `keep`."""
+    import io
+
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(reader.fieldnames or []))
+    writer.writeheader()
+    writer.writerows(r for r in reader if r["rate_point"] in keep)
+    return buf.getvalue()
+
+
+def merge(args: argparse.Namespace) -> None:
+    from benchmark.cluster.sweep_merge import merged_rows
+    from benchmark.results.schema import atomic_write_text, load_result, validate_result, write_json
+
+    dest = protocol_dir(Path(args.measured), PROTOCOL)
+    for steps in sorted(int(s) for s in args.steps.split(",")):
+        name = point_name(args.method, steps)
+        paths = [dest / f"{name}.json"] + [protocol_dir(Path(d), PROTOCOL) / f"{name}.json" for d in args.merge]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            print(f"{name}: not merged, missing {missing}", flush=True)
+            continue
+        results = [load_result(p) for p in paths]
+        merged = validate_result(merged_point(results[0], results[1:]))
+        texts = [(paths[0].parent / results[0]["per_image_csv"]).read_text(encoding="utf-8")]
+        have = {q["rate_point"] for q in results[0]["points"]}
+        for path, r in zip(paths[1:], results[1:]):  # only the rows of the λ a part adds (a re-merge adds none)
+            new = {q["rate_point"] for q in r["points"]} - have
+            have |= new
+            texts.append(_only_points((path.parent / r["per_image_csv"]).read_text(encoding="utf-8"), new))
+        rows = merged_rows([q["rate_point"] for q in merged["points"]], texts)
+        atomic_write_text(dest / f"{name}.csv", rows.replace("\r\n", "\n"))  # as file_result files a point
+        write_json(dest / f"{name}.json", merged)
+        names = ", ".join(p["rate_point"] for p in merged["points"])
+        print(f"{name}: {names}", flush=True)
+
+
 def check(args: argparse.Namespace) -> int:
     """Compare the per-image CSV of a reproduction (a bench run --out DIR) with the committed point."""
     ref = protocol_dir(Path(args.measured), PROTOCOL) / f"{point_name(args.method, args.check_steps)}.csv"
@@ -176,9 +284,13 @@ def main() -> int:
     ap.add_argument("--once", action="store_true", help="a codec without training: one run, filed as <method>.json")
     ap.add_argument("--check", help="a bench run --out folder to compare with the committed point")
     ap.add_argument("--check-steps", type=int)
+    ap.add_argument("--merge", action="append", default=[], help="a --measured folder of a run with more λ: fold its points in")
     args = ap.parse_args()
     if args.check:
         return check(args)
+    if args.merge:
+        merge(args)
+        return 0
     (run_once if args.once else run_curve)(args)
     return 0
 
