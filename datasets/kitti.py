@@ -13,6 +13,15 @@ Split rule (the papers' lists follow it): train = frames _10 and _11 of every ``
 (194 + 200 scenes -> 788 pairs), val = frame _11 of every ``testing/`` scene (195 + 200 -> 395 pairs),
 test = frame _10 of the ``testing/`` scenes (395 pairs); each pair in both directions by default
 (1576 / 790 / 790 samples). Preprocessing: RGB, centre crop 370x740, PIL bilinear resize to 128x256, [0,1].
+
+``kitti/ldmic``: the split of LDMIC's authors (Zhang, Shao, Zhang, ICLR 2023, arXiv:2301.09799) on the same release
+folders. Their data code lists every stereo pair of the KITTI 2012 and 2015 stereo releases' ``training/`` folders
+for training and of their ``testing/`` folders for test: the pairs of frames _10 and _11 (the frames those releases
+hold), 194 + 200 scenes -> 788 training pairs and 195 + 200 -> 790 test pairs. Here the frames _10 and _11 of the
+multi-view releases (the same images; image_2 = left, image_3 = right) are read. Test pairs at full resolution,
+each view centre-cropped to multiples of 64 (375x1242 -> 320x1216), both views coded once as one frame
+(datasets/multiview.py); validation (ours: the authors validate on the test pairs): the pairs of every training
+scene whose number ends in 9, left out of training.
 """
 from __future__ import annotations
 
@@ -25,11 +34,12 @@ from typing import Any
 from PIL import Image
 
 from benchmark.contract.data import SplitReport
-from benchmark.errors import DatasetError
+from benchmark.errors import ConfigError, DatasetError
 from benchmark.contract.protocol import Protocol
 from benchmark.contract.registry import register_dataset, register_protocol
 
 from ._io import require_dir
+from .multiview import ldmic_protocol, scenes_for
 from ._real import PairedImages, PairItem, check_protocol, check_split, choice, rel, resolve_options
 
 NAME = "kitti"
@@ -81,6 +91,33 @@ register_protocol(Protocol(
 ))
 
 
+LDMIC = "kitti/ldmic"
+LDMIC_RULE = {"train": ("training", ("10", "11")), "val": ("training", ("10", "11")), "test": ("testing", ("10", "11"))}
+ldmic_protocol(
+    LDMIC, NAME,
+    "KITTI 2012+2015 stereo with the LDMIC authors' split: every pair of frames _10/_11 of the testing/ scenes (790) "
+    "at full resolution cropped to multiples of 64, both views coded, bpp over both views, each pair coded once",
+    "test: frames _10 and _11 of every testing/ scene of KITTI 2012 (195) and 2015 (200) = 790 pairs, one sample "
+    "each; train: frames _10 and _11 of the training/ scenes (194 + 200 = 788 pairs) except those of scenes whose "
+    "number ends in 9 (ours: validation, 78 pairs; the authors validate on the test pairs); training pairs in both "
+    "orders", 2)
+
+
+def _ldmic_scenes(root: Path, protocol: Any, split: str, options: dict[str, Any]):
+    """``kitti/ldmic``: one scene per stereo pair of the split (LDMIC_RULE), validation = scenes ending in 9."""
+    opts = resolve_options(NAME, protocol, options, {"views": 2})
+    if int(opts["views"]) != 2 or opts["augment"] is not None:
+        raise ConfigError(f"kitti: protocol {LDMIC} takes the options views (2), seed and skip_bad; got "
+                          f"views={opts['views']}, augment={opts['augment']}")
+    found = pairs(root, split, skip_bad=opts["skip_bad"], rule=LDMIC_RULE[split])
+    if split != "test":
+        found = [f for f in found if (int(f[1][:6]) % 10 == 9) == (split == "val")]
+    if not found:
+        raise DatasetError(f"kitti: no {split} pairs of protocol {LDMIC} under {str(root)!r} (validation: the "
+                           "training scenes whose number ends in 9)")
+    return scenes_for([(f"{tag}/{stem}", [left, right]) for tag, stem, left, right in found], split)
+
+
 def find_sets(root: Path) -> list[tuple[Path, str, int | None, int | None]]:
     """The KITTI releases under ``root``: (folder, tag, training scenes, testing scenes)."""
     found = [(root / d, tag, ntr, nte) for d, (tag, ntr, nte) in SETS.items() if (root / d).is_dir()]
@@ -113,9 +150,10 @@ def _crop_resize(im: Image.Image, path: Path) -> Image.Image:
     return im.crop((left, top, left + cw, top + ch)).resize((SIZE[1], SIZE[0]), Image.BILINEAR)
 
 
-def pairs(root: Path, split: str, *, skip_bad: bool = False) -> list[tuple[str, str, Path, Path]]:
-    """(tag, stem, left path, right path) of every stereo pair of ``split``, sorted."""
-    part, frames = SPLIT_RULE[split]
+def pairs(root: Path, split: str, *, skip_bad: bool = False,
+          rule: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[str, str, Path, Path]]:
+    """(tag, stem, left path, right path) of every stereo pair of ``split`` (or of `rule`: folder, frames), sorted."""
+    part, frames = rule or SPLIT_RULE[split]
     sets = find_sets(root)
     if len(sets) == 1 and sets[0][1] != "kitti":
         warnings.warn(
@@ -199,14 +237,17 @@ def check_kitti(root: Path | str | None, **options: Any) -> list[SplitReport]:
 @register_dataset(
     NAME,
     description="KITTI Stereo 2012+2015 multi-view (left/right camera pairs), local copy",
-    protocols=(PROTOCOL,),
+    protocols=(PROTOCOL, LDMIC),
     how_to_obtain=HOW_TO_OBTAIN,
     check=check_kitti,
 )
-def kitti(root: Path | str | None, protocol: Any, split: str, **options: Any) -> PairedImages:
-    """Stereo pairs of ``split``; options: direction (both|left|right), augment, seed, skip_bad."""
-    check_protocol(protocol, (PROTOCOL,), NAME)
+def kitti(root: Path | str | None, protocol: Any, split: str, **options: Any) -> Any:
+    """Stereo pairs of ``split``; options: direction (both|left|right), augment, seed, skip_bad. Under
+    ``kitti/ldmic``: scenes of both views (views (2), seed, skip_bad)."""
+    name = check_protocol(protocol, (PROTOCOL, LDMIC), NAME)
     check_split(split, NAME)
+    if name == LDMIC:
+        return _ldmic_scenes(require_dir(root, NAME, HOW_TO_OBTAIN), protocol, split, options)
     opts = resolve_options(NAME, protocol, options, {"direction": "both"})
     direction = choice(opts["direction"], "direction", DIRECTIONS, NAME)
     root = require_dir(root, NAME, HOW_TO_OBTAIN)

@@ -22,7 +22,7 @@ in turn as x; the trainer crops them at the same place).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from PIL import Image
@@ -48,29 +48,35 @@ _PREP = (f"RGB; every view centre-cropped to multiples of {DIV} (offsets floor o
          "random crops at the same place")
 
 
-def _protocol(name: str, dataset: str, description: str, split_rule: str, views: int) -> None:
-    """An LDMIC protocol: scenes coded once, all views counted, metrics on the whole frame."""
+def ldmic_protocol(name: str, dataset: str, description: str, split_rule: str, views: int,
+                   preprocessing: str = _PREP, fixed_views: bool = True) -> None:
+    """An LDMIC protocol: scenes coded once, all views counted, metrics on the whole frame (and, where the number of
+    views is fixed, the mean over views of per-view PSNRs as the authors' eval.py averages it)."""
     register_protocol(Protocol(
         name=name, dataset=dataset, description=description, ms_ssim_win=11, anchor="jpeg", split_rule=split_rule,
-        preprocessing=_PREP, rate_accounting=_RATE, options={"views": views},
-        psnr="10*log10(1/MSE) on the decoded frame (all its views), clamped and rounded to 8 bits, then mean over scenes",
+        preprocessing=preprocessing, rate_accounting=_RATE, options={"views": views},
+        psnr="10*log10(1/MSE) on the decoded frame (all its views), clamped and rounded to 8 bits, then mean over scenes"
+             + (f"; also recorded (points[].extra.psnr_view_mean): the mean over scenes of the mean over the {views} "
+                "views of each view's PSNR, as the authors' eval.py averages" if fixed_views else ""),
+        views_per_frame=views if fixed_views else 0,  # a dataset option may change the views: not recorded
     ))
 
 
-_protocol(KITTI_LDMIC, "stereo",
-          "stereo pairs of a folder (e.g. KITTI 2015) as LDMIC evaluates them: full resolution cropped to multiples "
-          "of 64, both views coded, bpp over both views, each pair coded once",
-          "the folder's test/ pairs are the test scenes (one sample each); train/ and val/ for training, each pair "
-          "in both orders", 2)
-_protocol(INSTEREO2K, "instereo2k",
-          "InStereo2K stereo pairs as LDMIC evaluates them: the test/ scenes at full resolution cropped to multiples "
-          "of 64, both views coded, bpp over both views, each pair coded once",
-          "test/<scene>: test (one sample per pair); train/<group>/<scene>: training, every 10th scene (sorted, the "
-          "10th, 20th...) validation; training pairs in both orders", 2)
-_protocol(WILDTRACK, "multiview",
-          "WildTrack-layout multi-camera scenes (C1..CV) as LDMIC evaluates them: frames > 2000 test, every view "
-          "cropped to multiples of 64, all views coded, bpp over all views",
-          f"frame number <= {WILDTRACK_SPLIT}: train (every 10th: validation), > {WILDTRACK_SPLIT}: test", CAMERAS)
+ldmic_protocol(KITTI_LDMIC, "stereo",
+               "stereo pairs of a folder (e.g. KITTI 2015) as LDMIC evaluates them: full resolution cropped to multiples "
+               "of 64, both views coded, bpp over both views, each pair coded once",
+               "the folder's test/ pairs are the test scenes (one sample each); train/ and val/ for training, each pair "
+               "in both orders", 2)
+ldmic_protocol(INSTEREO2K, "instereo2k",
+               "InStereo2K stereo pairs as LDMIC evaluates them: the test/ scenes at full resolution cropped to multiples "
+               "of 64, both views coded, bpp over both views, each pair coded once",
+               "test/<scene>: test (one sample per pair); train/<group>/<scene>: training, every 10th scene (sorted, the "
+               "10th, 20th...) validation; training pairs in both orders", 2)
+ldmic_protocol(WILDTRACK, "multiview",
+               "WildTrack-layout multi-camera scenes (C1..CV) as LDMIC evaluates them: frames > 2000 test, every view "
+               "cropped to multiples of 64, all views coded, bpp over all views",
+               f"frame number <= {WILDTRACK_SPLIT}: train (every 10th: validation), > {WILDTRACK_SPLIT}: test", CAMERAS,
+               fixed_views=False)
 
 
 def minimal_crop(im: Image.Image, div: int = DIV) -> Image.Image:
@@ -84,21 +90,24 @@ def minimal_crop(im: Image.Image, div: int = DIV) -> Image.Image:
     return im.crop((left, top, left + nw, top + nh))
 
 
-def _views(paths: list[Path], crop: bool) -> list[torch.Tensor]:
+Crop = Callable[[Image.Image], Image.Image]
+
+
+def _views(paths: list[Path], crop: Crop | None) -> list[torch.Tensor]:
     ims = [open_rgb(p) for p in paths]
     if len({im.size for im in ims}) != 1:
         sizes = ", ".join(f"{p.name}: {im.size[0]}x{im.size[1]}" for p, im in zip(paths, ims))
         raise DatasetError(f"the views of one scene differ in size ({sizes}); every view must have the same size")
-    return [to_tensor(minimal_crop(im) if crop else im) for im in ims]
+    return [to_tensor(crop(im) if crop else im) for im in ims]
 
 
 class SceneFrames(Dataset):
     """Test scenes: x = the V cropped views side by side, side None."""
 
-    def __init__(self, scenes: list[tuple[str, list[Path]]]):
+    def __init__(self, scenes: list[tuple[str, list[Path]]], crop: Crop = minimal_crop):
         if not scenes:
             raise DatasetError("no scenes to evaluate")
-        self.scenes, self.split, self.skipped = scenes, "test", 0
+        self.scenes, self.split, self.skipped, self.crop = scenes, "test", 0, crop
         self.views = len(scenes[0][1])
 
     def __len__(self) -> int:
@@ -106,16 +115,16 @@ class SceneFrames(Dataset):
 
     def __getitem__(self, i: int) -> Sample:
         name, paths = self.scenes[i]
-        return Sample(x=torch.cat(_views(paths, crop=True), dim=-1), side=None, source=0, name=name, view="scene")
+        return Sample(x=torch.cat(_views(paths, self.crop), dim=-1), side=None, source=0, name=name, view="scene")
 
 
 class ViewStacks(Dataset):
     """Training/validation: every view of every scene in turn as x, the others (in camera order) as side."""
 
-    def __init__(self, scenes: list[tuple[str, list[Path]]], split: str):
+    def __init__(self, scenes: list[tuple[str, list[Path]]], split: str, crop: Crop | None = None):
         if not scenes:
             raise DatasetError(f"no scenes in the {split} split")
-        self.scenes, self.split, self.skipped = scenes, split, 0
+        self.scenes, self.split, self.skipped, self.crop = scenes, split, 0, crop
         self.views = len(scenes[0][1])
 
     def __len__(self) -> int:
@@ -124,13 +133,16 @@ class ViewStacks(Dataset):
     def __getitem__(self, i: int) -> Sample:
         name, paths = self.scenes[i // self.views]
         r = i % self.views
-        views = _views(paths, crop=False)
+        views = _views(paths, self.crop)
         side = torch.cat([v for k, v in enumerate(views) if k != r], dim=0)
         return Sample(x=views[r], side=side, source=0, name=f"{name}/view{r}", view=f"view{r}")
 
 
-def scenes_for(scenes: list[tuple[str, list[Path]]], split: str) -> Dataset:
-    return SceneFrames(scenes) if split == "test" else ViewStacks(scenes, split)
+def scenes_for(scenes: list[tuple[str, list[Path]]], split: str, test_crop: Crop = minimal_crop,
+               train_crop: Crop | None = None) -> Dataset:
+    """Test: one frame per scene, its views cropped by `test_crop`; train/val: view stacks, cropped by `train_crop`
+    (None: whole views; the trainer takes random crops of them)."""
+    return SceneFrames(scenes, test_crop) if split == "test" else ViewStacks(scenes, split, train_crop)
 
 
 # ------------------------------------------------------------------------------------------ stereo folders

@@ -26,6 +26,9 @@ class Protocol:
     # against results on its test split; `preprocessing_of_test_split` says whether the samples are that split
     preprocessing_of: str = ""
     preprocessing_of_test_split: bool = False
+    # test samples that are frames of this many views side by side (0: not such frames): the runner also records the
+    # mean over views of per-view PSNRs (points[].extra.psnr_view_mean), as multi-view papers average them
+    views_per_frame: int = 0
 
     def options_for(self, method: str) -> dict[str, Any]:
         return dict(self.method_options.get(method, {}))

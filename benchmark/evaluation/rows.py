@@ -45,6 +45,10 @@ def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_prot
         m = metrics.mse(a, b)
     psnr = metrics.psnr_8bit_capped(m) if image_protocol else metrics.psnr_from_mse(m)  # lossless: 60 dB, not inf
     out: dict[str, Any] = {"mse": m, "psnr": psnr, "ms_ssim": None, "ms_ssim_db": None}
+    views = getattr(protocol, "views_per_frame", 0)
+    if image_protocol and views > 1 and x.shape[-1] % views == 0:  # a frame of views side by side: per-view PSNRs
+        out["_psnr_view_mean"] = sum(metrics.psnr_8bit_capped(metrics.mse_8bit(a, b)) for a, b in
+                                     zip(x.chunk(views, dim=-1), x_hat.chunk(views, dim=-1))) / views
     if image_protocol:
         v, reason = metrics.msssim(a, b, protocol.ms_ssim_win)
         out["ms_ssim"] = v
@@ -126,6 +130,8 @@ def aggregate(rows: list[dict[str, Any]], points: list[str], scenario: Scenario)
             "n_images": len({r["image"] for r in rs}),
             "n_lossless": sum(1 for r in rs if r["mse"] == 0),  # their PSNR is capped (metrics.PSNR_MAX_8BIT)
         }
+        if rs and all(r.get("_psnr_view_mean") is not None for r in rs):  # absent on rows a resumed run read back
+            point["extra"] = {"psnr_view_mean": _mean(r["_psnr_view_mean"] for r in rs)}
         if ms_mean is None:
             reasons = {r.get("_ms_ssim_reason") for r in rs if r.get("_ms_ssim_reason")}
             if reasons:
