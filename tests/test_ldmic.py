@@ -167,3 +167,45 @@ def test_ldmic_multi_end_to_end_on_a_three_camera_layout(tmp_path, cli_runner):
     assert all(p["bpp"] > 0 for p in result["points"])
     v = cli_runner.invoke(app, ["validate", str(path)])
     assert v.exit_code == 0, v.output
+
+
+def test_vertical_flips_as_the_authors_augment():
+    """Budgets turn the authors' vertical flips on (all views of a sample alike); --option vflip=false turns them off."""
+    from methods.ldmic.codec import vertical_flips
+
+    cls = get_method("ldmic")
+    assert cls(**cls.test_options).resolve_config("smoke")[0]["vflip"] is True
+    assert cls(**cls.test_options, vflip=False).resolve_config("paper")[0]["vflip"] is False
+    a = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    b = a + 1000
+    torch.manual_seed(0)
+    flips = (torch.rand(2) < 0.5).tolist()
+    assert flips == [True, False]  # seed 0 draws one flip and one not: both branches checked below
+    torch.manual_seed(0)
+    fa, fb = vertical_flips([a, b])
+    for n, flipped in enumerate(flips):
+        want_a = a[n].flip(-2) if flipped else a[n]
+        assert torch.equal(fa[n], want_a) and torch.equal(fb[n], want_a + 1000)  # both views flipped alike
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, frames):
+            seen.append(frames[0].clone())
+            return {"x_hat": frames, "likelihoods": [{"y": torch.ones(1)}] * len(frames)}
+
+    from benchmark.contract.data import Batch
+
+    codec = cls(**cls.test_options)
+    codec.config = codec.resolve_config("smoke")[0]
+    loss = codec.make_loss(256.0)
+    x = torch.arange(8 * 3 * 4 * 4, dtype=torch.float32).view(8, 3, 4, 4)
+    batch = Batch(x=x, side=x + 1, source=torch.zeros(8, dtype=torch.long), names=[""] * 8)
+    probe = Probe()
+    torch.manual_seed(0)
+    loss(probe, batch)
+    assert not torch.equal(seen[-1], x) and all(torch.equal(s, x[i]) or torch.equal(s, x[i].flip(-2))
+                                                for i, s in enumerate(seen[-1]))
+    probe.eval()  # validation: no flips
+    loss(probe, batch)
+    assert torch.equal(seen[-1], x)

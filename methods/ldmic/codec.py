@@ -70,6 +70,17 @@ def ldmic_loss(out: Mapping[str, Any], views: list[torch.Tensor], lmbda: float, 
             **logs}
 
 
+def vertical_flips(frames: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each sample's views flipped upside down together with probability 1/2 (the authors' ``RandomVerticalFlip``
+    on the stacked views, lib/utils.py; the suite's trainer already flips horizontally). Drawn from the global RNG,
+    which the trainer seeds per step, so a resumed run draws the same flips."""
+    flip = torch.rand(frames[0].shape[0]) < 0.5
+    if not bool(flip.any()):
+        return frames
+    mask = flip.to(frames[0].device).view(-1, 1, 1, 1)
+    return [torch.where(mask, f.flip(-2), f) for f in frames]
+
+
 def split_training_views(batch: Batch, views: int) -> list[torch.Tensor]:
     """[x, side view 1, ..., side view V-1] of a training batch whose side holds the other views along channels."""
     if batch.side is None:
@@ -91,8 +102,11 @@ class _LDMICCodec(RDCodec):
     test_options: ClassVar[dict[str, Any]] = {"N": 16, "M": 24, "lambdas": "256,2048"}
     dataset_options_used: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, protocol: Any = None, *, views: int | None = None, **options: Any):
+    def __init__(self, protocol: Any = None, *, views: int | None = None, vflip: bool | None = None, **options: Any):
         super().__init__(protocol, **options)
+        self._opt_vflip = vflip
+        if vflip is not None:
+            self.options["vflip"] = vflip
         proto_views = (getattr(protocol, "options", None) or {}).get("views")
         self.views = int(self.fixed_views or views or proto_views or 2)
         if self.fixed_views is None:
@@ -109,12 +123,14 @@ class _LDMICCodec(RDCodec):
 
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
-        epochs = method_budget(protocol_budgets(getattr(self.protocol, 'name', None)), budget, self.meta.name).epochs.get(MODEL_STAGE)
+        b = method_budget(protocol_budgets(getattr(self.protocol, 'name', None)), budget, self.meta.name)
+        epochs = b.epochs.get(MODEL_STAGE)
         if epochs and "steps" not in self._train_overrides and self._n_train:
             per_epoch = max(1, math.ceil(self._n_train / tc.batch_size))
             tc = tc.replace(steps=epochs * per_epoch, val_every=10 * per_epoch)
             cfg["epochs"] = epochs
-        cfg.update(context=self.context, views=self.views, joint=self.joint)
+        vflip = self._opt_vflip if self._opt_vflip is not None else bool(b.model.get("vflip", False))
+        cfg.update(context=self.context, views=self.views, joint=self.joint, vflip=vflip)
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
@@ -125,9 +141,12 @@ class _LDMICCodec(RDCodec):
 
     def make_loss(self, lmbda: float):
         metric, views = ("ms-ssim" if self.metric == "ms-ssim" else "mse"), self.views
+        vflip = bool(self.config.get("vflip"))
 
         def loss_fn(model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
             frames = split_training_views(batch, views)
+            if vflip and model.training:  # training steps only: validation stays deterministic
+                frames = vertical_flips(frames)
             return ldmic_loss(model(frames), frames, lmbda, metric)
 
         return loss_fn
@@ -222,6 +241,10 @@ class _LDMICCodec(RDCodec):
         return base
 
 
+VFLIP = Option("vflip", bool, None, "random vertical flips of the training crops (all views together), besides the "
+               "trainer's horizontal ones: the authors' augmentation (default: the budget's, on)")
+
+
 @dataclass(frozen=True)
 class LDMICVariant:
     """One row of the LDMIC table."""
@@ -240,9 +263,10 @@ class LDMICVariant:
                           "authors' code, MIT, is used only by the parity tests)")
         attrs: dict[str, Any] = {"meta": meta, "arch": self.arch, "context": self.context,
                                  "fixed_views": self.fixed_views, "joint": self.joint}
+        attrs["options_spec"] = (*RD_OPTIONS, VFLIP)
         if self.fixed_views is None:
-            attrs["options_spec"] = (*RD_OPTIONS, Option("views", int, None, "views per scene V >= 2 (default: the "
-                                                         "protocol's, else 2)", minimum=2))
+            attrs["options_spec"] = (*RD_OPTIONS, VFLIP, Option("views", int, None, "views per scene V >= 2 (default: "
+                                                                "the protocol's, else 2)", minimum=2))
             attrs["dataset_options_used"] = ("views",)
         return attrs
 

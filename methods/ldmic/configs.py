@@ -11,9 +11,12 @@ with the best validation loss kept. Loss (``MSE_Loss``): λ·(MSE_1 + MSE_2)/2 +
 What ``train.py`` does not state and is chosen here (say so when quoting results): the λ list (the default
 2048 and three halvings below it; the MS-SSIM list likewise is not in train.py and must be given with
 ``--option lambdas=...``), and the steps per epoch (``epochs x ceil(n_train / batch)``, derived in ``fit`` from
-the training set it is handed). Differences of the suite's trainer: it flips horizontally only (the authors also
-flip vertically) and draws the view order from the protocol's pairs in both directions (the authors swap the two
-views with probability 1/2).
+the training set it is handed). Augmentation as the authors' ``lib/utils.py`` (``StereoImageDataset`` and
+``MultiCameraImageDataset``: ``RandomCrop``, ``RandomHorizontalFlip(p=0.5)``, ``RandomVerticalFlip(p=0.5)`` on the
+views stacked along channels, so every view of a sample flips alike): the trainer crops and flips horizontally
+(``hflip``), the LDMIC loss flips vertically (model setting ``vflip``, on in every budget; ``--option vflip=false``
+turns it off). The view order comes from the protocol's pairs in both directions (the authors swap the two views
+with probability 1/2).
 
 ``smoke`` and ``quick`` are small CPU budgets on the same loss."""
 from __future__ import annotations
@@ -30,24 +33,26 @@ _SMALL = dict(lr=1e-3, aux_lr=1e-2, schedule="cosine", clip_grad=1.0, hflip=True
 
 BUDGETS: dict[str, MethodBudget] = checked_table({
     "smoke": MethodBudget({MODEL_STAGE: TrainConfig(steps=20, batch_size=2, crop=64, **_SMALL)},
-                          {"N": 32, "M": 48, "lambdas": (256.0, 2048.0), "warm_start": False},
+                          {"N": 32, "M": 48, "lambdas": (256.0, 2048.0), "warm_start": False, "vflip": True},
                           source="ours (CPU seconds)"),
     "quick": MethodBudget({MODEL_STAGE: TrainConfig(steps=400, batch_size=4, crop=128, val_every=200, **_SMALL)},
-                          {"N": 48, "M": 72, "lambdas": (256.0, 1024.0, 4096.0), "warm_start": True},
+                          {"N": 48, "M": 72, "lambdas": (256.0, 1024.0, 4096.0), "warm_start": True, "vflip": True},
                           source="ours (CPU minutes)"),
     "paper": MethodBudget({MODEL_STAGE: TrainConfig(steps=1, batch_size=16, crop=256, lr=1e-4, aux_lr=1e-4,
                                                     schedule="step", milestones=PAPER_MILESTONES, gamma=0.5,
                                                     clip_grad=1.0, hflip=True, val_every=0, val_samples=64,
                                                     checkpoint_every=1000, restore="best", num_workers=4)},
-                          {"N": 192, "M": 192, "lambdas": PAPER_LAMBDAS_MSE, "warm_start": False},
+                          {"N": 192, "M": 192, "lambdas": PAPER_LAMBDAS_MSE, "warm_start": False, "vflip": True},
                           epochs={MODEL_STAGE: PAPER_EPOCHS},
-                          source="the authors' train.py (lr, batch, crop, epochs, schedule, clipping, N/M); λ list partly ours"),
+                          source="the authors' train.py (lr, batch, crop, epochs, schedule, clipping, N/M) and lib/utils.py "
+                                 "(horizontal and vertical flips); λ list partly ours"),
 }, "ldmic")
 
 
 # protocols whose training samples are at least 256 pixels on a side (the authors' crop); elsewhere (the 128x256
 # NDIC-style protocols) the paper budget crops 128, the samples' height (ours)
-FULL_RESOLUTION = ("stereo/kitti-ldmic", "multiview/wildtrack-ldmic", "instereo2k/ldmic", "stereo/pairs", "images/full")
+FULL_RESOLUTION = ("stereo/kitti-ldmic", "multiview/wildtrack-ldmic", "instereo2k/ldmic", "cityscapes/ldmic", "kitti/ldmic",
+                   "stereo/pairs", "images/full")
 
 
 def budgets(protocol: str | None) -> dict[str, MethodBudget]:
