@@ -1,0 +1,144 @@
+"""``dsi_disparity`` (scenario ``decoder_side_info``): balle2018's encoder and bytes, a decoder that looks where the
+other view is (model.py: a cost volume on the 1/4 grid, soft-argmin disparity, the side view warped into x's view,
+a small fusion network adding a residual to x̂₀ = g_s(ŷ)).
+
+Built on baselines/balle.py's zoo codec for CompressAI's ``ScaleHyperprior`` (one model per λ, rate points
+``lambda=<λ>``, padding to 64 by edge replication, the rANS strings y then z in the suite's container, the Ballé
+budgets and options, the likelihood estimate from the encoder's own pass): the encoder path is balle2018's code, so
+the side view cannot reach it. Options of its own:
+
+- ``warp`` (trained with the weights): false feeds the side view to the same fusion network unaligned (the
+  cost volume is not built): the ablation "without warping".
+- ``disparity`` (decode time only, not saved with the weights): ``zero`` replaces the estimated disparity by 0
+  when decoding weights trained with warping: the ablation "true disparity replaced by zero". Evaluate it with
+  ``--weights`` pointing at the trained weights; it refuses to train.
+- ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from baselines.balle import OPTIONS as RD_OPTIONS
+from baselines.balle import _ZooCodec
+from benchmark.contract.budgets import TrainConfig
+from benchmark.contract.codec import MethodMeta, Scenario
+from benchmark.contract.data import Batch
+from benchmark.contract.options import Option
+from benchmark.contract.registry import register_method
+from benchmark.errors import ConfigError, TrainingError, WeightsError
+
+from .model import MATCH_SCALE, DSIDisparity
+
+DEFAULT_MAX_DISP = 32  # pixels: KITTI at 128x256 has a median disparity of 5 px and a 90th percentile of 16 px
+MATCH_CHANNELS = 32
+FUSION_WIDTH = 32
+
+OPTIONS: tuple[Option, ...] = (
+    *RD_OPTIONS,
+    Option("warp", bool, True, "align the side view to x by the estimated disparity before fusing it (false: the "
+           "ablation without warping; saved with the weights)"),
+    Option("disparity", str, "estimated", "decode with the estimated disparity or with zero (a decode-time "
+           "ablation of weights trained with warping)", choices=("estimated", "zero")),
+    Option("max_disp", int, None, f"disparity search range ±pixels, a multiple of {MATCH_SCALE} (default "
+           f"{DEFAULT_MAX_DISP}; saved with the weights)", minimum=MATCH_SCALE),
+)
+
+_PAPER = ("ours: J. Ballé, D. Minnen, S. Singh, S. J. Hwang, N. Johnston, Variational Image Compression with a Scale "
+          "Hyperprior, ICLR 2018 (encoder and entropy model) with a stereo decoder: soft-argmin cost volume as in "
+          "A. Kendall et al., End-to-End Learning of Geometry and Context for Deep Stereo Regression, ICCV 2017 "
+          "(arXiv:1703.04309)")
+
+
+@register_method
+class DsiDisparity(_ZooCodec):
+    """balle2018's encoder and entropy model; the decoder estimates the disparity between x̂₀ and the side view,
+    warps the side view into x's view and fuses it with x̂₀ (decoder-only side information)."""
+
+    meta = MethodMeta(
+        name="dsi_disparity", scenario=Scenario.DECODER_SIDE_INFO, paper=_PAPER, trainable=True, twin="balle2018",
+        description="balle2018 encoder and bytes; the decoder estimates a horizontal disparity between its "
+                    "reconstruction and the side view (cost volume on the 1/4 grid, ±32 px, soft-argmin), warps "
+                    "the side view into x's view and adds a fused residual (decoder-only side information)")
+    arch = "dsi-disparity-hyperprior"
+    model_class = "ScaleHyperprior"  # _ZooCodec's likelihood and encoding paths (balle2018's)
+    stride = 64
+    n_streams = 2
+    options_spec = OPTIONS
+
+    def __init__(self, protocol: Any = None, *, warp: bool = True, disparity: str = "estimated",
+                 max_disp: int | None = None, **options: Any):
+        if max_disp is not None and max_disp % MATCH_SCALE:
+            raise ConfigError(f"dsi_disparity: max_disp={max_disp} must be a multiple of {MATCH_SCALE} (the cost "
+                              f"volume's grid), e.g. {MATCH_SCALE * max(1, round(max_disp / MATCH_SCALE))}")
+        super().__init__(protocol, **options)
+        self._opt_warp, self._zero_disparity, self._opt_max_disp = bool(warp), disparity == "zero", max_disp
+        if not warp and self._zero_disparity:
+            raise ConfigError("dsi_disparity: disparity=zero applies to weights trained with warping; with warp=false "
+                              "no disparity is used at all")
+        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp)
+        names = [n for n, on in (("nowarp", not warp), ("zero-disparity", self._zero_disparity)) if on]
+        self.variant = "+".join(names) or None
+
+    # ---- configuration ------------------------------------------------------------------------------
+    def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
+        cfg, tc = super().resolve_config(budget)
+        cfg.update(warp=self._opt_warp, max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
+                   fusion_width=FUSION_WIDTH)
+        return cfg, tc
+
+    def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
+        if N is None or M is None:  # paper widths: CompressAI's hyperprior widths at the quality nearest to λ
+            from baselines import zoo_widths
+
+            dn, dm = zoo_widths("bmshj2018-hyperprior", lmbda)
+            N, M = N or dn, M or dm
+        cfg = self.config
+        model = DSIDisparity(N, M, max_disp=int(cfg.get("max_disp", DEFAULT_MAX_DISP)),
+                             match_channels=int(cfg.get("match_channels", MATCH_CHANNELS)),
+                             fusion_width=int(cfg.get("fusion_width", FUSION_WIDTH)), warp=bool(cfg.get("warp", True)))
+        model.refiner.zero_disparity = self._zero_disparity  # a decoding switch: no parameters, not in the weights
+        return model
+
+    def fit(self, train_ds: Iterable, val_ds: Iterable | None, *, budget: str, device: str, workdir: Path, seed: int = 0,
+            progress: bool | None = None) -> dict[str, Any]:
+        if self._zero_disparity:
+            raise TrainingError("dsi_disparity: disparity=zero is a decode-time ablation; evaluate weights trained "
+                                "with warping (bench run ... --weights DIR --option disparity=zero) or train the "
+                                "ablation without warping with --option warp=false")
+        return super().fit(train_ds, val_ds, budget=budget, device=device, workdir=workdir, seed=seed, progress=progress)
+
+    def load_weights(self, directory: Path) -> dict[str, Any]:
+        summary = super().load_weights(directory)
+        cfg = self.config
+        wanted = {"warp": self._opt_warp, "max_disp": self._opt_max_disp}
+        for key, value in wanted.items():
+            if value is not None and cfg.get(key) != value:
+                self.models = []
+                raise WeightsError(f"weights in {directory} were trained with {key}={cfg.get(key)}, the options ask "
+                                   f"for {key}={value}")
+        return summary
+
+    # ---- how the model is run -----------------------------------------------------------------------
+    def train_forward(self, model: torch.nn.Module, batch: Batch) -> Mapping[str, Any]:
+        if batch.side is None:
+            raise TrainingError("dsi_disparity trains on stereo pairs: the training samples have no side view")
+        return model(batch.x, batch.side)
+
+    def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
+        if side is None:
+            raise ConfigError("dsi_disparity reconstructs x with the side view; none was given")
+        return model(x, side)
+
+    def decode(self, model: torch.nn.Module, streams: list[bytes], shape: tuple[int, int], side: torch.Tensor | None) -> torch.Tensor:
+        return model.decompress([[s] for s in streams], shape, side)["x_hat"]
+
+    def info(self) -> dict[str, Any]:
+        base = super().info()
+        base["rate_notes"] = ("only x is transmitted: balle2018's CompressAI rANS strings (latent, hyper-latent) in the "
+                              "suite's container; the side view is used by the decoder only (disparity, warp, fusion) "
+                              f"and costs nothing; image padded to a multiple of {self.stride}")
+        base["decoder"] = {"warp": self._opt_warp, "disparity": "zero" if self._zero_disparity else "estimated",
+                           "max_disp_px": self.config.get("max_disp", self._opt_max_disp or DEFAULT_MAX_DISP)}
+        return base

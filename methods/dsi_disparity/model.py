@@ -1,0 +1,173 @@
+"""The networks of ``dsi_disparity``: balle2018's scale hyperprior, plus a decoder-side stereo refinement.
+
+- ``CostVolume``: correlation of two feature maps over horizontal shifts −D..D, aggregated over a small window,
+  soft-argmin (softmax-weighted mean of the shifts) → a sub-pixel disparity per position. No parameters besides a
+  learned inverse temperature; with features = pixels it recovers a known shift untrained (tests).
+- ``warp_horizontal``: y(u − d(u)) by bilinear sampling (torch ``grid_sample``), border values outside.
+- ``MatchFeatures``: 4×4 patches → a zero-mean linear map (stride-4 convolution) → per-position unit vectors; one network for
+  both views (siamese), so a random initialisation is already a distance-preserving patch projection.
+- ``Fusion``: (x̂₀, warped y) at 1/2 resolution (pixel unshuffle) → 1×1 conv, depthwise 3×3,
+  1×1 conv → pixel shuffle → a residual added to x̂₀. Its last layer starts at zero: an untrained model decodes
+  exactly what balle2018 with the same weights decodes.
+- ``DSIDisparity``: CompressAI's ``ScaleHyperprior`` (encoder, entropy models, synthesis g_s: unchanged, so the
+  bytes are balle2018's) whose decoder refines x̂₀ = g_s(ŷ) with the side view: disparity between x̂₀ and y on
+  the 1/4 grid, upsampled to full resolution, y warped into x's view, fused.
+
+Disparity sign: d is defined by x(u) ≈ y(u − d). For x = left view, y = right view, d ≥ 0; for the reverse
+direction (the protocol codes each pair both ways) and for the training flips (x and y mirrored together) d ≤ 0.
+The decoder is not told which, so the search is symmetric."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from compressai.models import ScaleHyperprior
+from torch import nn
+
+MATCH_SCALE = 4  # the cost volume's grid: 1/4 of the image resolution
+FUSION_SCALE = 2  # the fusion network's grid: 1/2 of the image resolution
+
+
+def unit(f: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Feature vectors (dim 1) scaled to unit length (cheaper than F.normalize on small CPU tensors)."""
+    return f * torch.rsqrt((f * f).sum(1, keepdim=True) + eps)
+
+
+def correlation(fx: torch.Tensor, fy: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """(N, C, H, W) twice -> (N, 2D+1, H, W): entry k is Σ_c fx(u)·fy(u − d) for d = k − D (fy's border repeated)."""
+    w = fy.shape[-1]
+    padded = F.pad(fy, (max_shift, max_shift, 0, 0), mode="replicate")
+    # fy(u − d) sits at padded column u + D − d
+    return torch.stack([(fx * padded[..., max_shift - d: max_shift - d + w]).sum(1)
+                        for d in range(-max_shift, max_shift + 1)], 1)
+
+
+class CostVolume(nn.Module):
+    """Disparity d(u) with fx(u) ≈ fy(u − d), |d| ≤ max_shift, by soft-argmin over the window-aggregated correlation.
+
+    Returns (disparity N×1×H×W in grid units, the correlation volume N×(2D+1)×H×W)."""
+
+    def __init__(self, max_shift: int, window: int = 3, inv_temperature: float = 20.0):
+        super().__init__()
+        if max_shift < 1:
+            raise ValueError(f"max_shift must be at least 1, got {max_shift}")
+        self.max_shift, self.window = int(max_shift), int(window)
+        self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(inv_temperature)))
+        self.register_buffer("shifts", torch.arange(-self.max_shift, self.max_shift + 1, dtype=torch.float32),
+                             persistent=False)
+
+    def correlation(self, fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        corr = correlation(fx, fy, self.max_shift)
+        if self.window > 1:
+            corr = F.avg_pool2d(corr, self.window, stride=1, padding=self.window // 2, count_include_pad=False)
+        return corr
+
+    def forward(self, fx: torch.Tensor, fy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        corr = self.correlation(fx, fy)
+        p = torch.softmax(corr * self.log_inv_temperature.exp(), 1)
+        disp = (p * self.shifts.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        return disp, corr
+
+
+def warp_horizontal(y: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """y(u − d(u)) for a disparity field d (N×1×H×W, pixels of y's grid), bilinear, border values outside."""
+    n, _, h, w = y.shape
+    cols = torch.arange(w, dtype=y.dtype, device=y.device).view(1, 1, w) - disp[:, 0]
+    rows = torch.arange(h, dtype=y.dtype, device=y.device).view(1, h, 1).expand(n, h, w)
+    gx = 2.0 * cols / max(w - 1, 1) - 1.0
+    gy = 2.0 * rows / max(h - 1, 1) - 1.0
+    return F.grid_sample(y, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class MatchFeatures(nn.Module):
+    """Image -> unit feature vectors on the 1/MATCH_SCALE grid: a linear map of each 4×4 patch (a stride-4 4×4
+    convolution) whose weights have zero mean, so a brightness offset between the views does not change them."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(3, channels, MATCH_SCALE, stride=MATCH_SCALE, bias=False)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        w = self.proj.weight
+        return unit(F.conv2d(img, w - w.mean((1, 2, 3), keepdim=True), stride=MATCH_SCALE))
+
+
+class Fusion(nn.Module):
+    """(x̂₀, aligned side view) -> residual for x̂₀, computed on the 1/FUSION_SCALE grid."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        s2 = FUSION_SCALE**2
+        self.inp = nn.Conv2d(6 * s2, width, 1)
+        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.mix = nn.Conv2d(width, width, 1)
+        self.out = nn.Conv2d(width, 3 * s2, 1)
+        nn.init.zeros_(self.out.weight)  # starts as the identity on x̂₀
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x0: torch.Tensor, y_aligned: torch.Tensor) -> torch.Tensor:
+        h = F.pixel_unshuffle(torch.cat([x0, y_aligned], 1), FUSION_SCALE)
+        h = F.leaky_relu(self.inp(h), 0.1)
+        h = F.leaky_relu(self.dw(h), 0.1)
+        h = F.leaky_relu(self.mix(h), 0.1)
+        return x0 + F.pixel_shuffle(self.out(h), FUSION_SCALE)
+
+
+class StereoRefiner(nn.Module):
+    """x̂₀ and the side view y -> refined x̂ (disparity on the 1/4 grid, y warped at full resolution, fused).
+
+    ``warp`` False: y enters the fusion unaligned (no cost volume); ``zero_disparity`` (a decode-time switch, not
+    saved with the weights): the estimated disparity is replaced by 0."""
+
+    def __init__(self, max_disp: int, match_channels: int, fusion_width: int, warp: bool = True):
+        super().__init__()
+        if max_disp % MATCH_SCALE:
+            raise ValueError(f"max_disp must be a multiple of {MATCH_SCALE}, got {max_disp}")
+        self.warp = bool(warp)
+        self.zero_disparity = False
+        if self.warp:
+            self.features = MatchFeatures(match_channels)
+            self.cost = CostVolume(max_disp // MATCH_SCALE)
+        self.fusion = Fusion(fusion_width)
+
+    def disparity(self, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Full-resolution disparity field (pixels) with x̂₀(u) ≈ y(u − d)."""
+        f = self.features(torch.cat([x0, y]))  # one call for both views (same network)
+        d, _ = self.cost(f[: len(x0)], f[len(x0):])
+        return MATCH_SCALE * F.interpolate(d, scale_factor=MATCH_SCALE, mode="bilinear", align_corners=False)
+
+    def forward(self, x0: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.warp or self.zero_disparity:
+            return self.fusion(x0, y), None
+        d = self.disparity(x0, y)
+        return self.fusion(x0, warp_horizontal(y, d)), d
+
+
+class DSIDisparity(ScaleHyperprior):
+    """balle2018 (CompressAI's ScaleHyperprior: same encoder, entropy models, g_s and bytes) with a stereo-aware
+    decoder: x̂ = refine(g_s(ŷ), y)."""
+
+    def __init__(self, N: int, M: int, *, max_disp: int = 32, match_channels: int = 32, fusion_width: int = 32,
+                 warp: bool = True, **kwargs: Any):
+        super().__init__(N=N, M=M, **kwargs)  # built first: its initialisation is balle2018's under the same seed
+        self.refiner = StereoRefiner(max_disp, match_channels, fusion_width, warp)
+
+    def forward(self, x: torch.Tensor, side: torch.Tensor) -> dict[str, Any]:  # type: ignore[override]
+        y = self.g_a(x)
+        z = self.h_a(torch.abs(y))
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        y_hat, y_likelihoods = self.gaussian_conditional(y, self.h_s(z_hat))
+        x0 = self.g_s(y_hat)
+        x_hat, disp = self.refiner(x0, side)
+        return {"x_hat": x_hat, "x0": x0, "disparity": disp, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    # compress(x) is ScaleHyperprior.compress: the encoder never sees the side view.
+
+    def decompress(self, strings, shape, side: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        indexes = self.gaussian_conditional.build_indexes(self.h_s(z_hat))
+        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, z_hat.dtype)
+        x_hat, _ = self.refiner(self.g_s(y_hat), side)
+        return {"x_hat": x_hat.clamp_(0, 1)}
