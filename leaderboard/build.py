@@ -29,7 +29,7 @@ from .curves import result_key
 from .facts import Alias, aliases, section_of, suite_methods
 from .figures import assign_colours
 from .formatting import slug
-from .inputs import Curve, Inputs, Measured, gather
+from .inputs import Curve, Inputs, Measured, gather, per_image_rows
 from .outputs import compressai_exports, points_csv, rows_csv
 from .page import markdown_with_tables, render
 from .protocol import protocol_section
@@ -67,8 +67,13 @@ def _other_counts(name: str, measured: list[Measured], alias: dict[str, Alias]) 
 def _closing(inputs: Inputs, measured: list[Measured], out_dir: Path) -> list[str]:
     """After the protocols: the sections that span protocols, then the files that were not used."""
     lines: list[str] = []
+    paths = {id(m.result): m.path for m in measured}
+
+    def per_image(result: Any) -> dict[str, dict[str, tuple[float, float]]]:
+        return per_image_rows(paths[id(result)], result) if id(result) in paths else {}
+
     for board_section in sections.board_sections():  # e.g. learning-curve points at equal training
-        md = board_section([m.result for m in measured], out_dir)
+        md = board_section([m.result for m in measured], out_dir, per_image)
         if md:
             lines += [md, ""]
     if inputs.skipped:

@@ -155,6 +155,13 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
 
     `*_rows` map rate point -> image -> (bpp, psnr), as in the per-image CSVs. None when fewer than 2 common
     images or a resample has no overlap too often."""
+    return bootstrap_bd(anchor_rows, test_rows, n, seed, level, "rate")
+
+
+def bootstrap_bd(anchor_rows: dict[str, dict[str, tuple[float, float]]],
+                 test_rows: dict[str, dict[str, tuple[float, float]]],
+                 n: int = 200, seed: int = 0, level: float = 0.95, which: str = "rate") -> tuple[float, float] | None:
+    """`bootstrap_bd_rate` for BD-rate (`which="rate"`, %) or BD-PSNR (`which="psnr"`, dB)."""
     images = sorted(set.intersection(*[set(v) for v in list(anchor_rows.values()) + list(test_rows.values())])) \
         if anchor_rows and test_rows else []
     if len(images) < 2:
@@ -176,13 +183,25 @@ def bootstrap_bd_rate(anchor_rows: dict[str, dict[str, tuple[float, float]]],
         if len(a) < 2 or len(t) < 2:
             continue
         try:
-            vals.append(_bd_pair(a, t)[0])
+            vals.append(_bd_pair(a, t)[0 if which == "rate" else 1])
         except (NoOverlapError, ValueError):
             continue
     if len(vals) < n // 2:
         return None
     lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The Student-t interval of the mean of `values` (independent seeds): mean ± t_{(1+level)/2, n-1}·s/√n;
+    None with fewer than 2 values (one seed says nothing about the seed spread)."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    m, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = float(t.ppf((1 + level) / 2, len(values) - 1)) * sd / np.sqrt(len(values))
+    return m - half, m + half
 
 
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, BOOTSTRAP_LEVEL = 200, 0, 0.95

@@ -12,6 +12,7 @@ points, never ranked (``benchmark.results.ranking.is_ranked``). A figure shows t
 BD-rate against steps."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -20,6 +21,7 @@ from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_a
 from .compare import MIN_OVERLAP, overlap_fraction
 from .facts import twin as twin_of
 from .formatting import md_table, text
+from .learning_curve_bd import PerImage, headline_lines
 
 NONE = "–"  # the cell of a number that was not measured
 
@@ -31,13 +33,19 @@ def curve_steps(result: Mapping[str, Any]) -> int | None:
     return None
 
 
-def collect(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[int, Mapping[str, Any]]]]:
-    """protocol -> method -> steps -> result, for learning-curve points only."""
-    out: dict[str, dict[str, dict[int, Mapping[str, Any]]]] = {}
+def curve_seed(result: Mapping[str, Any]) -> int:
+    """The training seed of a learning-curve point (0 where the result does not say)."""
+    seed = (result.get("training") or {}).get("seed")
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
+def collect(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[tuple[int, int], Mapping[str, Any]]]]:
+    """protocol -> method -> (steps, seed) -> result, for learning-curve points only."""
+    out: dict[str, dict[str, dict[tuple[int, int], Mapping[str, Any]]]] = {}
     for r in results:
         s = curve_steps(r)
         if s is not None:
-            out.setdefault(r["protocol"], {}).setdefault(r["method"], {})[s] = r
+            out.setdefault(r["protocol"], {}).setdefault(r["method"], {})[(s, curve_seed(r))] = r
     return out
 
 
@@ -61,11 +69,15 @@ def compare(test: Mapping[str, Any], anchor: Mapping[str, Any]) -> dict[str, Any
     else:
         ra, qa = _xy(_restrict(anchor, common))
     rt, qt = _xy(_restrict(test, common))
-    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "why": "", "common": common, "overlap": None}
+    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "why": "", "common": common, "overlap": None,
+                           "overlap_rate": None}
     if len(rt) < 2:
         out["why"] = "one λ"
         return out
     out["overlap"] = overlap_fraction(qa, qt) if qa else None  # of the PSNR ranges, as BD-rate integrates over it
+    pos = [v for v in list(ra) + list(rt) if v > 0]
+    if qa and len(pos) == len(ra) + len(rt):  # of the log-rate ranges, as BD-PSNR integrates over it
+        out["overlap_rate"] = overlap_fraction([math.log10(v) for v in ra], [math.log10(v) for v in rt])
     try:
         out["bd_rate"] = bd_rate(ra, qa, rt, qt)
     except (NoOverlapError, ValueError) as exc:
@@ -107,7 +119,7 @@ def classical(results: Iterable[Mapping[str, Any]], protocol: str) -> list[Mappi
                   key=lambda r: r["method"])
 
 
-def _twin_of(runs: Mapping[int, Mapping[str, Any]]) -> str | None:
+def _twin_of(runs: Mapping[tuple[int, int], Mapping[str, Any]]) -> str | None:
     """The twin the learning-curve points of one method name (`facts.twin`)."""
     return next((t for t in (twin_of(r) for r in runs.values()) if t), None)
 
@@ -129,8 +141,8 @@ def _point_rows(a: Mapping[str, Any], t: Mapping[str, Any], common: list[str],
 
 
 def rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (protocol, pair, steps both reached): the numbers of the table, for tests and the figure. A pair
-    is a side-information codec and the twin its results name, both with learning-curve points."""
+    """One row per (protocol, pair, steps and seed both reached): the numbers of the table, for tests and the
+    figure. A pair is a side-information codec and the twin its results name, both with learning-curve points."""
     table = []
     for protocol, methods in sorted(collect(results).items()):
         refs = classical(results, protocol)
@@ -138,10 +150,11 @@ def rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
             twin = _twin_of(methods[side])
             if twin not in methods:
                 continue
-            for steps in sorted(set(methods[side]) & set(methods[twin])):
-                a, t = methods[twin][steps], methods[side][steps]
+            for steps, seed in sorted(set(methods[side]) & set(methods[twin])):
+                a, t = methods[twin][(steps, seed)], methods[side][(steps, seed)]
                 cmp = compare(t, a)
-                table.append({"protocol": protocol, "method": side, "twin": twin, "steps": steps, "anchor": a, "test": t,
+                table.append({"protocol": protocol, "method": side, "twin": twin, "steps": steps, "seed": seed,
+                              "anchor": a, "test": t,
                               **cmp, "w_share": w_share(t), "points": _point_rows(a, t, cmp["common"], refs)})
     return table
 
@@ -193,6 +206,9 @@ def figure(table: list[dict[str, Any]], results: list[Mapping[str, Any]], path: 
 
     from .svg import Figure, Series
 
+    first = min(r["seed"] for r in table)
+    table = [r for r in table if r["seed"] == first]  # one seed's trajectories (the table gives every seed's)
+
     traj = _trajectories(table)
     rd, psnr, rate = _panels(traj, {r["twin"] for r in table}, table[0]["protocol"])
     learned = [p["bpp"] for seq in traj.values() for _, p, _ in seq]
@@ -215,7 +231,8 @@ INTRO = ("Each side-information codec against its twin without the side view, tr
          "are the side-information codec minus its twin; `PSNR − jpeg at own bpp` is each codec's PSNR minus "
          "the classical codec's PSNR at the same bpp on the same pairs (a yardstick that compares single points "
          "at matched bpp: side information pays where the second number exceeds the first); BD-rate (side "
-         "information against twin, negative: bits saved) needs two λ; w share: the share of the training "
+         "information against twin, negative: bits saved) needs two λ (the headline table shows it only where "
+         "the PSNR ranges overlap by half or more); w share: the share of the training "
          "rate term spent on NDIC's common information w (a regulariser, never coded); the last column is "
          "the PSNR lost when the same bytes are decoded with another pair's side view or a grey one. "
          "Reproduce a point with the `learning_curve.reproduce` command in its result file.")
@@ -227,7 +244,7 @@ def _point_text(p: Mapping[str, Any]) -> str:
 
 def _cells(r: dict[str, Any], i: int, pp: dict[str, Any], refs: list[str]) -> list[str]:
     """The table cells of rate point `pp`, the i-th of row `r`."""
-    cells = [str(r["steps"]), pp["rate_point"].replace("lambda=", ""), _point_text(pp["twin"]), _point_text(pp["side"]),
+    cells = [str(r["steps"]), str(r["seed"]), pp["rate_point"].replace("lambda=", ""), _point_text(pp["twin"]), _point_text(pp["side"]),
              _fmt(None if pp["d_bpp"] is None else 100 * pp["d_bpp"], "+.1f") + " %", _fmt(pp["d_psnr"], "+.2f") + " dB"]
     for c in refs:
         va, vt = pp["vs"].get(c, (None, None))
@@ -240,8 +257,9 @@ def _cells(r: dict[str, Any], i: int, pp: dict[str, Any], refs: list[str]) -> li
                     f"{_fmt(pr.get('loss_other_pair_db'), '+.2f')} / {_fmt(pr.get('loss_grey_db'), '+.2f')} dB" if pr else NONE]
 
 
-def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mapping[str, Any]], out_dir: Path) -> list[str]:
-    """The figure and the table of one protocol."""
+def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mapping[str, Any]], out_dir: Path,
+                    per_image: PerImage | None = None) -> list[str]:
+    """The figure, the headline BD table and the per-point table of one protocol."""
     refs = sorted({k for r in rs for pp in r["points"] for k in pp["vs"]})
     fig = figure(rs, [x for x in results if x["protocol"] == protocol],
                  Path(out_dir) / f"learning-curve-{protocol.replace('/', '_')}.svg")
@@ -253,7 +271,10 @@ def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mappi
                   f"({split}); its results are listed in the `{facts['alias_of']}` section._", ""]
     if fig is not None:
         lines += [f"![learning curves on {protocol}]({fig.name})", ""]
-    head = ["steps", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
+    lines += ["BD of the side-information codec against its twin at equal steps (the headline; "
+              "`leaderboard.learning_curve_bd`):", ""] + headline_lines(rs, per_image)
+    lines += ["Per steps, seed and λ:", ""]
+    head = ["steps", "seed", "λ", "twin: bpp / PSNR / MS-SSIM", "side info: bpp / PSNR / MS-SSIM", "Δbpp", "ΔPSNR"]
     head += [f"PSNR − {c} at own bpp (twin; side info)" for c in refs]
     head += ["BD-rate (≥2 λ)", "w share", "PSNR loss, wrong / grey side view"]
     pairs = sorted({(r["method"], r["twin"]) for r in rs})
@@ -262,12 +283,13 @@ def _protocol_lines(protocol: str, rs: list[dict[str, Any]], results: list[Mappi
     return lines + md_table(head, body) + [""]
 
 
-def learning_curve_section(results: list[Mapping[str, Any]], out_dir: Path) -> str:
-    """Markdown (table + figure link) for every protocol holding learning-curve points; "" when none."""
+def learning_curve_section(results: list[Mapping[str, Any]], out_dir: Path, per_image: PerImage | None = None) -> str:
+    """Markdown (tables + figure link) for every protocol holding learning-curve points; "" when none.
+    `per_image(result)` gives a result's per-image rows (the image-bootstrap intervals; none without it)."""
     table = rows(results)
     if not table:
         return ""
     lines = ["## Learning curves at equal training", "", INTRO, ""]
     for protocol in sorted({r["protocol"] for r in table}):
-        lines += _protocol_lines(protocol, [r for r in table if r["protocol"] == protocol], results, out_dir)
+        lines += _protocol_lines(protocol, [r for r in table if r["protocol"] == protocol], results, out_dir, per_image)
     return "\n".join(lines)

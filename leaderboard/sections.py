@@ -7,8 +7,9 @@ A module that knows one protocol or method registers its section here; the leade
   tables of that protocol (e.g. `gaussian/wz`: its Wyner–Ziv bounds and per-stage tables).
 - `register_extra_section(fn)`: fn(results) -> markdown or None, shown under every protocol's generic tables
   (e.g. DRASIC's gap to its joint reference; it returns None where it has nothing to say).
-- `register_board_section(fn)`: fn(results, out_dir) -> markdown or "", shown after all protocols
-  (e.g. learning curves at equal training, which span protocols).
+- `register_board_section(fn)`: fn(results, out_dir, per_image) -> markdown or "", shown after all protocols
+  (e.g. learning curves at equal training, which span protocols); `per_image(result)` gives that result's
+  per-image rows (rate point -> image -> (bpp, psnr); {} without a CSV), for intervals over test images.
 
 The sections shipped with the suite are registered in `_register_builtin`; a plugin calls the functions above
 at import time. Registering the same protocol twice replaces the earlier section (a plugin may override)."""
@@ -20,7 +21,8 @@ from typing import Any
 
 ProtocolSection = Callable[[list[dict[str, Any]], Path], str]
 ExtraSection = Callable[[list[dict[str, Any]]], "str | None"]
-BoardSection = Callable[[list[Any], Path], str]
+PerImage = Callable[[Any], dict[str, dict[str, tuple[float, float]]]]
+BoardSection = Callable[[list[Any], Path, PerImage], str]
 
 PROTOCOL_SECTIONS: dict[str, ProtocolSection] = {}
 EXTRA_SECTIONS: list[ExtraSection] = []

@@ -54,7 +54,7 @@ def test_rows_compare_equal_steps(results):
 def test_section_and_leaderboard(results, tmp_path):
     out, rs = results
     md = learning_curve_section(rs, tmp_path)
-    assert "| 100 | 0.0035 |" in md and "| 200 | 0.0035 |" in md and "+1.00 dB" in md and "25.0%" in md
+    assert "| 100 | 0 | 0.0035 |" in md and "| 200 | 0 | 0.0035 |" in md and "+1.00 dB" in md and "25.0%" in md
     assert "+2.50 / +3.00 dB" in md
     assert (tmp_path / "learning-curve-middlebury-sample_stereo.svg").is_file()
     assert learning_curve_section(rs[:1], tmp_path) == ""
@@ -67,3 +67,40 @@ def test_section_and_leaderboard(results, tmp_path):
     (tree / "jpeg.json").write_text(json.dumps({**rs[0], "per_image_csv": None}))
     build([tree], tmp_path / "board")
     assert "## Learning curves at equal training" in (tmp_path / "board" / "README.md").read_text()
+
+
+def _two_lambda(method: str, seed: int, gain: float, images: dict[str, float]) -> tuple[dict, dict]:
+    """A learning-curve point at 1000 steps with two λ (PSNR +`gain` over the base curve) and its per-image rows
+    (per-image PSNR offsets `images`, so the rows average to the points)."""
+    base = {"lambda=0.0035": (0.3, 30.0), "lambda=0.013": (0.6, 33.0)}
+    points = [{"rate_point": k, "bpp": b, "psnr": q + gain, "ms_ssim": 0.9} for k, (b, q) in base.items()]
+    result = {"protocol": "stereo/kitti-ndic", "method": method, "points": points,
+              "method_meta": {"twin": "balle2018"} if method != "balle2018" else {},
+              "training": {"seed": seed, "points": {k: {"wall_s": 1800.0 * (2 if method != "balle2018" else 1)}
+                                                    for k in base}},
+              "learning_curve": {"steps": 1000}}
+    rows = {k: {img: (b, q + gain + off) for img, off in images.items()} for k, (b, q) in base.items()}
+    return result, rows
+
+
+def test_headline_seeds_intervals_and_bd_rate_overlap_rule():
+    from leaderboard.learning_curve_bd import headline
+
+    imgs = {"a|0": -0.5, "b|0": 0.0, "c|0": 0.5}
+    made = [_two_lambda("balle2018", s, 0.0, imgs) for s in (0, 1)]
+    made += [_two_lambda("ndic_balle2018", s, g, {"a|0": -0.2, "b|0": 0.1, "c|0": 0.1}) for s, g in ((0, 1.0), (1, 1.2))]
+    rows_of = {id(r): rows for r, rows in made}
+    table = rows([r for r, _ in made])
+    assert [(r["steps"], r["seed"]) for r in table] == [(1000, 0), (1000, 1)]
+    (h,) = headline(table, lambda r: rows_of[id(r)])
+    assert h["seeds"] == [0, 1] and h["bd_psnr"] == pytest.approx(1.1)
+    lo, hi = h["seed_ci"]  # t(0.975, 1) = 12.706; sd = 0.1414: 1.1 +- 1.27
+    assert lo == pytest.approx(1.1 - 12.706 * 0.1414 / 2 ** 0.5, abs=1e-2) and hi == pytest.approx(1.1 + 1.270, abs=1e-2)
+    for (a, b), gain in zip(h["image_ci"], (1.0, 1.2)):  # images resampled: the interval holds the seed's value
+        assert a <= gain + 1e-9 and b >= gain - 1e-9 and b - a < 1.5
+    # PSNR ranges [30, 33] and [31.2, 34.2]: overlap 1.8 / 4.2 = 43 % < 50 %: no BD-rate
+    assert h["bd_rate"] is None and h["overlap"] == pytest.approx(1.8 / 4.2)
+    assert h["hours"] == [(1.0, 2.0), (1.0, 2.0)]  # common λ, per seed: 2 x 1800 s and 2 x 3600 s
+    close = [made[0], made[1]] + [_two_lambda("ndic_balle2018", s, 0.3, imgs) for s in (0, 1)]
+    (h,) = headline(rows([r for r, _ in close]), None)  # +0.3 dB: overlap 2.7 / 3.3 = 82 %: BD-rate shown
+    assert h["bd_rate"] is not None and h["bd_rate"] < 0 and h["image_ci"] == [None, None]
