@@ -12,7 +12,7 @@ from scratch. A point is therefore reproduced by the single command printed in i
 (``learning_curve.reproduce``) in a fresh output folder: same bytes per image, same PSNR.
 
 Each point is copied to ``<measured>/<protocol>/<method>.steps<S>.json`` (+ ``.csv``) with ``variant`` =
-``steps<S>`` and a ``learning_curve`` record (steps, settings, command, training wall time). Training state
+``steps<S>`` (``steps<S>.seed<k>`` with ``--seed k > 0``) and a ``learning_curve`` record (steps, settings, command, training wall time). Training state
 and weights stay under ``--work`` (never committed). ``--check DIR`` compares a reproduction's CSV with the
 committed point instead of training.
 
@@ -59,16 +59,17 @@ def options(steps: int, overrides: dict[str, str]) -> dict[str, str]:
     return {**{k: str(v) for k, v in DEFAULTS.items()}, **overrides, "steps": str(steps)}
 
 
-def bench_command(method: str, root: str, out: str, opts: dict[str, str], budget: str = "quick") -> str:
+def bench_command(method: str, root: str, out: str, opts: dict[str, str], budget: str = "quick", seed: int = 0) -> str:
     parts = ["OMP_NUM_THREADS=1", "bench", "run", "--method", method, "--dataset", "stereo", "--protocol", PROTOCOL,
-             "--root", root, "--budget", budget, "--out", out]
+             "--root", root, "--budget", budget, "--out", out] + (["--seed", str(seed)] if seed else [])
     for k, v in opts.items():
         parts += ["--option", f"{k}={v}"]
     return " ".join(shlex.quote(p) if not p.startswith("OMP_") else p for p in parts)
 
 
-def point_name(method: str, steps: int) -> str:
-    return f"{method}.steps{steps}"
+def point_name(method: str, steps: int, seed: int = 0) -> str:
+    """The file name of a point: seed 0 keeps the names committed before seeds were run."""
+    return f"{method}.steps{steps}" + (f".seed{seed}" if seed else "")
 
 
 def file_result(args: argparse.Namespace, path: Path, result: dict, name: str, record_key: str, record: dict) -> dict:
@@ -131,16 +132,17 @@ def run_curve(args: argparse.Namespace) -> None:
     overrides = dict(kv.split("=", 1) for kv in args.option)
     dest = protocol_dir(Path(args.measured), PROTOCOL)
     for steps in sorted(int(s) for s in args.steps.split(",")):
-        name = point_name(args.method, steps)
+        name = point_name(args.method, steps, args.seed)
         if (dest / f"{name}.json").exists() and not args.redo:
             print(f"{name}: already filed, skipping", flush=True)
             continue
         opts = options(steps, overrides)
         t0 = time.perf_counter()
         path, result = run(RunSpec(method=args.method, dataset="stereo", protocol=PROTOCOL, root=Path(args.root),
-                                   out=Path(args.work), budget="quick", seed=0, method_options=cli_values(opts), progress=False))
+                                   out=Path(args.work), budget="quick", seed=args.seed, method_options=cli_values(opts),
+                                   progress=False))
         wall = time.perf_counter() - t0
-        result["variant"] = f"steps{steps}"
+        result["variant"] = name.split(".", 1)[1]
         probe = side_probe(args, dict(opts)) if result["scenario"] == "decoder_side_info" else None
         file_result(args, path, result, name, "learning_curve", {
             **({"side_probe": probe} if probe else {}),
@@ -148,9 +150,9 @@ def run_curve(args: argparse.Namespace) -> None:
             "options": opts,
             "training_wall_s": round(sum(p.get("wall_s") or 0 for p in ((result.get("training") or {}).get("points") or {}).values()), 1),
             "segment_wall_s": round(wall, 1),
-            "reproduce": bench_command(args.method, args.root_label, "OUT", opts),
+            "reproduce": bench_command(args.method, args.root_label, "OUT", opts, seed=args.seed),
             "note": "training in segments (extendable: constant lr, last weights); the point equals a run of "
-                    "`steps` steps from scratch with the same options, seed 0, one torch thread",
+                    f"`steps` steps from scratch with the same options, seed {args.seed}, one torch thread",
         })
 
 
@@ -209,7 +211,8 @@ def merged_point(base: dict, extra: list[dict]) -> dict:
             rec["lambdas"] = lams
     lc["options"]["lambdas"] = json.dumps(lams, separators=(",", ":"))
     lc["parts"] = parts
-    lc["reproduce"] = bench_command(base["method"], "KITTI_PAIRS", "OUT", lc["options"])
+    lc["reproduce"] = bench_command(base["method"], "KITTI_PAIRS", "OUT", lc["options"],
+                                    seed=(base.get("training") or {}).get("seed") or 0)
     lc["note"] = (lc.get("note", "") + "; merged: the λ of `parts` were trained by separate runs of the same settings"
                   " (each reproducible with its own command); the λ train independently, so `reproduce` runs them all")
     return out
@@ -233,7 +236,7 @@ def merge(args: argparse.Namespace) -> None:
 
     dest = protocol_dir(Path(args.measured), PROTOCOL)
     for steps in sorted(int(s) for s in args.steps.split(",")):
-        name = point_name(args.method, steps)
+        name = point_name(args.method, steps, args.seed)
         paths = [dest / f"{name}.json"] + [protocol_dir(Path(d), PROTOCOL) / f"{name}.json" for d in args.merge]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
@@ -256,7 +259,7 @@ def merge(args: argparse.Namespace) -> None:
 
 def check(args: argparse.Namespace) -> int:
     """Compare the per-image CSV of a reproduction (a bench run --out DIR) with the committed point."""
-    ref = protocol_dir(Path(args.measured), PROTOCOL) / f"{point_name(args.method, args.check_steps)}.csv"
+    ref = protocol_dir(Path(args.measured), PROTOCOL) / f"{point_name(args.method, args.check_steps, args.seed)}.csv"
     new = protocol_dir(Path(args.check), PROTOCOL) / f"{args.method}.csv"
     rows = lambda p: {(r["image"], r["rate_point"]): r for r in csv.DictReader(open(p, encoding="utf-8"))}  # noqa: E731
     a, b = rows(ref), rows(new)
@@ -281,6 +284,7 @@ def main() -> int:
     ap.add_argument("--measured", default="measured")
     ap.add_argument("--option", action="append", default=[], help="override a setting, key=value")
     ap.add_argument("--redo", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="training seed; points of seed k > 0 are filed as <method>.steps<S>.seed<k>")
     ap.add_argument("--once", action="store_true", help="a codec without training: one run, filed as <method>.json")
     ap.add_argument("--check", help="a bench run --out folder to compare with the committed point")
     ap.add_argument("--check-steps", type=int)
