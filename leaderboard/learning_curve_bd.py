@@ -4,7 +4,9 @@ against its twin over the λ both reached, averaged over the seeds both reached,
 the per-image rows, `compare.bootstrap_bd`, the same resampling as the leaderboard's BD-rate intervals). BD-rate is
 shown only where the two curves' PSNR ranges overlap by at least half (`BD_RATE_MIN_OVERLAP`): with less, the
 log-rate integral extrapolates; BD-PSNR is flagged where the log-rate ranges overlap by less than half. Training time is the per-λ training wall time of the common λ, summed (one torch
-thread each), so that equal steps can be read against equal CPU time."""
+thread each), so that equal steps can be read against equal CPU time; the last column is that comparison: the
+side-information codec against its twin's curve at the same training hours per λ (`twin_at_hours`: the twin's
+points interpolated linearly in hours between the two learning-curve points that bracket them)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -41,6 +43,26 @@ def training_hours(result: Mapping[str, Any], points: list[str]) -> float | None
     return sum(vals) / 3600.0
 
 
+def twin_at_hours(test: Mapping[str, Any], twin_runs: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The twin's curve at the side-information codec's training time: per rate point both have, the twin's bpp and
+    PSNR interpolated linearly in training hours between its two learning-curve points (same seed) that bracket the
+    side codec's hours for that point. None when the twin was never trained that long (or not that briefly) for
+    some point, or when a record has no time."""
+    points = []
+    for p in test["points"]:
+        h = training_hours(test, [p["rate_point"]])
+        seq = sorted((hr, q) for r in twin_runs for q in r["points"] if q["rate_point"] == p["rate_point"]
+                     and (hr := training_hours(r, [p["rate_point"]])) is not None and q.get("psnr") is not None)
+        pair = next(((a, b) for a, b in zip(seq, seq[1:]) if h is not None and a[0] <= h <= b[0]), None)
+        if pair is None:
+            return None
+        (h0, q0), (h1, q1) = pair
+        w = 0.0 if h1 == h0 else (h - h0) / (h1 - h0)
+        points.append({"rate_point": p["rate_point"], "bpp": q0["bpp"] + w * (q1["bpp"] - q0["bpp"]),
+                       "psnr": q0["psnr"] + w * (q1["psnr"] - q0["psnr"]), "hours": h})
+    return {"points": points, "training": {"points": {}}} if len(points) >= 2 else None
+
+
 def headline(table: list[dict[str, Any]], per_image: PerImage | None) -> list[dict[str, Any]]:
     """One entry per (protocol, pair, steps): the seeds, the mean BD-PSNR and its intervals, the BD-rate where the
     overlap allows it, and both codecs' training hours."""
@@ -60,8 +82,14 @@ def headline(table: list[dict[str, Any]], per_image: PerImage | None) -> list[di
             "bd_rate": sum(rates) / len(rates) if rate_ok and len(rates) == len(rs) else None,
             "overlap": min(overlaps) if overlaps else None, "why": rs[0]["why"],
             "overlap_rate": min((r["overlap_rate"] for r in rs if r.get("overlap_rate") is not None), default=None),
-            "hours": [(training_hours(r["anchor"], r["common"]), training_hours(r["test"], r["common"])) for r in rs]})
+            "hours": [(training_hours(r["anchor"], r["common"]), training_hours(r["test"], r["common"])) for r in rs],
+            "equal_cpu": _mean([r["equal_cpu"] for r in rs]), "equal_cpu_seeds": sum(r["equal_cpu"] is not None for r in rs)})
     return out
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean when every seed has a value (a seed without one leaves the cell empty)."""
+    return sum(values) / len(values) if values and all(v is not None for v in values) else None
 
 
 def _ci(ci: tuple[float, float] | None, unit: str = " dB") -> str:
@@ -82,12 +110,14 @@ def _cells(h: Mapping[str, Any]) -> list[str]:
     hours = "; ".join(f"{text(a, '{:.2f}', '–')} / {text(t, '{:.2f}', '–')}" for a, t in h["hours"])
     seed_ci = _ci(h["seed_ci"]) if len(h["seeds"]) > 1 else "– (1 seed)"
     return [f"`{h['method']}` vs `{h['twin']}`", f"{h['steps']:,}", seeds, str(len(h["lambdas"])),
-            psnr, seed_ci, "; ".join(_ci(c) for c in h["image_ci"]), rate, hours]
+            psnr, seed_ci, "; ".join(_ci(c) for c in h["image_ci"]), rate, hours,
+            text(h["equal_cpu"], "{:+.2f} dB", "– (twin not trained that long)")]
 
 
 HEAD = ["pair (side info vs twin)", "steps", "seeds", "λ (common)", "BD-PSNR (mean over seeds)",
         "95 % CI over seeds (Student-t)", "95 % CI over test images (bootstrap, per seed)",
-        f"BD-rate (PSNR overlap ≥ {BD_RATE_MIN_OVERLAP:.0%})", "training h, twin / side (common λ, per seed)"]
+        f"BD-rate (PSNR overlap ≥ {BD_RATE_MIN_OVERLAP:.0%})", "training h, twin / side (common λ, per seed)",
+        "BD-PSNR at equal training time (mean over seeds)"]
 
 
 def headline_lines(table: list[dict[str, Any]], per_image: PerImage | None) -> list[str]:

@@ -21,7 +21,7 @@ from benchmark.results.bdrate import NoOverlapError, bd_psnr, bd_rate, quality_a
 from .compare import MIN_OVERLAP, overlap_fraction
 from .facts import twin as twin_of
 from .formatting import md_table, text
-from .learning_curve_bd import PerImage, headline_lines
+from .learning_curve_bd import PerImage, headline_lines, twin_at_hours
 
 NONE = "–"  # the cell of a number that was not measured
 
@@ -153,8 +153,9 @@ def rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for steps, seed in sorted(set(methods[side]) & set(methods[twin])):
                 a, t = methods[twin][(steps, seed)], methods[side][(steps, seed)]
                 cmp = compare(t, a)
+                eq = twin_at_hours(t, [r for (_, sd), r in methods[twin].items() if sd == seed])
                 table.append({"protocol": protocol, "method": side, "twin": twin, "steps": steps, "seed": seed,
-                              "anchor": a, "test": t,
+                              "anchor": a, "test": t, "equal_cpu": None if eq is None else compare(t, eq)["bd_psnr"],
                               **cmp, "w_share": w_share(t), "points": _point_rows(a, t, cmp["common"], refs)})
     return table
 
