@@ -104,3 +104,16 @@ def test_headline_seeds_intervals_and_bd_rate_overlap_rule():
     close = [made[0], made[1]] + [_two_lambda("ndic_balle2018", s, 0.3, imgs) for s in (0, 1)]
     (h,) = headline(rows([r for r, _ in close]), None)  # +0.3 dB: overlap 2.7 / 3.3 = 82 %: BD-rate shown
     assert h["bd_rate"] is not None and h["bd_rate"] < 0 and h["image_ci"] == [None, None]
+
+
+def test_twin_at_hours_interpolates_in_training_time():
+    from leaderboard.learning_curve_bd import twin_at_hours
+
+    def point(hours: float, psnr: float) -> dict:
+        pts = [{"rate_point": f"lambda={lam}", "bpp": b, "psnr": psnr + d} for lam, b, d in (("0.0035", 0.3, 0), ("0.013", 0.6, 3))]
+        return {"points": pts, "training": {"points": {p["rate_point"]: {"wall_s": hours * 3600} for p in pts}}}
+
+    twin = [point(0.5, 30.0), point(1.0, 31.0)]
+    eq = twin_at_hours(point(0.75, 99.0), twin)  # the side codec's time: halfway between the twin's two points
+    assert [round(p["psnr"], 6) for p in eq["points"]] == [30.5, 33.5]
+    assert twin_at_hours(point(1.5, 99.0), twin) is None  # the twin never trained that long: no comparison
