@@ -16,7 +16,10 @@ from benchmark.contract.container import Container
 from benchmark.contract.data import Sample
 from benchmark.contract.registry import METHODS, get_dataset, get_protocol
 from benchmark.errors import ConfigError, TrainingError, WeightsError
+from benchmark.evaluation.runner import run
+from benchmark.evaluation.setup import RunSpec
 from methods.dsi_disparity.model import CostVolume, StereoRefiner, unit, warp_horizontal
+from tests.test_learning_curve import OPTS, _rows, kitti_like  # noqa: F401  (kitti_like: a fixture)
 
 PROTO = "middlebury-sample/stereo"
 TINY = {"N": 16, "M": 24, "lambdas": "0.0035,0.0483"}
@@ -182,9 +185,9 @@ def test_the_side_view_probe_runs_on_it():
 
 # ------------------------------------------------------------------------------------ training
 @pytest.mark.slow
-def test_a_short_training_lowers_the_loss_and_learns_to_use_the_side_view(tmp_path):
+def test_a_short_training_lowers_the_loss_and_trains_the_fusion(tmp_path):
     """300 steps at tiny widths on the embedded Middlebury tiles: the RD loss falls and the fusion's last layer
-    leaves zero (the decoder draws on the aligned side view)."""
+    (zero at the start: balle2018's decoder) has left zero."""
     from benchmark.contract.budgets import TrainConfig
     from benchmark.training.trainer import train
 
@@ -201,3 +204,32 @@ def test_a_short_training_lowers_the_loss_and_learns_to_use_the_side_view(tmp_pa
     first, last = sum(losses[:30]) / 30, sum(losses[-30:]) / 30
     assert len(losses) == 300 and last < 0.7 * first, (first, last)
     assert model.refiner.fusion.out.weight.abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_training_extends_in_segments_and_the_learning_curves_probe_runs(kitti_like, tmp_path):
+    """With the learning curves' options (constant lr, last weights, no warm start: perf/learning_curve.py) a run of
+    4 steps continues the 2-step checkpoint and equals 4 steps from scratch (same bytes, same weights); the curve's
+    side-view probe (decode the same bytes with another pair's and a grey side view) runs on the weights."""
+    import argparse
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
+    from learning_curve import side_probe
+
+    def run4(out, steps, retrain=False):
+        return run(RunSpec(method="dsi_disparity", dataset="stereo", protocol="stereo/kitti-ndic", root=kitti_like,
+                           out=out, budget="quick", method_options={**OPTS, "steps": steps}, progress=False,
+                           retrain=retrain))
+
+    seg = tmp_path / "seg"
+    run4(seg, 2)
+    p4, r4 = run4(seg, 4, retrain=True)
+    assert all(pt["resumed_at"] == [2] for pt in r4["training"]["points"].values())
+    p4s, r4s = run4(tmp_path / "scratch", 4)
+    assert _rows(p4) == _rows(p4s)
+    assert {k: v["weights_sha256"] for k, v in r4["training"]["points"].items()} == \
+           {k: v["weights_sha256"] for k, v in r4s["training"]["points"].items()}
+    probe = side_probe(argparse.Namespace(method="dsi_disparity", root=str(kitti_like), work=str(seg)),
+                       {**{k: str(v) for k, v in OPTS.items()}, "steps": "4"})
+    assert set(probe) == {"lambda=0.0035", "lambda=0.013"}
+    assert all({"loss_other_pair_db", "loss_grey_db"} <= set(v) for v in probe.values())
