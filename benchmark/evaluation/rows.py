@@ -15,7 +15,7 @@ import torch
 from benchmark.contract.codec import Scenario
 from benchmark.contract.protocol import Protocol
 from benchmark.results import metrics
-from benchmark.results.per_image_csv import CSV_FIELDS
+from benchmark.results.per_image_csv import CSV_FIELDS, INT_COLUMNS, cell_number
 from benchmark.results.schema import (
     atomic_write_text,
 )
@@ -89,15 +89,13 @@ def read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], dic
 
 
 def parse_cell(key: str, val: str) -> Any:
+    """One cell of a partial CSV (the run's own file), typed by the per-image CSV's column tables
+    (`benchmark.results.per_image_csv`); empty numbers are None here, a partial row is checked as a whole later."""
     if key in ("image", "rate_point"):
         return val
     if key == "sha256":
         return val or None
-    if val in ("", "None"):
-        return None
-    if key in ("source", "bytes", "payload_bytes", "height", "width"):
-        return int(val)
-    return float(val)
+    return cell_number(val, int if key in INT_COLUMNS else float)
 
 
 def _mean(vals: Iterable[Any]) -> float | None:

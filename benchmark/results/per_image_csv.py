@@ -104,7 +104,8 @@ def read_csv_bytes(path: Path, max_bytes: int = MAX_CSV_BYTES) -> tuple[bytes | 
     return data, None
 
 
-def _number(text: str, kind: type) -> Any:
+def cell_number(text: str, kind: type) -> Any:
+    """A numeric cell: None when empty (or "None"), else `kind(text)` (ValueError when it does not parse)."""
     if text in ("", "None"):
         return None
     return kind(text)
@@ -116,7 +117,7 @@ def parse_row(rec: dict[str, str]) -> dict[str, Any]:
     for key in INT_COLUMNS + REQUIRED_FLOATS + OPTIONAL_FLOATS:
         kind = int if key in INT_COLUMNS else float
         try:
-            row[key] = _number(rec[key].strip(), kind)
+            row[key] = cell_number(rec[key].strip(), kind)
         except (ValueError, OverflowError):
             raise ValueError(f"{key}: {rec[key]!r:.40} is not {'an integer' if kind is int else 'a number'}") from None
         if row[key] is None and key not in OPTIONAL_FLOATS:
