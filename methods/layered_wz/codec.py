@@ -34,7 +34,7 @@ from benchmark.training.weights import load_into, load_weights, save_weights
 from . import configs
 from . import slepian_wolf as sw
 from .model import LayeredWZ, ModelConfig
-from .train import Annealed, Chunks, fit_encoder_to_nested, make_loss_fn
+from .train import Annealed, Chunks, fit_encoder_to_nested, make_loss_fn, relaxation_leak, samples_hard
 
 PAPER = ("B. Joukovsky, B. De Weerd, N. Deligiannis, \"Learned layered coding for successive refinement in the "
          "Wyner-Ziv problem\" (RNN encoders/decoders, Gaussian source with decoder side information)")
@@ -55,24 +55,33 @@ def parse_config(config: str) -> tuple[int, ...]:
 
 
 # options that change training, with their short names in the key and their defaults (None: always shown)
-TRAIN_OPTIONS = ("lam", "hidden", "layers", "cell", "in_scale", "residual", "hard", "tau1", "steps", "lr", "batch",
-                 "estimator", "lr_decay_at", "train_other", "init", "init_delta", "init_steps")
-_KEY_DEFAULTS = {"hidden": 100, "layers": 2, "cell": "elman", "residual": True, "hard": False, "tau1": configs.TAU1,
-                 "steps": None, "lr": None, "batch": configs.SAMPLES_PER_STEP, "estimator": "gumbel", "lr_decay_at": None,
-                 "train_other": False, "init": "random", "init_delta": 1.0, "init_steps": 500}
-_KEY_NAMES = {"hidden": "h", "layers": "L", "cell": "", "in_scale": "in", "residual": "res", "hard": "hard",
-              "tau1": "tau", "steps": "steps", "lr": "lr", "batch": "b", "estimator": "", "lr_decay_at": "decay",
-              "train_other": "other", "init": "init", "init_delta": "d", "init_steps": "is"}
+TRAIN_OPTIONS = ("lam", "faithful", "hidden", "layers", "cell", "in_scale", "residual", "hard", "tau1", "steps", "lr",
+                 "batch", "estimator", "anneal_at", "lr_decay_at", "train_other", "init", "init_delta", "init_steps")
+_KEY_DEFAULTS = {"faithful": False, "hidden": 100, "layers": 2, "cell": "elman", "residual": True, "hard": False,
+                 "tau1": configs.TAU1, "steps": None, "lr": None, "batch": configs.SAMPLES_PER_STEP, "estimator": "gumbel",
+                 "anneal_at": configs.ANNEAL_AT, "lr_decay_at": None, "train_other": False, "init": "random",
+                 "init_delta": 1.0, "init_steps": 500}
+_KEY_NAMES = {"faithful": "faithful", "hidden": "h", "layers": "L", "cell": "", "in_scale": "in", "residual": "res",
+              "hard": "hard", "tau1": "tau", "steps": "steps", "lr": "lr", "batch": "b", "estimator": "",
+              "anneal_at": "ha", "lr_decay_at": "decay", "train_other": "other", "init": "init", "init_delta": "d",
+              "init_steps": "is"}
+# options that only mean something beside another one: (option, the option, the value that gives it a meaning)
+_KEY_ONLY_WITH = {"init_delta": ("init", "nested"), "init_steps": ("init", "nested"), "anneal_at": ("estimator", "anneal")}
+# training options absent from weights saved before they existed: their value then
+_OLD_WEIGHTS_DEFAULTS = {"faithful": False, "anneal_at": configs.ANNEAL_AT}
 
 
 def variant_key(config: str, prior: str, sigma2: float, train_options: dict[str, Any]) -> str:
     """'222.cond.s0.1.lam300' plus one part per training option that differs from its default (in_scale's
-    default is 1/σ), e.g. '.h32.steps6000': the weights folder, the training folder and the result file name."""
+    default is 1/σ; with faithful=true 1, and residual's false), e.g. '.h32.steps6000', '.faithful', '.anneal':
+    the weights folder, the training folder and the result file name."""
     parts = [config, prior[:4], f"s{sigma2:g}", f"lam{train_options['lam']:g}"]
     defaults = {**_KEY_DEFAULTS, "in_scale": 1.0 / math.sqrt(sigma2)}
+    if train_options.get("faithful"):  # `.faithful` names the paper's networks: no input scaling, no residual
+        defaults.update(in_scale=1.0, residual=False)
     for k in TRAIN_OPTIONS[1:]:
         v, d = train_options[k], defaults[k]
-        if k in ("init_delta", "init_steps") and train_options["init"] == "random":
+        if k in _KEY_ONLY_WITH and train_options[_KEY_ONLY_WITH[k][0]] != _KEY_ONLY_WITH[k][1]:
             continue
         if v == d or (isinstance(v, float) and isinstance(d, float) and math.isclose(v, d, rel_tol=1e-9)):
             continue
@@ -115,7 +124,8 @@ class LayeredWZCodec(LearnedCodec):
                  sigma2: float | None = None, hidden: int = 100, layers: int = 2, cell: str = "elman",
                  in_scale: float | None = None, residual: bool = True, hard: bool = False, tau1: float = configs.TAU1,
                  steps: int | None = None, lr: float | None = None, batch: int = configs.SAMPLES_PER_STEP,
-                 estimator: str = "gumbel", lr_decay_at: tuple[float, ...] | list[float] | None = None,
+                 estimator: str = "gumbel", anneal_at: float = configs.ANNEAL_AT, faithful: bool = False,
+                 lr_decay_at: tuple[float, ...] | list[float] | None = None,
                  train_other: bool = False, init: str = "random", init_delta: float = 1.0, init_steps: int = 500,
                  coder: str = "range", sw_margin: float = 0.08):
         # the options arrive checked against configs.OPTIONS (names, types, choices, bounds) and cast
@@ -123,10 +133,16 @@ class LayeredWZCodec(LearnedCodec):
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
         self.alphabets = parse_config(config)
         lam = configs.default_lam(sigma2) if lam is None else lam
+        if faithful:  # the paper's networks (Sec. 3.2, 4): x and y enter unscaled, the decoder outputs x̂ itself
+            if in_scale is not None or cell != "elman":
+                raise ConfigError("layered_wz: faithful=true is the paper's network (Elman LeakyReLU cell, inputs "
+                                  "unscaled, no residual decoder); drop in_scale= and cell= or drop faithful=true")
+            in_scale, residual = 1.0, False
         in_scale = 1.0 / math.sqrt(sigma2) if in_scale is None else in_scale
         super().__init__(protocol, config=config, prior=prior, lam=lam, sigma2=sigma2, hidden=hidden, layers=layers,
                          cell=cell, in_scale=in_scale, residual=residual, hard=hard, tau1=tau1, steps=steps, lr=lr,
-                         batch=batch, estimator=estimator, lr_decay_at=None if lr_decay_at is None else list(lr_decay_at),
+                         batch=batch, estimator=estimator, anneal_at=anneal_at, faithful=faithful,
+                         lr_decay_at=None if lr_decay_at is None else list(lr_decay_at),
                          train_other=train_other, init=init, init_delta=init_delta, init_steps=init_steps, coder=coder,
                          sw_margin=sw_margin)
         if coder == "ldpc" and prior != "conditional":
@@ -390,7 +406,7 @@ class LayeredWZCodec(LearnedCodec):
         if o["init"] == "nested":
             fit_encoder_to_nested(wrapped.net, self.sigma2, o["init_delta"], o["init_steps"], batch=o["batch"], seed=seed)
         loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"],
-                               other=o["train_other"])
+                               other=o["train_other"], anneal_at=o["anneal_at"])
         t0 = time.time()
         info = train(wrapped, loss_fn, Chunks(train_ds, o["batch"]), val, config=cfg, workdir=Path(workdir), seed=seed,
                      device=device, tag=f"layered_wz {self.variant}")
@@ -406,11 +422,21 @@ class LayeredWZCodec(LearnedCodec):
                               "lam": self.lam, "prior": self.prior, "config": self.config, "sigma2": self.sigma2,
                               "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "tau_final": round(wrapped.tau(), 6),
                               "steps_taken": int(wrapped.step), "estimator": o["estimator"],
+                              "leak": self._leak(wrapped, cfg.steps),
                               "trainer": {k: info[k] for k in ("config", "wall_s", "final_train", "validation", "weights_sha256",
                                                                "resumed_at") if k in info}}
         if val is not None:
             self.training_info["val"] = self.evaluate_ideal(val)
         return dict(self.training_info)
+
+    def _leak(self, wrapped: Annealed, steps: int) -> dict[str, Any]:
+        """The relaxed-below-bound leak of the trained weights at the final temperature (`train.relaxation_leak`),
+        with the samples the last training step used: relaxed, hard (straight-through) or exact (no samples)."""
+        o = self.options
+        last = ("exact" if o["estimator"] == "exact"
+                else "hard" if samples_hard(o["estimator"], o["hard"], max(0, steps - 1), steps, o["anneal_at"]) else "relaxed")
+        return {"last_step_samples": last, **relaxation_leak(self.model, self.sigma2, prior=self.prior, lam=self.lam,
+                                                             tau=wrapped.tau())}
 
     @property
     def counted_tables(self) -> bool:
@@ -464,7 +490,7 @@ class LayeredWZCodec(LearnedCodec):
         loaded = load_weights(Path(directory), method=self.meta.name, keys=["model"])
         cfg = loaded.config
         theirs = {"config": cfg.get("config"), "prior": cfg.get("prior"), "sigma2": cfg.get("sigma2"),
-                  **(cfg.get("train_options") or {"lam": cfg.get("lam")})}
+                  **_OLD_WEIGHTS_DEFAULTS, **(cfg.get("train_options") or {"lam": cfg.get("lam")})}
         mine = {"config": self.config, "prior": self.prior, "sigma2": self.sigma2, **self.train_options()}
         differ = [k for k in mine if k not in theirs or theirs[k] != mine[k]]
         if differ:

@@ -12,6 +12,7 @@ from benchmark.contract.options import Option
 PAPER_STEPS = 180 * 200  # epochs x (2e5 samples / batch 1e3)
 SAMPLES_PER_STEP = 1000  # the paper's batch (samples of x per optimisation step)
 TAU0, TAU1 = 1.0, 0.2
+ANNEAL_AT = 0.5  # estimator=anneal: relaxed (Gumbel-softmax) samples for this fraction of training, then hard ones
 
 
 def lr_milestones(prior: str) -> tuple[float, ...]:
@@ -64,7 +65,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("steps", int, None, "training steps (default: the budget's)", minimum=0),
     Option("lr", float, None, "learning rate (default: the budget's)", minimum=0, exclusive=True),
     Option("batch", int, SAMPLES_PER_STEP, "samples per optimisation step", minimum=1),
-    Option("estimator", str, "gumbel", "gradient estimator", choices=("gumbel", "exact")),
+    Option("estimator", str, "gumbel", "expectation over codes: Gumbel-softmax samples (the paper), exact sum over "
+           "all code paths, or anneal (Gumbel-softmax, then straight-through hard samples from anneal_at on)",
+           choices=("gumbel", "exact", "anneal")),
+    Option("anneal_at", float, ANNEAL_AT, "estimator=anneal: fraction of training after which samples are hard",
+           minimum=0, exclusive=True, maximum=1),
+    Option("faithful", bool, False, "the paper's networks: inputs unscaled (in_scale=1), decoder outputs x̂ directly "
+           "(residual=false), Elman LeakyReLU cell"),
     Option("lr_decay_at", list[float], None, "fractions of training where lr *= 0.3 (default: the paper's)", minimum=0),
     Option("train_other", bool, False, _TRAIN_HELP),
     Option("init", str, "random", "encoder initialisation", choices=("random", "nested")),
