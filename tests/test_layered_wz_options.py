@@ -55,29 +55,29 @@ def test_faithful_is_the_papers_network_and_changes_the_model():
             LayeredWZCodec(PROTO, faithful=True, **bad)
 
 
-def _brute_force_loss(m: LayeredWZ, x, y, prior: str, lam: float) -> tuple[float, list[float], list[float]]:
-    """Σ over every code path, one sample at a time, of P(path | x) × Σ_k [KL_k/ln2 + λ·(x̂_k − x)² + CE_other_k/ln2]."""
+def _brute_force_loss(m: LayeredWZ, x, y, prior: str, lam: float) -> tuple[torch.Tensor, list[float], list[float]]:
+    """Σ over every code path, one sample at a time, of P(path | x) × Σ_k [KL_k/ln2 + λ·(x̂_k − x)² + CE_other_k/ln2]
+    (the other prior's cross-entropy with the encoder's probabilities held fixed, as in training)."""
     K, M = m.cfg.K, m.cfg.M
     other = "marginal" if prior == "conditional" else "conditional"
     total, rates, mses = 0.0, [0.0] * K, [0.0] * K
-    with torch.no_grad():
-        for i in range(len(x)):
-            xi, yi = x[i : i + 1], y[i : i + 1]
-            logp = [F.log_softmax(v, -1)[0] for v in m.encoder_logits(xi)]
-            for path in torch.cartesian_prod(*[torch.arange(M)] * K).reshape(-1, K).tolist():
-                prob = math.prod(float(logp[k][path[k]].exp()) for k in range(K))
-                codes = [F.one_hot(torch.tensor([c]), M).float() for c in path]
-                xh = m.decode(yi, codes)
-                qa = m.prior_logits(codes[:-1], yi, prior, 1, K)
-                qb = m.prior_logits(codes[:-1], yi, other, 1, K)
-                for k in range(K):
-                    p = logp[k].exp()
-                    kl = float((p * (logp[k] - qa[k][0])).sum()) / LN2
-                    se = float((xh[k][0] - xi[0]) ** 2)
-                    ce = float(-(p * qb[k][0]).sum()) / LN2
-                    total += prob * (kl + lam * se + ce) / len(x)
-                    rates[k] += prob * kl / len(x)
-                    mses[k] += prob * se / len(x)
+    for i in range(len(x)):
+        xi, yi = x[i : i + 1], y[i : i + 1]
+        logp = [F.log_softmax(v, -1)[0] for v in m.encoder_logits(xi)]
+        for path in torch.cartesian_prod(*[torch.arange(M)] * K).reshape(-1, K).tolist():
+            prob = torch.stack([logp[k][path[k]] for k in range(K)]).sum().exp()
+            codes = [F.one_hot(torch.tensor([c]), M).float() for c in path]
+            xh = m.decode(yi, codes)
+            qa = m.prior_logits(codes[:-1], yi, prior, 1, K)
+            qb = m.prior_logits(codes[:-1], yi, other, 1, K)
+            for k in range(K):
+                p = logp[k].exp()
+                kl = (p * (logp[k] - qa[k][0])).sum() / LN2
+                se = (xh[k][0] - xi[0]) ** 2
+                ce = -(p.detach() * qb[k][0]).sum() / LN2
+                total = total + (prob * (kl + lam * se) + prob.detach() * ce) / len(x)
+                rates[k] += float(prob * kl) / len(x)
+                mses[k] += float(prob * se) / len(x)
     return total, rates, mses
 
 
@@ -88,9 +88,14 @@ def test_exact_expectation_equals_brute_force_enumeration_of_code_paths(config, 
     x, y = _pairs(4)
     loss, parts = m.loss_exact(x, y, prior=prior, lam=7.0)
     total, rates, mses = _brute_force_loss(m, x, y, prior, 7.0)
-    assert float(loss.detach()) == pytest.approx(total, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(total.detach()), rel=1e-5)
     assert parts["rate"] == pytest.approx(rates, rel=1e-4, abs=1e-7)
     assert parts["mse"] == pytest.approx(mses, rel=1e-4, abs=1e-9)
+    # the same gradients too (encoder, decoder and both priors)
+    g_tree = torch.autograd.grad(loss, list(m.parameters()), allow_unused=True)
+    g_brute = torch.autograd.grad(total, list(m.parameters()), allow_unused=True)
+    for a, b in zip(g_tree, g_brute):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, rtol=1e-4, atol=1e-6))
 
 
 def test_exact_and_anneal_train_with_other_samples_than_gumbel():

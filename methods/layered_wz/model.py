@@ -171,39 +171,56 @@ class LayeredWZ(nn.Module):
         return total, {"rate": rates, "mse": mses, "ce_other": aux}
 
     def loss_exact(self, x: torch.Tensor, y: torch.Tensor, *, prior: str, lam: float) -> tuple[torch.Tensor, dict]:
-        """The same objective with the expectation over codes taken exactly instead of by Gumbel sampling:
-        all M^K code paths are decoded and weighted by P(path | x) = Π_k p(m_k | x) (M^K ≤ 16 here)."""
+        """The same objective with the expectation over codes taken exactly instead of by Gumbel sampling: every
+        code prefix m_1..m_k is decoded and weighted by P(m_1..m_k | x) = Π_j p(m_j | x) (M^K ≤ 16 here).
+
+        Walked as a tree, stage by stage: the decoder's state of a prefix is expanded into its M children, so
+        stage k decodes M^k prefixes per sample and the priors read the M^(k−1) histories (not every full path at
+        every stage). Stage k's rate is Σ_history P(history) KL(p_k ‖ q_k(·|history[, y])), its MSE
+        Σ_prefix P(prefix) (x̂_k − x)²; the prior not selected is trained beside by its own cross-entropy."""
         K, M, B = self.cfg.K, self.cfg.M, x.shape[0]
-        logits = self.encoder_logits(x)
-        logp = torch.stack([F.log_softmax(l, dim=-1) for l in logits], dim=1)  # (B, K, M)
-        paths = torch.cartesian_prod(*[torch.arange(M, device=x.device)] * K).reshape(-1, K)  # (P, K)
-        P = paths.shape[0]
-        oh = F.one_hot(paths, M).to(x.dtype)  # (P, K, M)
-        # log P(path | x) = Σ_k log p_k(path_k | x)
-        lpath = logp.gather(2, paths.T.unsqueeze(0).expand(B, K, P)).sum(1)  # (B, P)
-        wpath = lpath.exp()
-        xr, yr = x.repeat_interleave(P), y.repeat_interleave(P)
-        codes = [oh[:, k].repeat(B, 1) for k in range(K)]  # (B*P, M), path-major within each sample
-        xh = self.decode(yr, codes)
-        q_main = self.prior_logits(codes[:-1], yr, prior, B * P, K)
+        logp = [F.log_softmax(l, dim=-1) for l in self.encoder_logits(x)]  # K × (B, M)
         other = "marginal" if prior == "conditional" else "conditional"
-        q_other = self.prior_logits(codes[:-1], yr, other, B * P, K)
+        yi = y.unsqueeze(-1) * self.cfg.in_scale
+        eye = torch.eye(M, dtype=x.dtype, device=x.device)
+        dec_st = self.dec.init_state(B, yi)
+        pri_st = {kind: self._prior_rnn(kind)[0].init_state(B, yi) for kind in (prior, other)}
+        lp_hist = x.new_zeros(B, 1)  # log P(history) of the M^k histories of stage k, child = parent·M + m
+        last = x.new_zeros(B, M)  # one-hot of the last symbol of each history (zeros before stage 1)
         total = x.new_zeros(())
         rates, mses, aux = [], [], []
         for k in range(K):
-            p = logp[:, k].exp().repeat_interleave(P, dim=0)  # (B*P, M)
-            lp = logp[:, k].repeat_interleave(P, dim=0)
-            kl = (p * (lp - q_main[k])).sum(-1).view(B, P)
-            se = ((xh[k] - xr) ** 2).view(B, P)
-            ce = -(p.detach() * q_other[k]).sum(-1).view(B, P)
-            rate = (wpath * kl).sum(1).mean() / LN2
-            mse = (wpath * se).sum(1).mean()
-            ce_other = (wpath.detach() * ce).sum(1).mean() / LN2
+            n = lp_hist.shape[1]  # histories per sample
+            y_h = yi.repeat_interleave(n, dim=0)
+            q = {}
+            for kind in (prior, other):
+                rnn, heads = self._prior_rnn(kind)
+                h, pri_st[kind] = rnn.step(last if kind == "marginal" else torch.cat([y_h, last], -1), pri_st[kind])
+                q[kind] = F.log_softmax(heads[k](h), dim=-1).view(B, n, M)
+            p = logp[k].exp().unsqueeze(1)  # (B, 1, M): the encoder does not read the history
+            w_hist = lp_hist.exp()
+            kl = (p * (logp[k].unsqueeze(1) - q[prior])).sum(-1)  # (B, n)
+            ce = -(p.detach() * q[other]).sum(-1)
+            # children: every history × every symbol of stage k
+            lp_hist = (lp_hist.unsqueeze(-1) + logp[k].unsqueeze(1)).reshape(B, n * M)
+            last = eye.repeat(B * n, 1)  # (B·n·M, M)
+            dec_st = [s_.repeat_interleave(M, dim=0) for s_ in dec_st]
+            pri_st = {kind: [s_.repeat_interleave(M, dim=0) for s_ in st] for kind, st in pri_st.items()}
+            h, dec_st = self.dec.step(torch.cat([yi.repeat_interleave(n * M, dim=0), last], -1), dec_st)
+            g = self.dec_out(h).squeeze(-1)
+            y_c = y.repeat_interleave(n * M)
+            xh = (y_c + g / self.cfg.in_scale if self.cfg.residual else g).view(B, n * M)
+            rate = (w_hist * kl).sum(1).mean() / LN2
+            mse = (lp_hist.exp() * (xh - x.unsqueeze(1)) ** 2).sum(1).mean()
+            ce_other = (w_hist.detach() * ce).sum(1).mean() / LN2
             total = total + rate + lam * mse + ce_other
             rates.append(float(rate.detach()))
             mses.append(float(mse.detach()))
             aux.append(float(ce_other.detach()))
         return total, {"rate": rates, "mse": mses, "ce_other": aux}
+
+    def _prior_rnn(self, kind: str) -> tuple[StackedRNN, nn.ModuleList]:
+        return (self.qm, self.qm_out) if kind == "marginal" else (self.qc, self.qc_out)
 
     # ---- inference ---------------------------------------------------------------------------------------
     @torch.no_grad()
