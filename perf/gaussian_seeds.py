@@ -277,6 +277,12 @@ def main() -> int:
         estimate(args, plan)
     if args.dry_run:
         return 0
+    from benchmark.evaluation.environment import git_commit
+
+    commit = git_commit() or ""
+    if commit.endswith("-dirty") and not args.allow_dirty:  # refused before hours of training, not after
+        ap.error(f"the checkout has uncommitted changes ({commit}): commit them, or pass --allow-dirty to file results "
+                 "that record the diff's sha256 (environment.git_diff_sha256)")
     todo = [(n, j, v, s) for n, j, v, s, done in plan if not done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for line in pool.map(lambda t: run_one(args, *t), todo):

@@ -22,10 +22,12 @@ from .configs import PAPER_STEPS, TAU0, TAU1
 from .model import LayeredWZ, ModelConfig
 
 
-def load_checkpoint(run: Path, config: str, sigma2: float, hidden: int = 100) -> tuple[LayeredWZ, int]:
+def load_checkpoint(run: Path, config: str, sigma2: float, hidden: int = 100, faithful: bool = False) -> tuple[LayeredWZ, int]:
+    """The network of a training checkpoint (this suite's defaults, or the paper's with faithful=True) and its step."""
     ptr = json.loads((run / "last.json").read_text(encoding="utf-8"))
     sd = load_file(str(run / ptr["dir"] / "model.safetensors"))
-    net = LayeredWZ(ModelConfig(parse_config(config), hidden=hidden, in_scale=1 / math.sqrt(sigma2), residual=True))
+    scale, residual = (1.0, False) if faithful else (1 / math.sqrt(sigma2), True)
+    net = LayeredWZ(ModelConfig(parse_config(config), hidden=hidden, in_scale=scale, residual=residual))
     net.load_state_dict({k[4:]: v for k, v in sd.items() if k.startswith("net.")}, strict=False)
     return net.eval(), int(sd["step"])
 
@@ -62,9 +64,10 @@ def main() -> None:
     ap.add_argument("--sigma2", type=float, default=0.1)
     ap.add_argument("--lam", type=float, default=300.0)
     ap.add_argument("--hidden", type=int, default=100)
+    ap.add_argument("--faithful", action="store_true", help="a checkpoint of --option faithful=true")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    net, step = load_checkpoint(a.run, a.config, a.sigma2, a.hidden)
+    net, step = load_checkpoint(a.run, a.config, a.sigma2, a.hidden, a.faithful)
     print(json.dumps(diagnose(net, step, a.sigma2, a.lam), indent=1))
 
 
