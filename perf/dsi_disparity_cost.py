@@ -4,7 +4,9 @@ Both codecs are built with the same widths, λ and seed, so their encoders, entr
 the same (untrained) weights and code the same bytes: the difference in decoding time is exactly the stereo
 refinement (cost volume, warp, fusion). Times are the codecs' ``decompress`` (container parsing, rANS decoding,
 networks, cropping) on 128x256 images, measured in interleaved rounds (balle2018, then dsi_disparity, per image)
-so that load from other processes falls on both alike; the median over rounds and images is reported.
+so that load from other processes falls on both alike; the median over rounds and images is reported. Beside it,
+``networks_only``: the decoders' networks alone (h_s, g_s; plus the refinement), without the container and the rANS
+decoder (CompressAI's entropy decoding is about half of balle2018's decoding time at these widths).
 
     OMP_NUM_THREADS=1 python perf/dsi_disparity_cost.py [--root KITTI_PAIRS] [--rounds 15]
 
@@ -65,12 +67,35 @@ def measure(N: int, M: int, lmbda: float, images, rounds: int) -> dict:
             times["balle2018"].append(t1 - t0)
             times["dsi_disparity"].append(t2 - t1)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    nets = _networks_only(balle.models[0], dsi.models[0], [x for x, _ in images], [s for _, s in images], rounds)
     same_bytes = all(_streams(a, "balle2018") == _streams(b, "dsi_disparity") for a, b, _ in coded)
     return {"N": N, "M": M, "lambda": lmbda, "images": len(coded), "rounds": rounds, "same_bytes": same_bytes,
             "decode_ms_per_image": {k: round(v, 2) for k, v in med.items()},
             "ratio": round(med["dsi_disparity"] / med["balle2018"], 3),
             "added_percent": round(100 * (med["dsi_disparity"] / med["balle2018"] - 1), 1),
-            "bytes_per_image": round(statistics.mean(len(a) for a, _, _ in coded), 1)}
+            "bytes_per_image": round(statistics.mean(len(a) for a, _, _ in coded), 1),
+            "networks_only": nets}
+
+
+@torch.no_grad()
+def _networks_only(balle, dsi, xs, sides, rounds: int) -> dict:
+    """The decoders' networks without the container and the rANS decoder: h_s and g_s (balle2018) against h_s, g_s
+    and the stereo refinement (dsi_disparity), on the quantised latents of the same images."""
+    times: dict[str, list[float]] = {"balle2018": [], "dsi_disparity": []}
+    for _ in range(rounds):
+        for x, side in zip(xs, sides):
+            y_hat = torch.round(balle.g_a(x[None]))
+            z_hat = torch.round(balle.h_a(torch.abs(y_hat)))
+            t0 = time.perf_counter()
+            balle.h_s(z_hat), balle.g_s(y_hat)
+            t1 = time.perf_counter()
+            dsi.h_s(z_hat), dsi.refiner(dsi.g_s(y_hat), side[None])
+            t2 = time.perf_counter()
+            times["balle2018"].append(t1 - t0)
+            times["dsi_disparity"].append(t2 - t1)
+    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    return {"ms_per_image": {k: round(v, 2) for k, v in med.items()},
+            "ratio": round(med["dsi_disparity"] / med["balle2018"], 3)}
 
 
 def _streams(data: bytes, method: str) -> list[bytes]:

@@ -109,7 +109,7 @@ def side_probe(args: argparse.Namespace, opts: dict[str, str]) -> dict:
     """PSNR of the evaluation's bytes decoded with the right side view, another pair's, and a grey one
     (perf/side_info_probe.py), with the weights just trained."""
     from benchmark.contract.registry import get_protocol
-    from benchmark.evaluation.setup import RunSpec, build_split, make_codec, resolve
+    from benchmark.evaluation.setup import RunSpec, build_split, make_codec, resolve, run_key
 
     sys.path.insert(0, str(REPO / "perf"))
     from side_info_probe import wrong_side
@@ -118,7 +118,8 @@ def side_probe(args: argparse.Namespace, opts: dict[str, str]) -> dict:
                    budget="quick", method_options=cli_values(opts))
     info, proto = resolve("stereo", PROTOCOL)
     codec = make_codec(spec, proto)
-    codec.load_weights(protocol_dir(Path(args.work), PROTOCOL) / "weights" / args.method)
+    key, _ = run_key(args.method, codec.variant, spec)  # the runner's weights folder (e.g. dsi_disparity.nowarp)
+    codec.load_weights(protocol_dir(Path(args.work), PROTOCOL) / "weights" / key)
     return wrong_side(codec, build_split(info, spec, get_protocol(PROTOCOL), "test"), proto)
 
 

@@ -216,9 +216,9 @@ def test_training_extends_in_segments_and_the_learning_curves_probe_runs(kitti_l
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
     from learning_curve import side_probe
 
-    def run4(out, steps, retrain=False):
+    def run4(out, steps, retrain=False, **extra):
         return run(RunSpec(method="dsi_disparity", dataset="stereo", protocol="stereo/kitti-ndic", root=kitti_like,
-                           out=out, budget="quick", method_options={**OPTS, "steps": steps}, progress=False,
+                           out=out, budget="quick", method_options={**OPTS, "steps": steps, **extra}, progress=False,
                            retrain=retrain))
 
     seg = tmp_path / "seg"
@@ -233,3 +233,9 @@ def test_training_extends_in_segments_and_the_learning_curves_probe_runs(kitti_l
                        {**{k: str(v) for k, v in OPTS.items()}, "steps": "4"})
     assert set(probe) == {"lambda=0.0035", "lambda=0.013"}
     assert all({"loss_other_pair_db", "loss_grey_db"} <= set(v) for v in probe.values())
+    # the ablation without warping, in the same folder: its own weights (dsi_disparity.nowarp), its own probe
+    path, result = run4(seg, 2, warp=False)
+    assert path.name == "dsi_disparity.nowarp.json" and result["training"]["config"]["warp"] is False
+    probe = side_probe(argparse.Namespace(method="dsi_disparity", root=str(kitti_like), work=str(seg)),
+                       {**{k: str(v) for k, v in OPTS.items()}, "steps": "2", "warp": "false"})
+    assert set(probe) == {"lambda=0.0035", "lambda=0.013"}

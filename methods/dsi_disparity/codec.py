@@ -45,10 +45,8 @@ OPTIONS: tuple[Option, ...] = (
            f"{DEFAULT_MAX_DISP}; saved with the weights)", minimum=MATCH_SCALE),
 )
 
-_PAPER = ("ours: J. Ballé, D. Minnen, S. Singh, S. J. Hwang, N. Johnston, Variational Image Compression with a Scale "
-          "Hyperprior, ICLR 2018 (encoder and entropy model) with a stereo decoder: soft-argmin cost volume as in "
-          "A. Kendall et al., End-to-End Learning of Geometry and Context for Deep Stereo Regression, ICCV 2017 "
-          "(arXiv:1703.04309)")
+_PAPER = ("ours, on J. Ballé et al., Variational Image Compression with a Scale Hyperprior, ICLR 2018 (encoder, "
+          "entropy model) and the soft-argmin cost volume of A. Kendall et al., ICCV 2017 (decoder)")
 
 
 @register_method
