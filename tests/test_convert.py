@@ -18,8 +18,12 @@ ZOO_CLASSES = ("FactorizedPrior", "ScaleHyperprior", "MeanScaleHyperprior")
 
 
 def zoo_method(model_class: str) -> str:
-    """The registered method built on a CompressAI model class (names come from the registry)."""
-    names = [name for name, cls in METHODS.items() if getattr(cls, "model_class", None) == model_class]
+    """The registered zoo method built on a CompressAI model class (names come from the registry; methods that
+    build on a zoo member, e.g. balle2018_per_view, are not zoo rows)."""
+    from baselines.balle import ZOO
+
+    rows = {r.name for r in ZOO}
+    names = [name for name, cls in METHODS.items() if getattr(cls, "model_class", None) == model_class and name in rows]
     assert len(names) == 1, names
     return names[0]
 
