@@ -30,7 +30,7 @@ from . import slepian_wolf as sw
 from .lattice import LATTICES, METHOD_TAG, NestedLatticeCode
 from .lattice_sw import LatticeSW
 
-SCALES = (5.0, 4.0, 3.5, 3.0, 2.5, 2.1)  # Δ/σ: about 0.35 to 1.2 bit/sample of ideal rate for E8
+SCALES = (5.0, 3.5, 2.5, 1.8, 1.4)  # Δ/σ: E8 at about 0.55 to 2 bit/sample of real bytes
 PAPER = ("reference: lattice quantization (Conway & Sloane decoders) + nested-lattice binning (Zamir, Shamai, Erez, "
          "IEEE Trans. IT 2002) with an LDPC Slepian–Wolf stage per coset bit plane (Liveris, Xiong, Georghiades, "
          "IEEE Comm. Letters 2002)")
@@ -47,7 +47,7 @@ class LatticeWZCodec(Codec):
         modalities=("scalar",),
     )
     test_protocol = "gaussian/wz"
-    test_options = {"lattice": "D4", "scales": [4.0], "planes": 2}
+    test_options = {"lattice": "D4", "scales": [4.0], "planes": 2, "design_samples": 4000}
     dataset_options_used = ("sigma2",)  # the runner forwards --dataset-option sigma2=... to the codec
     estimate_uses_decoder_side = True  # bpp_estimated = ideal Slepian–Wolf code length, measured with y
 
@@ -60,29 +60,35 @@ class LatticeWZCodec(Codec):
         Option("planes", int, 3, "bit planes of the coset label (coarse lattice 2^planes·L)", minimum=1, maximum=8),
         Option("coder", str, "ldpc", "ldpc: LDPC syndromes per sub-plane; nested: coset digits sent as they are",
                choices=("ldpc", "nested")),
-        Option("margin", float, 0.01, "LDPC syndrome rate above H·(1+rel_margin), bits per label bit", minimum=0),
+        Option("margin", float, 0.025, "LDPC syndrome rate above H·(1+rel_margin), bits per label bit", minimum=0),
         Option("rel_margin", float, 0.2, "LDPC syndrome rate: relative margin over the design entropy H", minimum=0),
         Option("skip", float, 0.002, "sub-planes of design entropy below this (bits per bit) are not sent", minimum=0),
         Option("decoder", str, "mmse", "mmse: x̂ = E[X | q̂, y] (importance sampling); point: x̂ = q̂",
                choices=("mmse", "point")),
         Option("draws", int, 512, "importance draws per block of the MMSE decoder", minimum=16),
+        Option("design_samples", int, 50_000, "pairs drawn from the source model to measure the design entropies",
+               minimum=1000),
     )
 
     def __init__(self, protocol: Any = None, *, sigma2: float | None = None, lattice: str = "E8",
                  scales: list[float] | tuple[float, ...] | None = None, planes: int = 3, coder: str = "ldpc",
-                 margin: float = 0.01, rel_margin: float = 0.2, skip: float = 0.002, decoder: str = "mmse", draws: int = 512):
+                 margin: float = 0.025, rel_margin: float = 0.2, skip: float = 0.002, decoder: str = "mmse", draws: int = 512,
+                 design_samples: int = 50_000):
         if sigma2 is None:
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
         scales = [float(v) for v in (SCALES if scales is None else scales)]
         super().__init__(protocol, sigma2=float(sigma2), lattice=lattice, scales=scales, planes=int(planes), coder=coder,
-                         margin=float(margin), rel_margin=float(rel_margin), skip=float(skip), decoder=decoder, draws=int(draws))
+                         margin=float(margin), rel_margin=float(rel_margin), skip=float(skip), decoder=decoder, draws=int(draws),
+                         design_samples=int(design_samples))
         self.sigma2, self.lattice, self.scales, self.planes = float(sigma2), lattice, scales, int(planes)
         self.n = LATTICES[lattice].n
         self.variant = f"{lattice}.s{self.sigma2:g}.{coder}" + (f".p{planes}" if planes != 3 else "")
-        if coder == "ldpc" and (margin, rel_margin, skip) != (0.01, 0.2, 0.002):
+        if coder == "ldpc" and (margin, rel_margin, skip) != (0.025, 0.2, 0.002):
             self.variant += f".m{margin:g}.r{rel_margin:g}.k{skip:g}"
         if decoder != "mmse":
             self.variant += f".{decoder}"
+        if coder == "ldpc" and design_samples != 50_000:
+            self.variant += f".d{design_samples}"
         self._codes: dict[int, Any] = {}
         self.sw_stats: dict[str, dict[str, int]] = {}
 
@@ -105,7 +111,8 @@ class LatticeWZCodec(Codec):
                                                    draws=o["draws"])
             else:
                 self._codes[i] = LatticeSW(self.lattice, delta, self.sigma2, planes=self.planes, margin=o["margin"],
-                                           rel_margin=o["rel_margin"], skip=o["skip"])
+                                           rel_margin=o["rel_margin"], skip=o["skip"],
+                                           calib_samples=o["design_samples"])
         return self._codes[i]
 
     def _samples(self, x: torch.Tensor) -> np.ndarray:
