@@ -75,14 +75,17 @@ LEAK_NOTE = (
     "draw of Gumbel noise at the final temperature, the distortion of the decoder fed one-hot samples minus that "
     "fed the relaxed (Gumbel-softmax) samples of the same noise, then the relaxed distortion minus the Wyner–Ziv "
     "bound at the relaxed rate term (negative: the relaxed objective sits below the bound, which no code can); in "
-    "brackets the temperature and the samples the last training step used (relaxed, hard or exact: no samples).")
+    "brackets the temperature, the samples the last training step used (relaxed, hard or exact: no samples) and the "
+    "lowest gap of the training objective to the bound during training (smoothed over about 100 steps).")
 
 
 def _leak_text(leak: dict[str, Any] | None) -> str:
     if not isinstance(leak, dict) or not isinstance(leak.get("leak_db"), list):
         return NA
     pairs = ", ".join(f"{a:+.2f} / {b:+.2f}" for a, b in zip(leak["leak_db"], leak.get("relaxed_gap_wz_db") or []))
-    return f"{pairs} (τ={leak.get('tau', NA)}, last step: {leak.get('last_step_samples', NA)})"
+    low = ((leak.get("training_gap_wz_db") or {}).get("lowest")) or []
+    during = "; lowest during training: " + ", ".join(NA if v is None else f"{v:+.2f}" for v in low) if low else ""
+    return f"{pairs} (τ={leak.get('tau', NA)}, last step: {leak.get('last_step_samples', NA)}{during})"
 
 
 def _figures(rs: list[dict[str, Any]], s2: float, out_dir: Path) -> list[str]:

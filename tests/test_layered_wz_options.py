@@ -156,3 +156,26 @@ def test_training_records_the_leak_and_old_weights_still_load(tmp_path):
     with pytest.raises(WeightsError, match="faithful"):
         LayeredWZCodec(PROTO, config="44", hidden=6, steps=4, batch=500, estimator="anneal",
                        faithful=True).load_weights(tmp_path / "weights")
+
+
+def test_training_tracks_the_objectives_gap_to_the_bound_and_resumes_old_checkpoints():
+    from methods.layered_wz.train import GAP_WARMUP
+
+    w = Annealed(LayeredWZ(ModelConfig((2, 2), hidden=4)), 400, 1.0, 0.2)
+    d_wz = 0.1 * 2 ** (-2 * 0.5)  # D on the bound at 0.5 bit: gap 0 dB
+    for step in range(400):
+        w.step.fill_(step)
+        below = 10 ** (-0.3) if 150 <= step < 250 else 1.0  # 3 dB below the bound for 100 steps
+        w.track([0.5, 0.25], [d_wz * below, 0.1 * 2 ** (-1.5)], 0.1)
+    rec = w.gap_record()
+    low = -3.0 * (1 - 0.99 ** 100)  # the smoothed gap at the end of the dip
+    assert rec["ema_steps"] == 100 and rec["lowest"][0] == pytest.approx(low, abs=1e-3)
+    assert rec["lowest"][1] == pytest.approx(0.0, abs=1e-4)
+    assert rec["at"]["1"] == pytest.approx([low * 0.99 ** 150, 0.0], abs=1e-3)  # recovering, 150 steps later
+    assert rec["at"]["0.25"] == pytest.approx([0.0, 0.0], abs=1e-4)  # step 99: before the dip
+    assert GAP_WARMUP == 100
+    # a checkpoint written before the gap was tracked (no gap buffers) still resumes, untracked
+    old = {k: v for k, v in w.state_dict().items() if not k.startswith("gap_")}
+    fresh = Annealed(LayeredWZ(ModelConfig((2, 2), hidden=4)), 400, 1.0, 0.2)
+    fresh.load_state_dict(old, strict=True)
+    assert int(fresh.step) == 399 and fresh.gap_record()["lowest"] == [None, None]

@@ -406,7 +406,7 @@ class LayeredWZCodec(LearnedCodec):
         if o["init"] == "nested":
             fit_encoder_to_nested(wrapped.net, self.sigma2, o["init_delta"], o["init_steps"], batch=o["batch"], seed=seed)
         loss_fn = make_loss_fn(prior=self.prior, lam=self.lam, hard=o["hard"], estimator=o["estimator"],
-                               other=o["train_other"], anneal_at=o["anneal_at"])
+                               other=o["train_other"], anneal_at=o["anneal_at"], sigma2=self.sigma2)
         t0 = time.time()
         info = train(wrapped, loss_fn, Chunks(train_ds, o["batch"]), val, config=cfg, workdir=Path(workdir), seed=seed,
                      device=device, tag=f"layered_wz {self.variant}")
@@ -431,12 +431,14 @@ class LayeredWZCodec(LearnedCodec):
 
     def _leak(self, wrapped: Annealed, steps: int) -> dict[str, Any]:
         """The relaxed-below-bound leak of the trained weights at the final temperature (`train.relaxation_leak`),
-        with the samples the last training step used: relaxed, hard (straight-through) or exact (no samples)."""
+        with the samples the last training step used (relaxed, hard (straight-through) or exact: no samples) and the
+        training objective's gap to the Wyner–Ziv bound tracked during training (`train.Annealed.track`)."""
         o = self.options
         last = ("exact" if o["estimator"] == "exact"
                 else "hard" if samples_hard(o["estimator"], o["hard"], max(0, steps - 1), steps, o["anneal_at"]) else "relaxed")
         return {"last_step_samples": last, **relaxation_leak(self.model, self.sigma2, prior=self.prior, lam=self.lam,
-                                                             tau=wrapped.tau())}
+                                                             tau=wrapped.tau()),
+                "training_gap_wz_db": wrapped.gap_record()}
 
     @property
     def counted_tables(self) -> bool:

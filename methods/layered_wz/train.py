@@ -53,18 +53,56 @@ class Chunks(Dataset):
                       name=f"{s.name}:{c}")
 
 
+GAP_EMA = 0.99  # the training objective's gap to the Wyner–Ziv bound is smoothed over about 100 steps
+GAP_WARMUP = 100  # steps before its lowest value is tracked
+GAP_AT = (0.25, 0.5, 0.75, 1.0)  # fractions of training where the smoothed gap is kept
+_GAP_BUFFERS = ("gap_ema", "gap_min", "gap_at")
+
+
 class Annealed(nn.Module):
-    """The model plus the number of optimisation steps taken (a buffer: checkpointed, restored on resume)."""
+    """The model plus the number of optimisation steps taken, and the training objective's distance to the
+    Wyner–Ziv bound per stage (`track`): buffers, checkpointed and restored on resume."""
 
     def __init__(self, net: LayeredWZ, steps: int, tau0: float, tau1: float):
         super().__init__()
         self.net = net
         self.steps, self.tau0, self.tau1 = int(steps), float(tau0), float(tau1)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        K = net.cfg.K
+        self.register_buffer("gap_ema", torch.full((K,), math.nan))
+        self.register_buffer("gap_min", torch.full((K,), math.inf))
+        self.register_buffer("gap_at", torch.full((len(GAP_AT), K), math.nan))
 
     def tau(self) -> float:
         t = min(1.0, int(self.step) / max(1, self.steps - 1))
         return self.tau0 * (self.tau1 / self.tau0) ** t
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        for name in _GAP_BUFFERS:  # checkpoints written before the gap was tracked resume with it untracked
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def track(self, rates: list[float], mses: list[float], sigma2: float) -> None:
+        """Fold one training step's objective into the smoothed gap 10·log10 D_k − D_WZ(Σ_{j≤k} R_j) per stage (the
+        rates and MSEs of the samples training decodes: relaxed, hard or the exact expectation), its lowest value
+        after the warm-up, and its value at the fractions `GAP_AT` of training."""
+        cum = [sum(rates[: k + 1]) for k in range(len(rates))]
+        g = torch.tensor([10 * math.log10(max(m, 1e-30)) - wz_distortion_db(max(r, 0.0), sigma2) for m, r in zip(mses, cum)],
+                         dtype=self.gap_ema.dtype)
+        self.gap_ema.copy_(g if bool(torch.isnan(self.gap_ema).any()) else GAP_EMA * self.gap_ema + (1 - GAP_EMA) * g)
+        step = int(self.step)
+        if step >= GAP_WARMUP:
+            self.gap_min.copy_(torch.minimum(self.gap_min, self.gap_ema))
+        for i, f in enumerate(GAP_AT):
+            if step == max(0, math.ceil(f * self.steps) - 1):
+                self.gap_at[i].copy_(self.gap_ema)
+
+    def gap_record(self) -> dict[str, Any]:
+        """The tracked gaps as JSON (None where never reached)."""
+        fin = lambda t: [round(float(v), 4) if math.isfinite(float(v)) else None for v in t]  # noqa: E731
+        return {"ema_steps": round(1 / (1 - GAP_EMA)), "lowest": fin(self.gap_min),
+                "at": {f"{f:g}": fin(self.gap_at[i]) for i, f in enumerate(GAP_AT)}}
 
 
 def samples_hard(estimator: str, hard: bool, step: int, steps: int, anneal_at: float = ANNEAL_AT) -> bool:
@@ -74,7 +112,9 @@ def samples_hard(estimator: str, hard: bool, step: int, steps: int, anneal_at: f
 
 
 def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str = "gumbel", other: bool = False,
-                 anneal_at: float = ANNEAL_AT) -> Callable[[Annealed, Batch], Mapping[str, Any]]:
+                 anneal_at: float = ANNEAL_AT, sigma2: float | None = None) -> Callable[[Annealed, Batch], Mapping[str, Any]]:
+    """The trainer's loss closure; with `sigma2`, every training step's gap to the Wyner–Ziv bound is tracked
+    (`Annealed.track`)."""
     if estimator not in ESTIMATORS:
         raise ConfigError(f"layered_wz: estimator must be one of {ESTIMATORS} ('gumbel': the paper), got {estimator!r}")
 
@@ -89,6 +129,8 @@ def make_loss_fn(*, prior: str, lam: float, hard: bool = False, estimator: str =
             else:
                 h = samples_hard(estimator, hard, int(model.step), model.steps, anneal_at)
                 loss, parts = net.loss(x, y, prior=prior, lam=lam, tau=tau, hard=h, other=other)
+            if sigma2 is not None:
+                model.track(parts["rate"], parts["mse"], sigma2)
             model.step += 1
             out = {"loss": loss, "tau": tau}
         else:  # hard codes, ideal rate of the training prior: what the codec reaches
