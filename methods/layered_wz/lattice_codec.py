@@ -61,7 +61,7 @@ class LatticeWZCodec(Codec):
         Option("planes", int, 3, "bit planes of the coset label (coarse lattice 2^planes·L)", minimum=1, maximum=8),
         Option("coder", str, "ldpc", "ldpc: LDPC syndromes per sub-plane; nested: coset digits sent as they are",
                choices=("ldpc", "nested")),
-        Option("margin", float, 0.025, "LDPC syndrome rate above H·(1+rel_margin), bits per label bit", minimum=0),
+        Option("margin", float, 0.045, "LDPC syndrome rate above H·(1+rel_margin), bits per label bit", minimum=0),
         Option("rel_margin", float, 0.2, "LDPC syndrome rate: relative margin over the design entropy H", minimum=0),
         Option("skip", float, 0.002, "sub-planes of design entropy below this (bits per bit) are not sent", minimum=0),
         Option("decoder", str, "mmse", "mmse: x̂ = E[X | q̂, y] (importance sampling); point: x̂ = q̂",
@@ -73,7 +73,7 @@ class LatticeWZCodec(Codec):
 
     def __init__(self, protocol: Any = None, *, sigma2: float | None = None, lattice: str = "E8",
                  scales: list[float] | tuple[float, ...] | None = None, planes: int = 3, coder: str = "ldpc",
-                 margin: float = 0.025, rel_margin: float = 0.2, skip: float = 0.002, decoder: str = "mmse", draws: int = 512,
+                 margin: float = 0.045, rel_margin: float = 0.2, skip: float = 0.002, decoder: str = "mmse", draws: int = 512,
                  design_samples: int = 50_000):
         if sigma2 is None:
             sigma2 = float(getattr(protocol, "options", {}).get("sigma2", 0.1)) if protocol is not None else 0.1
@@ -84,7 +84,7 @@ class LatticeWZCodec(Codec):
         self.sigma2, self.lattice, self.scales, self.planes = float(sigma2), lattice, scales, int(planes)
         self.n = LATTICES[lattice].n
         self.variant = f"{lattice}.s{self.sigma2:g}.{coder}" + (f".p{planes}" if planes != 3 else "")
-        if coder == "ldpc" and (margin, rel_margin, skip) != (0.025, 0.2, 0.002):
+        if coder == "ldpc" and (margin, rel_margin, skip) != (0.045, 0.2, 0.002):
             self.variant += f".m{margin:g}.r{rel_margin:g}.k{skip:g}"
         if decoder != "mmse":
             self.variant += f".{decoder}"
