@@ -18,7 +18,9 @@ committed; a killed run resumes from its checkpoint when started again) and is t
 ``variant`` ending in ``.seed<s>`` and a ``provenance`` record: the command that reproduces it (``--out OUT``), its
 wall time, the list and this script's command line. A result that exists (the seeded file, or for the seed a committed
 result records, the unseeded one) is skipped. A result from a dirty checkout is not filed unless ``--allow-dirty``
-(its ``environment.git_diff_sha256`` then names the uncommitted changes it ran with).
+(its ``environment.git_diff_sha256`` then names the uncommitted changes it ran with); ``--worktree`` runs the code of
+HEAD from a detached git worktree under ``scratch/`` instead, so the result's commit names the code that ran while
+others edit this checkout (the way to run these lists in a shared checkout).
 
 ``--estimate`` prints each list's CPU time before running (or instead of running, with ``--dry-run``): per run, the
 training seconds of the committed seed-0 result of the same configuration (``training.seconds``; a resumed run, whose
@@ -135,16 +137,17 @@ def file_result(args: argparse.Namespace, work: Path, variant: str, seed: int, r
 def run_one(args: argparse.Namespace, list_name: str, job: dict[str, str], variant: str, seed: int) -> str:
     import os
 
-    work = Path(args.work) / filed_name(variant, seed)
+    work = (Path(args.work) / filed_name(variant, seed)).resolve()
+    code = Path(args.code_dir)
     cmd = bench_command(job, seed, str(work), args.budget, args.test_blocks)
-    print(f"[{list_name}] {shown(cmd)}", flush=True)
-    # this checkout's packages first, also in the sandbox's processes (an editable install may point elsewhere)
+    print(f"[{list_name}] (in {code}) {shown(cmd)}", flush=True)
+    # the code checkout's packages first, also in the sandbox's processes (an editable install may point elsewhere)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+           "PYTHONPATH": os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH", "")) if p)}
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(work / "run.log", "ab") as log:  # the console script may be missing: run its entry point
-        rc = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *cmd[1:]], cwd=REPO, env=env,
+        rc = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *cmd[1:]], cwd=code, env=env,
                             stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     wall = time.perf_counter() - t0
     if rc != 0:
@@ -153,8 +156,29 @@ def run_one(args: argparse.Namespace, list_name: str, job: dict[str, str], varia
         "reproduce": shown(bench_command(job, seed, "OUT", args.budget, args.test_blocks)),
         "wall_s": round(wall, 1), "seed": seed, "list": list_name,
         "runner": "python perf/gaussian_seeds.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "code": "a clean worktree of the result's commit" if Path(args.code_dir) != REPO else "the checkout",
         "note": "trained and evaluated by the command in `reproduce` (one torch thread), filed under the seeded name"})
     return f"done {filed_name(variant, seed)} in {wall:.0f} s"
+
+
+def code_checkout(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Path:
+    """Where the runs' code comes from: this checkout when it is clean (or with --allow-dirty: the results then
+    record the diff's sha256); with --worktree, a detached git worktree of HEAD under scratch/ (made once per
+    commit), so that a result's commit names exactly the code that ran while others edit this checkout."""
+    from benchmark.evaluation.environment import git_commit
+
+    commit = git_commit() or ""
+    if args.worktree:
+        head = commit.removesuffix("-dirty")
+        wt = (REPO / "scratch" / f"worktree-{head[:12]}").resolve()
+        if not (wt / "benchmark").is_dir():
+            subprocess.run(["git", "worktree", "add", "--detach", str(wt), head], cwd=REPO, check=True)
+        print(f"code: a clean worktree of {head} at {wt} (uncommitted changes of this checkout are not used)", flush=True)
+        return wt
+    if commit.endswith("-dirty") and not args.allow_dirty:  # refused before hours of training, not after
+        ap.error(f"the checkout has uncommitted changes ({commit}): commit them, run from a clean worktree of HEAD "
+                 "(--worktree), or pass --allow-dirty to file results that record the diff's sha256")
+    return REPO
 
 
 def step_cost_ratio(config: str, estimator: str, steps: int = 3) -> float:
@@ -250,6 +274,7 @@ def main() -> int:
     ap.add_argument("--work", default="scratch/gaussian-seeds", help="training state and weights (not committed)")
     ap.add_argument("--measured", default="measured")
     ap.add_argument("--allow-dirty", action="store_true", help="file results made from a dirty checkout")
+    ap.add_argument("--worktree", action="store_true", help="run the code of HEAD from a clean git worktree under scratch/")
     ap.add_argument("--estimate", action="store_true", help="print each list's CPU time")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and the estimate, run nothing")
     ap.add_argument("--eval-s-per-block", type=float, default=EVAL_S_PER_BLOCK)
@@ -277,12 +302,7 @@ def main() -> int:
         estimate(args, plan)
     if args.dry_run:
         return 0
-    from benchmark.evaluation.environment import git_commit
-
-    commit = git_commit() or ""
-    if commit.endswith("-dirty") and not args.allow_dirty:  # refused before hours of training, not after
-        ap.error(f"the checkout has uncommitted changes ({commit}): commit them, or pass --allow-dirty to file results "
-                 "that record the diff's sha256 (environment.git_diff_sha256)")
+    args.code_dir = str(code_checkout(args, ap))
     todo = [(n, j, v, s) for n, j, v, s, done in plan if not done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for line in pool.map(lambda t: run_one(args, *t), todo):
