@@ -34,6 +34,7 @@ from .model import MATCH_SCALE, DSIDisparity
 DEFAULT_MAX_DISP = 32  # pixels: KITTI at 128x256 has a median disparity of 5 px and a 90th percentile of 16 px
 MATCH_CHANNELS = 32
 FUSION_WIDTH = 32
+MATCH_WINDOW = 7  # cells of the 1/4 grid the correlation is averaged over (28x28 px)
 
 OPTIONS: tuple[Option, ...] = (
     *RD_OPTIONS,
@@ -83,7 +84,7 @@ class DsiDisparity(_ZooCodec):
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
         cfg.update(warp=self._opt_warp, max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
-                   fusion_width=FUSION_WIDTH)
+                   match_window=MATCH_WINDOW, fusion_width=FUSION_WIDTH)
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
@@ -95,7 +96,8 @@ class DsiDisparity(_ZooCodec):
         cfg = self.config
         model = DSIDisparity(N, M, max_disp=int(cfg.get("max_disp", DEFAULT_MAX_DISP)),
                              match_channels=int(cfg.get("match_channels", MATCH_CHANNELS)),
-                             fusion_width=int(cfg.get("fusion_width", FUSION_WIDTH)), warp=bool(cfg.get("warp", True)))
+                             fusion_width=int(cfg.get("fusion_width", FUSION_WIDTH)), warp=bool(cfg.get("warp", True)),
+                             match_window=int(cfg.get("match_window", MATCH_WINDOW)))
         model.refiner.zero_disparity = self._zero_disparity  # a decoding switch: no parameters, not in the weights
         return model
 

@@ -1,6 +1,6 @@
 """The networks of ``dsi_disparity``: balle2018's scale hyperprior, plus a decoder-side stereo refinement.
 
-- ``CostVolume``: correlation of two feature maps over horizontal shifts −D..D, aggregated over a small window,
+- ``CostVolume``: correlation of two feature maps over horizontal shifts −D..D, averaged over a window of cells,
   soft-argmin (softmax-weighted mean of the shifts) → a sub-pixel disparity per position. No parameters besides a
   learned inverse temperature; with features = pixels it recovers a known shift untrained (tests).
 - ``warp_horizontal``: y(u − d(u)) by bilinear sampling (torch ``grid_sample``), border values outside.
@@ -51,8 +51,8 @@ class CostVolume(nn.Module):
 
     def __init__(self, max_shift: int, window: int = 3, inv_temperature: float = 20.0):
         super().__init__()
-        if max_shift < 1:
-            raise ValueError(f"max_shift must be at least 1, got {max_shift}")
+        if max_shift < 1 or window < 1 or window % 2 == 0:
+            raise ValueError(f"max_shift must be at least 1 and window a positive odd number, got {max_shift}, {window}")
         self.max_shift, self.window = int(max_shift), int(window)
         self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(inv_temperature)))
         self.register_buffer("shifts", torch.arange(-self.max_shift, self.max_shift + 1, dtype=torch.float32),
@@ -121,7 +121,7 @@ class StereoRefiner(nn.Module):
     ``warp`` False: y enters the fusion unaligned (no cost volume); ``zero_disparity`` (a decode-time switch, not
     saved with the weights): the estimated disparity is replaced by 0."""
 
-    def __init__(self, max_disp: int, match_channels: int, fusion_width: int, warp: bool = True):
+    def __init__(self, max_disp: int, match_channels: int, fusion_width: int, warp: bool = True, window: int = 7):
         super().__init__()
         if max_disp % MATCH_SCALE:
             raise ValueError(f"max_disp must be a multiple of {MATCH_SCALE}, got {max_disp}")
@@ -129,7 +129,7 @@ class StereoRefiner(nn.Module):
         self.zero_disparity = False
         if self.warp:
             self.features = MatchFeatures(match_channels)
-            self.cost = CostVolume(max_disp // MATCH_SCALE)
+            self.cost = CostVolume(max_disp // MATCH_SCALE, window=window)
         self.fusion = Fusion(fusion_width)
 
     def disparity(self, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,9 +150,9 @@ class DSIDisparity(ScaleHyperprior):
     decoder: x̂ = refine(g_s(ŷ), y)."""
 
     def __init__(self, N: int, M: int, *, max_disp: int = 32, match_channels: int = 32, fusion_width: int = 32,
-                 warp: bool = True, **kwargs: Any):
+                 warp: bool = True, match_window: int = 7, **kwargs: Any):
         super().__init__(N=N, M=M, **kwargs)  # built first: its initialisation is balle2018's under the same seed
-        self.refiner = StereoRefiner(max_disp, match_channels, fusion_width, warp)
+        self.refiner = StereoRefiner(max_disp, match_channels, fusion_width, warp, match_window)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor) -> dict[str, Any]:  # type: ignore[override]
         y = self.g_a(x)
