@@ -123,3 +123,25 @@ def test_kitti_ldmic_end_to_end_with_the_per_view_psnr(tmp_path, cli_runner):
         assert p["extra"]["psnr_view_mean"] >= p["psnr"] - 1e-9  # mean of per-view PSNRs >= PSNR of the mean MSE
     v = cli_runner.invoke(app, ["validate", str(path)])
     assert v.exit_code == 0, v.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["balle2018_per_view", "joint_balle2018_pair"])
+def test_baselines_train_and_code_under_kitti_ldmic(tmp_path, cli_runner, method):
+    """`bench run` trains each baseline on the protocol's view pairs and codes every test pair once, both views
+    counted: real bytes, a valid result."""
+    from cli.main import app
+    from fixtures_real import make_kitti_tree
+
+    root = make_kitti_tree(tmp_path / "kitti", scenes_2012=2, scenes_2015=1, size=(70, 130), frames=("10",))
+    out = tmp_path / "out"
+    res = cli_runner.invoke(app, ["run", "--method", method, "--dataset", "kitti", "--protocol", "kitti/ldmic",
+                                  "--root", str(root), "--budget", "smoke", "--option", "steps=2", "--option", "N=16",
+                                  "--option", "M=16", "--isolation", "none", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    path = next(out.rglob(f"{method}*.json"))
+    result = json.loads(path.read_text())
+    assert [p["n_images"] for p in result["points"]] == [3, 3, 3]  # the three testing pairs, once each
+    assert all(p["bpp"] > 0 and "psnr_view_mean" in p["extra"] for p in result["points"])
+    v = cli_runner.invoke(app, ["validate", str(path)])
+    assert v.exit_code == 0, v.output
