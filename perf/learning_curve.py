@@ -22,7 +22,9 @@ another day) files its points under DIR; the merge writes, for each S, one resul
 by λ, the per-image CSV rows as one run of all λ writes them), the training records of the λ side by side, and
 under ``learning_curve.parts`` each part's λ, commit, diff hash, training time and command. The Ballé-family
 points train independently (``Codec.independent_points``), so the merged point is what one run of all the λ
-gives; each part stays reproducible with its own command."""
+gives; each part stays reproducible with its own command. The merged file keeps the first part's ``created``,
+isolation and code records: a point is only as trusted as its weakest part (`bench submit` shows a point with parts
+made before the sandbox as such), and ``parts`` says how each part was made."""
 from __future__ import annotations
 
 import argparse
@@ -169,6 +171,8 @@ def _part(result: dict) -> dict:
     env, lc = result.get("environment") or {}, result.get("learning_curve") or {}
     return {"rate_points": [p["rate_point"] for p in result["points"]], "git_commit": env.get("git_commit"),
             "git_diff_sha256": env.get("git_diff_sha256"), "created": result.get("created"),
+            "isolation": result.get("isolation", "none"),
+            "code_sha256": ((result.get("code") or {}).get("method") or {}).get("sha256"),
             "training_wall_s": lc.get("training_wall_s"), "reproduce": lc.get("reproduce")}
 
 
@@ -201,7 +205,6 @@ def merged_point(base: dict, extra: list[dict]) -> dict:
         out["training"]["models"] = out["training"].get("models", 0) + (r.get("training") or {}).get("models", 0)
         lc["training_wall_s"] = round((lc.get("training_wall_s") or 0) + (lr.get("training_wall_s") or 0), 1)
         lc["segment_wall_s"] = round((lc.get("segment_wall_s") or 0) + (lr.get("segment_wall_s") or 0), 1)
-        out["created"] = max(str(out.get("created", "")), str(r.get("created", "")))
     if not added:  # nothing new (a re-merge): the point as committed
         return out
     out["points"].sort(key=lambda p: _lam(p["rate_point"]))

@@ -14,7 +14,7 @@ from benchmark.results.schema import load_result
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "measured" / "stereo" / "kitti-ndic"
-NAME = "balle2018.steps2000"
+NAME = "balle2018.steps1000"  # a committed point with the two λ of the first curves (not merged)
 RENAME = {"lambda=0.0035": "lambda=0.0006", "lambda=0.013": "lambda=0.0015"}
 
 
@@ -50,7 +50,7 @@ def _committed_copy(tmp_path: Path) -> Path:
 
 def _merge(mod, measured: Path, extra: Path) -> None:
     sys_argv = sys.argv
-    sys.argv = ["learning_curve.py", "--method", "balle2018", "--steps", "2000", "--measured", str(measured),
+    sys.argv = ["learning_curve.py", "--method", "balle2018", "--steps", "1000", "--measured", str(measured),
                 "--merge", str(extra)]
     try:
         assert mod.main() == 0
@@ -72,6 +72,7 @@ def test_merge_folds_more_lambdas_into_one_valid_point(tmp_path):
     lc = r["learning_curve"]
     assert lc["options"]["lambdas"] == "[0.0006,0.0015,0.0035,0.013]" and "lambdas=[0.0006,0.0015,0.0035,0.013]" in lc["reproduce"]
     assert [p["git_commit"] for p in lc["parts"]][1] == "0" * 40 and len(lc["parts"]) == 2
+    assert r["created"] == load_result(SRC / f"{NAME}.json")["created"] and "isolation" not in r  # the weakest part
     assert set(r["training"]["points"]) == {p["rate_point"] for p in r["points"]} and r["training"]["models"] == 4
     before = (path.read_bytes(), path.with_suffix(".csv").read_bytes())
     _merge(mod, measured, tmp_path / "extra")  # again: nothing to add, the same bytes
