@@ -17,8 +17,10 @@ test = frame _10 of the ``testing/`` scenes (395 pairs); each pair in both direc
 ``kitti/ldmic``: the split of LDMIC's authors (Zhang, Shao, Zhang, ICLR 2023, arXiv:2301.09799) on the same release
 folders. Their data code lists every stereo pair of the KITTI 2012 and 2015 stereo releases' ``training/`` folders
 for training and of their ``testing/`` folders for test: the pairs of frames _10 and _11 (the frames those releases
-hold), 194 + 200 scenes -> 788 training pairs and 195 + 200 -> 790 test pairs. Here the frames _10 and _11 of the
-multi-view releases (the same images; image_2 = left, image_3 = right) are read. Test pairs at full resolution,
+hold), 194 + 200 scenes -> 788 training pairs and 195 + 200 -> 790 test pairs. Read from those releases where
+they are unzipped under ROOT (``data_stereo_flow/`` or ``stereo2012/``: colored_0 = left, colored_1 = right;
+``data_scene_flow/`` or ``stereo2015/``: image_2, image_3), else from the frames _10 and _11 of the multi-view
+releases above (the same images; image_2 = left, image_3 = right). Test pairs at full resolution,
 each view centre-cropped to multiples of 64 (375x1242 -> 320x1216), both views coded once as one frame
 (datasets/multiview.py); validation (ours: the authors validate on the test pairs): the pairs of every training
 scene whose number ends in 9, left out of training.
@@ -92,6 +94,12 @@ register_protocol(Protocol(
 
 
 LDMIC = "kitti/ldmic"
+# the stereo-benchmark releases the LDMIC authors' data code reads: folder -> (tag, left, right); a release under
+# the zip's folder name or the authors' (stereo2012/, stereo2015/)
+STEREO_RELEASES: dict[str, tuple[str, str, str]] = {
+    "data_stereo_flow": ("kitti2012", "colored_0", "colored_1"), "stereo2012": ("kitti2012", "colored_0", "colored_1"),
+    "data_scene_flow": ("kitti2015", "image_2", "image_3"), "stereo2015": ("kitti2015", "image_2", "image_3"),
+}
 LDMIC_RULE = {"train": ("training", ("10", "11")), "val": ("training", ("10", "11")), "test": ("testing", ("10", "11"))}
 ldmic_protocol(
     LDMIC, NAME,
@@ -100,7 +108,8 @@ ldmic_protocol(
     "test: frames _10 and _11 of every testing/ scene of KITTI 2012 (195) and 2015 (200) = 790 pairs, one sample "
     "each; train: frames _10 and _11 of the training/ scenes (194 + 200 = 788 pairs) except those of scenes whose "
     "number ends in 9 (ours: validation, 78 pairs; the authors validate on the test pairs); training pairs in both "
-    "orders", 2)
+    "orders; read from the stereo releases (data_stereo_flow/ or stereo2012/: colored_0, colored_1; data_scene_flow/ "
+    "or stereo2015/: image_2, image_3) where present, else from the multi-view releases", 2)
 
 
 def _ldmic_scenes(root: Path, protocol: Any, split: str, options: dict[str, Any]):
@@ -109,7 +118,7 @@ def _ldmic_scenes(root: Path, protocol: Any, split: str, options: dict[str, Any]
     if int(opts["views"]) != 2 or opts["augment"] is not None:
         raise ConfigError(f"kitti: protocol {LDMIC} takes the options views (2), seed and skip_bad; got "
                           f"views={opts['views']}, augment={opts['augment']}")
-    found = pairs(root, split, skip_bad=opts["skip_bad"], rule=LDMIC_RULE[split])
+    found = pairs(root, split, skip_bad=opts["skip_bad"], rule=LDMIC_RULE[split], sets=stereo_release_sets(root))
     if split != "test":
         found = [f for f in found if (int(f[1][:6]) % 10 == 9) == (split == "val")]
     if not found:
@@ -150,29 +159,42 @@ def _crop_resize(im: Image.Image, path: Path) -> Image.Image:
     return im.crop((left, top, left + cw, top + ch)).resize((SIZE[1], SIZE[0]), Image.BILINEAR)
 
 
-def pairs(root: Path, split: str, *, skip_bad: bool = False,
-          rule: tuple[str, tuple[str, ...]] | None = None) -> list[tuple[str, str, Path, Path]]:
-    """(tag, stem, left path, right path) of every stereo pair of ``split`` (or of `rule`: folder, frames), sorted."""
+def stereo_release_sets(root: Path) -> list[tuple[Path, str, str, str]]:
+    """``kitti/ldmic``'s releases: (folder, tag, left folder, right folder) of the stereo-benchmark releases the
+    authors read (STEREO_RELEASES) where present, else of the multi-view releases (image_2, image_3)."""
+    found = [(root / d, tag, lv, rv) for d, (tag, lv, rv) in STEREO_RELEASES.items() if (root / d).is_dir()]
+    tags = [t for _, t, _, _ in found]
+    if len(set(tags)) != len(tags):
+        names = ", ".join(f"{f.name}/" for f, _, _, _ in found)
+        raise DatasetError(f"kitti: {names} under {str(root)!r} hold the same release twice; keep one folder per "
+                           "release (data_stereo_flow/ or stereo2012/, data_scene_flow/ or stereo2015/)")
+    return found or [(folder, tag, "image_2", "image_3") for folder, tag, _, _ in find_sets(root)]
+
+
+def pairs(root: Path, split: str, *, skip_bad: bool = False, rule: tuple[str, tuple[str, ...]] | None = None,
+          sets: list[tuple[Path, str, str, str]] | None = None) -> list[tuple[str, str, Path, Path]]:
+    """(tag, stem, left path, right path) of every stereo pair of ``split`` (or of `rule`: folder, frames), sorted;
+    `sets`: (folder, tag, left folder, right folder) of the releases (default: the multi-view releases)."""
     part, frames = rule or SPLIT_RULE[split]
-    sets = find_sets(root)
+    sets = sets if sets is not None else [(f, tag, "image_2", "image_3") for f, tag, _, _ in find_sets(root)]
     if len(sets) == 1 and sets[0][1] != "kitti":
         warnings.warn(
             f"kitti: only {sets[0][0].name}/ found under {str(root)!r}; the published split uses both KITTI 2012 "
             f"and 2015, so results are not comparable with the papers", stacklevel=3,
         )
     out = []
-    for folder, tag, _, _ in sets:
-        d2, d3 = folder / part / "image_2", folder / part / "image_3"
+    for folder, tag, lv, rv in sets:
+        d2, d3 = folder / part / lv, folder / part / rv
         if not d2.is_dir() and not d3.is_dir():
             raise DatasetError(
                 f"kitti: split {split!r} needs {rel(d2, root)}/ and {rel(d3, root)}/ but neither exists; unzip the "
-                f"whole multi-view zip (it holds training/ and testing/)"
+                f"whole zip (it holds training/ and testing/)"
             )
         left, right = _names(d2, frames), _names(d3, frames)
         for name in sorted(left ^ right):
             have, lack = (d2, d3) if name in left else (d3, d2)
             msg = (f"kitti: {rel(have / name, root)} has no partner {rel(lack / name, root)}; every frame needs both "
-                   f"views (image_2 = left, image_3 = right) - re-extract the zip, or pass skip_bad to skip the pair")
+                   f"views ({lv} = left, {rv} = right) - re-extract the zip, or pass skip_bad to skip the pair")
             if not skip_bad:
                 raise DatasetError(msg)
             warnings.warn(msg, stacklevel=3)
@@ -180,7 +202,7 @@ def pairs(root: Path, split: str, *, skip_bad: bool = False,
             out.append((f"{tag}/{part}", name[:-4], d2 / name, d3 / name))
     if not out:
         raise DatasetError(
-            f"kitti: no frames {' or '.join('_' + f for f in frames)} found in {part}/image_2 under {str(root)!r}. "
+            f"kitti: no frames {' or '.join('_' + f for f in frames)} found in {part}/{sets[0][2]} under {str(root)!r}. "
             f"{HOW_TO_OBTAIN}"
         )
     return out

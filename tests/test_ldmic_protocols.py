@@ -81,6 +81,40 @@ def test_kitti_ldmic_split_of_the_authors(tmp_path):
         assert len(info.factory(root, proto, "test", **proto.options, skip_bad=True)) == 2 * 13 - 1
 
 
+def _stereo_release(root, folder: str, left: str, right: str, scenes: dict[str, int], size=(70, 130)) -> None:
+    from fixtures_real import _save
+
+    for part, n in scenes.items():
+        for scene in range(n):
+            for frame in ("10", "11"):
+                for view, sub in (("left", left), ("right", right)):
+                    _save(root / folder / part / sub / f"{scene:06d}_{frame}.png",
+                          kitti_color(0 if "2012" in folder or "stereo_flow" in folder else 1, part, scene, int(frame),
+                                      view), size)
+
+
+def test_kitti_ldmic_reads_the_stereo_releases_the_authors_read(tmp_path):
+    """data_stereo_flow/ (colored_0, colored_1) and data_scene_flow/ (image_2, image_3), or the authors' names
+    stereo2012/ and stereo2015/, are read in preference to the multi-view releases."""
+    root = tmp_path / "kitti"
+    _stereo_release(root, "data_stereo_flow", "colored_0", "colored_1", {"training": 10, "testing": 2})
+    _stereo_release(root, "stereo2015", "image_2", "image_3", {"training": 1, "testing": 1})
+    make_kitti_tree(root, scenes_2012=1, scenes_2015=1, size=(70, 130))  # multi-view releases beside: not read
+    info, proto = get_dataset("kitti"), get_protocol("kitti/ldmic")
+    test = info.factory(root, proto, "test", **proto.options)
+    assert [n for n, _ in test.scenes] == ["kitti2012/testing/000000_10", "kitti2012/testing/000000_11",
+                                            "kitti2012/testing/000001_10", "kitti2012/testing/000001_11",
+                                            "kitti2015/testing/000000_10", "kitti2015/testing/000000_11"]
+    assert test.scenes[0][1][0].parent.name == "colored_0" and test.scenes[0][1][1].parent.name == "colored_1"
+    assert _rgb(test[3].x, 50, 100) == kitti_color(0, "testing", 1, 11, "left")
+    assert _rgb(test[3].x, 50, 128 + 100) == kitti_color(0, "testing", 1, 11, "right")
+    assert len(info.factory(root, proto, "val", **proto.options)) == 2 * 2  # scene 9: frames _10, _11, both orders
+    assert len(info.factory(root, proto, "train", **proto.options)) == 2 * 2 * (9 + 1)
+    _stereo_release(root, "stereo2012", "colored_0", "colored_1", {"testing": 1})
+    with pytest.raises(DatasetError, match="same release twice"):
+        info.factory(root, proto, "test", **proto.options)
+
+
 def test_per_view_psnr_mean_is_recorded_for_two_view_frames():
     proto = get_protocol("kitti/ldmic")
     g = torch.Generator().manual_seed(0)
