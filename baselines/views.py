@@ -92,9 +92,6 @@ class _Frames(RDCodec):
             raise BitstreamError(f"{self.meta.name}: the payload decoded to an invalid image; the bitstream is corrupt")
         return torch.cat([v[0, :, :h, :wv] for v in views], dim=-1).clamp(0.0, 1.0).contiguous()
 
-    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
-        return self.compress_with_estimate(x, point=point)[0]
-
     def info(self) -> dict[str, Any]:
         base = super().info()
         base["views"] = self.views
@@ -106,6 +103,9 @@ class _Frames(RDCodec):
 
 class _PerView(_Frames):
     """A single-image member of the Ballé family applied to every view on its own."""
+
+    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
+        return self.compress_with_estimate(x, point=point)[0]  # the estimate comes from the same pass
 
     def compress_with_estimate(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0,
                                point: str) -> tuple[bytes, float | None]:
@@ -203,14 +203,16 @@ class _Pair(_Frames):
 
         return loss_fn
 
-    def compress_with_estimate(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0,
-                               point: str) -> tuple[bytes, float | None]:
+    def compress(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0, point: str) -> bytes:
         self._require_models()
         idx, (v1, v2) = self.point_index(point), self.split_views(x)
         with torch.no_grad(), one_thread():
             streams = self.models[idx].encode(v1, v2)
-        data = Container(self.meta.name, idx, tuple(int(d) for d in x.shape), [bytes(s) for s in streams]).to_bytes()
-        return data, self.estimate_bits(x, point=point)
+        return Container(self.meta.name, idx, tuple(int(d) for d in x.shape), [bytes(s) for s in streams]).to_bytes()
+
+    def compress_with_estimate(self, x: torch.Tensor, *, side: torch.Tensor | None = None, source: int = 0,
+                               point: str) -> tuple[bytes, float | None]:
+        return self.compress(x, point=point), self.estimate_bits(x, point=point)
 
     def decompress(self, data: bytes, *, side: torch.Tensor | None = None, source: int = 0) -> torch.Tensor:
         c, streams, (h, wv), shape = self._read(data)
