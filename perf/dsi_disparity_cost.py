@@ -8,7 +8,7 @@ so that load from other processes falls on both alike; the median over rounds an
 ``networks_only``: the decoders' networks alone (h_s, g_s; plus the refinement), without the container and the rANS
 decoder (CompressAI's entropy decoding is about half of balle2018's decoding time at these widths).
 
-    OMP_NUM_THREADS=1 python perf/dsi_disparity_cost.py [--root KITTI_PAIRS] [--rounds 15]
+    OMP_NUM_THREADS=1 python perf/dsi_disparity_cost.py [--root KITTI_PAIRS] [--rounds 15] [--train-steps 10]
 
 Without --root the images are synthetic (a multi-scale texture and a copy shifted by 6 pixels)."""
 from __future__ import annotations
@@ -98,6 +98,37 @@ def _networks_only(balle, dsi, xs, sides, rounds: int) -> dict:
             "ratio": round(med["dsi_disparity"] / med["balle2018"], 3)}
 
 
+def train_step_cost(N: int, M: int, lmbda: float, rounds: int, batch: int = 8, crop: int = 128) -> dict:
+    """Seconds per training step (forward, RD loss, backward, Adam) of the two models at the learning curves'
+    batch and crop, interleaved rounds on random crops (the step's cost does not depend on the content)."""
+    from benchmark.contract.data import Batch
+    from benchmark.contract.registry import get_method, get_protocol
+    from benchmark.training.losses import rd_loss_fn
+
+    proto = get_protocol("stereo/kitti-ndic")
+    g = torch.Generator().manual_seed(0)
+    x, side = torch.rand(batch, 3, crop, crop, generator=g), torch.rand(batch, 3, crop, crop, generator=g)
+    b = Batch(x, side, torch.zeros(batch, dtype=torch.long), [""] * batch)
+    steps = {}
+    for name in ("balle2018", "dsi_disparity"):
+        codec = get_method(name)(protocol=proto, N=N, M=M, lambdas=[lmbda])
+        model = codec.build_model(N, M, lmbda).train()
+        loss_fn = rd_loss_fn(lmbda, "mse", forward=codec.train_forward)
+        steps[name] = (model, loss_fn, torch.optim.Adam(model.parameters(), 1e-4))
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(rounds + 1):
+        for name, (model, loss_fn, opt) in steps.items():
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            loss_fn(model, b)["loss"].backward()
+            opt.step()
+            if r:  # the first round warms up
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"batch": batch, "crop": crop, "s_per_step": {k: round(v, 3) for k, v in med.items()},
+            "ratio": round(med["dsi_disparity"] / med["balle2018"], 3)}
+
+
 def _streams(data: bytes, method: str) -> list[bytes]:
     from benchmark.contract.container import Container
 
@@ -112,9 +143,13 @@ def main() -> int:
     ap.add_argument("--lmbda", type=float, default=0.013)
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--train-steps", type=int, default=0, help="also time this many training steps of each (batch 8, "
+                    "128x128 crops: the learning curves' settings)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     res = measure(args.N, args.M, args.lmbda, _images(args.root, args.images), args.rounds)
+    if args.train_steps:
+        res["training_step"] = train_step_cost(args.N, args.M, args.lmbda, args.train_steps)
     res["threads"] = torch.get_num_threads()
     res["data"] = "stereo/kitti-ndic test pairs" if args.root else "synthetic 128x256 texture pairs"
     print(json.dumps(res, indent=1))
