@@ -3,8 +3,9 @@ against its twin over the λ both reached, averaged over the seeds both reached,
 (Student-t, `compare.t_interval`; none with one seed) and, per seed, a 95 % interval over test images (bootstrap of
 the per-image rows, `compare.bootstrap_bd`, the same resampling as the leaderboard's BD-rate intervals). BD-rate is
 shown only where the two curves' PSNR ranges overlap by at least half (`BD_RATE_MIN_OVERLAP`): with less, the
-log-rate integral extrapolates; BD-PSNR is flagged where the log-rate ranges overlap by less than half. Training time is the per-λ training wall time of the common λ, summed (one torch
-thread each), so that equal steps can be read against equal CPU time; the last column is that comparison: the
+log-rate integral extrapolates; BD-PSNR is flagged where the log-rate ranges overlap by less than half. The
+wall hours column is the per-λ training wall time of the common λ, summed (one torch thread each: a machine's
+load inflates it); the last column compares at equal training CPU time: the
 side-information codec against its twin's curve at the same training hours per λ (`twin_at_hours`: the twin's
 points interpolated linearly in hours between the two learning-curve points that bracket them)."""
 from __future__ import annotations
@@ -34,25 +35,27 @@ def image_interval(row: Mapping[str, Any], per_image: PerImage | None) -> tuple[
     return bootstrap_bd(a, t, which="psnr")
 
 
-def training_hours(result: Mapping[str, Any], points: list[str]) -> float | None:
-    """Training wall time of `points`, summed over their per-point records, in hours (None if any is missing)."""
+def training_hours(result: Mapping[str, Any], points: list[str], key: str = "wall_s") -> float | None:
+    """Training time of `points` (`wall_s`: wall seconds; `cpu_s`: CPU seconds of the training process), summed
+    over their per-point records, in hours (None if any is missing)."""
     per = ((result.get("training") or {}).get("points") or {})
-    vals = [(per.get(p) or {}).get("wall_s") for p in points]
+    vals = [(per.get(p) or {}).get(key) for p in points]
     if not vals or not all(isinstance(v, (int, float)) for v in vals):
         return None
     return sum(vals) / 3600.0
 
 
-def twin_at_hours(test: Mapping[str, Any], twin_runs: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+def twin_at_hours(test: Mapping[str, Any], twin_runs: list[Mapping[str, Any]], key: str = "cpu_s") -> dict[str, Any] | None:
     """The twin's curve at the side-information codec's training time: per rate point both have, the twin's bpp and
     PSNR interpolated linearly in training hours between its two learning-curve points (same seed) that bracket the
-    side codec's hours for that point. None when the twin was never trained that long (or not that briefly) for
-    some point, or when a record has no time."""
+    side codec's hours for that point. Time is CPU time (`cpu_s`, recorded since results kept it): wall times of
+    runs made on a machine under different loads are not comparable. None when the twin was never trained that
+    long (or not that briefly) for some point, or when a record has no such time."""
     points = []
     for p in test["points"]:
-        h = training_hours(test, [p["rate_point"]])
+        h = training_hours(test, [p["rate_point"]], key)
         seq = sorted((hr, q) for r in twin_runs for q in r["points"] if q["rate_point"] == p["rate_point"]
-                     and (hr := training_hours(r, [p["rate_point"]])) is not None and q.get("psnr") is not None)
+                     and (hr := training_hours(r, [p["rate_point"]], key)) is not None and q.get("psnr") is not None)
         pair = next(((a, b) for a, b in zip(seq, seq[1:]) if h is not None and a[0] <= h <= b[0]), None)
         if pair is None:
             return None
@@ -111,13 +114,13 @@ def _cells(h: Mapping[str, Any]) -> list[str]:
     seed_ci = _ci(h["seed_ci"]) if len(h["seeds"]) > 1 else "– (1 seed)"
     return [f"`{h['method']}` vs `{h['twin']}`", f"{h['steps']:,}", seeds, str(len(h["lambdas"])),
             psnr, seed_ci, "; ".join(_ci(c) for c in h["image_ci"]), rate, hours,
-            text(h["equal_cpu"], "{:+.2f} dB", "– (twin not trained that long)")]
+            text(h["equal_cpu"], "{:+.2f} dB", "– (no CPU time recorded, or the twin not trained that long)")]
 
 
 HEAD = ["pair (side info vs twin)", "steps", "seeds", "λ (common)", "BD-PSNR (mean over seeds)",
         "95 % CI over seeds (Student-t)", "95 % CI over test images (bootstrap, per seed)",
-        f"BD-rate (PSNR overlap ≥ {BD_RATE_MIN_OVERLAP:.0%})", "training h, twin / side (common λ, per seed)",
-        "BD-PSNR at equal training time (mean over seeds)"]
+        f"BD-rate (PSNR overlap ≥ {BD_RATE_MIN_OVERLAP:.0%})", "training wall h, twin / side (common λ, per seed)",
+        "BD-PSNR at equal training CPU time (mean over seeds)"]
 
 
 def headline_lines(table: list[dict[str, Any]], per_image: PerImage | None) -> list[str]:

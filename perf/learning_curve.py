@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import shlex
 import sys
@@ -77,7 +78,8 @@ def point_name(method: str, steps: int, seed: int = 0) -> str:
 def file_result(args: argparse.Namespace, path: Path, result: dict, name: str, record_key: str, record: dict) -> dict:
     """Copy a run's result (+ CSV) to <measured>/<protocol>/<name>.json with a provenance record; committed files
     name no machine paths: the data root and the work folder become placeholders."""
-    from benchmark.results.schema import atomic_write_text, validate_result, write_json
+    from benchmark.results.schema import validate_result, write_json
+    from benchmark.safety.atomicio import atomic_write_bytes
 
     dest = protocol_dir(Path(args.measured), PROTOCOL)
     result["per_image_csv"] = f"{name}.csv"
@@ -86,7 +88,8 @@ def file_result(args: argparse.Namespace, path: Path, result: dict, name: str, r
     for real, label in ((str(args.root), args.root_label), (str(args.work), "WORK")):
         text = text.replace(json.dumps(real)[1:-1], label)
     result = validate_result(json.loads(text))
-    atomic_write_text(dest / f"{name}.csv", Path(path).with_suffix(".csv").read_text())
+    # the CSV's bytes as the run wrote them (its hash is in the result: per_image_csv_sha256)
+    atomic_write_bytes(dest / f"{name}.csv", Path(path).with_suffix(".csv").read_bytes())
     write_json(dest / f"{name}.json", result)
     pts = ", ".join(f"{p['rate_point']}: {p['bpp']:.4f} bpp {p['psnr']:.3f} dB" for p in result["points"])
     print(f"{name}: {pts}", flush=True)
@@ -254,8 +257,10 @@ def merge(args: argparse.Namespace) -> None:
             new = {q["rate_point"] for q in r["points"]} - have
             have |= new
             texts.append(_only_points((path.parent / r["per_image_csv"]).read_text(encoding="utf-8"), new))
-        rows = merged_rows([q["rate_point"] for q in merged["points"]], texts)
-        atomic_write_text(dest / f"{name}.csv", rows.replace("\r\n", "\n"))  # as file_result files a point
+        rows = merged_rows([q["rate_point"] for q in merged["points"]], texts).replace("\r\n", "\n")  # as filed
+        if "per_image_csv_sha256" in merged:  # the merged CSV's hash (results of the sandboxed runner carry one)
+            merged["per_image_csv_sha256"] = hashlib.sha256(rows.encode("utf-8")).hexdigest()
+        atomic_write_text(dest / f"{name}.csv", rows)
         write_json(dest / f"{name}.json", merged)
         names = ", ".join(p["rate_point"] for p in merged["points"])
         print(f"{name}: {names}", flush=True)

@@ -111,9 +111,12 @@ def test_twin_at_hours_interpolates_in_training_time():
 
     def point(hours: float, psnr: float) -> dict:
         pts = [{"rate_point": f"lambda={lam}", "bpp": b, "psnr": psnr + d} for lam, b, d in (("0.0035", 0.3, 0), ("0.013", 0.6, 3))]
-        return {"points": pts, "training": {"points": {p["rate_point"]: {"wall_s": hours * 3600} for p in pts}}}
+        return {"points": pts, "training": {"points": {p["rate_point"]: {"cpu_s": hours * 3600} for p in pts}}}
 
     twin = [point(0.5, 30.0), point(1.0, 31.0)]
     eq = twin_at_hours(point(0.75, 99.0), twin)  # the side codec's time: halfway between the twin's two points
     assert [round(p["psnr"], 6) for p in eq["points"]] == [30.5, 33.5]
     assert twin_at_hours(point(1.5, 99.0), twin) is None  # the twin never trained that long: no comparison
+    walls = [{**r, "training": {"points": {k: {"wall_s": v["cpu_s"]} for k, v in r["training"]["points"].items()}}}
+             for r in twin + [point(0.75, 99.0)]]
+    assert twin_at_hours(walls[2], walls[:2]) is None  # wall time alone (a machine's load) is not compared

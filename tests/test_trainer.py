@@ -59,7 +59,8 @@ CHILD = textwrap.dedent(
     info = train(model, rd_loss_fn(0.01), data, val, config=cfg, workdir=workdir, seed=3, device="cpu",
                  tag="tiny", progress=False, on_step=on_step)
     out.write_text(json.dumps({"sha": state_dict_sha256(model), "resumed_at": info["resumed_at"],
-                               "validation": info["validation"], "best_step": info["best_step"]}))
+                               "validation": info["validation"], "best_step": info["best_step"],
+                               "cpu_s": info["cpu_s"], "wall_s": info["wall_s"]}))
     """
 )
 
@@ -110,6 +111,9 @@ def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path):
     assert ref["resumed_at"] == []
     assert res["sha"] == ref["sha"]
     assert res["validation"] == ref["validation"] and len(ref["validation"]) == 4  # steps 4, 8, 12, 14
+    # training CPU time is kept over segments like wall time: the resumed run counts the killed run's 5 saved steps
+    saved_cpu = state["cpu_s"]
+    assert 0 < saved_cpu < res["cpu_s"] <= res["wall_s"] * (os.cpu_count() or 1) + 1  # threads: at most one core each
     assert res["best_step"] == ref["best_step"]
 
 

@@ -151,11 +151,13 @@ class _Run:
             "format": CHECKPOINT_FORMAT, "fingerprint": self.run_dir.name[4:], "tag": tag, "seed": seed,
             "config": cfg.as_dict(), "step": 0, "steps": cfg.steps, "plateau_scale": 1.0, "plateau_bad": 0,
             "best_val": None, "best_step": None, "history": [], "elapsed_s": 0.0, "done": False, "resumed_at": [],
+            "cpu_s": 0.0,
         }
         self.window: list[dict[str, float]] = []
         self.metrics = MetricsLog(self.run_dir / METRICS_FILE, enabled=self.group.main)
         self.t_run = time.perf_counter()
         self.elapsed_before = 0.0
+        self.cpu_run, self.cpu_before = time.process_time(), 0.0  # CPU seconds of this process: robust to a loaded machine
         self.last_ckpt_time = self.t_run
 
     # -- setup / resume
@@ -175,18 +177,26 @@ class _Run:
                 self.state.update(done=False, steps=self.cfg.steps, config=self.cfg.as_dict())
         self.metrics.truncate_after(int(self.state["step"]))
         self.elapsed_before = float(self.state["elapsed_s"])
+        if ck is not None and "cpu_s" not in ck[0]:  # a checkpoint written before CPU time was kept: unknown
+            self.state["cpu_s"] = None
+        self.cpu_before = self.state["cpu_s"]
         self.t_run = self.last_ckpt_time = time.perf_counter()
+        self.cpu_run = time.process_time()
         self.group.barrier()  # no rank starts before every rank has read the checkpoint
 
     # -- checkpoints
     def snapshot_state(self) -> dict[str, Any]:
         _, optim_meta = optim_to_tensors(self.opt.opts)
-        return {**self.state, "elapsed_s": self.elapsed(), "rng": rng_state(), "optim": optim_meta,
+        return {**self.state, "elapsed_s": self.elapsed(), "cpu_s": self.cpu_elapsed(), "rng": rng_state(), "optim": optim_meta,
                 "window": self.window[-self.cfg.log_window:],
                 "data_position": data_position(int(self.state["step"]), self.cfg.batch_size, len(self.train_ds))}
 
     def elapsed(self) -> float:
         return self.elapsed_before + (time.perf_counter() - self.t_run)
+
+    def cpu_elapsed(self) -> float | None:
+        """CPU seconds of training summed over resumed segments (None when an earlier segment did not record it)."""
+        return None if self.cpu_before is None else self.cpu_before + (time.process_time() - self.cpu_run)
 
     def save_last(self) -> None:
         self.opt.check_in_sync(int(self.state["step"]))  # every rank holds the weights rank 0 writes
@@ -289,6 +299,7 @@ class _Run:
         return jsonable({
             "tag": self.tag, "steps": cfg.steps, "seed": self.seed, "device": str(self.dev), "config": cfg.as_dict(),
             "resumed_at": state["resumed_at"], "wall_s": round(self.elapsed(), 3),
+            "cpu_s": None if (c := self.cpu_elapsed()) is None else round(c, 3),
             "this_call_s": round(time.perf_counter() - t_start, 3),
             "final_train": {k: round(v, 6) for k, v in final.items()},
             "best_val": state["best_val"], "best_step": state["best_step"], "validation": state["history"],
