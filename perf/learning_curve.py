@@ -208,6 +208,8 @@ def merged_point(base: dict, extra: list[dict]) -> dict:
         out["training"]["models"] = out["training"].get("models", 0) + (r.get("training") or {}).get("models", 0)
         lc["training_wall_s"] = round((lc.get("training_wall_s") or 0) + (lr.get("training_wall_s") or 0), 1)
         lc["segment_wall_s"] = round((lc.get("segment_wall_s") or 0) + (lr.get("segment_wall_s") or 0), 1)
+        if isinstance(lr.get("side_probe"), dict):  # the side-view probe of each λ (decoder side information)
+            lc["side_probe"] = {**(lc.get("side_probe") or {}), **copy.deepcopy(lr["side_probe"])}
     if not added:  # nothing new (a re-merge): the point as committed
         return out
     out["points"].sort(key=lambda p: _lam(p["rate_point"]))

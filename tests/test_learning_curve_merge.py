@@ -36,6 +36,7 @@ def _extra(folder: Path, **option_changes: str) -> None:
         text, csv_text = text.replace(a, b), csv_text.replace(a, b)
     r = json.loads(text.replace("[0.0035, 0.013]", "[0.0006, 0.0015]").replace("[0.0035,0.013]", "[0.0006,0.0015]"))
     r["learning_curve"]["options"].update(option_changes)
+    r["learning_curve"]["side_probe"] = {"lambda=0.0006": {"loss_other_pair_db": 2.5, "loss_grey_db": 3.0}}
     r["environment"]["git_commit"] = "0" * 40
     (dest / f"{NAME}.json").write_text(json.dumps(r))
     (dest / f"{NAME}.csv").write_text(csv_text)
@@ -79,6 +80,7 @@ def test_merge_folds_more_lambdas_into_one_valid_point(tmp_path):
     assert [p["git_commit"] for p in lc["parts"]][1] == "0" * 40 and len(lc["parts"]) == 2
     assert r["created"] == load_result(SRC / f"{NAME}.json")["created"] and "isolation" not in r  # the weakest part
     assert set(r["training"]["points"]) == {p["rate_point"] for p in r["points"]} and r["training"]["models"] == 4
+    assert lc["side_probe"]["lambda=0.0006"]["loss_grey_db"] == 3.0  # each part's side-view probe is kept
     before = (path.read_bytes(), path.with_suffix(".csv").read_bytes())
     _merge(mod, measured, tmp_path / "extra")  # again: nothing to add, the same bytes
     assert (path.read_bytes(), path.with_suffix(".csv").read_bytes()) == before
