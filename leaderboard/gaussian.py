@@ -59,7 +59,9 @@ def _provenance(results: list[dict[str, Any]]) -> list[str]:
         fails = NA
         if sw_:
             dec = sw_.get("decoding") or {}
-            fails = ", ".join(f"{p}: {v['failed']}/{v['blocks']}" for p, v in sorted(dec.items()))
+            fails = ", ".join(f"{p}: {v['failed']}/{v['blocks']}" for p, v in sorted(dec.items())) or (
+                "not recorded (the sandboxed decoder's counts do not reach the result)" if r.get("isolation") == "sandbox"
+                else "not recorded")
         fd = (r.get("codec_info") or {}).get("figure")
         rows.append([f"`{result_key(r)}`", str(t.get("budget", NA)), str(t.get("seed", NA)), str(t.get("steps", NA)),
                      text(t.get("seconds"), "{:.0f}"), str(t.get("lam", options_of(r).get("lam", NA))),
