@@ -240,3 +240,21 @@ def test_training_extends_in_segments_and_the_learning_curves_probe_runs(kitti_l
     probe = side_probe(argparse.Namespace(method="dsi_disparity", root=str(kitti_like), work=str(seg)),
                        {**{k: str(v) for k, v in OPTS.items()}, "steps": "2", "warp": "false"})
     assert set(probe) == {"lambda=0.0035", "lambda=0.013"}
+
+
+def test_grey_side_control_ignores_the_side_view(tmp_path):
+    """side=grey: the same decoder fed a grey image (the control without side information); saved with the weights."""
+    grey = _codec(side="grey")
+    _perturb(grey)
+    assert grey.variant == "greyside" and grey.training_plan("smoke")["side"] == "grey"
+    x, y = _pair(12, h=64, w=128, seed=2)
+    p = grey.rate_points()[0]
+    data = grey.compress(x, point=p)
+    other = torch.rand_like(y)
+    assert torch.equal(grey.decompress(data, side=y), grey.decompress(data, side=other))
+    view = _codec()
+    view.models = grey.models  # the same weights fed the real side view decode differently
+    assert (view.decompress(data, side=y) - grey.decompress(data, side=y)).abs().max() > 1e-4
+    grey.save_weights(tmp_path / "w")
+    with pytest.raises(WeightsError, match="side"):
+        _codec().load_weights(tmp_path / "w")

@@ -12,6 +12,8 @@ the side view cannot reach it. Options of its own:
 - ``disparity`` (decode time only, not saved with the weights): ``zero`` replaces the estimated disparity by 0
   when decoding weights trained with warping: the ablation "true disparity replaced by zero". Evaluate it with
   ``--weights`` pointing at the trained weights; it refuses to train.
+- ``side`` (trained with the weights): ``grey`` feeds the decoder a grey image instead of the side view, in
+  training and decoding: the control that separates what the larger decoder gains from what the side view does.
 - ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4)."""
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ OPTIONS: tuple[Option, ...] = (
            "ablation without warping; saved with the weights)"),
     Option("disparity", str, "estimated", "decode with the estimated disparity or with zero (a decode-time "
            "ablation of weights trained with warping)", choices=("estimated", "zero")),
+    Option("side", str, "view", "the side view the decoder fuses: the pair's other view, or a grey image (the "
+           "control: the same decoder without side information, a balle2018 with a refinement post-filter; saved "
+           "with the weights)", choices=("view", "grey")),
     Option("max_disp", int, None, f"disparity search range ±pixels, a multiple of {MATCH_SCALE} (default "
            f"{DEFAULT_MAX_DISP}; saved with the weights)", minimum=MATCH_SCALE),
 )
@@ -67,7 +72,7 @@ class DsiDisparity(_ZooCodec):
     options_spec = OPTIONS
 
     def __init__(self, protocol: Any = None, *, warp: bool = True, disparity: str = "estimated",
-                 max_disp: int | None = None, **options: Any):
+                 max_disp: int | None = None, side: str = "view", **options: Any):
         if max_disp is not None and max_disp % MATCH_SCALE:
             raise ConfigError(f"dsi_disparity: max_disp={max_disp} must be a multiple of {MATCH_SCALE} (the cost "
                               f"volume's grid), e.g. {MATCH_SCALE * max(1, round(max_disp / MATCH_SCALE))}")
@@ -76,14 +81,16 @@ class DsiDisparity(_ZooCodec):
         if not warp and self._zero_disparity:
             raise ConfigError("dsi_disparity: disparity=zero applies to weights trained with warping; with warp=false "
                               "no disparity is used at all")
-        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp)
-        names = [n for n, on in (("nowarp", not warp), ("zero-disparity", self._zero_disparity)) if on]
+        self._grey_side = side == "grey"
+        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side)
+        names = [n for n, on in (("nowarp", not warp), ("zero-disparity", self._zero_disparity),
+                                 ("greyside", self._grey_side)) if on]
         self.variant = "+".join(names) or None
 
     # ---- configuration ------------------------------------------------------------------------------
     def resolve_config(self, budget: str) -> tuple[dict[str, Any], TrainConfig]:
         cfg, tc = super().resolve_config(budget)
-        cfg.update(warp=self._opt_warp, max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
+        cfg.update(warp=self._opt_warp, side="grey" if self._grey_side else "view", max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
                    match_window=MATCH_WINDOW, fusion_width=FUSION_WIDTH)
         return cfg, tc
 
@@ -113,6 +120,8 @@ class DsiDisparity(_ZooCodec):
         summary = super().load_weights(directory)
         cfg = self.config
         wanted = {"warp": self._opt_warp, "max_disp": self._opt_max_disp}
+        if self._grey_side or cfg.get("side", "view") != "view":  # weights from before the option are side=view
+            wanted["side"] = "grey" if self._grey_side else "view"
         for key, value in wanted.items():
             if value is not None and cfg.get(key) != value:
                 self.models = []
@@ -124,21 +133,25 @@ class DsiDisparity(_ZooCodec):
     def train_forward(self, model: torch.nn.Module, batch: Batch) -> Mapping[str, Any]:
         if batch.side is None:
             raise TrainingError("dsi_disparity trains on stereo pairs: the training samples have no side view")
-        return model(batch.x, batch.side)
+        return model(batch.x, self._fused_side(batch.side))
 
     def eval_forward(self, model: torch.nn.Module, x: torch.Tensor, side: torch.Tensor | None) -> Mapping[str, Any]:
         if side is None:
             raise ConfigError("dsi_disparity reconstructs x with the side view; none was given")
-        return model(x, side)
+        return model(x, self._fused_side(side))
 
     def decode(self, model: torch.nn.Module, streams: list[bytes], shape: tuple[int, int], side: torch.Tensor | None) -> torch.Tensor:
-        return model.decompress([[s] for s in streams], shape, side)["x_hat"]
+        return model.decompress([[s] for s in streams], shape, None if side is None else self._fused_side(side))["x_hat"]
+
+    def _fused_side(self, side: torch.Tensor) -> torch.Tensor:
+        """The side view the decoder gets: the view itself, or grey of the same shape (`side=grey`, the control)."""
+        return torch.full_like(side, 0.5) if self._grey_side else side
 
     def info(self) -> dict[str, Any]:
         base = super().info()
         base["rate_notes"] = ("only x is transmitted: balle2018's CompressAI rANS strings (latent, hyper-latent) in the "
                               "suite's container; the side view is used by the decoder only (disparity, warp, fusion) "
                               f"and costs nothing; image padded to a multiple of {self.stride}")
-        base["decoder"] = {"warp": self._opt_warp, "disparity": "zero" if self._zero_disparity else "estimated",
+        base["decoder"] = {"warp": self._opt_warp, "side": "grey" if self._grey_side else "view", "disparity": "zero" if self._zero_disparity else "estimated",
                            "max_disp_px": self.config.get("max_disp", self._opt_max_disp or DEFAULT_MAX_DISP)}
         return base
