@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from scipy.stats import t as student_t
 
+from .compare import t_interval as compare_t_interval
 from .formatting import NA
 from .gaussian_points import options_of
 
@@ -29,13 +29,10 @@ def seed_of(result: dict[str, Any]) -> int | None:
 
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float] | None:
-    """(mean, low, high) of the two-sided Student-t interval for the mean; None with fewer than 2 values."""
-    n = len(values)
-    if n < 2:
-        return None
-    m = statistics.fmean(values)
-    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
-    return m, m - half, m + half
+    """(mean, low, high) of the two-sided Student-t interval for the mean (`compare.t_interval`); None with
+    fewer than 2 values."""
+    ci = compare_t_interval(values, level)
+    return None if ci is None else (statistics.fmean(values), ci[0], ci[1])
 
 
 def verdict(values: Sequence[float], lo: float = -INF, hi: float = INF, *, yes: str = "reproduced",
