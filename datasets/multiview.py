@@ -49,16 +49,16 @@ _PREP = (f"RGB; every view centre-cropped to multiples of {DIV} (offsets floor o
 
 
 def ldmic_protocol(name: str, dataset: str, description: str, split_rule: str, views: int,
-                   preprocessing: str = _PREP, fixed_views: bool = True) -> None:
-    """An LDMIC protocol: scenes coded once, all views counted, metrics on the whole frame (and, where the number of
-    views is fixed, the mean over views of per-view PSNRs as the authors' eval.py averages it)."""
+                   preprocessing: str = _PREP, views_option: str = "") -> None:
+    """An LDMIC protocol: scenes coded once, all views counted, metrics on the whole frame and the mean over views of
+    per-view PSNRs as the authors' eval.py averages it (`views_option`: how a run changes the number of views)."""
     register_protocol(Protocol(
         name=name, dataset=dataset, description=description, ms_ssim_win=11, anchor="jpeg", split_rule=split_rule,
         preprocessing=preprocessing, rate_accounting=_RATE, options={"views": views},
         psnr="10*log10(1/MSE) on the decoded frame (all its views), clamped and rounded to 8 bits, then mean over scenes"
-             + (f"; also recorded (points[].extra.psnr_view_mean): the mean over scenes of the mean over the {views} "
-                "views of each view's PSNR, as the authors' eval.py averages" if fixed_views else ""),
-        views_per_frame=views if fixed_views else 0,  # a dataset option may change the views: not recorded
+             f"; also recorded (points[].extra.psnr_view_mean): the mean over scenes of the mean over the {views} "
+             f"views{views_option} of each view's PSNR, as the authors' eval.py averages",
+        views_per_frame=views,  # a run's dataset option views sets it (Protocol.for_run)
     ))
 
 
@@ -76,7 +76,7 @@ ldmic_protocol(WILDTRACK, "multiview",
                "WildTrack-layout multi-camera scenes (C1..CV) as LDMIC evaluates them: frames > 2000 test, every view "
                "cropped to multiples of 64, all views coded, bpp over all views",
                f"frame number <= {WILDTRACK_SPLIT}: train (every 10th: validation), > {WILDTRACK_SPLIT}: test", CAMERAS,
-               fixed_views=False)
+               views_option=" (or the V of --dataset-option views=V)")
 
 
 def minimal_crop(im: Image.Image, div: int = DIV) -> Image.Image:

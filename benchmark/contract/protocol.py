@@ -1,7 +1,7 @@
 """Protocols: what makes results comparable (split, pairing, preprocessing, rate accounting, metric settings)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -27,11 +27,25 @@ class Protocol:
     preprocessing_of: str = ""
     preprocessing_of_test_split: bool = False
     # test samples that are frames of this many views side by side (0: not such frames): the runner also records the
-    # mean over views of per-view PSNRs (points[].extra.psnr_view_mean), as multi-view papers average them
+    # mean over views of per-view PSNRs (points[].extra.psnr_view_mean), as multi-view papers average them; where
+    # the protocol's options hold `views`, a run's dataset option `views` sets it (`for_run`)
     views_per_frame: int = 0
 
     def options_for(self, method: str) -> dict[str, Any]:
         return dict(self.method_options.get(method, {}))
+
+    def for_run(self, dataset_options: dict[str, Any] | None) -> "Protocol":
+        """This protocol as a run with these dataset options codes it: frames of views side by side hold the
+        number of views the run's option `views` asks for (read as the datasets read it, ``int(views)``; e.g. cameras
+        C1..CV of a WildTrack layout). A value that does not read is left to the dataset, which refuses it."""
+        views = (dataset_options or {}).get("views")
+        if not self.views_per_frame or "views" not in self.options or views is None:
+            return self
+        try:
+            n = int(views)
+        except (TypeError, ValueError):
+            return self
+        return replace(self, views_per_frame=n) if n >= 2 else self
 
     def as_dict(self) -> dict[str, Any]:
         return {

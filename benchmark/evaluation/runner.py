@@ -95,7 +95,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 
         for mod in spec.plugins:
             importlib.import_module(mod)
-    info, protocol = resolve(spec.dataset, spec.protocol)
+    info, protocol = resolve(spec.dataset, spec.protocol, spec.dataset_options)
     codec = make_codec(spec, protocol)  # options checked before any data is read or any training starts
     check_method_budget(codec, protocol, spec.budget)
     output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
@@ -129,7 +129,7 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
 def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
     """The same job with the method's code only in role processes (benchmark/evaluation/sandbox_eval.py); this process
     never imports it."""
-    info, protocol = resolve(spec.dataset, spec.protocol)
+    info, protocol = resolve(spec.dataset, spec.protocol, spec.dataset_options)
     out_existed = Path(spec.out).exists()
     output_dir(Path(spec.out))  # a clear message when --out cannot be created (or is a symlink)
     try:
@@ -308,7 +308,7 @@ def _finish(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, partial:
 
 def train_only(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any] | None]:
     check_budget(spec.budget)
-    info, protocol = resolve(spec.dataset, spec.protocol)
+    info, protocol = resolve(spec.dataset, spec.protocol, spec.dataset_options)
     codec = make_codec(spec, protocol)
     if not isinstance(codec, LearnedCodec):
         raise ConfigError(f"{spec.method} is not trainable (classical codec); nothing to train")

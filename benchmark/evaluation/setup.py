@@ -49,7 +49,10 @@ class RunSpec:
     eval_workers: int = 1  # encoder (then decoder) roles run side by side, each single-threaded (isolated runs)
 
 
-def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
+def resolve(dataset: str, protocol: str | None,
+            dataset_options: dict[str, Any] | None = None) -> tuple[DatasetInfo, Protocol]:
+    """The dataset and protocol a run names; with the run's dataset options, the protocol as the run codes it
+    (`Protocol.for_run`: the views per frame its per-view PSNR splits frames into)."""
     info = get_dataset(dataset)
     name = protocol or info.default_protocol
     proto = get_protocol(name)
@@ -57,7 +60,7 @@ def resolve(dataset: str, protocol: str | None) -> tuple[DatasetInfo, Protocol]:
         raise ConfigError(
             f"dataset {dataset!r} does not support protocol {name!r}; it supports: {', '.join(info.protocols)}"
         )
-    return info, proto
+    return info, proto.for_run(dataset_options)
 
 
 def protocol_dir(out: Path, protocol: str) -> Path:
