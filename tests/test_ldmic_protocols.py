@@ -133,5 +133,8 @@ def test_per_view_psnr_mean_is_recorded_for_two_view_frames():
     point = aggregate([row, {**row, "image": "b"}], ["p"], Scenario.SEPARATE)[0]
     assert point["extra"] == {"psnr_view_mean": pytest.approx(m["_psnr_view_mean"])}
     # protocols whose frames are not views side by side record nothing of the kind
-    assert "_psnr_view_mean" not in measure(x, x_hat, get_protocol("multiview/wildtrack-ldmic"))
+    assert "_psnr_view_mean" not in measure(x, x_hat, get_protocol("kitti-stereo/ndic"))
+    # WildTrack's frames hold the views of the run's option (tests/test_ldmic_view_psnr.py): two here
+    wildtrack = get_protocol("multiview/wildtrack-ldmic").for_run({"views": 2})
+    assert measure(x, x_hat, wildtrack)["_psnr_view_mean"] == pytest.approx(m["_psnr_view_mean"], abs=1e-12)
     assert "extra" not in aggregate([{**row, "_psnr_view_mean": None}], ["p"], Scenario.SEPARATE)[0]

@@ -57,9 +57,20 @@ def measure(x: torch.Tensor, x_hat: torch.Tensor, protocol: Protocol, image_prot
     return out
 
 
+# The partial CSV's columns: the per-image CSV's, then what a resumed run needs beyond them to write the same result
+# (the mean of per-view PSNRs of a frame of views, row key `_psnr_view_mean`; empty where not measured).
+PARTIAL_FIELDS = ["fingerprint"] + CSV_FIELDS + ["psnr_view_mean"]
+
+
+def partial_record(fingerprint: str, row: dict[str, Any]) -> dict[str, Any]:
+    """One line of a partial CSV for a measured row."""
+    return {"fingerprint": fingerprint, **row, "psnr_view_mean": row.get("_psnr_view_mean")}
+
+
 def read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], dict[str, Any]]:
     """Rows of an interrupted run. A damaged tail (a row cut off by a crash or a full disk: no final newline,
-    missing or unparseable fields) is dropped and the file rewritten without it, so those rows are coded again."""
+    missing or unparseable fields) is dropped and the file rewritten without it, so those rows are coded again.
+    A file an older runner wrote (without the later columns) is rewritten with them, its rows kept."""
     if not path.exists():
         return {}
     try:
@@ -68,22 +79,26 @@ def read_partial(path: Path, fingerprint: str) -> dict[tuple[str, int, str], dic
         return {}  # unreadable: start over (the file is rewritten from scratch)
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     done = {}
-    for rec in csv.DictReader(io.StringIO(complete, newline="")):
+    reader = csv.DictReader(io.StringIO(complete, newline=""))
+    for rec in reader:
         if rec.get("fingerprint") != fingerprint:
             return {}  # another configuration: start over
         if None in rec or any(rec.get(k) is None for k in CSV_FIELDS if k != "sha256"):
             break  # a short or overlong row: damaged from here on
         try:
             row = {k: parse_cell(k, rec.get(k) or "") for k in CSV_FIELDS}
+            view_mean = cell_number(rec.get("psnr_view_mean") or "", float)
+            if view_mean is not None:  # measured only on frames of views (`measure`)
+                row["_psnr_view_mean"] = view_mean
             done[(row["image"], int(row["source"]), row["rate_point"])] = row
         except (ValueError, TypeError):
             break
-    if len(done) != complete.count("\n") - 1 or complete != text:
+    if len(done) != complete.count("\n") - 1 or complete != text or (done and reader.fieldnames != PARTIAL_FIELDS):
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=PARTIAL_FIELDS, extrasaction="ignore")
         w.writeheader()
         for row in done.values():
-            w.writerow({"fingerprint": fingerprint, **row})
+            w.writerow(partial_record(fingerprint, row))
         atomic_write_text(path, buf.getvalue())
     return done
 
@@ -128,7 +143,7 @@ def aggregate(rows: list[dict[str, Any]], points: list[str], scenario: Scenario)
             "n_images": len({r["image"] for r in rs}),
             "n_lossless": sum(1 for r in rs if r["mse"] == 0),  # their PSNR is capped (metrics.PSNR_MAX_8BIT)
         }
-        if rs and all(r.get("_psnr_view_mean") is not None for r in rs):  # absent on rows a resumed run read back
+        if rs and all(r.get("_psnr_view_mean") is not None for r in rs):  # absent on rows of a pre-column partial CSV
             point["extra"] = {"psnr_view_mean": _mean(r["_psnr_view_mean"] for r in rs)}
         if ms_mean is None:
             reasons = {r.get("_ms_ssim_reason") for r in rs if r.get("_ms_ssim_reason")}
@@ -196,13 +211,13 @@ class PartialCSV:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.done
         self._fh = open(self.path, "w" if fresh else "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._fh, fieldnames=["fingerprint"] + CSV_FIELDS, extrasaction="ignore")
+        self._writer = csv.DictWriter(self._fh, fieldnames=PARTIAL_FIELDS, extrasaction="ignore")
         if fresh:
             self._writer.writeheader()
         return self
 
     def add(self, row: dict[str, Any]) -> None:
-        self._writer.writerow({"fingerprint": self.fingerprint, **row})
+        self._writer.writerow(partial_record(self.fingerprint, row))
         self._fh.flush()
 
     def __exit__(self, *exc: Any) -> None:
