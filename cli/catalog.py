@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, ConfigError
 from cli.app import _fail, _parse_kv, app, console, err_console
 
 datasets_app = typer.Typer(help="Inspect local dataset copies.")
@@ -120,12 +120,18 @@ def datasets_check(
     name: str = typer.Argument(..., help="dataset name"),
     root: Optional[Path] = typer.Option(None, "--root"),
     dataset_option: Optional[List[str]] = typer.Option(None, "--dataset-option"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="only the splits of this protocol (default: all "
+                                           "the dataset's protocols the checker reports)"),
 ) -> None:
     """Report per split what was found and what is missing; exit non-zero if a split is incomplete."""
+    from rich.markup import escape
+
     from benchmark.contract.registry import get_dataset
 
     try:
         info = get_dataset(name)
+        if protocol is not None and protocol not in info.protocols:
+            raise ConfigError(f"dataset {name!r} has no protocol {protocol!r}; its protocols: {', '.join(info.protocols)}")
         if info.check is None:
             console.print(f"{name}: embedded dataset, nothing to check" if info.embedded else f"{name}: no checker")
             return
@@ -133,12 +139,19 @@ def datasets_check(
     except BenchError as exc:
         _fail(exc)
         return
-    t = Table("split", "found", "expected", "missing", "first missing", "note")
+    if protocol is not None:  # reports that name no protocol are of every protocol the dataset has
+        reports = [r for r in reports if r.protocol in ("", protocol)]
+    by_protocol = any(r.protocol for r in reports)
+    t = Table(*(["protocol"] if by_protocol else []), "split", "found", "expected", "missing", "first missing", "note")
     for r in reports:
-        t.add_row(r.split, str(r.found), "?" if r.expected is None else str(r.expected), str(r.n_missing),
-                  ", ".join((r.missing or [])[:3]), r.note)
+        t.add_row(*([r.protocol] if by_protocol else []), r.split, str(r.found),
+                  "?" if r.expected is None else str(r.expected), str(r.n_missing),
+                  escape(", ".join((r.missing or [])[:3])), escape(r.note))
     console.print(t)
-    if not all(r.ok for r in reports):
-        console.print(f"[yellow]incomplete[/]: {info.how_to_obtain}")
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        incomplete = sorted({r.protocol for r in bad if r.protocol})
+        console.print("[yellow]incomplete[/]" + (f" for {', '.join(incomplete)}" if incomplete else "")
+                      + f": {info.how_to_obtain}")
         raise typer.Exit(code=1)
     console.print("[green]complete[/]")

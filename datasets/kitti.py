@@ -64,7 +64,10 @@ HOW_TO_OBTAIN = (
     "'multi-view extension'). Unzip each into a folder named like the zip under ROOT, so that "
     "ROOT/data_stereo_flow_multiview/training/image_2/000000_10.png and "
     "ROOT/data_scene_flow_multiview/testing/image_3/000000_10.png exist (only image_2 = left and image_3 = right "
-    "are read). Then: bench datasets check kitti --root ROOT"
+    "are read). Protocol kitti/ldmic reads their frames _10 and _11, or, where unzipped the same way, the stereo "
+    "zips 'data_stereo_flow.zip' (ROOT/data_stereo_flow/, colored_0 = left, colored_1 = right) and "
+    "'data_scene_flow.zip' (ROOT/data_scene_flow/, image_2, image_3), as the LDMIC authors did. "
+    "Then: bench datasets check kitti --root ROOT"
 )
 
 register_protocol(Protocol(
@@ -112,6 +115,11 @@ ldmic_protocol(
     "or stereo2015/: image_2, image_3) where present, else from the multi-view releases", 2)
 
 
+def _ldmic_keep(split: str, name: str) -> bool:
+    """Whether the pair NNNNNN_FF(.png) belongs to `split` of ``kitti/ldmic`` (validation: scenes ending in 9)."""
+    return split == "test" or (int(name[:6]) % 10 == 9) == (split == "val")
+
+
 def _ldmic_scenes(root: Path, protocol: Any, split: str, options: dict[str, Any]):
     """``kitti/ldmic``: one scene per stereo pair of the split (LDMIC_RULE), validation = scenes ending in 9."""
     opts = resolve_options(NAME, protocol, options, {"views": 2})
@@ -120,7 +128,7 @@ def _ldmic_scenes(root: Path, protocol: Any, split: str, options: dict[str, Any]
                           f"views={opts['views']}, augment={opts['augment']}")
     found = pairs(root, split, skip_bad=opts["skip_bad"], rule=LDMIC_RULE[split], sets=stereo_release_sets(root))
     if split != "test":
-        found = [f for f in found if (int(f[1][:6]) % 10 == 9) == (split == "val")]
+        found = [f for f in found if _ldmic_keep(split, f[1])]
     if not found:
         raise DatasetError(f"kitti: no {split} pairs of protocol {LDMIC} under {str(root)!r} (validation: the "
                            "training scenes whose number ends in 9)")
@@ -218,40 +226,100 @@ def items_for(found: list[tuple[str, str, Path, Path]], direction: str) -> list[
     return items
 
 
+def _tally(root: Path, releases: list[tuple[Path, str, str, int | None]], part: str, frames: tuple[str, ...],
+           keep: Any = None) -> tuple[int, int, list[str]]:
+    """(pairs found, pairs wanted, missing files) of `part`'s frames over `releases` (folder, left folder, right
+    folder, scenes of `part` or None: whatever is there), only the pairs `keep(name)` accepts."""
+    found = wanted_n = 0
+    missing: list[str] = []
+    for folder, lv, rv, n in releases:
+        d2, d3 = folder / part / lv, folder / part / rv
+        left, right = ({x for x in _names(d, frames) if keep is None or keep(x)} for d in (d2, d3))
+        found += len(left & right)
+        wanted = set(left | right) if n is None else {
+            f"{i:06d}_{f}.png" for i in range(n) for f in frames if keep is None or keep(f"{i:06d}_{f}.png")}
+        wanted_n += len(wanted)
+        for name in sorted(wanted):
+            missing += [rel(d / name, root) for d, have in ((d2, left), (d3, right)) if name not in have]
+    return found, wanted_n, missing
+
+
 def check_kitti(root: Path | str | None, **options: Any) -> list[SplitReport]:
-    """Per split: samples found (pairs x directions) against the published counts, and missing files."""
+    """Per split of each protocol (``kitti-stereo/ndic``, then ``kitti/ldmic``): samples found against the published
+    counts, and missing files."""
     root = require_dir(root, NAME, HOW_TO_OBTAIN)
+    return _check_ndic(root, options) + _check_ldmic(root)
+
+
+def _check_ndic(root: Path, options: dict[str, Any]) -> list[SplitReport]:
     direction = options.get("direction") or "both"
     per_pair = 2 if direction == "both" else 1
-    sets = find_sets(root)
-    single = sets[0][1] == "kitti"
+    try:
+        sets = find_sets(root)
+    except DatasetError:
+        if not any((root / d).is_dir() for d in STEREO_RELEASES):
+            raise  # no KITTI release at all
+        sets = []  # only kitti/ldmic's stereo releases: every file of this protocol's releases is missing
+    single = bool(sets) and sets[0][1] == "kitti"
     if not single:  # report missing releases too
         sets = [(root / d, tag, ntr, nte) for d, (tag, ntr, nte) in SETS.items()]
     reports = []
     for split, (part, frames) in SPLIT_RULE.items():
-        found = 0
-        missing: list[str] = []
-        expected_pairs = 0
-        for folder, _tag, ntr, nte in sets:
-            d2, d3 = folder / part / "image_2", folder / part / "image_3"
-            left, right = _names(d2, frames), _names(d3, frames)
-            found += len(left & right)
-            n = ntr if part == "training" else nte
-            wanted = set(left | right) if n is None else {f"{i:06d}_{f}.png" for i in range(n) for f in frames}
-            expected_pairs += len(wanted)
-            for name in sorted(wanted):
-                for d, have in ((d2, left), (d3, right)):
-                    if name not in have:
-                        missing.append(rel(d / name, root))
+        releases = [(folder, "image_2", "image_3", ntr if part == "training" else nte) for folder, _, ntr, nte in sets]
+        found, wanted, missing = _tally(root, releases, part, frames)
         reports.append(SplitReport(
-            split=split,
-            found=found * per_pair,
-            expected=None if single else expected_pairs * per_pair,
-            missing=missing[:5],
-            n_missing=len(missing),
+            split=split, found=found * per_pair, expected=None if single else wanted * per_pair,
+            missing=missing[:5], n_missing=len(missing), protocol=PROTOCOL,
             note=("one release unpacked directly under the root; the published split needs both "
                   "data_stereo_flow_multiview/ and data_scene_flow_multiview/") if single else
                  f"{part}/ frames {'+'.join('_' + f for f in frames)}, {direction} direction(s)",
+        ))
+    return reports
+
+
+def _ldmic_releases(root: Path) -> tuple[list[tuple[Path, str, str, str]], bool]:
+    """The releases ``kitti/ldmic`` reads under `root` (as the dataset does), with the one of KITTI 2012 or 2015 it
+    lacks added under the folder name it would read (its files then all missing); True for a single unnamed release."""
+    sets = stereo_release_sets(root)
+    if sets[0][1] == "kitti":
+        return sets, True
+    stereo = sets[0][0].name in STEREO_RELEASES
+    present = {tag for _, tag, _, _ in sets}
+    for tag in (t for t, _, _ in SETS.values() if t not in present):
+        if stereo:
+            d, (_, lv, rv) = next((d, v) for d, v in STEREO_RELEASES.items() if v[0] == tag)
+        else:
+            d, lv, rv = next(d for d, v in SETS.items() if v[0] == tag), "image_2", "image_3"
+        sets.append((root / d, tag, lv, rv))
+    return sets, False
+
+
+def _check_ldmic(root: Path) -> list[SplitReport]:
+    """``kitti/ldmic``: test = pairs of frames _10/_11 of every testing/ scene (one sample each); train and val =
+    those of the training/ scenes, val the scenes ending in 9 (each pair in both orders)."""
+    scenes = {tag: {"training": ntr, "testing": nte} for tag, ntr, nte in SETS.values()}
+    try:
+        sets, single = _ldmic_releases(root)
+    except DatasetError as exc:  # the same release twice: the dataset refuses to read it
+        return [SplitReport(split=s, found=0, protocol=LDMIC, note=f"not readable: {exc}",
+                            expected=sum(1 for t in scenes for i in range(scenes[t][part]) for f in frames
+                                         if _ldmic_keep(s, f"{i:06d}_{f}")) * (1 if s == "test" else 2))
+                for s, (part, frames) in LDMIC_RULE.items()]
+    read = ", ".join(f"{rel(folder, root)}/ ({lv}, {rv})" if folder != root else f"the root ({lv}, {rv})"
+                     for folder, _, lv, rv in sets)
+    reports = []
+    for split, (part, frames) in LDMIC_RULE.items():
+        releases = [(folder, lv, rv, None if single else scenes[tag][part]) for folder, tag, lv, rv in sets]
+        found, wanted, missing = _tally(root, releases, part, frames, lambda name, s=split: _ldmic_keep(s, name))
+        per_pair = 1 if split == "test" else 2
+        rule = {"test": "one sample per pair", "val": "scenes ending in 9, each pair in both orders",
+                "train": "scenes not ending in 9, each pair in both orders"}[split]
+        reports.append(SplitReport(
+            split=split, found=found * per_pair, expected=None if single else wanted * per_pair,
+            missing=missing[:5], n_missing=len(missing), protocol=LDMIC,
+            note=f"{part}/ frames _10+_11 of {read}; {rule}" + (
+                "; one release unpacked directly under the root: the authors' split needs KITTI 2012 and 2015"
+                if single else ""),
         ))
     return reports
 

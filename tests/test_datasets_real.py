@@ -90,7 +90,7 @@ def test_kitti_only_one_release_warns(tmp_path):
 
 
 def test_kitti_check_reports_counts_and_missing(kitti_root):
-    reports = {r.split: r for r in get_dataset("kitti").check(kitti_root)}
+    reports = {r.split: r for r in get_dataset("kitti").check(kitti_root) if r.protocol == "kitti-stereo/ndic"}
     assert (reports["train"].expected, reports["val"].expected, reports["test"].expected) == (1576, 790, 790)
     assert (reports["train"].found, reports["val"].found, reports["test"].found) == (20, 10, 10)
     assert not reports["train"].ok
@@ -119,7 +119,7 @@ def test_kitti_unpaired_file(tmp_path):
         build("kitti", root, "test")
     with pytest.warns(UserWarning, match="no partner"):
         assert len(build("kitti", root, "test", skip_bad=True)) == 2
-    report = {r.split: r for r in get_dataset("kitti").check(root)}["test"]
+    report = {r.split: r for r in get_dataset("kitti").check(root) if r.protocol == "kitti-stereo/ndic"}["test"]
     assert report.found == 2 and report.n_missing == ((195 - 1) + (200 - 1)) * 2 + 1
 
 

@@ -88,6 +88,7 @@ class SplitReport:
     missing: list[str] | None = None  # first few missing paths (relative to the root)
     n_missing: int = 0
     note: str = ""
+    protocol: str = ""  # the protocol this split is of, where a dataset's protocols split it differently
 
     @property
     def ok(self) -> bool:
