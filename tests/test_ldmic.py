@@ -165,6 +165,8 @@ def test_ldmic_multi_end_to_end_on_a_three_camera_layout(tmp_path, cli_runner):
     result = json.loads(path.read_text())
     assert [p["n_images"] for p in result["points"]] == [1, 1]
     assert all(p["bpp"] > 0 for p in result["points"])
+    # the mean over the three cameras of their PSNRs, recorded beside the whole-frame PSNR (Jensen: never below it)
+    assert all(p["extra"]["psnr_view_mean"] >= p["psnr"] - 1e-9 for p in result["points"])
     v = cli_runner.invoke(app, ["validate", str(path)])
     assert v.exit_code == 0, v.output
 
