@@ -55,13 +55,7 @@ def _provenance(results: list[dict[str, Any]]) -> list[str]:
     rows = []
     for r in sorted(results, key=result_key):
         t = r.get("training") or {}
-        sw_ = (r.get("codec_info") or {}).get("slepian_wolf")
-        fails = NA
-        if sw_:
-            dec = sw_.get("decoding") or {}
-            fails = ", ".join(f"{p}: {v['failed']}/{v['blocks']}" for p, v in sorted(dec.items())) or (
-                "not recorded (the sandboxed decoder's counts do not reach the result)" if r.get("isolation") == "sandbox"
-                else "not recorded")
+        fails = _sw_failures(r)
         fd = (r.get("codec_info") or {}).get("figure")
         rows.append([f"`{result_key(r)}`", str(t.get("budget", NA)), str(t.get("seed", NA)), str(t.get("steps", NA)),
                      text(t.get("seconds"), "{:.0f}"), str(t.get("lam", options_of(r).get("lam", NA))),
@@ -70,6 +64,27 @@ def _provenance(results: list[dict[str, Any]]) -> list[str]:
             + md_table(["result", "budget", "seed", "steps", "train wall s", "λ", "code changes along x per stage",
                         "relaxation leak per stage: D hard − D relaxed / relaxed D − WZ (dB)",
                         "SW decoding failures (per point: failed/blocks)"], rows) + [""])
+
+
+def _sw_failures(r: dict[str, Any]) -> str:
+    """Failed/blocks per point: from the result's `decoding` record (what the decoders counted, sandboxed or not),
+    else from codec_info.slepian_wolf.decoding (in-process results written before the record existed)."""
+    rec = r.get("decoding")
+    sw_ = (r.get("codec_info") or {}).get("slepian_wolf")
+    if isinstance(rec, dict) and isinstance(rec.get("counts"), dict):
+        dec, resumed = rec["counts"], rec.get("streams_resumed") or 0
+        note = f" ({rec.get('streams_decoded')} streams counted; {resumed} of an earlier run not)" if resumed else ""
+    elif sw_:
+        dec, note = sw_.get("decoding") or {}, ""
+    else:
+        return NA
+    text_ = ", ".join(f"{p}: {v['failed']}/{v['blocks']}" for p, v in sorted(dec.items())
+                      if isinstance(v, dict) and "failed" in v and "blocks" in v)
+    if text_:
+        return text_ + note
+    if "decoding" not in r and r.get("isolation") == "sandbox":  # written before the decode roles' counts reached it
+        return "not recorded (the sandboxed decoder's counts do not reach the result)"
+    return "not recorded"
 
 
 LEAK_NOTE = (

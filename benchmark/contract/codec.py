@@ -169,6 +169,16 @@ class Codec(ABC):
         """Extra facts recorded in result files (configuration, widths, ...)."""
         return {"options": {k: _jsonable(v) for k, v in self.options.items()}}
 
+    def decoder_counts(self) -> dict[str, Any] | None:
+        """What this instance's `decompress` calls counted (e.g. Slepian–Wolf blocks decoded and failed per rate
+        point): a JSON mapping of names to non-negative integers, nested at most 3 levels, at most 1,000 keys in
+        all (benchmark.results.schema.counts_problem). Counts must add up: the runner asks every decoder once it has
+        decoded its share of the test split (each sandboxed ``decode`` role, or the one decoding instance at
+        ``--isolation none``), sums the answers key by key and records them as the result's ``decoding`` record,
+        with the number of streams decoded in this run. Anything else is refused naming the method. None (the
+        default): the decoder counts nothing."""
+        return None
+
 
 def _checking_options(init: Any) -> Any:
     """Wrap a Codec subclass's ``__init__`` so the outermost call checks and casts the options first."""

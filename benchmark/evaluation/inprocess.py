@@ -21,6 +21,7 @@ from benchmark.errors import (
     BenchError,
     DatasetError,
 )
+from benchmark.evaluation.record import checked_counts
 from benchmark.evaluation.rows import PartialCSV, measure
 from benchmark.progress import Reporter
 from benchmark.safety.limits import expected_shape
@@ -42,7 +43,8 @@ def evaluate(
     """Code every sample at every rate point; return one row per (sample, source, point).
 
     `codec` decodes; `encoder` (default: `codec`) encodes and `estimator` (default: `codec`) runs
-    `estimate_bits`. `run` passes isolated instances (benchmark/evaluation/isolation.py).
+    `estimate_bits`. `run` passes isolated instances (benchmark/evaluation/isolation.py). `facts` (when given)
+    receives the input facts and what the decoder counted (`Codec.decoder_counts`, the result's `decoding`).
 
     Rows already present in `partial_csv` under the same fingerprint are reused (resume)."""
     scenario = codec.meta.scenario
@@ -54,6 +56,7 @@ def evaluate(
     part = PartialCSV(partial_csv, fingerprint, protocol) if partial_csv is not None else None
     done = part.done if part is not None else {}
     rows: list[dict[str, Any]] = []
+    decoded = 0
     with part or contextlib.nullcontext(), \
             Reporter(f"{codec.meta.name} on {protocol.name}", n * n_sources, enabled=progress, unit="images") as prog:
         for idx, name, sample in readable_samples(samples, n, facts):
@@ -64,12 +67,16 @@ def evaluate(
                 for row in _code_sample(codec, sample, name, int(source), todo, points, scenario, protocol, image_protocol,
                                         encoder or codec, estimator or codec) if todo else ():
                     rows.append(row)
+                    decoded += 1
                     if part is not None:
                         part.add(row)
                 prog.advance(1)
     if not rows and n:
         raise DatasetError(f"no test sample could be read ({int(getattr(samples, 'skipped', 0) or 0)} skipped by --skip-bad); "
                            "nothing to evaluate")
+    if facts is not None:  # what the decoder counted, asked before any further decoding (the complexity pass)
+        facts.update(decoder_counts=checked_counts(codec.decoder_counts(), codec.meta.name, "the decoder"),
+                     decoders=1, streams_decoded=decoded)
     return rows
 
 

@@ -18,7 +18,8 @@ from benchmark.evaluation.environment import environment
 from benchmark.evaluation.rows import aggregate, estimate_check
 from benchmark.evaluation.setup import RunSpec
 from benchmark.results.ranking import coverage_record
-from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.errors import BenchError
+from benchmark.results.schema import COUNTS_EXPECTED, SCHEMA_VERSION, counts_problem
 from benchmark.safety.jsonsafe import jsonable
 
 
@@ -37,7 +38,9 @@ class Outcome:
     isolation: str
     method_file: str | None
     bitstreams: str | None = None  # the archive's file name when --keep-bitstreams kept every stream
-    facts: dict[str, Any] = field(default_factory=dict)  # input facts (exif_rotated) and roles_cpu_s
+    # input facts (exif_rotated), roles_cpu_s, and what the decoders counted: decoder_counts (summed, None: the codec
+    # counts nothing), decoders (how many answered), streams_decoded (in this run)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, csv_name: str, csv_text: str) -> dict[str, Any]:
@@ -73,6 +76,7 @@ def result_record(spec: RunSpec, protocol: Protocol, test: Any, out: Outcome, cs
         "bitstreams": out.bitstreams,
         "code": _code_record(out.method_file),
         "complexity": out.complexity,
+        "decoding": decoding_record(out.facts, len(out.rows)),
         "training": out.training,
         "method_meta": out.meta,
         "codec_info": out.codec_info,
@@ -138,3 +142,45 @@ def _code_record(method_file: str | None) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+
+
+# ---------------------------------------------------------------- what the decoders counted
+COUNTED_BY = ("the decoder: Codec.decoder_counts() of every decoding instance (each sandboxed decode role, or the one "
+              "in this process at --isolation none) once it had decoded its streams, summed key by key; only the "
+              "streams decoded in this run (streams_resumed: rows an interrupted earlier run left, not counted)")
+
+
+def checked_counts(value: Any, method: str, who: str, error: type[BenchError] = BenchError) -> dict[str, Any] | None:
+    """A decoder's answer to `decoder_counts()` (None, or a mapping `counts_problem` accepts); anything else is
+    refused with `error` naming the method, the decoder (`who`) and what was expected."""
+    if value is None:
+        return None
+    why = counts_problem(value)
+    if why:
+        raise error(f"{method}: {who}: decoder_counts() must return None or {COUNTS_EXPECTED}; {why}")
+    return value
+
+
+def add_counts(total: dict[str, Any], counts: dict[str, Any], method: str, error: type[BenchError] = BenchError,
+               path: str = "") -> dict[str, Any]:
+    """`counts` added into `total` key by key (a count where the other holds a mapping is refused); returns total."""
+    for k, v in counts.items():
+        where = f"{path}.{k}" if path else k
+        have = total.get(k)
+        if isinstance(v, dict) != isinstance(have, dict) and have is not None:
+            raise error(f"{method}: decoder_counts() of two decoders disagree at {where}: a count in one, a mapping "
+                        "in the other")
+        total[k] = add_counts(have if have is not None else {}, v, method, error, where) if isinstance(v, dict) \
+            else (have or 0) + v
+    return total
+
+
+def decoding_record(facts: dict[str, Any], rows: int) -> dict[str, Any] | None:
+    """The result's `decoding` record: the decoders' summed counts, how many decoders answered and how many of the
+    run's `rows` streams they decoded in this run. None where the codec counts nothing."""
+    counts = facts.get("decoder_counts")
+    if counts is None:
+        return None
+    decoded = int(facts.get("streams_decoded", 0))
+    return {"counts": counts, "streams_decoded": decoded, "streams_resumed": max(rows - decoded, 0),
+            "decoders": int(facts.get("decoders", 1)), "counted_by": COUNTED_BY}

@@ -12,7 +12,8 @@ what its role allows; it reads `request.json` and the tensors in its `in/` folde
   in the `joint` scenario) at every rate point; writes one bitstream file per image and point. Runs before any
   decoder starts.
 - ``decode``: the same view index: `decompress` each bitstream (with the side view where the scenario gives it);
-  writes the reconstruction (8-bit code values for images, the codec's float output for scalar protocols).
+  writes the reconstruction (8-bit code values for images, the codec's float output for scalar protocols), and
+  hands back what the decoder counted (`Codec.decoder_counts`, checked and summed by the parent).
 - ``estimate``: `estimate_bits` for codecs whose estimate is a decoder-side quantity (it sees x and the decoder's
   side view, and hands back numbers only, after every bitstream and reconstruction is written).
 
@@ -318,7 +319,7 @@ def decode(req: dict[str, Any], out: Path) -> dict[str, Any]:
             (out / "recon" / name).write_bytes(np.ascontiguousarray(arr).tobytes())
             rec["points"][p] = {"file": name, "decode_s": t_dec}
         items.append(rec)
-    return {"items": items, "dec_macs": dec_macs}
+    return {"items": items, "dec_macs": dec_macs, "decoder_counts": codec.decoder_counts()}
 
 
 def estimate(req: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -8,8 +8,9 @@
    by this parent into its input folder (generated datasets: only their seed), and hands back its weights;
 3. one ``encode`` process per *view group* writes every bitstream of the run; **all encoders finish before any
    decoder starts**;
-4. one ``decode`` process per view group gets the bitstreams and the side views the scenario allows and writes
-   the reconstructions;
+4. one ``decode`` process per view group gets the bitstreams and the side views the scenario allows, writes
+   the reconstructions and hands back what its decoder counted (`Codec.decoder_counts`: checked, then summed over
+   the decode roles into the result's `decoding` record);
 5. ``estimate`` (codecs whose likelihood estimate needs the decoder's side view) hands back numbers only.
 
 A *view group* never holds two views of one scene: samples are grouped by `Sample.view` where the dataset sets
@@ -35,6 +36,7 @@ from benchmark.contract.container import Container
 from benchmark.contract.data import readable_samples
 from benchmark.errors import BenchError, DatasetError, IsolationError
 from benchmark.evaluation import sandbox
+from benchmark.evaluation.record import add_counts, checked_counts
 from benchmark.evaluation.roles import read_recon, read_tensor, write_tensor
 from benchmark.evaluation.session import Context, Description
 
@@ -86,7 +88,9 @@ def evaluate(ctx: Context, desc: Description, samples: Any, protocol: Any, *, we
         complexity = None
     else:
         complexity = _encode(ctx, desc, groups, stage, weights, progress)
-    dec_macs = _decode(ctx, desc, groups, stage, weights, image, progress)
+    dec_macs, counts = _decode(ctx, desc, groups, stage, weights, image, progress)
+    if facts is not None:
+        facts.update(decoder_counts=counts[0], decoders=counts[1], streams_decoded=sum(len(e["todo"]) for e in entries))
     if desc.estimate_uses_decoder_side:
         _estimates(ctx, desc, groups, stage, weights)
     rows = _measure(desc, protocol, entries, order, done, stage, image, on_row, keep)
@@ -183,9 +187,12 @@ def _encode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
 
 
 def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None, image: bool,
-            progress: Any) -> int | None:
-    """The decoders: bitstreams and the side views the scenario gives; reconstructions read back (bounded)."""
+            progress: Any) -> tuple[int | None, tuple[dict[str, Any] | None, int]]:
+    """The decoders: bitstreams and the side views the scenario gives; reconstructions read back (bounded).
+    Returns (MAC count, (the decoders' counts summed, or None where none counted; how many counted))."""
     scenario, points, dec_macs = desc.scenario, desc.rate_points, None
+    counts: dict[str, Any] | None = None
+    counted = 0
     jobs = []
     for gi, group in enumerate(groups):
         role = ctx.new(f"decode-{gi}", weights)
@@ -211,9 +218,12 @@ def _decode(ctx: Context, desc: Description, groups: list, stage: Path, weights:
                 e["dec"][p] = {"recon": recon, "decode_s": _reported_number(rec.get("decode_s"))}
         if isinstance(resp.get("dec_macs"), int):
             dec_macs = resp["dec_macs"]
+        got = checked_counts(resp.get("decoder_counts"), desc.name, role.name, IsolationError)
+        if got is not None:
+            counts, counted = add_counts(counts or {}, got, desc.name, IsolationError), counted + 1
         shutil.rmtree(role.folder, ignore_errors=True)
         progress(len(group) / 2)
-    return dec_macs
+    return dec_macs, (checked_counts(counts, desc.name, f"the sum over {counted} decode roles", IsolationError), counted)
 
 
 def _estimates(ctx: Context, desc: Description, groups: list, stage: Path, weights: Path | None) -> None:

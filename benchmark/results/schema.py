@@ -200,6 +200,7 @@ def validate_result(obj: Any) -> dict[str, Any]:
     if meta is not None:
         _check(meta, "twin", "str", "method_meta", optional=True)
     _check_coverage(obj)
+    _check_decoding(obj)
     env = _check(obj, "environment", "dict", "")
     for key in ("versions", "device", "command"):
         _check(env, key, "dict" if key == "versions" else "str", "environment")
@@ -217,6 +218,55 @@ def _check_coverage(obj: dict[str, Any]) -> None:
     _check(cov, "limit", "int", "coverage", nullable=True)
     if _check(cov, "complete", "bool", "coverage") != (cov["samples"] == cov["split_samples"] and cov["skipped"] == 0):
         raise ResultSchemaError("coverage.complete", "must be true exactly when samples == split_samples and skipped == 0")
+
+
+# ---------------------------------------------------------------- what the decoder counted
+MAX_COUNT_KEYS = 1000  # keys in all, at every level
+MAX_COUNT_DEPTH = 3  # levels of mappings (a flat mapping is 1)
+MAX_COUNT = 2**53 - 1  # exact in every JSON reader
+COUNTS_EXPECTED = (f"a mapping of names to non-negative integers (at most {MAX_COUNT}), nested at most "
+                   f"{MAX_COUNT_DEPTH} levels, with at most {MAX_COUNT_KEYS} keys in all")
+
+
+def counts_problem(value: Any) -> str | None:
+    """Why `value` is not a record of decoder counts (`Codec.decoder_counts`, the `decoding.counts` of a result),
+    or None when it is one. Walked without recursion and stopped at the first excess: it may come from a method."""
+    if not isinstance(value, dict):
+        return f"got {type(value).__name__} ({value!r:.40})"
+    keys, stack = 0, [(value, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_COUNT_DEPTH:
+            return f"{path or 'the mapping'} nests more than {MAX_COUNT_DEPTH} levels"
+        keys += len(node)
+        if keys > MAX_COUNT_KEYS:
+            return f"more than {MAX_COUNT_KEYS} keys"
+        for k, v in node.items():
+            if not isinstance(k, str) or not 0 < len(k) <= 100:
+                return f"key {k!r:.60} is not a name of 1 to 100 characters"
+            where = f"{path}.{k}" if path else k
+            if isinstance(v, dict):
+                stack.append((v, depth + 1, where))
+            elif isinstance(v, bool) or not isinstance(v, int):
+                return f"{where} is {type(v).__name__} ({v!r:.40})"
+            elif not 0 <= v <= MAX_COUNT:
+                return f"{where} = {v} lies outside [0, {MAX_COUNT}]"
+    return None
+
+
+def _check_decoding(obj: dict[str, Any]) -> None:
+    """`decoding` (what the decoder counted in this run) is optional: files written before it existed lack it, and
+    it is null for a codec that counts nothing."""
+    rec = _check(obj, "decoding", "dict", "", optional=True)
+    if rec is None:
+        return
+    why = counts_problem(_check(rec, "counts", "dict", "decoding"))
+    if why:
+        raise ResultSchemaError("decoding.counts", f"must be {COUNTS_EXPECTED}: {why}")
+    for key in ("streams_decoded", "streams_resumed", "decoders"):
+        if _check(rec, key, "int", "decoding") < 0:
+            raise ResultSchemaError(f"decoding.{key}", f"must be >= 0, got {rec[key]}")
+    _check(rec, "counted_by", "str", "decoding")
 
 
 def _check_points(obj: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ of the sent label bits under the decoder's soft model (Σ −log2 P(bit | y, low
 measured with y."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from typing import Any
@@ -167,6 +168,11 @@ class LatticeWZCodec(Codec):
         _, a = code.coords(self._samples(x))
         lengths = code.code_lengths(a, side.reshape(-1).double().numpy().reshape(-1, self.n) / code.s, code.coded_planes())
         return float(np.where(code.sent(), lengths, 0.0).sum())
+
+    def decoder_counts(self) -> dict[str, Any] | None:
+        """coder=ldpc: per rate point, the streams decoded and those with a Slepian–Wolf failure (`sw_stats`); the
+        nested coder counts nothing."""
+        return copy.deepcopy(self.sw_stats) if self.options["coder"] == "ldpc" else None
 
     def info(self) -> dict[str, Any]:
         out = super().info()
