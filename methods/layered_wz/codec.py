@@ -12,6 +12,7 @@ For prior="conditional" the bytes are therefore those of a non-Slepian–Wolf co
 on the frozen codes), above the ideal Slepian–Wolf rate by about I(M; Y)."""
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
@@ -334,6 +335,11 @@ class LayeredWZCodec(LearnedCodec):
             y = side.reshape(-1).float()
             return float(self.model.code_lengths(codes, y, "conditional").sum())
         return float(self.model.code_lengths(codes, None, "marginal").sum())
+
+    def decoder_counts(self) -> dict[str, Any] | None:
+        """coder=ldpc: per number of stages, the blocks decoded, those whose Slepian–Wolf decoding failed and the
+        stage each failure stopped at (`sw_stats`); the range coder counts nothing."""
+        return copy.deepcopy(self.sw_stats) if self.options["coder"] == "ldpc" else None
 
     def info(self) -> dict[str, Any]:
         out = super().info()
