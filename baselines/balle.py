@@ -339,8 +339,8 @@ class RDCodec(LearnedCodec):
             model.to("cpu").eval()
             self._update(model, quantiles=True)
             info["weights_sha256"] = state_dict_sha256(model)
-            per_point[p] = {k: info[k] for k in ("steps", "wall_s", "resumed_at", "final_train", "best_val", "best_step",
-                                                  "restored", "weights_sha256")}
+            per_point[p] = {k: info.get(k) for k in ("steps", "wall_s", "cpu_s", "resumed_at", "final_train", "best_val",
+                                                      "best_step", "restored", "weights_sha256")}
         self.training_info = {
             "budget": budget,
             "seed": seed,

@@ -92,7 +92,7 @@ def test_bytes_and_decoded_images_do_not_depend_on_threads_or_process(coded, nam
         assert _sha(a) == sub[name]["decoded"][p], f"{name} {p}: another process decodes the same bytes differently"
 
 
-_TIMING = {"encode_s", "decode_s", "created", "environment", "loaded_from", "wall_s",
+_TIMING = {"encode_s", "decode_s", "created", "environment", "loaded_from", "wall_s", "cpu_s",
            "per_image_csv_sha256", "roles_cpu_s"}  # the CSV holds the timings; the roles' CPU seconds
 
 

@@ -61,6 +61,9 @@ def test_segments_equal_a_run_from_scratch(kitti_like, tmp_path):
     p4, r4 = _run(kitti_like, seg, 4, retrain=True)  # the trainer continues the 2-step checkpoint
     assert r4["training"]["steps"] == 4 and r4["training"].get("loaded_from") is None
     assert all(pt["resumed_at"] == [2] for pt in r4["training"]["points"].values())
+    # training CPU seconds summed over both segments, per point (the equal-CPU comparison of the learning curves)
+    cpu2 = {k: v["cpu_s"] for k, v in r2["training"]["points"].items()}
+    assert all(isinstance(v["cpu_s"], float) and v["cpu_s"] > cpu2[k] > 0 for k, v in r4["training"]["points"].items())
     p4s, r4s = _run(kitti_like, tmp_path / "scratch", 4)
     assert all(pt["resumed_at"] == [] for pt in r4s["training"]["points"].values())
     assert _rows(p4) == _rows(p4s)

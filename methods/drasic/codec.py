@@ -299,6 +299,7 @@ class DRASICCodec(LearnedCodec):
             "validation": info.get("validation"),
             "resumed_at": info.get("resumed_at"),
             "wall_s": round(time.perf_counter() - t0, 2),
+            "cpu_s": info.get("cpu_s"),
             "weights_sha256": state_dict_sha256(self.model),
         }
         return self.training_info

@@ -268,7 +268,7 @@ class NeuralDSC(LearnedCodec):
                             progress=progress)
             vq.to("cpu").eval()
             prior.to("cpu").eval()
-            keep = ("steps", "wall_s", "resumed_at", "final_train", "best_val", "best_step", "restored")
+            keep = ("steps", "wall_s", "cpu_s", "resumed_at", "final_train", "best_val", "best_step", "restored")
             per_point[p] = {"vqvae": {**{k: info_vq.get(k) for k in keep}, "weights_sha256": state_dict_sha256(vq)},
                             "prior": {**{k: info_pr.get(k) for k in keep}, "weights_sha256": state_dict_sha256(prior)}}
         self._p64 = {}
