@@ -429,8 +429,8 @@ class LayeredWZCodec(LearnedCodec):
                               "samples_per_step": o["batch"], "tau": [configs.TAU0, o["tau1"]], "tau_final": round(wrapped.tau(), 6),
                               "steps_taken": int(wrapped.step), "estimator": o["estimator"],
                               "leak": self._leak(wrapped, cfg.steps),
-                              "trainer": {k: info[k] for k in ("config", "wall_s", "final_train", "validation", "weights_sha256",
-                                                               "resumed_at") if k in info}}
+                              "trainer": {k: info[k] for k in ("config", "wall_s", "cpu_s", "final_train", "validation",
+                                                               "weights_sha256", "resumed_at") if k in info}}
         if val is not None:
             self.training_info["val"] = self.evaluate_ideal(val)
         return dict(self.training_info)
