@@ -165,3 +165,15 @@ def test_the_gaussian_leaderboard_reads_the_decoding_record_then_codec_info():
     assert _sw_failures({"decoding": None, "codec_info": {"slepian_wolf": {"decoding": {}}}, "isolation": "sandbox"}) \
         == "not recorded"  # a run that decoded nothing new
     assert _sw_failures({"codec_info": {}, "isolation": "sandbox"}) == NA  # no Slepian–Wolf coder
+
+
+def test_point_jobs_merged_by_a_sweep_sum_their_decoders_counts():
+    from benchmark.cluster.sweep_merge import _merged_decoding
+
+    a = decoding_record({"decoder_counts": {"p=1": {"blocks": 3, "failed": 1}}, "decoders": 1, "streams_decoded": 3}, 3)
+    b = decoding_record({"decoder_counts": {"p=2": {"blocks": 3, "failed": 0}}, "decoders": 2, "streams_decoded": 2}, 3)
+    merged = _merged_decoding([a, b])
+    assert merged["counts"] == {"p=1": {"blocks": 3, "failed": 1}, "p=2": {"blocks": 3, "failed": 0}}
+    assert (merged["streams_decoded"], merged["streams_resumed"], merged["decoders"]) == (5, 1, 3)
+    assert a["counts"] == {"p=1": {"blocks": 3, "failed": 1}}  # the parts are left as they were
+    assert _merged_decoding([a, None]) is None  # a part without counts: the merged result records none

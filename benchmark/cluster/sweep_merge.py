@@ -83,6 +83,8 @@ def merged_result(points: Sequence[str], results: Sequence[dict[str, Any]], poin
     out["points"] = merged_points
     out["complexity"] = copy.deepcopy(results[-1].get("complexity"))  # a run of all points counts at its last one
     out["training"] = _merged_training(points, [r.get("training") for r in results], point_keys)
+    if any("decoding" in r for r in results):
+        out["decoding"] = _merged_decoding([r.get("decoding") for r in results])
     info = out.get("codec_info") or {}
     for key in ("options", "config"):
         if isinstance(info.get(key), dict):
@@ -108,6 +110,20 @@ def _merged_training(points: Sequence[str], trainings: Sequence[Any], point_keys
             out[key] = round(sum(vals), 3) if digits else sum(vals)
     if isinstance(out.get("config"), dict):
         out["config"] = {k: v for k, v in out["config"].items() if k not in point_keys}
+    return out
+
+
+def _merged_decoding(records: Sequence[Any]) -> dict[str, Any] | None:
+    """What the decoders of every point job counted, summed (null unless every point job recorded counts)."""
+    from benchmark.evaluation.record import add_counts
+
+    if not records or not all(isinstance(r, dict) for r in records):
+        return None
+    out = copy.deepcopy(records[0])
+    for r in records[1:]:
+        add_counts(out["counts"], r["counts"], "the merged point results", ConfigError)
+        for key in ("streams_decoded", "streams_resumed", "decoders"):
+            out[key] += r[key]
     return out
 
 
