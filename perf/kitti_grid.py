@@ -6,6 +6,9 @@ Run by hand (not a test), one torch thread per run, ``--jobs`` runs side by side
     python perf/kitti_grid.py --root KITTI_PAIRS --plan                 # what is filed, what is left, CPU hours
     python perf/kitti_grid.py --root KITTI_PAIRS --jobs 2 --worktree    # run what is left; file each run as it ends
     python perf/kitti_grid.py --file                                    # file finished runs only (no training)
+    # a variant, filed apart: the dsi_disparity decoder without side information (its control)
+    python perf/kitti_grid.py --root KITTI_PAIRS --methods dsi_disparity --option side=grey --tag greyside \
+        --measured docs/ablations/dsi_disparity/greyside --jobs 2 --worktree
 
 The grid (`METHODS`, `LAMBDAS`, `SEEDS`, `STEPS`; each can be narrowed on the command line) is what a headline
 BD-PSNR with seed intervals needs: at every step count, every method at 4 λ spanning about 0.1–0.7 bpp (so the
@@ -63,8 +66,8 @@ def lam_text(lam: float) -> str:
     return f"{lam:g}"
 
 
-def job_name(method: str, lam: float, seed: int) -> str:
-    return f"{method}.lam{lam_text(lam)}.seed{seed}"
+def job_name(method: str, lam: float, seed: int, tag: str = "") -> str:
+    return f"{method}{'.' + tag if tag else ''}.lam{lam_text(lam)}.seed{seed}"
 
 
 def filed_points(measured: Path, method: str, steps: int, seed: int) -> dict[str, bool]:
@@ -102,7 +105,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
     for method in args.methods:
         for lam in args.lambdas:
             for seed in args.seeds:
-                job = job_name(method, lam, seed)
+                job = job_name(method, lam, seed, args.tag)
                 rp = f"lambda={lam_text(lam)}"
                 steps = steps_of(args, method)
                 filed = [s for s in steps if is_filed(args, filed_points(args.measured, method, s, seed), rp)]
@@ -132,6 +135,7 @@ def command(args: argparse.Namespace, entry: dict) -> list[str]:
     cmd = ["perf/learning_curve.py", "--method", entry["method"], "--root", str(args.root),
            "--steps", ",".join(map(str, entry["todo"])), "--work", str((args.work / "work" / job).resolve()),
            "--measured", str((args.work / "parts" / job).resolve()), "--option", f"lambdas=[{lam_text(entry['lam'])}]"]
+    cmd += [a for kv in args.option for a in ("--option", kv)]
     return cmd + (["--seed", str(entry["seed"])] if entry["seed"] else [])
 
 
@@ -171,7 +175,7 @@ def file_point(args: argparse.Namespace, method: str, steps: int, seed: int) -> 
         filed = filed_points(args.measured, method, steps, seed)
         parts = {}  # rate point → the part that has it (a job's part holds its λ)
         for lam in sorted(args.lambdas):
-            if (p := part_path(args.work, job_name(method, lam, seed), method, steps, seed)).is_file():
+            if (p := part_path(args.work, job_name(method, lam, seed, args.tag), method, steps, seed)).is_file():
                 parts.update((q["rate_point"], p) for q in json.loads(p.read_text(encoding="utf-8"))["points"])
         stale = sorted(rp for rp in filed if not is_filed(args, filed, rp))
         if stale and not set(filed) <= set(parts):
@@ -238,6 +242,9 @@ def main() -> int:
     ap.add_argument("--steps", help="step counts for every method (default: STEPS, per method)")
     ap.add_argument("--accept-no-cpu", action="store_true",
                     help="count points filed without training CPU seconds as filed (default: retrain them)")
+    ap.add_argument("--option", action="append", default=[],
+                    help="a method option for every job, key=value (a variant: give it --tag and its own --measured)")
+    ap.add_argument("--tag", default="", help="names the jobs of a variant (e.g. greyside for --option side=grey)")
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (one torch thread each)")
     ap.add_argument("--work", default="scratch/kitti-grid", help="training state, weights and parts (not committed)")
     ap.add_argument("--measured", default="measured")
@@ -247,6 +254,9 @@ def main() -> int:
     ap.add_argument("--allow-dirty", action="store_true", help="run from this checkout with uncommitted changes")
     args = ap.parse_args()
     args.methods = [m for m in args.methods.split(",") if m]
+    if args.option and (not args.tag or Path(args.measured).resolve() == (REPO / "measured").resolve()):
+        ap.error("--option makes a variant: name it with --tag and file it apart from measured/ (--measured DIR), "
+                 "since the learning-curve table keys points by method and steps")
     unknown = sorted(set(args.methods) - set(STEP_S))
     if unknown:
         ap.error(f"--methods: {unknown} are not in the grid; choose from {sorted(STEP_S)}")

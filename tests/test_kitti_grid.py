@@ -26,7 +26,7 @@ def _grid():
 def _args(tmp_path: Path, **kw) -> Namespace:
     return Namespace(**{"methods": ["balle2018"], "lambdas": [0.0006, 0.0035], "seeds": [0], "steps": [1000], "jobs": 1,
                         "work": tmp_path / "grid", "measured": tmp_path / "measured", "root": "KITTI_PAIRS",
-                        "accept_no_cpu": False, **kw})
+                        "accept_no_cpu": False, "option": [], "tag": "", **kw})
 
 
 def _with_cpu(path: Path) -> None:
@@ -58,6 +58,9 @@ def test_new_point_copied_then_merged(tmp_path):
     e = {x["job"]: x for x in mod.plan(args)}
     assert mod.command(args, e["balle2018.lam0.0006.seed0"])[-2:] == ["--option", "lambdas=[0.0006]"]
     assert mod.cpu_seconds(e["balle2018.lam0.0006.seed0"], args.work) == 1000 * mod.STEP_S["balle2018"] + mod.EVAL_S
+    variant = _args(tmp_path, option=["side=grey"], tag="greyside")
+    assert mod.command(variant, e["balle2018.lam0.0006.seed0"])[-2:] == ["--option", "side=grey"]
+    assert [x["job"] for x in mod.plan(variant)][0] == "balle2018.greyside.lam0.0006.seed0"
     assert mod.steps_of(_args(tmp_path, steps=None), "balle2018")[-1] > mod.steps_of(_args(tmp_path, steps=None), "dsi_disparity")[-1]
     _part(args, "balle2018.lam0.0006.seed0", committed=False)
     assert _states(mod, args)["balle2018.lam0.0006.seed0"] == ([], [1000], [])
