@@ -1,12 +1,14 @@
-"""Decoding time of dsi_disparity against balle2018 at the same widths, one torch thread (run by hand, not a test).
+"""Decoding time of dsi_disparity (one pass, and passes=2) against balle2018 at the same widths, one torch thread
+(run by hand, not a test).
 
-Both codecs are built with the same widths, λ and seed, so their encoders, entropy models and synthesis g_s hold
+The codecs are built with the same widths, λ and seed, so their encoders, entropy models and synthesis g_s hold
 the same (untrained) weights and code the same bytes: the difference in decoding time is exactly the stereo
-refinement (cost volume, warp, fusion). Times are the codecs' ``decompress`` (container parsing, rANS decoding,
-networks, cropping) on 128x256 images, measured in interleaved rounds (balle2018, then dsi_disparity, per image)
-so that load from other processes falls on both alike; the median over rounds and images is reported. Beside it,
-``networks_only``: the decoders' networks alone (h_s, g_s; plus the refinement), without the container and the rANS
-decoder (CompressAI's entropy decoding is about half of balle2018's decoding time at these widths).
+refinement (cost volume, warp, fusion; with passes=2 also the full-resolution re-matching and the second fusion).
+Times are the codecs' ``decompress`` (container parsing, rANS decoding, networks, cropping) on 128x256 images,
+measured in interleaved rounds (balle2018, dsi_disparity, dsi_disparity.2pass, per image) so that load from other
+processes falls on all alike; the median over rounds and images is reported, and each codec's ratio to balle2018.
+Beside it, ``networks_only``: the decoders' networks alone (h_s, g_s; plus the refinement), without the container
+and the rANS decoder (CompressAI's entropy decoding is about half of balle2018's decoding time at these widths).
 
     OMP_NUM_THREADS=1 python perf/dsi_disparity_cost.py [--root KITTI_PAIRS] [--rounds 15] [--train-steps 10]
 
@@ -44,75 +46,85 @@ def _images(root: str | None, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]
     return out
 
 
-def measure(N: int, M: int, lmbda: float, images, rounds: int) -> dict:
+# the codecs timed: name -> (registered method, extra options); "dsi_disparity.2pass" is passes=2
+CODECS: dict[str, tuple[str, dict]] = {"balle2018": ("balle2018", {}), "dsi_disparity": ("dsi_disparity", {}),
+                                       "dsi_disparity.2pass": ("dsi_disparity", {"passes": 2})}
+
+
+def _ratios(med: dict[str, float], digits: int = 3) -> dict[str, float]:
+    """Each codec's median over balle2018's."""
+    return {k: round(v / med["balle2018"], digits) for k, v in med.items() if k != "balle2018"}
+
+
+def _codecs(N: int, M: int, lmbda: float, names: list[str]) -> dict:
     from benchmark.contract.registry import get_method, get_protocol
 
     proto = get_protocol("stereo/kitti-ndic")
-    opts = {"N": N, "M": M, "lambdas": [lmbda]}
-    balle, dsi = get_method("balle2018")(protocol=proto, **opts), get_method("dsi_disparity")(protocol=proto, **opts)
-    point = balle.rate_points()[0]
+    return {k: get_method(CODECS[k][0])(protocol=proto, N=N, M=M, lambdas=[lmbda], **CODECS[k][1]) for k in names}
+
+
+def measure(N: int, M: int, lmbda: float, images, rounds: int, names: list[str]) -> dict:
+    codecs = _codecs(N, M, lmbda, names)
+    point = codecs["balle2018"].rate_points()[0]
     coded = []
     for x, side in images:
-        a, b = balle.compress(x, point=point), dsi.compress(x, point=point)
-        coded.append((a, b, side))
-        balle.decompress(a), dsi.decompress(b, side=side)  # warm-up (allocations, the coder's tables)
-    times: dict[str, list[float]] = {"balle2018": [], "dsi_disparity": []}
+        data = {k: c.compress(x, point=point) for k, c in codecs.items()}
+        coded.append((data, side))
+        for k, c in codecs.items():  # warm-up (allocations, the coder's tables)
+            c.decompress(data[k], side=None if k == "balle2018" else side)
+    times: dict[str, list[float]] = {k: [] for k in codecs}
     for _ in range(rounds):
-        for a, b, side in coded:
-            t0 = time.perf_counter()
-            balle.decompress(a)
-            t1 = time.perf_counter()
-            dsi.decompress(b, side=side)
-            t2 = time.perf_counter()
-            times["balle2018"].append(t1 - t0)
-            times["dsi_disparity"].append(t2 - t1)
+        for data, side in coded:
+            for k, c in codecs.items():
+                t0 = time.perf_counter()
+                c.decompress(data[k], side=None if k == "balle2018" else side)
+                times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    nets = _networks_only(balle.models[0], dsi.models[0], [x for x, _ in images], [s for _, s in images], rounds)
-    same_bytes = all(_streams(a, "balle2018") == _streams(b, "dsi_disparity") for a, b, _ in coded)
+    nets = _networks_only(codecs, [x for x, _ in images], [s for _, s in images], rounds)
+    same_bytes = all(_streams(d[k], CODECS[k][0]) == _streams(d["balle2018"], "balle2018") for d, _ in coded for k in d)
     return {"N": N, "M": M, "lambda": lmbda, "images": len(coded), "rounds": rounds, "same_bytes": same_bytes,
             "decode_ms_per_image": {k: round(v, 2) for k, v in med.items()},
-            "ratio": round(med["dsi_disparity"] / med["balle2018"], 3),
-            "added_percent": round(100 * (med["dsi_disparity"] / med["balle2018"] - 1), 1),
-            "bytes_per_image": round(statistics.mean(len(a) for a, _, _ in coded), 1),
+            "ratio": _ratios(med), "added_percent": {k: round(100 * (r - 1), 1) for k, r in _ratios(med, 6).items()},
+            "bytes_per_image": round(statistics.mean(len(d["balle2018"]) for d, _ in coded), 1),
             "networks_only": nets}
 
 
 @torch.no_grad()
-def _networks_only(balle, dsi, xs, sides, rounds: int) -> dict:
+def _networks_only(codecs: dict, xs, sides, rounds: int) -> dict:
     """The decoders' networks without the container and the rANS decoder: h_s and g_s (balle2018) against h_s, g_s
     and the stereo refinement (dsi_disparity), on the quantised latents of the same images."""
-    times: dict[str, list[float]] = {"balle2018": [], "dsi_disparity": []}
+    models = {k: c.models[0] for k, c in codecs.items()}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    balle = models["balle2018"]
     for _ in range(rounds):
         for x, side in zip(xs, sides):
             y_hat = torch.round(balle.g_a(x[None]))
             z_hat = torch.round(balle.h_a(torch.abs(y_hat)))
-            t0 = time.perf_counter()
-            balle.h_s(z_hat), balle.g_s(y_hat)
-            t1 = time.perf_counter()
-            dsi.h_s(z_hat), dsi.refiner(dsi.g_s(y_hat), side[None])
-            t2 = time.perf_counter()
-            times["balle2018"].append(t1 - t0)
-            times["dsi_disparity"].append(t2 - t1)
+            for k, m in models.items():
+                t0 = time.perf_counter()
+                m.h_s(z_hat)
+                x0 = m.g_s(y_hat)
+                if k != "balle2018":
+                    m.refiner(x0, side[None])
+                times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return {"ms_per_image": {k: round(v, 2) for k, v in med.items()},
-            "ratio": round(med["dsi_disparity"] / med["balle2018"], 3)}
+    return {"ms_per_image": {k: round(v, 2) for k, v in med.items()}, "ratio": _ratios(med)}
 
 
-def train_step_cost(N: int, M: int, lmbda: float, rounds: int, batch: int = 8, crop: int = 128) -> dict:
-    """Seconds per training step (forward, RD loss, backward, Adam) of the two models at the learning curves'
+def train_step_cost(N: int, M: int, lmbda: float, rounds: int, names: list[str], batch: int = 8,
+                    crop: int = 128) -> dict:
+    """Seconds per training step (forward, RD loss, backward, Adam) of the models at the learning curves'
     batch and crop, interleaved rounds on random crops (the step's cost does not depend on the content)."""
     from benchmark.contract.data import Batch
-    from benchmark.contract.registry import get_method, get_protocol
     from benchmark.training.losses import rd_loss_fn
 
-    proto = get_protocol("stereo/kitti-ndic")
     g = torch.Generator().manual_seed(0)
     x, side = torch.rand(batch, 3, crop, crop, generator=g), torch.rand(batch, 3, crop, crop, generator=g)
     b = Batch(x, side, torch.zeros(batch, dtype=torch.long), [""] * batch)
     steps = {}
-    for name in ("balle2018", "dsi_disparity"):
-        codec = get_method(name)(protocol=proto, N=N, M=M, lambdas=[lmbda])
-        model = codec.build_model(N, M, lmbda).train()
+    for name, codec in _codecs(N, M, lmbda, names).items():
+        codec._instantiate(codec.resolve_config("smoke")[0] | {"N": N, "M": M, "lambdas": [lmbda]})
+        model = codec.models[0].train()
         loss_fn = rd_loss_fn(lmbda, "mse", forward=codec.train_forward)
         steps[name] = (model, loss_fn, torch.optim.Adam(model.parameters(), 1e-4))
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -126,7 +138,7 @@ def train_step_cost(N: int, M: int, lmbda: float, rounds: int, batch: int = 8, c
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"batch": batch, "crop": crop, "s_per_step": {k: round(v, 3) for k, v in med.items()},
-            "ratio": round(med["dsi_disparity"] / med["balle2018"], 3)}
+            "ratio": _ratios(med)}
 
 
 def _streams(data: bytes, method: str) -> list[bytes]:
@@ -145,11 +157,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--train-steps", type=int, default=0, help="also time this many training steps of each (batch 8, "
                     "128x128 crops: the learning curves' settings)")
+    ap.add_argument("--only-2pass", action="store_true", help="time balle2018 and dsi_disparity passes=2 only")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    res = measure(args.N, args.M, args.lmbda, _images(args.root, args.images), args.rounds)
+    names = ["balle2018", *(k for k in CODECS if k != "balle2018" and (k.endswith("2pass") or not args.only_2pass))]
+    res = measure(args.N, args.M, args.lmbda, _images(args.root, args.images), args.rounds, names)
     if args.train_steps:
-        res["training_step"] = train_step_cost(args.N, args.M, args.lmbda, args.train_steps)
+        res["training_step"] = train_step_cost(args.N, args.M, args.lmbda, args.train_steps, names)
     res["threads"] = torch.get_num_threads()
     res["data"] = "stereo/kitti-ndic test pairs" if args.root else "synthetic 128x256 texture pairs"
     print(json.dumps(res, indent=1))

@@ -5,6 +5,7 @@ checks run for every registered codec, this one included, in tests/test_codec_co
 likelihood estimate in tests/test_encoder_estimate.py.)"""
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from benchmark.contract.registry import METHODS, get_dataset, get_protocol
 from benchmark.errors import ConfigError, TrainingError, WeightsError
 from benchmark.evaluation.runner import run
 from benchmark.evaluation.setup import RunSpec
-from methods.dsi_disparity.model import CostVolume, StereoRefiner, unit, warp_horizontal
+from methods.dsi_disparity.model import (CostVolume, DisparityRefinement, StereoRefiner, box_mean, grey, unit,
+                                         warp_horizontal)
 from tests.test_learning_curve import OPTS, _rows, kitti_like  # noqa: F401  (kitti_like: a fixture)
 
 PROTO = "middlebury-sample/stereo"
@@ -121,8 +123,9 @@ def _perturb(codec, seed: int = 5, scale: float = 0.05) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in codec.models:
-            out = m.refiner.fusion.out
-            out.weight.copy_(scale * torch.randn(out.weight.shape, generator=g))
+            for fusion in (m.refiner.fusion, getattr(m.refiner, "fusion2", None)):
+                if fusion is not None:  # the second pass's too (passes=2)
+                    fusion.out.weight.copy_(scale * torch.randn(fusion.out.weight.shape, generator=g))
 
 
 def test_the_decoder_needs_the_side_view():
@@ -258,3 +261,154 @@ def test_grey_side_control_ignores_the_side_view(tmp_path):
     grey.save_weights(tmp_path / "w")
     with pytest.raises(WeightsError, match="side"):
         _codec().load_weights(tmp_path / "w")
+
+
+# ------------------------------------------------------------------------------------ the second pass (passes=2)
+def _one_pass_reference(refiner: StereoRefiner, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The one-pass refinement as it was written before `passes` existed: match on the 1/4 grid, warp, fuse."""
+    f = refiner.features(torch.cat([x0, y]))
+    d, _ = refiner.cost(f[:1], f[1:])
+    d = 4 * F.interpolate(d, scale_factor=4, mode="bilinear", align_corners=False)
+    return refiner.fusion(x0, warp_horizontal(y, d))
+
+
+def test_one_pass_is_unchanged_by_the_option(tmp_path):
+    """passes=1 (the default): the same networks, training plan and weights as before the option (no `passes` key,
+    so saved one-pass plans and weights still match), the same bytes, and a decoded image that is the one-pass
+    refinement of g_s(ŷ) exactly."""
+    codec, explicit = _codec(), _codec(passes=1)
+    _perturb(codec)
+    assert codec.variant is None and explicit.variant is None and "passes" not in codec.training_plan("smoke")
+    assert not any(n.startswith(("refiner.refine", "refiner.fusion2")) for n in codec.models[0].state_dict())
+    x, y = _pair(8, h=64, w=128, seed=4)
+    p = codec.rate_points()[0]
+    data = codec.compress(x, point=p)
+    streams = Container.from_bytes(data, "dsi_disparity").streams
+    assert streams == Container.from_bytes(_codec("balle2018").compress(x, point=p), "balle2018").streams
+    model = codec.models[codec.point_index(p)]
+    with torch.no_grad():
+        z_hat = model.entropy_bottleneck.decompress([streams[1]], (1, 2))
+        y_hat = model.gaussian_conditional.decompress([streams[0]], model.gaussian_conditional.build_indexes(
+            model.h_s(z_hat)), z_hat.dtype)
+        expected = _one_pass_reference(model.refiner, model.g_s(y_hat), y[None]).clamp(0, 1)[0]
+    assert torch.equal(codec.decompress(data, side=y), expected)
+    codec.save_weights(tmp_path / "w")
+    assert "passes" not in json.loads((tmp_path / "w" / "manifest.json").read_text())["config"]
+    _codec(passes=1).load_weights(tmp_path / "w")  # weights without the key are one-pass weights
+
+
+def test_an_untrained_second_pass_decodes_what_one_pass_decodes(tmp_path):
+    """passes=2 built under the same seed holds the one-pass networks with the same weights (built first) plus the
+    second pass, whose fusion's last layer starts at zero: the same bytes decode to the same image, exactly."""
+    one, two = _codec(), _codec(passes=2)
+    one._require_models(), two._require_models()
+    _perturb(one)
+    assert two.variant == "2pass" and two.training_plan("smoke")["passes"] == 2
+    for m1, m2 in zip(one.models, two.models):
+        sd1, sd2 = m1.state_dict(), m2.state_dict()
+        assert set(sd1) < set(sd2) and {k.split(".")[1] for k in set(sd2) - set(sd1)} == {"refine", "fusion2"}
+        m2.load_state_dict({**sd2, **sd1})  # the one-pass weights, the second pass untrained
+    x, y = _pair(-8, h=64, w=128, seed=6)
+    for p in one.rate_points():
+        data = one.compress(x, point=p)
+        assert data == two.compress(x, point=p)
+        assert torch.equal(two.decompress(data, side=y), one.decompress(data, side=y))
+
+
+@pytest.mark.parametrize("error", [2.0, -3.0, 1.5])
+def test_the_second_pass_recovers_a_known_disparity_error(error):
+    """A textured pair with x(u) = y(u − 8) and a first-pass disparity off by `error` px: the full-resolution
+    re-matching (±4 px around it, untrained) brings it back to 8, and the warped side view to x."""
+    x, y = _pair(8, h=64, w=192, seed=1)
+    d1 = torch.full((1, 1, 64, 192), 8.0 + error)
+    refine = DisparityRefinement(radius=4, window=5)
+    with torch.no_grad():
+        d2, confidence = refine(x[None], y[None], d1)
+    inner = (0, 0, slice(8, -8), slice(24, -24))
+    assert (d2[inner] - 8).abs().median() < 0.1 < abs(error), d2[inner].median()
+    assert ((d2[inner] - 8).abs() < 0.5).float().mean() > 0.9
+    assert confidence.shape == d1.shape and 1 / 9 <= confidence.min() and confidence.max() <= 1
+    err = lambda d: (warp_horizontal(y[None], d) - x[None])[..., 8:-8, 24:-24].abs().mean()  # noqa: E731
+    assert err(d2) < 0.25 * err(d1)
+
+
+def test_the_second_pass_matching_is_the_warp_it_stands_for():
+    """The candidates built by one gather are the grey side view warped by d₁ + δ (`warp_horizontal`), and the
+    box filter is torch's avg_pool2d without the padding counted."""
+    g = torch.Generator().manual_seed(7)
+    y, d1 = torch.rand(2, 3, 21, 37, generator=g), 12 * torch.randn(2, 1, 21, 37, generator=g)
+    refine = DisparityRefinement(radius=3)
+    expected = torch.cat([warp_horizontal(grey(y), d1 + s) for s in range(-3, 4)], 1)
+    assert torch.allclose(refine.candidates(y, d1), expected, atol=1e-5)
+    cost = torch.rand(2, 7, 21, 37, generator=g)
+    assert torch.allclose(box_mean(cost, 5), F.avg_pool2d(cost, 5, 1, 2, count_include_pad=False), atol=1e-6)
+
+
+def test_decoding_real_bytes_gives_the_models_reconstruction_with_two_passes():
+    codec = _codec(passes=2)
+    _perturb(codec)
+    x, y = _pair(6, h=64, w=128, seed=8)
+    for p in codec.rate_points():
+        data = codec.compress(x, point=p)
+        decoded = codec.decompress(data, side=y)
+        assert torch.allclose(decoded, codec.reconstruct(x, side=y, point=p), atol=1e-5)
+        # the trained-like second pass changes the image (it is not the identity)
+        assert (decoded - _codec_sharing(codec, passes=1).decompress(data, side=y)).abs().max() > 1e-4
+
+
+def _codec_sharing(codec, **options):
+    """A codec with other options whose models are `codec`'s (the networks it has in common)."""
+    other = _codec(**options)
+    other._require_models()
+    for mine, theirs in zip(other.models, codec.models):
+        mine.load_state_dict({k: v for k, v in theirs.state_dict().items() if k in mine.state_dict()})
+    return other
+
+
+def test_two_pass_options_are_checked_and_saved_with_the_weights(tmp_path):
+    one, two = _codec(), _codec(passes=2)
+    _perturb(one), _perturb(two)
+    one.save_weights(tmp_path / "one")
+    two.save_weights(tmp_path / "two")
+    with pytest.raises(WeightsError, match="passes=1, the options ask for passes=2"):
+        _codec(passes=2).load_weights(tmp_path / "one")
+    with pytest.raises(WeightsError, match="passes=2, the options ask for passes=1"):
+        _codec().load_weights(tmp_path / "two")
+    loaded = _codec(passes=2)
+    loaded.load_weights(tmp_path / "two")
+    x, y = _pair(4, h=64, w=128, seed=9)
+    p = two.rate_points()[0]
+    data = two.compress(x, point=p)
+    assert torch.equal(loaded.decompress(data, side=y), two.decompress(data, side=y))
+    with pytest.raises(ConfigError, match="warp=false"):
+        _codec(passes=2, warp=False)
+    with pytest.raises(ConfigError, match="passes"):
+        _codec(passes=3)
+    # the grey-side control of the two-pass decoder: the same decoder without side information
+    control = _codec(passes=2, side="grey")
+    assert control.variant == "2pass+greyside"
+    control.models = two.models
+    assert torch.equal(control.decompress(data, side=y), control.decompress(data, side=torch.rand_like(y)))
+
+
+def test_zero_disparity_zeroes_both_passes(tmp_path):
+    """disparity=zero with passes=2: the first pass fuses y unaligned, the second matches around 0 for its
+    confidence but warps by 0 as well."""
+    two = _codec(passes=2)
+    _perturb(two)
+    two.save_weights(tmp_path / "w")
+    zero = _codec(passes=2, disparity="zero")
+    zero.load_weights(tmp_path / "w")
+    assert zero.variant == "2pass+zero-disparity"
+    x, y = _pair(12, h=64, w=128, seed=2)
+    model = zero.models[0]
+    with torch.no_grad():
+        x0 = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
+        out, disp = model.refiner(x0, y[None])
+        r = model.refiner
+        x1 = r.fusion(x0, y[None])
+        _, confidence = r.refine(x1, y[None], torch.zeros_like(x0[:, :1]))
+        assert disp is None and torch.equal(out, r.fusion2(x1, y[None], confidence))
+    p = two.rate_points()[0]
+    data = two.compress(x, point=p)
+    assert (zero.decompress(data, side=y) - two.decompress(data, side=y)).abs().max() > 1e-3

@@ -14,7 +14,10 @@ the side view cannot reach it. Options of its own:
   ``--weights`` pointing at the trained weights; it refuses to train.
 - ``side`` (trained with the weights): ``grey`` feeds the decoder a grey image instead of the side view, in
   training and decoding: the control that separates what the larger decoder gains from what the side view does.
-- ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4)."""
+- ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4).
+- ``passes`` (trained with the weights): 2 adds a second, full-resolution pass on the refined image (the disparity
+  re-matched ±4 px around the first pass's, a second fusion); results and weights under ``dsi_disparity.2pass``.
+  Needs warp=true; with side=grey it is the control of the two-pass decoder (``2pass+greyside``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,6 +52,9 @@ OPTIONS: tuple[Option, ...] = (
            "with the weights)", choices=("view", "grey")),
     Option("max_disp", int, None, f"disparity search range ±pixels, a multiple of {MATCH_SCALE} (default "
            f"{DEFAULT_MAX_DISP}; saved with the weights)", minimum=MATCH_SCALE),
+    Option("passes", int, 1, "refinement passes: 1, or 2 (a second pass re-matches the disparity at full resolution "
+           "on the refined image, ±4 px around the first pass's, and fuses again; needs warp=true; saved with the "
+           "weights, results under dsi_disparity.2pass)", minimum=1, maximum=2),
 )
 
 _PAPER = ("ours, on J. Ballé et al., Variational Image Compression with a Scale Hyperprior, ICLR 2018 (encoder, "
@@ -72,7 +78,7 @@ class DsiDisparity(_ZooCodec):
     options_spec = OPTIONS
 
     def __init__(self, protocol: Any = None, *, warp: bool = True, disparity: str = "estimated",
-                 max_disp: int | None = None, side: str = "view", **options: Any):
+                 max_disp: int | None = None, side: str = "view", passes: int = 1, **options: Any):
         if max_disp is not None and max_disp % MATCH_SCALE:
             raise ConfigError(f"dsi_disparity: max_disp={max_disp} must be a multiple of {MATCH_SCALE} (the cost "
                               f"volume's grid), e.g. {MATCH_SCALE * max(1, round(max_disp / MATCH_SCALE))}")
@@ -81,10 +87,15 @@ class DsiDisparity(_ZooCodec):
         if not warp and self._zero_disparity:
             raise ConfigError("dsi_disparity: disparity=zero applies to weights trained with warping; with warp=false "
                               "no disparity is used at all")
-        self._grey_side = side == "grey"
-        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side)
-        names = [n for n, on in (("nowarp", not warp), ("zero-disparity", self._zero_disparity),
-                                 ("greyside", self._grey_side)) if on]
+        if passes not in (1, 2):
+            raise ConfigError(f"dsi_disparity: passes={passes!r} must be 1 or 2")
+        if passes == 2 and not warp:
+            raise ConfigError("dsi_disparity: passes=2 refines the estimated disparity at full resolution; with "
+                              "warp=false there is none (train the ablation without warping with passes=1)")
+        self._grey_side, self._passes = side == "grey", int(passes)
+        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side, passes=self._passes)
+        names = [n for n, on in (("2pass", self._passes == 2), ("nowarp", not warp),
+                                 ("zero-disparity", self._zero_disparity), ("greyside", self._grey_side)) if on]
         self.variant = "+".join(names) or None
 
     # ---- configuration ------------------------------------------------------------------------------
@@ -92,6 +103,8 @@ class DsiDisparity(_ZooCodec):
         cfg, tc = super().resolve_config(budget)
         cfg.update(warp=self._opt_warp, side="grey" if self._grey_side else "view", max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
                    match_window=MATCH_WINDOW, fusion_width=FUSION_WIDTH)
+        if self._passes != 1:  # absent for one pass: one-pass plans (and saved weights) stay as they were
+            cfg["passes"] = self._passes
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
@@ -104,7 +117,8 @@ class DsiDisparity(_ZooCodec):
         model = DSIDisparity(N, M, max_disp=int(cfg.get("max_disp", DEFAULT_MAX_DISP)),
                              match_channels=int(cfg.get("match_channels", MATCH_CHANNELS)),
                              fusion_width=int(cfg.get("fusion_width", FUSION_WIDTH)), warp=bool(cfg.get("warp", True)),
-                             match_window=int(cfg.get("match_window", MATCH_WINDOW)))
+                             match_window=int(cfg.get("match_window", MATCH_WINDOW)),
+                             passes=int(cfg.get("passes", 1)))
         model.refiner.zero_disparity = self._zero_disparity  # a decoding switch: no parameters, not in the weights
         return model
 
@@ -120,6 +134,12 @@ class DsiDisparity(_ZooCodec):
         summary = super().load_weights(directory)
         cfg = self.config
         wanted = {"warp": self._opt_warp, "max_disp": self._opt_max_disp}
+        if cfg.get("passes", 1) != self._passes:  # weights from before the option are one-pass
+            self.models = []
+            raise WeightsError(f"weights in {directory} were trained with passes={cfg.get('passes', 1)}, the options "
+                               f"ask for passes={self._passes} (a {self._passes}-pass decoder has "
+                               f"{'more' if self._passes == 2 else 'fewer'} networks; train it, or ask for "
+                               f"--option passes={cfg.get('passes', 1)})")
         if self._grey_side or cfg.get("side", "view") != "view":  # weights from before the option are side=view
             wanted["side"] = "grey" if self._grey_side else "view"
         for key, value in wanted.items():
@@ -153,5 +173,6 @@ class DsiDisparity(_ZooCodec):
                               "suite's container; the side view is used by the decoder only (disparity, warp, fusion) "
                               f"and costs nothing; image padded to a multiple of {self.stride}")
         base["decoder"] = {"warp": self._opt_warp, "side": "grey" if self._grey_side else "view", "disparity": "zero" if self._zero_disparity else "estimated",
+                           "passes": self._passes,
                            "max_disp_px": self.config.get("max_disp", self._opt_max_disp or DEFAULT_MAX_DISP)}
         return base

@@ -11,7 +11,12 @@ the PSNR of x̂₀ and of the refined image over the test pairs (128x256, both d
 - ``oracle``: the disparity matched on the true x instead of x̂₀ (what better matching could give);
 - ``nowarp``: the side view unaligned (the codec's ``warp=false``); ``grey``: a flat grey side view (no side
   information: what the fusion network gains by sharpening x̂₀ alone);
-- ``zero``: trained with warping, evaluated with zero disparity (the codec's ``disparity=zero``)."""
+- ``zero``: trained with warping, evaluated with zero disparity (the codec's ``disparity=zero``);
+- ``2pass``: the codec's ``passes=2`` (a second pass re-matches the disparity at full resolution on the refined
+  x̂₁, ±4 px around the first pass's, and fuses again); ``2pass-oracle``: its second pass matched on the true x.
+
+Besides the PSNRs, for the warping variants: the PSNR of the side view warped by the first pass's disparity
+(``psnr_side_warped``) and, for the two-pass variants, by the second pass's (``psnr_side_warped2``)."""
 from __future__ import annotations
 
 import argparse
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 
 from .model import StereoRefiner, warp_horizontal
 
-VARIANTS = ("window=3", "window=7", "oracle", "nowarp", "grey", "zero")
+VARIANTS = ("window=3", "window=7", "oracle", "nowarp", "grey", "zero", "2pass", "2pass-oracle")
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
@@ -51,15 +56,25 @@ def run(variant: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
         steps: int) -> dict[str, float]:
     torch.manual_seed(0)
     window = int(variant.split("=")[1]) if variant.startswith("window=") else 7
-    refiner = StereoRefiner(32, 32, 32, warp=variant not in ("nowarp", "grey"), window=window)
+    two = variant.startswith("2pass")
+    refiner = StereoRefiner(32, 32, 32, warp=variant not in ("nowarp", "grey"), window=window, passes=2 if two else 1)
     grey = variant == "grey"
+    fields: dict[str, torch.Tensor] = {}
 
     def forward(x0: torch.Tensor, side: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if grey:
             side = torch.full_like(side, 0.5)
         if variant == "oracle":
             return refiner.fusion(x0, warp_horizontal(side, refiner.disparity(x, side)))
-        return refiner(x0, side)[0]
+        if not refiner.warp or refiner.zero_disparity:
+            return refiner(x0, side)[0]
+        fields["d1"] = d1 = refiner.disparity(x0, side)
+        x1 = refiner.fusion(x0, warp_horizontal(side, d1))
+        if not two:
+            return x1
+        d2, confidence = refiner.refine(x if variant == "2pass-oracle" else x1, side, d1)
+        fields["d2"] = d2
+        return refiner.fusion2(x1, warp_horizontal(side, d2), confidence)
 
     opt = torch.optim.Adam(refiner.parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
@@ -78,7 +93,9 @@ def run(variant: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
         x0 = blur(TX)
         refiner.zero_disparity = variant == "zero"
         out = forward(x0, TS, TX)
-    return {"psnr_x0": round(psnr(x0, TX), 2), "psnr_refined": round(psnr(out, TX), 2),
+    warped = {f"psnr_side_warped{'' if k == 'd1' else '2'}": round(psnr(warp_horizontal(TS, d), TX), 2)
+              for k, d in fields.items()}
+    return {"psnr_x0": round(psnr(x0, TX), 2), "psnr_refined": round(psnr(out, TX), 2), **warped,
             "train_s": round(time.perf_counter() - t0, 1)}
 
 
