@@ -56,11 +56,48 @@ def _ratios(med: dict[str, float], digits: int = 3) -> dict[str, float]:
     return {k: round(v / med["balle2018"], digits) for k, v in med.items() if k != "balle2018"}
 
 
+class Timer:
+    """Per name, the wall time and this thread's CPU time of timed calls. With one torch thread the networks run in
+    the calling thread, so the CPU time leaves out the time other processes hold the cores: on a loaded shared
+    machine it is the steadier measure (the wall-time ratios move by several per cent between runs)."""
+
+    def __init__(self, names) -> None:
+        self.wall: dict[str, list[float]] = {k: [] for k in names}
+        self.cpu: dict[str, list[float]] = {k: [] for k in names}
+
+    def __call__(self, name: str, fn, keep: bool = True):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        if keep:
+            self.cpu[name].append(time.thread_time() - c0)
+            self.wall[name].append(time.perf_counter() - t0)
+        return out
+
+    def summary(self, unit: str, scale: float, digits: int = 2) -> dict:
+        wall = {k: statistics.median(v) * scale for k, v in self.wall.items()}
+        cpu = {k: statistics.median(v) * scale for k, v in self.cpu.items()}
+        return {f"{unit}_wall": {k: round(v, digits) for k, v in wall.items()}, "ratio_wall": _ratios(wall),
+                f"{unit}_cpu": {k: round(v, digits) for k, v in cpu.items()}, "ratio_cpu": _ratios(cpu)}
+
+
 def _codecs(N: int, M: int, lmbda: float, names: list[str]) -> dict:
+    """The codecs, with (untrained) models built; a name ``dsi_disparity.2pass:R=r,W=w`` is passes=2 with the
+    second pass's radius r and fusion width w in place of the codec's constants (the cost of cheaper variants)."""
     from benchmark.contract.registry import get_method, get_protocol
 
     proto = get_protocol("stereo/kitti-ndic")
-    return {k: get_method(CODECS[k][0])(protocol=proto, N=N, M=M, lambdas=[lmbda], **CODECS[k][1]) for k in names}
+    out = {}
+    for k in names:
+        base, _, spec = k.partition(":")
+        codec = get_method(CODECS[base][0])(protocol=proto, N=N, M=M, lambdas=[lmbda], **CODECS[base][1])
+        over = {"refine_radius" if a == "R" else "fusion2_width": int(v)
+                for a, v in (kv.split("=") for kv in spec.split(",") if kv)}
+        codec._instantiate({**codec.resolve_config("smoke")[0], "N": N, "M": M, "lambdas": [lmbda], **over})
+        for model in codec.models:
+            model.eval()
+            codec._update(model, quantiles=True)
+        out[k] = codec
+    return out
 
 
 def measure(N: int, M: int, lmbda: float, images, rounds: int, names: list[str]) -> dict:
@@ -72,19 +109,17 @@ def measure(N: int, M: int, lmbda: float, images, rounds: int, names: list[str])
         coded.append((data, side))
         for k, c in codecs.items():  # warm-up (allocations, the coder's tables)
             c.decompress(data[k], side=None if k == "balle2018" else side)
-    times: dict[str, list[float]] = {k: [] for k in codecs}
+    timer = Timer(codecs)
     for _ in range(rounds):
         for data, side in coded:
             for k, c in codecs.items():
-                t0 = time.perf_counter()
-                c.decompress(data[k], side=None if k == "balle2018" else side)
-                times[k].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+                timer(k, lambda: c.decompress(data[k], side=None if k == "balle2018" else side))
+    decode = timer.summary("ms_per_image", 1000)
     nets = _networks_only(codecs, [x for x, _ in images], [s for _, s in images], rounds)
-    same_bytes = all(_streams(d[k], CODECS[k][0]) == _streams(d["balle2018"], "balle2018") for d, _ in coded for k in d)
+    same_bytes = all(_streams(d[k], CODECS[k.partition(":")[0]][0]) == _streams(d["balle2018"], "balle2018")
+                     for d, _ in coded for k in d)
     return {"N": N, "M": M, "lambda": lmbda, "images": len(coded), "rounds": rounds, "same_bytes": same_bytes,
-            "decode_ms_per_image": {k: round(v, 2) for k, v in med.items()},
-            "ratio": _ratios(med), "added_percent": {k: round(100 * (r - 1), 1) for k, r in _ratios(med, 6).items()},
+            "decode": decode, "added_percent_cpu": {k: round(100 * (r - 1), 1) for k, r in decode["ratio_cpu"].items()},
             "bytes_per_image": round(statistics.mean(len(d["balle2018"]) for d, _ in coded), 1),
             "networks_only": nets}
 
@@ -94,21 +129,22 @@ def _networks_only(codecs: dict, xs, sides, rounds: int) -> dict:
     """The decoders' networks without the container and the rANS decoder: h_s and g_s (balle2018) against h_s, g_s
     and the stereo refinement (dsi_disparity), on the quantised latents of the same images."""
     models = {k: c.models[0] for k, c in codecs.items()}
-    times: dict[str, list[float]] = {k: [] for k in models}
+    timer = Timer(models)
     balle = models["balle2018"]
+
+    def decoder(k: str, z_hat: torch.Tensor, y_hat: torch.Tensor, side: torch.Tensor):
+        m = models[k]
+        m.h_s(z_hat)
+        x0 = m.g_s(y_hat)
+        return x0 if k == "balle2018" else m.refiner(x0, side[None])
+
     for _ in range(rounds):
         for x, side in zip(xs, sides):
             y_hat = torch.round(balle.g_a(x[None]))
             z_hat = torch.round(balle.h_a(torch.abs(y_hat)))
-            for k, m in models.items():
-                t0 = time.perf_counter()
-                m.h_s(z_hat)
-                x0 = m.g_s(y_hat)
-                if k != "balle2018":
-                    m.refiner(x0, side[None])
-                times[k].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return {"ms_per_image": {k: round(v, 2) for k, v in med.items()}, "ratio": _ratios(med)}
+            for k in models:
+                timer(k, lambda: decoder(k, z_hat, y_hat, side))
+    return timer.summary("ms_per_image", 1000)
 
 
 def train_step_cost(N: int, M: int, lmbda: float, rounds: int, names: list[str], batch: int = 8,
@@ -123,22 +159,20 @@ def train_step_cost(N: int, M: int, lmbda: float, rounds: int, names: list[str],
     b = Batch(x, side, torch.zeros(batch, dtype=torch.long), [""] * batch)
     steps = {}
     for name, codec in _codecs(N, M, lmbda, names).items():
-        codec._instantiate(codec.resolve_config("smoke")[0] | {"N": N, "M": M, "lambdas": [lmbda]})
         model = codec.models[0].train()
         loss_fn = rd_loss_fn(lmbda, "mse", forward=codec.train_forward)
         steps[name] = (model, loss_fn, torch.optim.Adam(model.parameters(), 1e-4))
-    times: dict[str, list[float]] = {k: [] for k in steps}
+    timer = Timer(steps)
+
+    def step(model, loss_fn, opt) -> None:
+        opt.zero_grad()
+        loss_fn(model, b)["loss"].backward()
+        opt.step()
+
     for r in range(rounds + 1):
-        for name, (model, loss_fn, opt) in steps.items():
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            loss_fn(model, b)["loss"].backward()
-            opt.step()
-            if r:  # the first round warms up
-                times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"batch": batch, "crop": crop, "s_per_step": {k: round(v, 3) for k, v in med.items()},
-            "ratio": _ratios(med)}
+        for name, parts in steps.items():
+            timer(name, lambda: step(*parts), keep=r > 0)  # the first round warms up
+    return {"batch": batch, "crop": crop, **timer.summary("s_per_step", 1, 3)}
 
 
 def _streams(data: bytes, method: str) -> list[bytes]:
@@ -158,9 +192,12 @@ def main() -> int:
     ap.add_argument("--train-steps", type=int, default=0, help="also time this many training steps of each (batch 8, "
                     "128x128 crops: the learning curves' settings)")
     ap.add_argument("--only-2pass", action="store_true", help="time balle2018 and dsi_disparity passes=2 only")
+    ap.add_argument("--pass2-variants", default="", help="cheaper second passes to time too, ';'-separated, each "
+                    "'R=r,W=w' (the radius of the re-matching, the second fusion's width), e.g. 'R=2;W=16;R=2,W=16'")
     args = ap.parse_args()
     torch.set_num_threads(1)
     names = ["balle2018", *(k for k in CODECS if k != "balle2018" and (k.endswith("2pass") or not args.only_2pass))]
+    names += [f"dsi_disparity.2pass:{v}" for v in args.pass2_variants.split(";") if v]
     res = measure(args.N, args.M, args.lmbda, _images(args.root, args.images), args.rounds, names)
     if args.train_steps:
         res["training_step"] = train_step_cost(args.N, args.M, args.lmbda, args.train_steps, names)

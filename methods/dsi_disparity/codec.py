@@ -40,6 +40,11 @@ DEFAULT_MAX_DISP = 32  # pixels: KITTI at 128x256 has a median disparity of 5 px
 MATCH_CHANNELS = 32
 FUSION_WIDTH = 32
 MATCH_WINDOW = 7  # cells of the 1/4 grid the correlation is averaged over (28x28 px)
+# the second pass (passes=2): candidates ±REFINE_RADIUS px around the first pass's disparity, squared grey-level
+# differences averaged over REFINE_WINDOW² pixels, a second fusion of FUSION2_WIDTH channels (saved with the weights)
+REFINE_RADIUS = 4
+REFINE_WINDOW = 5
+FUSION2_WIDTH = FUSION_WIDTH
 
 OPTIONS: tuple[Option, ...] = (
     *RD_OPTIONS,
@@ -104,7 +109,8 @@ class DsiDisparity(_ZooCodec):
         cfg.update(warp=self._opt_warp, side="grey" if self._grey_side else "view", max_disp=self._opt_max_disp or DEFAULT_MAX_DISP, match_channels=MATCH_CHANNELS,
                    match_window=MATCH_WINDOW, fusion_width=FUSION_WIDTH)
         if self._passes != 1:  # absent for one pass: one-pass plans (and saved weights) stay as they were
-            cfg["passes"] = self._passes
+            cfg.update(passes=self._passes, refine_radius=REFINE_RADIUS, refine_window=REFINE_WINDOW,
+                       fusion2_width=FUSION2_WIDTH)
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
@@ -118,7 +124,9 @@ class DsiDisparity(_ZooCodec):
                              match_channels=int(cfg.get("match_channels", MATCH_CHANNELS)),
                              fusion_width=int(cfg.get("fusion_width", FUSION_WIDTH)), warp=bool(cfg.get("warp", True)),
                              match_window=int(cfg.get("match_window", MATCH_WINDOW)),
-                             passes=int(cfg.get("passes", 1)))
+                             passes=int(cfg.get("passes", 1)), refine_radius=int(cfg.get("refine_radius", REFINE_RADIUS)),
+                             refine_window=int(cfg.get("refine_window", REFINE_WINDOW)),
+                             fusion2_width=int(cfg.get("fusion2_width", FUSION2_WIDTH)))
         model.refiner.zero_disparity = self._zero_disparity  # a decoding switch: no parameters, not in the weights
         return model
 

@@ -13,7 +13,9 @@ the PSNR of x̂₀ and of the refined image over the test pairs (128x256, both d
   information: what the fusion network gains by sharpening x̂₀ alone);
 - ``zero``: trained with warping, evaluated with zero disparity (the codec's ``disparity=zero``);
 - ``2pass``: the codec's ``passes=2`` (a second pass re-matches the disparity at full resolution on the refined
-  x̂₁, ±4 px around the first pass's, and fuses again); ``2pass-oracle``: its second pass matched on the true x.
+  x̂₁, ±4 px around the first pass's, and fuses again); ``2pass-oracle``: its second pass matched on the true x;
+  ``2pass:R=r:W=w`` (either part optional): the second pass with the radius r and the second fusion's width w
+  (cheaper variants).
 
 Besides the PSNRs, for the warping variants: the PSNR of the side view warped by the first pass's disparity
 (``psnr_side_warped``) and, for the two-pass variants, by the second pass's (``psnr_side_warped2``)."""
@@ -57,7 +59,9 @@ def run(variant: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
     torch.manual_seed(0)
     window = int(variant.split("=")[1]) if variant.startswith("window=") else 7
     two = variant.startswith("2pass")
-    refiner = StereoRefiner(32, 32, 32, warp=variant not in ("nowarp", "grey"), window=window, passes=2 if two else 1)
+    pass2 = {"R": 4, "W": 32, **{a: int(v) for a, v in (kv.split("=") for kv in variant.split(":")[1:])}}
+    refiner = StereoRefiner(32, 32, 32, warp=variant not in ("nowarp", "grey"), window=window, passes=2 if two else 1,
+                            refine_radius=pass2["R"], fusion2_width=pass2["W"])
     grey = variant == "grey"
     fields: dict[str, torch.Tensor] = {}
 
@@ -108,8 +112,8 @@ def main() -> int:
     torch.set_num_threads(1)
     train, test = _stack(Path(args.root), "train"), _stack(Path(args.root), "test")
     for v in args.variants.split(","):
-        if v not in VARIANTS and not v.startswith("window="):
-            raise SystemExit(f"unknown variant {v!r}; one of {', '.join(VARIANTS)} (or window=K, K odd)")
+        if v not in VARIANTS and not v.startswith(("window=", "2pass:")):
+            raise SystemExit(f"unknown variant {v!r}; one of {', '.join(VARIANTS)} (or window=K, K odd; 2pass:R=r:W=w)")
         print(json.dumps({"variant": v, "steps": args.steps, **run(v, train, test, args.steps)}), flush=True)
     return 0
 

@@ -9,6 +9,9 @@
 - ``Fusion``: (x̂₀, warped y) at 1/2 resolution (pixel unshuffle) → 1×1 conv, depthwise 3×3,
   1×1 conv → pixel shuffle → a residual added to x̂₀. Its last layer starts at zero: an untrained model decodes
   exactly what balle2018 with the same weights decodes.
+- ``DisparityRefinement`` (``passes=2``): the second pass's matching at full resolution, ±R px around the first
+  pass's disparity on the refined image, by soft-argmin over window-averaged squared grey-level differences; a
+  second ``Fusion`` (one more input plane: the match's confidence) refines x̂₁ again, zero-initialised.
 - ``DSIDisparity``: CompressAI's ``ScaleHyperprior`` (encoder, entropy models, synthesis g_s: unchanged, so the
   bytes are balle2018's) whose decoder refines x̂₀ = g_s(ŷ) with the side view: disparity between x̂₀ and y on
   the 1/4 grid, upsampled to full resolution, y warped into x's view, fused.
@@ -128,13 +131,17 @@ class Fusion(nn.Module):
 
 def box_mean(a: torch.Tensor, window: int) -> torch.Tensor:
     """The mean of `a` (…×H×W) over window×window neighbourhoods, of the entries inside the image only (torch's
-    ``avg_pool2d(…, stride=1, padding=window // 2, count_include_pad=False)``, by separable shifted sums: on one CPU
-    thread ~30× faster than avg_pool2d at stride 1)."""
+    ``avg_pool2d(…, stride=1, padding=window // 2, count_include_pad=False)``, by separable shifted sums, rows
+    first, accumulated in place: on one CPU thread many times faster than avg_pool2d at stride 1)."""
     r, (h, w) = window // 2, a.shape[-2:]
-    p = F.pad(a, (r, r, 0, 0))
-    s = sum(p[..., i:i + w] for i in range(1, window)) + p[..., :w]
-    p = F.pad(s, (0, 0, r, r))
-    s = sum(p[..., i:i + h, :] for i in range(1, window)) + p[..., :h, :]
+    p = F.pad(a, (0, 0, r, r))
+    s = p[..., :h, :].clone()
+    for i in range(1, window):
+        s += p[..., i:i + h, :]
+    p = F.pad(s, (r, r))
+    s = p[..., :w].clone()
+    for i in range(1, window):
+        s += p[..., i:i + w]
     count = [window * F.avg_pool1d(torch.ones(1, 1, n, dtype=a.dtype, device=a.device), window, 1, r)[0, 0]
              for n in (h, w)]  # entries inside the image, per axis
     return s / (count[0][:, None] * count[1][None, :])
@@ -190,10 +197,13 @@ class StereoRefiner(nn.Module):
     ``passes`` 2: a second pass on the refined x̂₁ (the first pass's output): the disparity re-matched at full
     resolution around the first pass's (`DisparityRefinement`, ±`refine_radius` px), y warped by it, and a second
     `Fusion` fed (x̂₁, that warped y, the match's confidence max_δ p_δ) adds a residual to x̂₁. Its last layer
-    starts at zero: an untrained second pass returns x̂₁ exactly."""
+    starts at zero: an untrained second pass returns x̂₁ exactly. The confidence is max_δ p_δ rather than the lowest
+    cost: the fusion can compute the remaining mismatch of x̂₁ and the warped y from its own two inputs, not how
+    ambiguous the match was among the candidates (flat or repetitive texture, occlusions); and max p lies in
+    [1/(2R+1), 1] whatever the image's contrast, where a cost scales with it."""
 
     def __init__(self, max_disp: int, match_channels: int, fusion_width: int, warp: bool = True, window: int = 7,
-                 passes: int = 1, refine_radius: int = 4, refine_window: int = 5):
+                 passes: int = 1, refine_radius: int = 4, refine_window: int = 5, fusion2_width: int | None = None):
         super().__init__()
         if max_disp % MATCH_SCALE:
             raise ValueError(f"max_disp must be a multiple of {MATCH_SCALE}, got {max_disp}")
@@ -207,7 +217,7 @@ class StereoRefiner(nn.Module):
         self.fusion = Fusion(fusion_width)
         if self.passes == 2:  # built after the first pass's modules: those initialise as in a one-pass refiner
             self.refine = DisparityRefinement(refine_radius, refine_window)
-            self.fusion2 = Fusion(fusion_width, extra=1)
+            self.fusion2 = Fusion(fusion2_width or fusion_width, extra=1)
 
     def disparity(self, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Full-resolution disparity field (pixels) with x̂₀(u) ≈ y(u − d)."""
@@ -238,9 +248,11 @@ class DSIDisparity(ScaleHyperprior):
     decoder: x̂ = refine(g_s(ŷ), y)."""
 
     def __init__(self, N: int, M: int, *, max_disp: int = 32, match_channels: int = 32, fusion_width: int = 32,
-                 warp: bool = True, match_window: int = 7, passes: int = 1, **kwargs: Any):
+                 warp: bool = True, match_window: int = 7, passes: int = 1, refine_radius: int = 4,
+                 refine_window: int = 5, fusion2_width: int | None = None, **kwargs: Any):
         super().__init__(N=N, M=M, **kwargs)  # built first: its initialisation is balle2018's under the same seed
-        self.refiner = StereoRefiner(max_disp, match_channels, fusion_width, warp, match_window, passes)
+        self.refiner = StereoRefiner(max_disp, match_channels, fusion_width, warp, match_window, passes, refine_radius,
+                                     refine_window, fusion2_width)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor) -> dict[str, Any]:  # type: ignore[override]
         y = self.g_a(x)
