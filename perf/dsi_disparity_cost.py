@@ -193,7 +193,7 @@ def main() -> int:
                     "128x128 crops: the learning curves' settings)")
     ap.add_argument("--only-2pass", action="store_true", help="time balle2018 and dsi_disparity passes=2 only")
     ap.add_argument("--pass2-variants", default="", help="cheaper second passes to time too, ';'-separated, each "
-                    "'R=r,W=w' (the radius of the re-matching, the second fusion's width), e.g. 'R=2;W=16;R=2,W=16'")
+                    "'R=r,W=w' (the radius of the re-matching, the second fusion's width), e.g. 'R=4;W=16;R=1,W=16'")
     args = ap.parse_args()
     torch.set_num_threads(1)
     names = ["balle2018", *(k for k in CODECS if k != "balle2018" and (k.endswith("2pass") or not args.only_2pass))]

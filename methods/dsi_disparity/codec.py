@@ -16,7 +16,7 @@ the side view cannot reach it. Options of its own:
   training and decoding: the control that separates what the larger decoder gains from what the side view does.
 - ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4).
 - ``passes`` (trained with the weights): 2 adds a second, full-resolution pass on the refined image (the disparity
-  re-matched ±4 px around the first pass's, a second fusion); results and weights under ``dsi_disparity.2pass``.
+  re-matched ±2 px around the first pass's, a second fusion); results and weights under ``dsi_disparity.2pass``.
   Needs warp=true; with side=grey it is the control of the two-pass decoder (``2pass+greyside``)."""
 from __future__ import annotations
 
@@ -34,17 +34,13 @@ from benchmark.contract.options import Option
 from benchmark.contract.registry import register_method
 from benchmark.errors import ConfigError, TrainingError, WeightsError
 
-from .model import MATCH_SCALE, DSIDisparity
+from .model import MATCH_SCALE, REFINE_RADIUS, REFINE_WINDOW, DSIDisparity
 
 DEFAULT_MAX_DISP = 32  # pixels: KITTI at 128x256 has a median disparity of 5 px and a 90th percentile of 16 px
 MATCH_CHANNELS = 32
 FUSION_WIDTH = 32
 MATCH_WINDOW = 7  # cells of the 1/4 grid the correlation is averaged over (28x28 px)
-# the second pass (passes=2): candidates ±REFINE_RADIUS px around the first pass's disparity, squared grey-level
-# differences averaged over REFINE_WINDOW² pixels, a second fusion of FUSION2_WIDTH channels (saved with the weights)
-REFINE_RADIUS = 4
-REFINE_WINDOW = 5
-FUSION2_WIDTH = FUSION_WIDTH
+FUSION2_WIDTH = FUSION_WIDTH  # the second pass's fusion (passes=2; with REFINE_RADIUS, REFINE_WINDOW: saved)
 
 OPTIONS: tuple[Option, ...] = (
     *RD_OPTIONS,
@@ -58,7 +54,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_disp", int, None, f"disparity search range ±pixels, a multiple of {MATCH_SCALE} (default "
            f"{DEFAULT_MAX_DISP}; saved with the weights)", minimum=MATCH_SCALE),
     Option("passes", int, 1, "refinement passes: 1, or 2 (a second pass re-matches the disparity at full resolution "
-           "on the refined image, ±4 px around the first pass's, and fuses again; needs warp=true; saved with the "
+           "on the refined image, ±2 px around the first pass's, and fuses again; needs warp=true; saved with the "
            "weights, results under dsi_disparity.2pass)", minimum=1, maximum=2),
 )
 

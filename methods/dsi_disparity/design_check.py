@@ -13,7 +13,7 @@ the PSNR of x̂₀ and of the refined image over the test pairs (128x256, both d
   information: what the fusion network gains by sharpening x̂₀ alone);
 - ``zero``: trained with warping, evaluated with zero disparity (the codec's ``disparity=zero``);
 - ``2pass``: the codec's ``passes=2`` (a second pass re-matches the disparity at full resolution on the refined
-  x̂₁, ±4 px around the first pass's, and fuses again); ``2pass-oracle``: its second pass matched on the true x;
+  x̂₁, ±REFINE_RADIUS = 2 px around the first pass's, and fuses again); ``2pass-oracle``: its second pass matched on the true x;
   ``2pass:R=r:W=w`` (either part optional): the second pass with the radius r and the second fusion's width w
   (cheaper variants).
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .model import StereoRefiner, warp_horizontal
+from .model import REFINE_RADIUS, StereoRefiner, warp_horizontal
 
 VARIANTS = ("window=3", "window=7", "oracle", "nowarp", "grey", "zero", "2pass", "2pass-oracle")
 
@@ -59,7 +59,7 @@ def run(variant: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torc
     torch.manual_seed(0)
     window = int(variant.split("=")[1]) if variant.startswith("window=") else 7
     two = variant.startswith("2pass")
-    pass2 = {"R": 4, "W": 32, **{a: int(v) for a, v in (kv.split("=") for kv in variant.split(":")[1:])}}
+    pass2 = {"R": REFINE_RADIUS, "W": 32, **{a: int(v) for a, v in (kv.split("=") for kv in variant.split(":")[1:])}}
     refiner = StereoRefiner(32, 32, 32, warp=variant not in ("nowarp", "grey"), window=window, passes=2 if two else 1,
                             refine_radius=pass2["R"], fusion2_width=pass2["W"])
     grey = variant == "grey"
