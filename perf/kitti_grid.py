@@ -54,8 +54,8 @@ SEEDS = (0, 1)
 # dsi_disparity at 3,000 steps costs about 3,750 balle2018 steps
 STEPS = {"balle2018": (1000, 2000, 3000, 4000), "ndic_balle2018": (1000, 2000, 3000), "dsi_disparity": (1000, 2000, 3000)}
 # seconds of one training step (batch 8, 128² crops, N=64/M=96, one thread) on a core of this 2-core machine while
-# another training runs on the other: balle2018 2,000 steps in 14 min (2026-12-07), a dsi_disparity step 1.25 and an
-# ndic_balle2018 step 2.3 balle2018 steps (methods/dsi_disparity/README.md); the evaluation of a point (20 test
+# another training runs on the other (measured: docs/measurements.md, learning curves; a dsi_disparity step costs 1.25
+# and an ndic_balle2018 step 2.3 balle2018 steps, methods/dsi_disparity/README.md); the evaluation of a point (20 test
 # codings, the side-view probe of a side-information codec) about 90 s
 STEP_S = {"balle2018": 0.42, "ndic_balle2018": 0.97, "dsi_disparity": 0.52}
 EVAL_S = 90.0
