@@ -275,7 +275,7 @@ def main() -> int:
     ap.add_argument("--measured", default="measured")
     ap.add_argument("--allow-dirty", action="store_true", help="file results made from a dirty checkout")
     ap.add_argument("--worktree", action="store_true", help="run the code of HEAD from a clean git worktree under scratch/")
-    ap.add_argument("--estimate", action="store_true", help="print each list's CPU time")
+    ap.add_argument("--estimate", action="store_true", help="print each list's CPU time; run nothing")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and the estimate, run nothing")
     ap.add_argument("--eval-s-per-block", type=float, default=EVAL_S_PER_BLOCK)
     args = ap.parse_args()
@@ -300,8 +300,7 @@ def main() -> int:
         print(f"[{name}] {'exists, skipped: ' if done else ''}{cmd}", flush=True)
     if args.estimate or args.dry_run:
         estimate(args, plan)
-    if args.dry_run:
-        return 0
+        return 0  # never starts runs: a second runner beside a running one would train into the same folders
     args.code_dir = str(code_checkout(args, ap))
     todo = [(n, j, v, s) for n, j, v, s, done in plan if not done]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

@@ -42,3 +42,19 @@ def test_names_commands_and_what_counts_as_done(tmp_path):
     assert gs.exists(dest, variant, 1, "paper") is None and gs.exists(dest, variant, 0, "quick") is None
     (dest / f"{gs.filed_name(variant, 1)}.json").write_text("{}")
     assert gs.exists(dest, variant, 1, "paper") == dest / f"{gs.filed_name(variant, 1)}.json"
+
+
+def test_estimate_and_dry_run_start_nothing(tmp_path, monkeypatch, capsys):
+    """--estimate beside a running runner must not start the same runs again into the same folders."""
+    def refuse(*a, **k):
+        raise AssertionError("a run was started")
+
+    monkeypatch.setattr(gs, "run_one", refuse)
+    monkeypatch.setattr(gs, "code_checkout", refuse)
+    for flag in ("--estimate", "--dry-run"):
+        monkeypatch.setattr(sys, "argv", ["gaussian_seeds.py", "--list", "checklist", "--seeds", "1", flag,
+                                          "--measured", str(tmp_path), "--work", str(tmp_path / "work")])
+        assert gs.main() == 0
+        out = capsys.readouterr().out
+        assert "list checklist: 24 runs, 24 to do" in out
+    assert not (tmp_path / "work").exists()

@@ -51,7 +51,7 @@ from benchmark.results.schema import (
     validate_result,
     write_json,
 )
-from benchmark.safety.atomicio import output_dir
+from benchmark.safety.atomicio import exclusive_run, output_dir
 from benchmark.safety.limits import pixel_limit
 
 # ---------------------------------------------------------------- evaluation
@@ -103,27 +103,29 @@ def _run(spec: RunSpec, console=None) -> tuple[Path, dict[str, Any]]:
     if len(test) == 0:
         raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
     key, variant = run_key(codec.meta.name, codec.variant, spec)
-    torch.manual_seed(spec.seed)
-    training = ensure_trained(codec, info, protocol, spec, key, console)
+    # one run of this key per results folder at a time (a second one would overwrite its checkpoints)
+    with exclusive_run(output_dir(protocol_dir(spec.out, protocol.name)), key):
+        torch.manual_seed(spec.seed)
+        training = ensure_trained(codec, info, protocol, spec, key, console)
 
-    pdir = protocol_dir(spec.out, protocol.name)
-    partial = pdir / f".{key}.partial.csv"
-    fp = resume_fingerprint(spec, protocol, key, codec.info(), training, codec.rate_points())
-    # who sees what, by construction: encode (and estimate) with fresh instances built from the options and the
-    # saved weights, never with the instance that trained and decodes (benchmark/evaluation/isolation.py)
-    encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
-                                            (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
-    facts: dict[str, int] = {}
-    rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
-                    encoder=encoder, estimator=estimator, facts=facts)
-    from benchmark.evaluation.complexity import of_run
+        pdir = protocol_dir(spec.out, protocol.name)
+        partial = pdir / f".{key}.partial.csv"
+        fp = resume_fingerprint(spec, protocol, key, codec.info(), training, codec.rate_points())
+        # who sees what, by construction: encode (and estimate) with fresh instances built from the options and the
+        # saved weights, never with the instance that trained and decodes (benchmark/evaluation/isolation.py)
+        encoder, estimator = isolated_instances(lambda: make_codec(spec, protocol),
+                                                (spec.weights or pdir / "weights" / key) if isinstance(codec, LearnedCodec) else None)
+        facts: dict[str, int] = {}
+        rows = evaluate(codec, test, protocol, limit=spec.limit, progress=spec.progress, partial_csv=partial, fingerprint=fp,
+                        encoder=encoder, estimator=estimator, facts=facts)
+        from benchmark.evaluation.complexity import of_run
 
-    complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
-    import inspect
+        complexity = of_run(codec, test, protocol)  # params, kMAC/pixel of encoder and decoder (leaderboard columns)
+        import inspect
 
-    out = Outcome(key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows, training, complexity,
-                  isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
-    return _finish(spec, protocol, test, out, partial)
+        out = Outcome(key, variant, codec.meta.as_dict(), codec.rate_points(), codec.info(), rows, training, complexity,
+                      isolation="none", method_file=inspect.getfile(type(codec)), facts=facts)
+        return _finish(spec, protocol, test, out, partial)
 
 
 def _run_isolated(spec: RunSpec, level: str, console=None) -> tuple[Path, dict[str, Any]]:
@@ -156,36 +158,39 @@ def _run_roles(spec: RunSpec, level: str, info: DatasetInfo, protocol: Protocol,
     """Describe the method, get its weights, code the test split in role processes, write the result."""
 
     pdir = protocol_dir(spec.out, protocol.name)
-    with session.scratch_folder(pdir, spec.method) as scratch, _role_context(spec, level, protocol, pdir, scratch) as ctx:
-        # 1. what the method is (no data), and whether weights of an earlier run can be reused
-        role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
-        resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
-                                              "reuse_weights": None})
-        desc = session.Description.from_response(resp)
-        ctx.base["module"] = desc.module
-        key, variant = run_key(desc.name, desc.variant, spec)
-        if not desc.learned and spec.weights:
-            raise ConfigError(f"{spec.method} has no weights; drop --weights")
-        test = build_split(info, spec, protocol, "test")
-        if len(test) == 0:
-            raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
-        # 2. weights: given, reused, or trained in the training sandbox
-        weights_dir, training = None, None
-        if desc.learned:
-            weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
-        # 3. encoders, then decoders (and decoder-side estimates)
-        partial = pdir / f".{key}.partial.csv"
-        rows, complexity, facts, kept = _code_in_roles(spec, ctx, desc, test, protocol, weights_dir, partial,
-                                                       resume_fingerprint(spec, protocol, key, desc.info, training,
-                                                                          desc.rate_points), pdir / f".{key}.bitstreams.zip.tmp")
-    archive = None
-    if kept is not None:
-        archive = pdir / f"{key}.bitstreams.zip"
-        kept.replace(archive)
-    facts["roles_cpu_s"] = ctx.cost
-    out = Outcome(key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity, isolation=level,
-                  method_file=desc.file, bitstreams=archive.name if archive else None, facts=facts)
-    return _finish(spec, protocol, test, out, partial)
+    with contextlib.ExitStack() as held:
+        with session.scratch_folder(pdir, spec.method) as scratch, _role_context(spec, level, protocol, pdir, scratch) as ctx:
+            # 1. what the method is (no data), and whether weights of an earlier run can be reused
+            role = ctx.new("describe", Path(spec.weights) if spec.weights else None)
+            resp = ctx.launch(role, "describe", {"given_weights": str(Path(spec.weights).resolve()) if spec.weights else None,
+                                                  "reuse_weights": None})
+            desc = session.Description.from_response(resp)
+            ctx.base["module"] = desc.module
+            key, variant = run_key(desc.name, desc.variant, spec)
+            # one run of this key per results folder at a time (a second one would overwrite its checkpoints)
+            held.enter_context(exclusive_run(pdir, key))
+            if not desc.learned and spec.weights:
+                raise ConfigError(f"{spec.method} has no weights; drop --weights")
+            test = build_split(info, spec, protocol, "test")
+            if len(test) == 0:
+                raise DatasetError(f"dataset {spec.dataset!r} has no test samples under protocol {protocol.name}")
+            # 2. weights: given, reused, or trained in the training sandbox
+            weights_dir, training = None, None
+            if desc.learned:
+                weights_dir, training = _weights_isolated(spec, ctx, info, protocol, pdir, key, desc, console)
+            # 3. encoders, then decoders (and decoder-side estimates)
+            partial = pdir / f".{key}.partial.csv"
+            rows, complexity, facts, kept = _code_in_roles(spec, ctx, desc, test, protocol, weights_dir, partial,
+                                                           resume_fingerprint(spec, protocol, key, desc.info, training,
+                                                                              desc.rate_points), pdir / f".{key}.bitstreams.zip.tmp")
+        archive = None
+        if kept is not None:
+            archive = pdir / f"{key}.bitstreams.zip"
+            kept.replace(archive)
+        facts["roles_cpu_s"] = ctx.cost
+        out = Outcome(key, variant, desc.meta, desc.rate_points, desc.info, rows, training, complexity, isolation=level,
+                      method_file=desc.file, bitstreams=archive.name if archive else None, facts=facts)
+        return _finish(spec, protocol, test, out, partial)
 
 
 @contextlib.contextmanager

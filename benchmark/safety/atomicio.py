@@ -12,10 +12,13 @@ the target's name instead of writing through it. `output_dir` creates an output 
 clear message when it cannot."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from benchmark.errors import OutputError
 
@@ -77,6 +80,33 @@ def output_dir(folder: Path, *, what: str = "--out") -> Path:
         raise OutputError(f"cannot create {what} folder {str(folder)!r}: {exc.strerror or exc}; "
                           f"{str(err).rsplit('; ', 1)[-1]}") from None
     return folder
+
+
+@contextlib.contextmanager
+def exclusive_run(pdir: Path, key: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking `flock` on ``pdir/.<key>.run.lock`` for the body: a second `bench run` of the
+    same method, variant and seed into the same results folder stops with an OutputError instead of training beside
+    the first and overwriting its checkpoints (``train/<key>``), partial CSV and weights. Runs of other methods or
+    variants in the same folder go on side by side. The kernel drops the lock when the process dies, so a killed
+    run never leaves a stale lock (the empty lock file stays, as the sweep's do)."""
+    lock = Path(pdir) / f".{key}.run.lock"
+    why = link_problem(lock)
+    if why:
+        raise OutputError(f"refusing to use the run lock: {why}")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        raise output_error(lock, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"another `bench run` of {key!r} is writing into {str(pdir)!r} right now; two runs of one "
+                              "method, variant and seed in one folder would overwrite each other's checkpoints, partial "
+                              "results and weights: wait for it to finish, or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
