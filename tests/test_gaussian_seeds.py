@@ -143,4 +143,4 @@ def test_faithful_rows_compare_faithful_results_only_and_this_suites_layered_cod
     stage2 = next(line for line in md if "D at matched rate: 44 stage 2" in line and "paper-faithful networks" in line)
     assert "not measured (no paper-budget result for mono16.cond (faithful))" in stage2
     suite = next(line for line in md if "this suite's layered coder better than the paper-faithful" in line and "44 stage 1" in line)
-    assert "not measured (no paper-budget result for 44.cond)" in suite
+    assert "not measured (no paper-budget result at λ=3000 for 44.cond)" in suite
