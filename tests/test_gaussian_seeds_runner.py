@@ -22,6 +22,8 @@ def test_lists_cover_the_checklist_the_faithful_baseline_and_the_binning_runs():
     bi = gs.LISTS["binning"]
     assert {(j["estimator"], j["sigma2"]) for j in bi} == {(e, s) for e in ("exact", "anneal") for s in ("0.1", "0.01")}
     assert all(j["config"] == "222" and j["prior"] == "conditional" for j in bi)
+    bm = gs.LISTS["binning-marginal"]  # the checklist row whose seeds split between mirror bins and contiguous cells
+    assert [gs.variant_of(j) for j in bm] == ["44.marg.s0.01.lam3000.exact", "44.marg.s0.01.lam3000.anneal"]
 
 
 def test_names_commands_and_what_counts_as_done(tmp_path):
