@@ -12,7 +12,7 @@ conditional and marginal prior, σ² = 0.1 and 0.01, λ = 30/σ²); ``faithful``
 stage 1 and 44's stage 2); ``binning`` — 222 conditional at σ² = 0.1 and 0.01 trained with the exact expectation
 over codes (``estimator=exact``) and with relaxed-then-hard samples (``estimator=anneal``); ``binning-marginal`` —
 the same two recipes for 44 marginal at σ² = 0.01, where the Gumbel-softmax seeds split between mirror bins and
-contiguous cells (3.3 dB apart at stage 2). Seeds 0, 1, 2 unless ``--seeds`` says otherwise.
+contiguous cells (methods/layered_wz/README.md). Seeds 0, 1, 2 unless ``--seeds`` says otherwise.
 
 Each run trains in its own folder under ``--work`` (``<work>/<name>``: weights and checkpoints stay there, never
 committed; a killed run resumes from its checkpoint when started again) and is then copied to ``--measured`` with
@@ -61,8 +61,8 @@ LISTS: dict[str, list[dict[str, str]]] = {
     "checklist": [_job(c, p, s2) for p in ("conditional", "marginal") for s2 in (0.1, 0.01) for c in CONFIGS],
     "faithful": [_job(c, "conditional", 0.01, faithful="true") for c in ("mono4", "mono8", "222", "44", "mono2", "mono16")],
     "binning": [_job("222", "conditional", s2, estimator=e) for e in ("exact", "anneal") for s2 in (0.1, 0.01)],
-    # the marginal 44 at σ² = 0.01: seed 0 of the checklist found mirror bins (stage 2 −0.87 dB against mono16, the
-    # paper's −1.0), seeds 1 and 2 contiguous cells (+2.4, +2.6 dB): does a recipe without relaxation find it?
+    # the marginal 44 at σ² = 0.01, where Gumbel-softmax seeds learn either mirror bins or contiguous cells: does a
+    # recipe without relaxation find the bins every time?
     "binning-marginal": [_job("44", "marginal", 0.01, estimator=e) for e in ("exact", "anneal")],
 }
 # evaluation seconds per test block of 10^4 pairs (encode 0.18 s, decode of the three stages of 222 0.33 s, measured

@@ -33,8 +33,8 @@ def _timed(fn, repeats: int) -> tuple[float, int, str]:
     """(best CPU time of this process over `repeats`, peak RSS, outcome: 'decoded' or the error's class and message).
 
     CPU time, not wall time: what a forged header costs is the work it makes the decoder do, and CPU time does not
-    grow when the machine is loaded (wall time did: 0.32 s against an honest 0.06 s on a 2-core machine running
-    six other processes). The child runs torch with one thread, so the decode's work is this process's."""
+    grow when other processes load the machine. The child runs torch with one thread, so the decode's work is this
+    process's."""
     best, peak, outcome = float("inf"), 0, ""
     for _ in range(repeats):
         _hwm_reset()
