@@ -412,3 +412,40 @@ def test_zero_disparity_zeroes_both_passes(tmp_path):
     p = two.rate_points()[0]
     data = two.compress(x, point=p)
     assert (zero.decompress(data, side=y) - two.decompress(data, side=y)).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------ the x̂₀ anchor (anchor=a)
+def test_the_anchor_adds_its_image_loss_on_x0_and_is_saved_with_the_weights(tmp_path):
+    """anchor=a: the training loss is the RD loss plus a·λ·255²·MSE(x̂₀, x) for the same forward pass; the plan and
+    the weights carry it (weights of another anchor, or none, are refused); without it the plan has no key."""
+    from benchmark.contract.data import Batch
+
+    plain, anchored = _codec(), _codec(anchor=0.5)
+    assert anchored.variant == "anchor0.5" and plain.variant is None
+    assert anchored.training_plan("smoke")["anchor"] == 0.5 and "anchor" not in plain.training_plan("smoke")
+    cfg, _ = anchored.resolve_config("smoke")
+    anchored._instantiate(cfg)
+    _perturb(anchored)
+    model = anchored.models[0]
+    x, y = _pair(8, h=64, w=64, seed=5)
+    batch = Batch(x=x[None], side=y[None], source=torch.zeros(1, dtype=torch.long), names=["pair"])
+    lam = anchored.lambdas[0]
+    torch.manual_seed(0)
+    with_anchor = anchored.make_loss(lam)(model, batch)
+    torch.manual_seed(0)
+    rd = plain.make_loss(lam)(model, batch)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        x0 = model(batch.x, batch.side)["x0"]
+    extra = 0.5 * lam * 255.0**2 * F.mse_loss(x0, batch.x)
+    assert float(extra) > 1e-3
+    assert torch.allclose(with_anchor["loss"], rd["loss"] + extra, rtol=1e-5)
+    assert math.isclose(float(with_anchor["x0_psnr"]), float(-10 * torch.log10(F.mse_loss(x0, batch.x))), rel_tol=1e-5)
+    anchored.save_weights(tmp_path / "w")
+    assert json.loads((tmp_path / "w" / "manifest.json").read_text())["config"]["anchor"] == 0.5
+    _codec(anchor=0.5).load_weights(tmp_path / "w")
+    for other in ({}, {"anchor": 0.25}):
+        with pytest.raises(WeightsError, match="anchor"):
+            _codec(**other).load_weights(tmp_path / "w")
+    with pytest.raises(ConfigError, match="anchor"):
+        _codec(anchor=0.5, metric="ms-ssim")

@@ -17,7 +17,10 @@ the side view cannot reach it. Options of its own:
 - ``max_disp`` (trained with the weights): the search range ±max_disp pixels (a multiple of 4).
 - ``passes`` (trained with the weights): 2 adds a second, full-resolution pass on the refined image (the disparity
   re-matched ±2 px around the first pass's, a second fusion); results and weights under ``dsi_disparity.2pass``.
-  Needs warp=true; with side=grey it is the control of the two-pass decoder (``2pass+greyside``)."""
+  Needs warp=true; with side=grey it is the control of the two-pass decoder (``2pass+greyside``).
+- ``anchor`` (trained with the weights): a weight a > 0 adds a·λ·255²·MSE(x̂₀, x) to the loss, keeping x̂₀ = g_s(ŷ), the
+  image the decoder matches on and fuses with, an image (without it x̂₀ drifts to 10–13 dB once the fusion becomes
+  the decoder's last stage); results and weights under ``dsi_disparity.anchor<a>``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +30,7 @@ import torch
 
 from baselines.balle import OPTIONS as RD_OPTIONS
 from baselines.balle import _ZooCodec
+from benchmark.training.losses import compressai_aux_loss, rd_loss
 from benchmark.contract.budgets import TrainConfig
 from benchmark.contract.codec import MethodMeta, Scenario
 from benchmark.contract.data import Batch
@@ -56,6 +60,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("passes", int, 1, "refinement passes: 1, or 2 (a second pass re-matches the disparity at full resolution "
            "on the refined image, ±2 px around the first pass's, and fuses again; needs warp=true; saved with the "
            "weights, results under dsi_disparity.2pass)", minimum=1, maximum=2),
+    Option("anchor", float, 0.0, "weight a of an image loss on x̂₀ = g_s(ŷ), the image the decoder matches on: the "
+           "loss adds a·λ·255²·MSE(x̂₀, x) (0: none; MSE metric only; saved with the weights, results under "
+           "dsi_disparity.anchor<a>)", minimum=0.0),
 )
 
 _PAPER = ("ours, on J. Ballé et al., Variational Image Compression with a Scale Hyperprior, ICLR 2018 (encoder, "
@@ -79,7 +86,7 @@ class DsiDisparity(_ZooCodec):
     options_spec = OPTIONS
 
     def __init__(self, protocol: Any = None, *, warp: bool = True, disparity: str = "estimated",
-                 max_disp: int | None = None, side: str = "view", passes: int = 1, **options: Any):
+                 max_disp: int | None = None, side: str = "view", passes: int = 1, anchor: float = 0.0, **options: Any):
         if max_disp is not None and max_disp % MATCH_SCALE:
             raise ConfigError(f"dsi_disparity: max_disp={max_disp} must be a multiple of {MATCH_SCALE} (the cost "
                               f"volume's grid), e.g. {MATCH_SCALE * max(1, round(max_disp / MATCH_SCALE))}")
@@ -93,9 +100,14 @@ class DsiDisparity(_ZooCodec):
         if passes == 2 and not warp:
             raise ConfigError("dsi_disparity: passes=2 refines the estimated disparity at full resolution; with "
                               "warp=false there is none (train the ablation without warping with passes=1)")
-        self._grey_side, self._passes = side == "grey", int(passes)
-        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side, passes=self._passes)
-        names = [n for n, on in (("2pass", self._passes == 2), ("nowarp", not warp),
+        self._grey_side, self._passes, self._anchor = side == "grey", int(passes), float(anchor)
+        if self._anchor and self.metric != "mse":
+            raise ConfigError(f"dsi_disparity: anchor={anchor:g} is an MSE term on x̂₀; with metric={self.metric} train "
+                              "without it (anchor=0)")
+        self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side, passes=self._passes,
+                            anchor=self._anchor)
+        names = [n for n, on in (("2pass", self._passes == 2), (f"anchor{self._anchor:g}", self._anchor > 0),
+                                 ("nowarp", not warp),
                                  ("zero-disparity", self._zero_disparity), ("greyside", self._grey_side)) if on]
         self.variant = "+".join(names) or None
 
@@ -107,6 +119,8 @@ class DsiDisparity(_ZooCodec):
         if self._passes != 1:  # absent for one pass: one-pass plans (and saved weights) stay as they were
             cfg.update(passes=self._passes, refine_radius=REFINE_RADIUS, refine_window=REFINE_WINDOW,
                        fusion2_width=FUSION2_WIDTH)
+        if self._anchor:  # absent without it: plans and saved weights of before the option stay as they were
+            cfg.update(anchor=self._anchor)
         return cfg, tc
 
     def build_model(self, N: int | None, M: int | None, lmbda: float) -> torch.nn.Module:
@@ -132,7 +146,28 @@ class DsiDisparity(_ZooCodec):
             raise TrainingError("dsi_disparity: disparity=zero is a decode-time ablation; evaluate weights trained "
                                 "with warping (bench run ... --weights DIR --option disparity=zero) or train the "
                                 "ablation without warping with --option warp=false")
-        return super().fit(train_ds, val_ds, budget=budget, device=device, workdir=workdir, seed=seed, progress=progress)
+        if self._anchor:  # the loss differs, the trainer's config does not: never resume a run without the anchor
+            workdir = Path(workdir) / f"anchor={self._anchor:g}"
+        info = super().fit(train_ds, val_ds, budget=budget, device=device, workdir=workdir, seed=seed, progress=progress)
+        if self._anchor:
+            info["loss"] = "lambda*255^2*(MSE(x,x_hat) + anchor*MSE(x,x0)) + bpp_y + bpp_z, x0 = g_s(y_hat)"
+        return info
+
+    def make_loss(self, lmbda: float):
+        if not self._anchor:
+            return super().make_loss(lmbda)
+        weight = self._anchor * lmbda * 255.0**2
+
+        def loss_fn(model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
+            out = self.train_forward(model, batch)
+            res = rd_loss(out, batch.x, lmbda, "mse")
+            x0_mse = torch.nn.functional.mse_loss(out["x0"], batch.x)
+            res["loss"] = res["loss"] + weight * x0_mse
+            res["x0_psnr"] = -10.0 * torch.log10(x0_mse.detach().clamp_min(1e-10))
+            res["aux_loss"] = compressai_aux_loss(model)
+            return res
+
+        return loss_fn
 
     def load_weights(self, directory: Path) -> dict[str, Any]:
         summary = super().load_weights(directory)
@@ -146,6 +181,8 @@ class DsiDisparity(_ZooCodec):
                                f"--option passes={cfg.get('passes', 1)})")
         if self._grey_side or cfg.get("side", "view") != "view":  # weights from before the option are side=view
             wanted["side"] = "grey" if self._grey_side else "view"
+        if self._anchor or cfg.get("anchor", 0.0):  # weights from before the option were trained without it
+            wanted["anchor"] = self._anchor
         for key, value in wanted.items():
             if value is not None and cfg.get(key) != value:
                 self.models = []
@@ -177,6 +214,6 @@ class DsiDisparity(_ZooCodec):
                               "suite's container; the side view is used by the decoder only (disparity, warp, fusion) "
                               f"and costs nothing; image padded to a multiple of {self.stride}")
         base["decoder"] = {"warp": self._opt_warp, "side": "grey" if self._grey_side else "view", "disparity": "zero" if self._zero_disparity else "estimated",
-                           "passes": self._passes,
+                           "passes": self._passes, "anchor": self._anchor,
                            "max_disp_px": self.config.get("max_disp", self._opt_max_disp or DEFAULT_MAX_DISP)}
         return base
