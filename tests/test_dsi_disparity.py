@@ -417,12 +417,20 @@ def test_zero_disparity_zeroes_both_passes(tmp_path):
 # ------------------------------------------------------------------------------------ the x̂₀ anchor (anchor=a)
 def test_the_anchor_adds_its_image_loss_on_x0_and_is_saved_with_the_weights(tmp_path):
     """anchor=a: the training loss is the RD loss plus a·λ·255²·MSE(x̂₀, x) for the same forward pass; the plan and
-    the weights carry it (weights of another anchor, or none, are refused); without it the plan has no key."""
+    the weights carry it (weights of another anchor, or none, are refused); anchor=0 has no key in the plan (the
+    decoder as first built: its saved weights have none). The default is 0.1 for a matching decoder with MSE, 0 with
+    MS-SSIM, for the grey-side control and without warping."""
     from benchmark.contract.data import Batch
 
-    plain, anchored = _codec(), _codec(anchor=0.5)
-    assert anchored.variant == "anchor0.5" and plain.variant is None
+    default, plain, anchored = _codec(), _codec(anchor=0), _codec(anchor=0.5)
+    assert default.variant is None and default.training_plan("smoke")["anchor"] == 0.1
+    assert anchored.variant == "anchor0.5" and plain.variant == "anchor0"
     assert anchored.training_plan("smoke")["anchor"] == 0.5 and "anchor" not in plain.training_plan("smoke")
+    for no_match in (_codec(metric="ms-ssim"), _codec(side="grey"), _codec(warp=False)):  # default 0: no key
+        assert "anchor" not in no_match.training_plan("smoke") and "anchor" not in (no_match.variant or "")
+    assert _codec(side="grey", anchor=0.1).variant == "anchor0.1+greyside"
+    with pytest.raises(ConfigError, match="anchor"):
+        _codec(anchor=0.5, metric="ms-ssim")
     cfg, _ = anchored.resolve_config("smoke")
     anchored._instantiate(cfg)
     _perturb(anchored)
@@ -444,8 +452,12 @@ def test_the_anchor_adds_its_image_loss_on_x0_and_is_saved_with_the_weights(tmp_
     anchored.save_weights(tmp_path / "w")
     assert json.loads((tmp_path / "w" / "manifest.json").read_text())["config"]["anchor"] == 0.5
     _codec(anchor=0.5).load_weights(tmp_path / "w")
-    for other in ({}, {"anchor": 0.25}):
+    for other in ({}, {"anchor": 0}, {"anchor": 0.25}):
         with pytest.raises(WeightsError, match="anchor"):
             _codec(**other).load_weights(tmp_path / "w")
-    with pytest.raises(ConfigError, match="anchor"):
-        _codec(anchor=0.5, metric="ms-ssim")
+    plain._instantiate(plain.resolve_config("smoke")[0])
+    plain.save_weights(tmp_path / "w0")  # the plan without the key: weights of before the option
+    assert "anchor" not in json.loads((tmp_path / "w0" / "manifest.json").read_text())["config"]
+    _codec(anchor=0).load_weights(tmp_path / "w0")
+    with pytest.raises(WeightsError, match="anchor=0"):
+        _codec().load_weights(tmp_path / "w0")

@@ -20,7 +20,10 @@ the side view cannot reach it. Options of its own:
   Needs warp=true; with side=grey it is the control of the two-pass decoder (``2pass+greyside``).
 - ``anchor`` (trained with the weights): a weight a > 0 adds a·λ·255²·MSE(x̂₀, x) to the loss, keeping x̂₀ = g_s(ŷ), the
   image the decoder matches on and fuses with, an image (without it x̂₀ drifts to 10–13 dB once the fusion becomes
-  the decoder's last stage); results and weights under ``dsi_disparity.anchor<a>``."""
+  the decoder's last stage). Default 0.1 for a decoder that matches (warp=true, side=view) with the MSE metric, 0
+  otherwise (the grey-side control and the ablation without warping match nothing, and without the term they are
+  the stronger baselines: README, "Anchoring x̂₀"); another value names the results and weights
+  ``dsi_disparity.anchor<a>`` (``anchor0``: the matching decoder as first built, without the term)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,6 +42,8 @@ from benchmark.contract.registry import register_method
 from benchmark.errors import ConfigError, TrainingError, WeightsError
 
 from .model import MATCH_SCALE, REFINE_RADIUS, REFINE_WINDOW, DSIDisparity
+
+DEFAULT_ANCHOR = 0.1  # the x̂₀ image loss's weight for a matching decoder with the MSE metric (README, "Anchoring x̂₀")
 
 DEFAULT_MAX_DISP = 32  # pixels: KITTI at 128x256 has a median disparity of 5 px and a 90th percentile of 16 px
 MATCH_CHANNELS = 32
@@ -60,8 +65,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("passes", int, 1, "refinement passes: 1, or 2 (a second pass re-matches the disparity at full resolution "
            "on the refined image, ±2 px around the first pass's, and fuses again; needs warp=true; saved with the "
            "weights, results under dsi_disparity.2pass)", minimum=1, maximum=2),
-    Option("anchor", float, 0.0, "weight a of an image loss on x̂₀ = g_s(ŷ), the image the decoder matches on: the "
-           "loss adds a·λ·255²·MSE(x̂₀, x) (0: none; MSE metric only; saved with the weights, results under "
+    Option("anchor", float, None, "weight a of an image loss on x̂₀ = g_s(ŷ), the image the decoder matches on: the "
+           "loss adds a·λ·255²·MSE(x̂₀, x) (default 0.1 for a decoder that matches, warp=true and side=view, with the MSE "
+           "metric, 0 otherwise; 0: none; saved with the weights; a value other than the default names the results "
            "dsi_disparity.anchor<a>)", minimum=0.0),
 )
 
@@ -86,7 +92,7 @@ class DsiDisparity(_ZooCodec):
     options_spec = OPTIONS
 
     def __init__(self, protocol: Any = None, *, warp: bool = True, disparity: str = "estimated",
-                 max_disp: int | None = None, side: str = "view", passes: int = 1, anchor: float = 0.0, **options: Any):
+                 max_disp: int | None = None, side: str = "view", passes: int = 1, anchor: float | None = None, **options: Any):
         if max_disp is not None and max_disp % MATCH_SCALE:
             raise ConfigError(f"dsi_disparity: max_disp={max_disp} must be a multiple of {MATCH_SCALE} (the cost "
                               f"volume's grid), e.g. {MATCH_SCALE * max(1, round(max_disp / MATCH_SCALE))}")
@@ -100,13 +106,15 @@ class DsiDisparity(_ZooCodec):
         if passes == 2 and not warp:
             raise ConfigError("dsi_disparity: passes=2 refines the estimated disparity at full resolution; with "
                               "warp=false there is none (train the ablation without warping with passes=1)")
-        self._grey_side, self._passes, self._anchor = side == "grey", int(passes), float(anchor)
+        default_anchor = DEFAULT_ANCHOR if (self.metric == "mse" and warp and side == "view") else 0.0
+        self._grey_side, self._passes = side == "grey", int(passes)
+        self._anchor = default_anchor if anchor is None else float(anchor)
         if self._anchor and self.metric != "mse":
             raise ConfigError(f"dsi_disparity: anchor={anchor:g} is an MSE term on x̂₀; with metric={self.metric} train "
                               "without it (anchor=0)")
         self.options.update(warp=bool(warp), disparity=disparity, max_disp=max_disp, side=side, passes=self._passes,
                             anchor=self._anchor)
-        names = [n for n, on in (("2pass", self._passes == 2), (f"anchor{self._anchor:g}", self._anchor > 0),
+        names = [n for n, on in (("2pass", self._passes == 2), (f"anchor{self._anchor:g}", self._anchor != default_anchor),
                                  ("nowarp", not warp),
                                  ("zero-disparity", self._zero_disparity), ("greyside", self._grey_side)) if on]
         self.variant = "+".join(names) or None
@@ -181,13 +189,16 @@ class DsiDisparity(_ZooCodec):
                                f"--option passes={cfg.get('passes', 1)})")
         if self._grey_side or cfg.get("side", "view") != "view":  # weights from before the option are side=view
             wanted["side"] = "grey" if self._grey_side else "view"
-        if self._anchor or cfg.get("anchor", 0.0):  # weights from before the option were trained without it
-            wanted["anchor"] = self._anchor
         for key, value in wanted.items():
             if value is not None and cfg.get(key) != value:
                 self.models = []
                 raise WeightsError(f"weights in {directory} were trained with {key}={cfg.get(key)}, the options ask "
                                    f"for {key}={value}")
+        trained = float(cfg.get("anchor", 0.0))  # after the decoder's shape: weights from before the option have none
+        if trained != self._anchor:
+            self.models = []
+            raise WeightsError(f"weights in {directory} were trained with anchor={trained:g}, the options ask for "
+                               f"anchor={self._anchor:g} (ask for --option anchor={trained:g} to decode them)")
         return summary
 
     # ---- how the model is run -----------------------------------------------------------------------
