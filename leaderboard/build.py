@@ -122,7 +122,9 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
     short-budget results too (each row still says why it would not be ranked). `figsize` (w, h inches) and `axes`
     (xmin, xmax, ymin, ymax) set every figure's size and limits. `suite` (`leaderboard.facts`) describes the
     protocols and methods that have no result here. Returns the files written. Nothing written depends on the time
-    or the machine, so a committed leaderboard can be compared with a rebuild."""
+    or the machine, so a committed leaderboard can be compared with a rebuild. `files.json` lists what was written;
+    a full build (no `protocols`) removes the figures and CompressAI exports the previous build listed and this one
+    did not write (a result removed from the results folders leaves the leaderboard)."""
     from benchmark.safety.atomicio import link_problem, output_dir
 
     out_dir = output_dir(Path(out_dir), what="the leaderboard folder")  # never a link: `rs/leaderboard -> victim/`
@@ -152,7 +154,51 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
         written += files
     lines += _closing(inputs, measured, out_dir)
     markdown = "\n".join(lines).rstrip() + "\n"
-    return written + _write_pages(out_dir, markdown, ctx, measured, curves)
+    previous = _previous_files(out_dir)
+    written += _write_pages(out_dir, markdown, ctx, measured, curves)
+    names_written = {p.relative_to(out_dir).as_posix() for p in written}
+    if protocols:  # a partial build removes nothing and keeps what the last full build listed
+        names_written |= set(previous)
+    else:
+        _prune(out_dir, previous, names_written)
+    atomic_write_text(out_dir / MANIFEST, json.dumps(sorted(names_written - {MANIFEST}), indent=0) + "\n")
+    return written + [out_dir / MANIFEST]
+
+
+MANIFEST = "files.json"  # the files the last build wrote (relative paths): what a later full build may remove
+
+
+def _previous_files(out_dir: Path) -> list[str]:
+    """The manifest of the previous build in `out_dir` ([] when absent, a link or not a JSON list of strings)."""
+    path = out_dir / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else []
+    except (OSError, ValueError):
+        return []
+    return [x for x in data if isinstance(x, str)] if isinstance(data, list) else []
+
+
+def _prune(out_dir: Path, previous: list[str], written: set[str]) -> list[Path]:
+    """Remove what the previous build wrote and this one did not (a result that left the results folders leaves
+    the leaderboard): only the kinds a build writes (top-level *.svg, compressai/*.json), only plain files inside
+    `out_dir` (a manifest is input: a name outside, a link or another kind of file is left alone)."""
+    from benchmark.safety.safenames import safe_path
+
+    removed = []
+    for rel in previous:
+        parts = rel.split("/")
+        kind_ok = (len(parts) == 1 and rel.endswith(".svg")) or (len(parts) == 2 and parts[0] == "compressai"
+                                                                 and parts[1].endswith(".json"))
+        if rel in written or not kind_ok:
+            continue
+        try:
+            path = safe_path(out_dir, *parts)
+        except OutputError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 # ---------------------------------------------------------------- command line

@@ -426,3 +426,27 @@ def test_a_protocol_alias_is_a_safe_protocol_name():
     r["protocol_facts"]["alias_of"], r["protocol_facts"]["alias_test_split"] = "kitti-stereo/ndic", "no"
     with pytest.raises(ResultSchemaError, match="alias_test_split"):
         validate_result(r)
+
+
+def test_a_full_rebuild_removes_what_a_removed_result_left_and_nothing_else(tmp_path, results_dir):
+    """files.json lists what a build wrote; a full rebuild removes the figures and CompressAI exports of results that
+    left the results folders, and nothing it did not write itself (a user's file, a hostile manifest entry)."""
+    out = tmp_path / "out"
+    first = {p.relative_to(out).as_posix() for p in build([results_dir], out, [])}
+    assert json.loads((out / "files.json").read_text()) == sorted(first - {"files.json"})
+    gone = [n for n in first if n.startswith("compressai/") and "__better" in n]
+    assert gone and all((out / n).is_file() for n in gone)
+    (out / "mine.svg").write_text("<svg/>")  # not the build's: stays
+    outside = tmp_path / "outside.svg"
+    outside.write_text("<svg/>")
+    manifest = json.loads((out / "files.json").read_text())
+    (out / "files.json").write_text(json.dumps(manifest + ["../outside.svg", "README.md"]))  # hostile entries
+    (results_dir / "stereo" / "pairs" / "better.json").unlink()
+    second = {p.relative_to(out).as_posix() for p in build([results_dir], out, [])}
+    assert not any((out / n).exists() for n in gone) and not set(gone) & second
+    assert (out / "mine.svg").is_file() and outside.is_file() and (out / "README.md").is_file()
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert on_disk == second | {"mine.svg"}
+    # a partial build (one protocol) removes nothing and keeps the full list
+    build([results_dir], out, [], protocols=["stereo/pairs"])
+    assert set(json.loads((out / "files.json").read_text())) >= second - {"files.json"}
