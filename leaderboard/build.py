@@ -161,7 +161,7 @@ def build(results_dirs: list[Path], out_dir: Path, published_dirs: list[Path] | 
         names_written |= set(previous)
     else:
         _prune(out_dir, previous, names_written)
-    atomic_write_text(out_dir / MANIFEST, json.dumps(sorted(names_written - {MANIFEST}), indent=0) + "\n")
+    atomic_write_text(out_dir / MANIFEST, json.dumps(sorted(names_written), indent=0) + "\n")
     return written + [out_dir / MANIFEST]
 
 

@@ -23,7 +23,7 @@ the side view cannot reach it. Options of its own:
   the decoder's last stage). Default 0.1 for a decoder that matches (warp=true, side=view) with the MSE metric, 0
   otherwise (the grey-side control and the ablation without warping match nothing, and without the term they are
   the stronger baselines: README, "Anchoring x̂₀"); another value names the results and weights
-  ``dsi_disparity.anchor<a>`` (``anchor0``: the matching decoder as first built, without the term)."""
+  ``dsi_disparity.anchor<a>`` (``anchor0``: the matching decoder without the term)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -127,7 +127,7 @@ class DsiDisparity(_ZooCodec):
         if self._passes != 1:  # absent for one pass: one-pass plans (and saved weights) stay as they were
             cfg.update(passes=self._passes, refine_radius=REFINE_RADIUS, refine_window=REFINE_WINDOW,
                        fusion2_width=FUSION2_WIDTH)
-        if self._anchor:  # absent without it: plans and saved weights of before the option stay as they were
+        if self._anchor:  # no key means anchor 0: plans and weights without the term carry none
             cfg.update(anchor=self._anchor)
         return cfg, tc
 
@@ -194,7 +194,7 @@ class DsiDisparity(_ZooCodec):
                 self.models = []
                 raise WeightsError(f"weights in {directory} were trained with {key}={cfg.get(key)}, the options ask "
                                    f"for {key}={value}")
-        trained = float(cfg.get("anchor", 0.0))  # after the decoder's shape: weights from before the option have none
+        trained = float(cfg.get("anchor", 0.0))  # checked after the decoder's shape; no key means anchor 0
         if trained != self._anchor:
             self.models = []
             raise WeightsError(f"weights in {directory} were trained with anchor={trained:g}, the options ask for "
